@@ -1,0 +1,120 @@
+"""The two value caches: an in-memory LRU bounded in bytes, and a persistent
+on-disk store. Both map a node's content key to its outputs {name: value}."""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+
+_MAGIC = b"NFCACHE1"
+
+
+class MemoryCache:
+    def __init__(self, max_bytes: int = 2 << 30):
+        self.max_bytes = max_bytes
+        self.used = 0
+        self._items: OrderedDict[str, tuple[dict[str, Any], int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is None:
+                return None
+            self._items.move_to_end(key)
+            return item[0]
+
+    def put(self, key: str, outputs: dict[str, Any], nbytes: int) -> None:
+        if nbytes > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old:
+                self.used -= old[1]
+            self._items[key] = (outputs, nbytes)
+            self.used += nbytes
+            while self.used > self.max_bytes:
+                _, (_, size) = self._items.popitem(last=False)
+                self.used -= size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.used = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class DiskCache:
+    """One file per key: magic, sha256 of the payload, pickled outputs.
+    Written atomically (temp file + rename); a corrupt entry is deleted, not trusted."""
+
+    def __init__(self, root: str | Path, on_corrupt: Callable[[str], None] | None = None):
+        self.root = Path(root)
+        self.on_corrupt = on_corrupt
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.pkl"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        path = self._path(key)
+        try:
+            blob = path.read_bytes()
+        except OSError:
+            return None
+        head = len(_MAGIC) + 32
+        payload = blob[head:]
+        if blob[:len(_MAGIC)] != _MAGIC or hashlib.sha256(payload).digest() != blob[len(_MAGIC):head]:
+            return self._discard(path, "checksum mismatch")
+        try:
+            return pickle.loads(payload)
+        except Exception as exc:  # a stale class or module: not trusted either
+            return self._discard(path, f"unreadable ({exc.__class__.__name__})")
+
+    def _discard(self, path: Path, why: str) -> None:
+        path.unlink(missing_ok=True)
+        if self.on_corrupt:
+            self.on_corrupt(f"discarded corrupt cache entry {path.name}: {why}")
+        return None
+
+    def put(self, key: str, outputs: dict[str, Any]) -> bool:
+        try:
+            payload = pickle.dumps(outputs, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            return False  # not picklable: stays in memory only
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, _MAGIC + hashlib.sha256(payload).digest() + payload)
+        return True
+
+    def contains(self, key: str) -> bool:
+        return self._path(key).exists()
+
+
+def atomic_write(path: str | Path, data: bytes) -> None:
+    """Write to a temp file in the same directory, fsync, then rename over `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("NODEFLOW_CACHE_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+    return Path(user_cache_dir("nodeflow")) / "values"

@@ -1,0 +1,159 @@
+"""The `nodeflow` command. Only argparse at import time: start-up must stay fast."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nodeflow", description="Run node graphs of image operations.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a graph (.json, or a PNG that nodeflow saved)")
+    run.add_argument("graph")
+    run.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
+                     help="override an input; VALUE is JSON if it parses, else text")
+    run.add_argument("--out", metavar="DIR", help="output directory (default ./outputs)")
+    run.add_argument("--input-dir", metavar="DIR",
+                     help="where input paths resolve (default $NODEFLOW_INPUT_DIR or ./inputs)")
+    run.add_argument("--device", help="default device: auto, cpu, cuda, cuda:N, mps")
+    run.add_argument("--no-cache", action="store_true", help="don't read or write the disk cache")
+    run.add_argument("--cache-dir", metavar="DIR", help="disk cache (default $NODEFLOW_CACHE_DIR "
+                     "or the user cache dir)")
+    run.add_argument("--only", action="append", metavar="NODE", help="run only what NODE needs")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+    val = sub.add_parser("validate", help="check graphs without running them")
+    val.add_argument("graphs", nargs="+")
+
+    nodes = sub.add_parser("nodes", help="list the node types")
+    nodes.add_argument("--json", action="store_true")
+
+    sub.add_parser("schema", help="print the JSON Schema of graph files")
+
+    serve = sub.add_parser("serve", help="start the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8188)
+    serve.add_argument("--data-dir", metavar="DIR")
+    serve.add_argument("--token", help="bearer token (or $NODEFLOW_TOKEN)")
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--requeue-interrupted", action="store_true")
+    return p
+
+
+def _print_issues(issues) -> None:
+    print(f"error: invalid graph ({len(issues)} problem{'s' if len(issues) != 1 else ''}):", file=sys.stderr)
+    for issue in issues:
+        print(f"  - {issue}  [{issue.code}]", file=sys.stderr)
+
+
+def _parse_sets(items: list[str]) -> dict:
+    from .errors import GraphInvalid, Issue
+    out, issues = {}, []
+    for item in items:
+        target, eq, raw = item.partition("=")
+        if not eq:
+            issues.append(Issue("invalid_override", f"--set {item!r}: expected NODE.INPUT=VALUE"))
+            continue
+        try:
+            out[target] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[target] = raw
+    if issues:
+        raise GraphInvalid(issues)
+    return out
+
+
+def cmd_run(args) -> int:
+    from .cache import DiskCache, default_cache_dir
+    from .context import Settings, default_input_dir, default_output_dir
+    from .executor import Executor
+    from .graph import apply_overrides, read_graph_file
+    from .plan import build_plan
+    from .render import ConsoleRenderer
+
+    graph = apply_overrides(read_graph_file(args.graph), _parse_sets(args.set))
+    settings = Settings(
+        input_dir=Path(args.input_dir) if args.input_dir else default_input_dir(),
+        output_dir=Path(args.out) if args.out else default_output_dir())
+    plan = build_plan(graph, settings, device=args.device, only=args.only)
+    disk = None if args.no_cache else DiskCache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
+    renderer = ConsoleRenderer(plan, quiet=args.quiet)
+    try:
+        result = Executor(disk=disk).run(plan, emit=renderer)
+    finally:
+        renderer.close()
+    if result.status == "failed":
+        print(f"error: {result.error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK if result.status == "succeeded" else EXIT_CANCELLED
+
+
+def cmd_validate(args) -> int:
+    from .errors import GraphInvalid
+    from .graph import read_graph_file
+    from .plan import build_plan
+    status = EXIT_OK
+    for path in args.graphs:
+        try:
+            plan = build_plan(read_graph_file(path))
+            print(f"{path}: ok ({len(plan.graph.nodes)} nodes)")
+        except GraphInvalid as exc:
+            print(f"{path}:", file=sys.stderr)
+            _print_issues(exc.issues)
+            status = EXIT_INVALID
+    return status
+
+
+def cmd_nodes(args) -> int:
+    from .registry import load_nodes
+    nodes = load_nodes()
+    if args.json:
+        print(json.dumps([c.describe() for _, c in sorted(nodes.items())], indent=2, default=str))
+        return EXIT_OK
+    for name, cls in sorted(nodes.items(), key=lambda kv: (kv[1].category, kv[0])):
+        d = cls.describe()
+        print(f"{name}  v{d['version']}  [{d['category']}]  {d['description'].splitlines()[0] if d['description'] else ''}")
+        for iname, i in d["inputs"].items():
+            extra = "" if i["required"] else f" = {json.dumps(i.get('default'))}"
+            if "choices" in i:
+                extra += f"  one of {i['choices']}"
+            rng = [f"{k}={i[k]}" for k in ("minimum", "maximum") if k in i]
+            print(f"    in  {iname}: {i['type']}{extra}{'  ' + ' '.join(rng) if rng else ''}")
+        for oname, o in d["outputs"].items():
+            print(f"    out {oname}: {o['type']}")
+    return EXIT_OK
+
+
+def cmd_schema(args) -> int:
+    from .schema import graph_schema
+    print(json.dumps(graph_schema(), indent=2))
+    return EXIT_OK
+
+
+def cmd_serve(args) -> int:
+    from .server.app import serve
+    return serve(host=args.host, port=args.port, data_dir=args.data_dir, token=args.token,
+                 workers=args.workers, requeue_interrupted=args.requeue_interrupted)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not args.command:
+        _parser().print_help()
+        return EXIT_INVALID
+    handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes,
+               "schema": cmd_schema, "serve": cmd_serve}[args.command]
+    from .errors import GraphInvalid
+    try:
+        return handler(args)
+    except GraphInvalid as exc:
+        _print_issues(exc.issues)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print("cancelled", file=sys.stderr)
+        return EXIT_CANCELLED

@@ -1,0 +1,103 @@
+"""What a node sees of the engine: settings, its device, progress, previews,
+cancellation and its output files. Node bodies stay plain functions of their inputs."""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import events as ev
+from .errors import Cancelled
+from .node import InputError
+
+
+def default_input_dir() -> Path:
+    return Path(os.environ.get("NODEFLOW_INPUT_DIR") or "inputs")
+
+
+def default_output_dir() -> Path:
+    return Path(os.environ.get("NODEFLOW_OUTPUT_DIR") or "outputs")
+
+
+@dataclass
+class Settings:
+    input_dir: Path = field(default_factory=default_input_dir)
+    output_dir: Path = field(default_factory=default_output_dir)
+    # The HTTP server confines every path a graph names to these two directories.
+    confine_paths: bool = False
+
+    def input_path(self, name: str, input: str = "path") -> Path:
+        return _resolve(self.input_dir, name, self.confine_paths, input)
+
+    def output_path(self, name: str, input: str = "filename") -> Path:
+        return _resolve(self.output_dir, name, self.confine_paths, input)
+
+
+def _resolve(base: Path, name: str, confine: bool, input: str) -> Path:
+    if not name:
+        raise InputError(input, "the path is empty")
+    path = Path(os.path.expanduser(name))
+    if not confine:
+        return path if path.is_absolute() else base / path
+    if path.is_absolute() or ".." in path.parts:
+        raise InputError(input, f"{name!r} must be a plain name inside {base.name}/ "
+                                "(no absolute paths, no '..')")
+    root = base.resolve()
+    full = (root / path).resolve()  # follows symlinks, so a link that escapes is caught
+    if full != root and root not in full.parents:
+        raise InputError(input, f"{name!r} leads outside {base.name}/ (symlink?)")
+    return full
+
+
+class CancelToken:
+    """Set from any thread; checked between nodes and by long nodes."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled("cancelled")
+
+
+@dataclass
+class NodeContext:
+    node_id: str
+    node_type: str
+    device: str
+    key: str
+    settings: Settings
+    graph_json: str
+    emit: Callable[[ev.Event], None]
+    cancel: CancelToken
+    outputs_written: list[str] = field(default_factory=list)
+    up_to_date: bool = False
+
+    def progress(self, value: float, total: float) -> None:
+        self.emit(ev.NodeProgress(node=self.node_id, value=value, total=total))
+
+    def preview(self, image: Any) -> None:
+        self.emit(ev.NodePreview(node=self.node_id, image=image))
+
+    def log(self, message: str) -> None:
+        self.emit(ev.Log(node=self.node_id, message=message))
+
+    def check_cancelled(self) -> None:
+        self.cancel.check()
+
+    def wrote(self, path: Path | str) -> None:
+        self.outputs_written.append(str(path))
+
+    def mark_up_to_date(self, path: Path | str) -> None:
+        """An output node found its result already on disk: report it as cached."""
+        self.up_to_date = True
+        self.outputs_written.append(str(path))

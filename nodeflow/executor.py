@@ -1,0 +1,183 @@
+"""Plan -> execution -> outputs.
+
+Demand driven: walking back from the targets, a node whose result is cached stops
+the walk, so nothing upstream of a cached value is loaded or run. Output nodes
+always run (their side effect is the point). Values are dropped as soon as their
+last consumer has read them.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import events as ev
+from .cache import DiskCache, MemoryCache
+from .context import CancelToken, NodeContext
+from .errors import Cancelled, NodeFailed
+from .node import InputError
+from .plan import Plan, PlannedNode
+
+
+@dataclass
+class NodeReport:
+    state: str = "pending"            # pending, running, ran, cached, failed, cancelled
+    source: str | None = None         # for cached: memory, disk, downstream, output up to date
+    seconds: float = 0.0
+    device: str = "cpu"
+    outputs: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    status: str                        # succeeded, failed, cancelled
+    nodes: dict[str, NodeReport]
+    values: dict[str, dict[str, Any]]  # outputs of the target nodes
+    seconds: float
+    error: NodeFailed | None = None
+
+    @property
+    def files(self) -> list[str]:
+        return [f for r in self.nodes.values() for f in r.outputs]
+
+
+class Executor:
+    """Holds the caches; shared by every run in a process (CLI run or HTTP workers)."""
+
+    def __init__(self, memory: MemoryCache | None = None, disk: DiskCache | None = None):
+        self.memory = memory if memory is not None else MemoryCache()
+        self.disk = disk
+
+    def run(self, plan: Plan, emit: Callable[[ev.Event], None] | None = None,
+            cancel: CancelToken | None = None, run_id: str | None = None) -> RunResult:
+        emit = emit or (lambda e: None)
+        cancel = cancel or CancelToken()
+        run_id = run_id or uuid.uuid4().hex[:12]
+        started = time.perf_counter()
+        reports = {nid: NodeReport(device=p.device) for nid, p in plan.nodes.items()}
+        values: dict[str, dict[str, Any]] = {}
+        where: dict[str, str] = {}  # the device each live value is on
+        to_run = self._decide(plan, values, where, reports, emit)
+
+        emit(ev.RunStarted(run_id, plan.order, {n: p.device for n, p in plan.nodes.items()}))
+        for nid, p in plan.nodes.items():
+            if p.placement_note:
+                emit(ev.Log(f"placement: {nid} ({p.cls.type}) on {p.device}: {p.placement_note}", nid))
+        for nid, r in reports.items():
+            if r.state == "cached":
+                emit(ev.NodeCached(nid, plan.nodes[nid].cls.type, r.source or ""))
+
+        remaining = {nid: 0 for nid in plan.nodes}
+        for nid in to_run:
+            for link in plan.nodes[nid].links.values():
+                remaining[link.node] += 1
+        status, error = "succeeded", None
+        try:
+            for nid in plan.order:
+                if nid not in to_run:
+                    continue
+                cancel.check()
+                self._run_node(plan, plan.nodes[nid], values, where, reports[nid], emit, cancel)
+                for link in plan.nodes[nid].links.values():
+                    remaining[link.node] -= 1
+                    if remaining[link.node] == 0 and link.node not in plan.targets:
+                        values.pop(link.node, None)  # last consumer done: free it
+        except Cancelled:
+            status = "cancelled"
+            for r in reports.values():
+                if r.state in ("pending", "running"):
+                    r.state = "cancelled"
+        except NodeFailed as exc:
+            status, error = "failed", exc
+        seconds = time.perf_counter() - started
+        emit(ev.RunFinished(run_id, status, seconds, str(error) if error else None))
+        targets = {t: values[t] for t in plan.targets if t in values}
+        return RunResult(run_id, status, reports, targets, seconds, error)
+
+    def _lookup(self, plan: Plan, nid: str, emit: Callable) -> tuple[dict | None, str, str]:
+        p = plan.nodes[nid]
+        if not plan.cacheable(nid):
+            return None, "", ""
+        hit = self.memory.get(p.key)
+        if hit is not None:
+            return hit[0], "memory", hit[1]
+        if self.disk is not None:
+            self.disk.on_corrupt = lambda msg: emit(ev.Log(msg, nid))
+            outputs = self.disk.get(p.key)
+            if outputs is not None:
+                return outputs, "disk", "cpu"
+        return None, "", ""
+
+    def _decide(self, plan: Plan, values: dict, where: dict, reports: dict, emit: Callable) -> set[str]:
+        """Walk back from the targets; return the nodes that must run."""
+        needed, to_run = set(plan.targets), set()
+        for nid in reversed(plan.order):
+            r = reports[nid]
+            if nid not in needed:
+                r.state, r.source = "cached", "downstream"
+                continue
+            outputs, source, device = self._lookup(plan, nid, emit)
+            if outputs is not None:
+                values[nid], where[nid] = outputs, device
+                r.state, r.source = "cached", source
+                continue
+            to_run.add(nid)
+            needed.update(link.node for link in plan.nodes[nid].links.values())
+        return to_run
+
+    def _inputs(self, plan: Plan, p: PlannedNode, values: dict, where: dict) -> dict[str, Any]:
+        inputs = dict(p.literals)
+        for name, link in p.links.items():
+            value = values[link.node][link.output]
+            port = plan.nodes[link.node].cls.output_specs[link.output].port
+            if port.to_device is not None and where.get(link.node, "cpu") != p.device:
+                value = port.to_device(value, p.device)  # only at edges that cross devices
+            inputs[name] = value
+        return inputs
+
+    def _run_node(self, plan: Plan, p: PlannedNode, values: dict, where: dict,
+                  report: NodeReport, emit: Callable, cancel: CancelToken) -> None:
+        ctx = NodeContext(p.id, p.cls.type, p.device, p.key, plan.settings,
+                          plan.graph.to_json(), emit, cancel)
+        report.state = "running"
+        emit(ev.NodeStarted(p.id, p.cls.type, p.device))
+        t0 = time.perf_counter()
+        try:
+            result = p.cls(ctx).run(**self._inputs(plan, p, values, where))
+            missing = set(p.cls.output_specs) - set(result or {})
+            if missing:
+                raise RuntimeError(f"node returned no value for output(s) {', '.join(sorted(missing))}")
+        except Cancelled:
+            report.state = "cancelled"
+            raise
+        except Exception as exc:
+            inp = exc.input if isinstance(exc, InputError) else None
+            msg = str(exc) if isinstance(exc, InputError) else f"{exc.__class__.__name__}: {exc}"
+            report.state, report.error, report.seconds = "failed", msg, time.perf_counter() - t0
+            emit(ev.NodeFailed(p.id, p.cls.type, msg, inp))
+            raise NodeFailed(p.id, p.cls.type, msg, inp) from exc
+        report.seconds = time.perf_counter() - t0
+        report.outputs = ctx.outputs_written
+        values[p.id] = {k: result[k] for k in p.cls.output_specs}
+        where[p.id] = p.device
+        if ctx.up_to_date:
+            report.state, report.source = "cached", "output up to date"
+            emit(ev.NodeCached(p.id, p.cls.type, "output up to date"))
+            return
+        report.state = "ran"
+        emit(ev.NodeFinished(p.id, p.cls.type, report.seconds, ctx.outputs_written))
+        if plan.cacheable(p.id):
+            self._store(p, values[p.id])
+
+    def _store(self, p: PlannedNode, outputs: dict[str, Any]) -> None:
+        ports = {k: s.port for k, s in p.cls.output_specs.items()}
+        if all(ports[k].memory_cache for k in outputs):
+            nbytes = sum(ports[k].nbytes(v) for k, v in outputs.items())
+            self.memory.put(p.key, (outputs, p.device), nbytes)
+        if self.disk is not None and all(ports[k].persist for k in outputs):
+            on_cpu = {k: ports[k].to_device(v, "cpu") if ports[k].to_device and p.device != "cpu" else v
+                      for k, v in outputs.items()}
+            self.disk.put(p.key, on_cpu)

@@ -1,0 +1,198 @@
+"""The node declaration: one pydantic schema per node drives validation, the
+`nodeflow nodes` listing, the graph JSON Schema and the HTTP catalogue.
+
+    class Blur(Node):
+        '''Gaussian blur.'''
+        version = "1"
+        class Inputs(NodeInputs):
+            image: Any = Input(port=IMAGE, description="image to blur")
+            radius: float = Input(2.0, ge=0, le=100, description="sigma in pixels")
+        class Outputs(NodeOutputs):
+            image: Any = Output(IMAGE, "blurred image")
+        def run(self, image, radius):
+            return {"image": ...}
+"""
+from __future__ import annotations
+
+import types as pytypes
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic.fields import FieldInfo, PydanticUndefined
+
+from .types import BOOLEAN, FLOAT, INT, STRING, PortType
+
+
+class NodeInputs(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+
+class NodeOutputs(BaseModel):
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
+
+
+class InputError(Exception):
+    """Bad value for one input of one node; the engine adds the node id."""
+
+    def __init__(self, input: str | None, message: str):
+        super().__init__(message)
+        self.input = input
+        self.message = message
+
+
+def Input(default: Any = PydanticUndefined, *, port: PortType | None = None,
+          description: str = "", file: bool = False, **constraints: Any) -> Any:
+    """An input field. No default means required; any default (even None) means optional.
+    `file=True` marks a path whose file content goes into the cache key."""
+    extra = {"nodeflow_port": port.name if port else None, "nodeflow_file": file}
+    return Field(default, description=description, json_schema_extra=extra, **constraints)
+
+
+def Output(port: PortType, description: str = "") -> Any:
+    return Field(None, description=description, json_schema_extra={"nodeflow_port": port.name})
+
+
+@dataclass
+class InputSpec:
+    name: str
+    port: PortType
+    required: bool
+    default: Any
+    description: str
+    choices: list | None
+    file: bool
+    adapter: TypeAdapter | None  # None: link-only (no literal allowed)
+    literal_schema: dict | None = None
+
+    def validate_literal(self, value: Any) -> Any:
+        return self.adapter.validate_python(value, strict=True)
+
+
+@dataclass
+class OutputSpec:
+    name: str
+    port: PortType
+    description: str
+
+
+_LITERAL_PORTS = {bool: BOOLEAN, int: INT, float: FLOAT, str: STRING}
+
+
+def _strip_optional(annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, pytypes.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _port_of(annotation: Any) -> tuple[PortType | None, list | None]:
+    base = _strip_optional(annotation)
+    if typing.get_origin(base) is Literal:
+        choices = list(typing.get_args(base))
+        return _LITERAL_PORTS.get(type(choices[0])), choices
+    return _LITERAL_PORTS.get(base), None
+
+
+def _input_spec(name: str, info: FieldInfo) -> InputSpec:
+    extra = info.json_schema_extra or {}
+    declared = extra.get("nodeflow_port")
+    inferred, choices = _port_of(info.annotation)
+    if declared:
+        from .types import get_port_type
+        port = get_port_type(declared)
+    elif inferred:
+        port = inferred
+    else:
+        raise TypeError(f"input {name!r}: give port= for a non-literal annotation")
+    adapter = schema = None
+    if port.literal is not None:
+        annotated = typing.Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+        adapter = TypeAdapter(annotated)
+        schema = adapter.json_schema()
+        if info.description:
+            schema["description"] = info.description
+    required = info.is_required()
+    return InputSpec(name=name, port=port, required=required,
+                     default=None if required else info.default,
+                     description=info.description or "", choices=choices,
+                     file=bool(extra.get("nodeflow_file")), adapter=adapter,
+                     literal_schema=schema)
+
+
+class Node:
+    """Base class of every node. Subclasses declare `Inputs`, `Outputs` and `run`."""
+
+    type: ClassVar[str]
+    version: ClassVar[str] = "1"
+    category: ClassVar[str] = "misc"
+    description: ClassVar[str] = ""
+    # Output nodes have side effects (files); they always run and are never cached.
+    output_node: ClassVar[bool] = False
+    # A node that is not deterministic is re-run every time, unless its seed input is set.
+    deterministic: ClassVar[bool] = True
+    seed_input: ClassVar[str | None] = None
+    # Frameworks the node needs (for device probing) and devices it can run on.
+    frameworks: ClassVar[tuple[str, ...]] = ()
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+
+    Inputs: ClassVar[type[NodeInputs]] = NodeInputs
+    Outputs: ClassVar[type[NodeOutputs]] = NodeOutputs
+    input_specs: ClassVar[dict[str, InputSpec]] = {}
+    output_specs: ClassVar[dict[str, OutputSpec]] = {}
+
+    def __init_subclass__(cls, abstract: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if abstract:
+            return
+        cls.type = cls.__dict__.get("type", cls.__name__)
+        cls.description = cls.__dict__.get("description") or (cls.__doc__ or "").strip()
+        cls.input_specs = {n: _input_spec(n, f) for n, f in cls.Inputs.model_fields.items()}
+        cls.output_specs = {}
+        for n, f in cls.Outputs.model_fields.items():
+            from .types import get_port_type
+            port = get_port_type((f.json_schema_extra or {})["nodeflow_port"])
+            cls.output_specs[n] = OutputSpec(n, port, f.description or "")
+        if cls.seed_input and cls.seed_input not in cls.input_specs:
+            raise TypeError(f"{cls.type}: seed_input {cls.seed_input!r} is not an input")
+        from .registry import register
+        register(cls)
+
+    def __init__(self, ctx: Any):
+        self.ctx = ctx
+
+    def run(self, **inputs: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def fingerprint(cls, inputs: dict[str, Any], ctx: Any) -> Any:
+        """Extra cache-key material (e.g. the hash of a file the node reads).
+        May raise InputError, which is reported as a validation error."""
+        return None
+
+    @classmethod
+    def describe(cls) -> dict[str, Any]:
+        """The catalogue entry (used by `nodeflow nodes --json` and the HTTP API)."""
+        def inp(s: InputSpec) -> dict[str, Any]:
+            d = {"type": s.port.name, "required": s.required, "description": s.description}
+            if not s.required:
+                d["default"] = s.default
+            if s.choices:
+                d["choices"] = s.choices
+            if s.literal_schema:
+                for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                    if k in s.literal_schema:
+                        d[k] = s.literal_schema[k]
+            return d
+        return {
+            "type": cls.type, "version": cls.version, "category": cls.category,
+            "description": cls.description, "output_node": cls.output_node,
+            "deterministic": cls.deterministic, "devices": list(cls.devices),
+            "frameworks": list(cls.frameworks),
+            "inputs": {n: inp(s) for n, s in cls.input_specs.items()},
+            "outputs": {n: {"type": s.port.name, "description": s.description}
+                        for n, s in cls.output_specs.items()},
+        }

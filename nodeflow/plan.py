@@ -1,0 +1,216 @@
+"""Graph -> validated plan. Every problem is collected before anything runs."""
+from __future__ import annotations
+
+import graphlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import devices
+from .context import Settings
+from .errors import GraphInvalid, Issue
+from .graph import Graph, Link, as_link
+from .hashing import Unhashable, digest
+from .node import InputError, Node
+from .registry import load_nodes
+
+_PYDANTIC_CODES = {
+    "greater_than_equal": "value_too_small", "greater_than": "value_too_small",
+    "less_than_equal": "value_too_large", "less_than": "value_too_large",
+    "literal_error": "invalid_choice",
+}
+
+
+@dataclass
+class PlannedNode:
+    id: str
+    cls: type[Node]
+    literals: dict[str, Any]          # validated literals, defaults filled in
+    links: dict[str, Link]
+    device: str = "cpu"
+    placement_note: str = ""
+    key: str = ""
+    stable: bool = True               # False: not deterministic (unseeded), or unhashable inputs
+
+
+@dataclass
+class Plan:
+    graph: Graph
+    nodes: dict[str, PlannedNode]     # only the nodes needed, in execution order
+    targets: list[str]                # requested nodes (output nodes by default)
+    settings: Settings
+    consumers: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def order(self) -> list[str]:
+        return list(self.nodes)
+
+    def cacheable(self, nid: str) -> bool:
+        p = self.nodes[nid]
+        return p.stable and not p.cls.output_node
+
+
+def _check_literal(nid: str, cls: type[Node], name: str, value: Any, issues: list[Issue]) -> Any:
+    spec = cls.input_specs[name]
+    if spec.adapter is None:
+        issues.append(Issue("link_required", f"{spec.port.name} input needs a link "
+                            '{"from": "node.output"}, not a literal', nid, name))
+        return None
+    try:
+        return spec.validate_literal(value)
+    except ValidationError as exc:
+        for err in exc.errors():
+            code = _PYDANTIC_CODES.get(err["type"], "invalid_type")
+            msg = err["msg"]
+            if code == "invalid_choice":
+                msg = f"{value!r} is not one of: {', '.join(map(str, spec.choices or []))}"
+            issues.append(Issue(code, f"{msg} (got {value!r})", nid, name))
+        return None
+
+
+def _check_node(nid: str, spec_inputs: dict, cls: type[Node], graph: Graph,
+                registry: dict, issues: list[Issue]) -> PlannedNode:
+    literals, links = {}, {}
+    for name, value in spec_inputs.items():
+        if name not in cls.input_specs:
+            known = ", ".join(cls.input_specs) or "none"
+            issues.append(Issue("unknown_input", f"{cls.type} has no input {name!r} (inputs: {known})", nid, name))
+            continue
+        link = as_link(value)
+        if isinstance(link, str):
+            issues.append(Issue("invalid_link", link, nid, name))
+        elif link is None:
+            literals[name] = _check_literal(nid, cls, name, value, issues)
+        elif link.node not in graph.nodes:
+            issues.append(Issue("missing_node", f"link to {link}: there is no node {link.node!r}", nid, name))
+        else:
+            src_cls = registry.get(graph.nodes[link.node].type)
+            if src_cls is None:
+                continue  # reported as unknown_type on the source node
+            out = src_cls.output_specs.get(link.output)
+            want = cls.input_specs[name].port
+            if out is None:
+                issues.append(Issue("missing_output", f"link to {link}: {src_cls.type} has no output "
+                                    f"{link.output!r} (outputs: {', '.join(src_cls.output_specs)})", nid, name))
+            elif out.port is not want:
+                issues.append(Issue("type_mismatch", f"link to {link} gives {out.port.name}, "
+                                    f"this input takes {want.name}", nid, name))
+            else:
+                links[name] = link
+    for name, ispec in cls.input_specs.items():
+        if name in spec_inputs:
+            continue
+        if ispec.required:
+            issues.append(Issue("required_input_missing", f"required {ispec.port.name} input is missing", nid, name))
+        else:
+            literals[name] = ispec.default
+    return PlannedNode(nid, cls, literals, links)
+
+
+def _find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
+    try:
+        list(graphlib.TopologicalSorter(edges).static_order())
+        return None
+    except graphlib.CycleError as exc:
+        return list(exc.args[1])
+
+
+def build_plan(graph: Graph, settings: Settings | None = None, *, device: str | None = None,
+               only: list[str] | None = None, available: dict[str, set[str]] | None = None) -> Plan:
+    """Validate `graph` and return the plan for the requested outputs.
+
+    device: the --device override of the graph default. only: target node ids (default:
+    every output node). available: {framework: devices} to fake device probing in tests.
+    """
+    settings = settings or Settings()
+    registry = load_nodes()
+    issues: list[Issue] = []
+    planned: dict[str, PlannedNode] = {}
+    for nid, spec in graph.nodes.items():
+        cls = registry.get(spec.type)
+        if cls is None:
+            issues.append(Issue("unknown_type", f"unknown node type {spec.type!r} (see `nodeflow nodes`)", nid))
+            continue
+        planned[nid] = _check_node(nid, spec.inputs, cls, graph, registry, issues)
+
+    edges = {nid: {l.node for l in p.links.values()} for nid, p in planned.items()}
+    cycle = _find_cycle(edges)
+    if cycle:
+        issues.append(Issue("cycle", "the graph has a cycle: " + " -> ".join(cycle), cycle[0]))
+
+    if only:
+        for nid in only:
+            if nid not in graph.nodes:
+                issues.append(Issue("unknown_node", f"--only {nid}: there is no such node", nid))
+        targets = list(only)
+    else:
+        targets = [nid for nid, p in planned.items() if p.cls.output_node]
+        if not targets and planned:
+            issues.append(Issue("no_output", "the graph has no output node (such as Save), so nothing would run"))
+    if not graph.nodes:
+        issues.append(Issue("empty_graph", "the graph has no nodes"))
+    if issues:
+        raise GraphInvalid(issues)
+
+    needed: set[str] = set()
+    stack = list(targets)
+    while stack:
+        nid = stack.pop()
+        if nid not in needed:
+            needed.add(nid)
+            stack.extend(edges[nid])
+    order = [n for n in graphlib.TopologicalSorter({n: edges[n] for n in needed}).static_order()]
+    plan = Plan(graph, {n: planned[n] for n in order}, targets, settings)
+
+    _place(plan, graph, device, available, issues)
+    _key(plan, settings, issues)
+    if issues:
+        raise GraphInvalid(issues)
+    for p in plan.nodes.values():
+        for link in p.links.values():
+            plan.consumers[link.node] = plan.consumers.get(link.node, 0) + 1
+    return plan
+
+
+def _place(plan: Plan, graph: Graph, override: str | None, available: dict | None, issues: list[Issue]) -> None:
+    for nid, p in plan.nodes.items():
+        pinned = graph.nodes[nid].device
+        requested = pinned or override or graph.defaults.device
+        seen: set[str] = {"cpu"}
+        for fw in p.cls.frameworks:
+            seen |= devices.probe(fw) if available is None else available.get(fw, {"cpu"})
+        try:
+            placement = devices.resolve(requested, p.cls.devices, seen, pinned=bool(pinned))
+        except devices.DeviceError as exc:
+            issues.append(Issue("invalid_device", str(exc), nid, "device"))
+            continue
+        p.device, p.placement_note = placement.device, placement.note
+
+
+def _key(plan: Plan, settings: Settings, issues: list[Issue]) -> None:
+    for nid, p in plan.nodes.items():
+        try:
+            extra = p.cls.fingerprint(dict(p.literals), settings)
+        except InputError as exc:
+            issues.append(Issue("invalid_input", exc.message, nid, exc.input))
+            continue
+        seed = p.literals.get(p.cls.seed_input) if p.cls.seed_input else None
+        seeded = p.cls.seed_input in p.links or seed is not None
+        p.stable = (p.cls.deterministic or seeded) and all(
+            plan.nodes[l.node].stable for l in p.links.values())
+        parts: dict[str, Any] = {
+            "type": p.cls.type, "version": p.cls.version, "extra": extra,
+            "literals": p.literals,
+            "links": {k: [plan.nodes[l.node].key, l.output] for k, l in sorted(p.links.items())},
+        }
+        if not p.stable:
+            parts["nonce"] = uuid.uuid4().hex
+        try:
+            p.key = digest(parts)
+        except Unhashable:
+            p.stable = False
+            parts["literals"] = {k: repr(v) for k, v in p.literals.items()}
+            parts["nonce"] = uuid.uuid4().hex
+            p.key = digest(parts)

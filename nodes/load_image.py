@@ -1,0 +1,84 @@
+"""LoadImage: read an image file from the input directory (or download it once)."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from nodeflow.hashing import file_sha256
+from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Output
+from nodeflow.types import IMAGE
+
+# Refuse decompression bombs before decoding: 100 megapixels is far beyond any
+# photo this tool is meant for, and caps decoded memory at about 1.2 GB (float32 RGB).
+MAX_PIXELS = 100_000_000
+
+
+class LoadImage(Node):
+    """Load an image as RGB, honouring EXIF orientation, optionally shrunk to a max side.
+    `path` resolves against the input directory (--input-dir, $NODEFLOW_INPUT_DIR, ./inputs).
+    With `url` and `sha256`, a missing file is downloaded once into the cache and verified."""
+    version = "1"
+    category = "image/io"
+
+    class Inputs(NodeInputs):
+        path: str = Input(description="file name, relative to the input directory", min_length=1)
+        max_size: int | None = Input(None, ge=8, le=16384, description="longest side in pixels; keeps the aspect ratio")
+        url: str | None = Input(None, description="where to download the file if it is not in the input directory")
+        sha256: str | None = Input(None, pattern=r"^[0-9a-fA-F]{64}$", description="checksum the download must match")
+
+    class Outputs(NodeOutputs):
+        image: Any = Output(IMAGE, "RGB image, float32 0..1")
+
+    @classmethod
+    def locate(cls, inputs: dict[str, Any], settings: Any) -> tuple[Path, bool]:
+        """(path, is_local). A missing local file with url + sha256 maps to the download cache."""
+        local = settings.input_path(inputs["path"])
+        if local.is_file():
+            return local, True
+        if inputs.get("url"):
+            if not inputs.get("sha256"):
+                raise InputError("sha256", "a url needs the sha256 of the file, so a download can be verified")
+            from ._download import downloads_dir
+            name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(inputs["path"]).name)
+            return downloads_dir() / f"{inputs['sha256'].lower()[:16]}-{name}", False
+        if local.exists():
+            raise InputError("path", f"{local} is not a file")
+        raise InputError("path", f"file not found: {local} (put it in the input directory "
+                                 f"{settings.input_dir}/, or pass --input-dir)")
+
+    @classmethod
+    def fingerprint(cls, inputs: dict[str, Any], settings: Any) -> Any:
+        path, local = cls.locate(inputs, settings)
+        try:
+            return file_sha256(path) if local else inputs["sha256"].lower()
+        except OSError as exc:
+            raise InputError("path", f"cannot read {path}: {exc.strerror}") from None
+
+    def run(self, path: str, max_size: int | None, url: str | None, sha256: str | None) -> dict:
+        from PIL import Image, ImageOps, UnidentifiedImageError
+
+        from ._image import fit_max_side, from_pil
+        file, local = self.locate({"path": path, "url": url, "sha256": sha256}, self.ctx.settings)
+        if not local and not file.exists():
+            from ._download import DownloadError, fetch
+            self.ctx.log(f"downloading {url}")
+            try:
+                fetch(url, file, sha256, progress=lambda d, t: self.ctx.progress(d, t or d))
+            except DownloadError as exc:
+                raise InputError("url", f"{exc}. Offline? Put {Path(path).name} in "
+                                        f"{self.ctx.settings.input_dir}/ instead") from None
+        try:
+            with Image.open(file) as im:
+                if im.width * im.height > MAX_PIXELS:
+                    raise InputError("path", f"{file} is {im.width}x{im.height}: over the "
+                                             f"{MAX_PIXELS // 1_000_000} megapixel limit (decompression bomb?)")
+                if max_size:
+                    im.draft("RGB", (max_size, max_size))  # JPEG: decode at reduced scale
+                im = ImageOps.exif_transpose(im)
+                rgb = im.convert("RGB")
+        except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+            raise InputError("path", f"{file} is not a readable image ({exc})") from None
+        except OSError as exc:
+            raise InputError("path", f"{file} is corrupt or unreadable ({exc})") from None
+        return {"image": fit_max_side(from_pil(rgb), max_size)}

@@ -1,0 +1,94 @@
+"""Save: write an IMAGE as PNG or JPEG into the output directory, atomically."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from nodeflow.cache import atomic_write
+from nodeflow.graph import PNG_GRAPH_KEY
+from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Output
+from nodeflow.types import STRING, IMAGE
+
+KEY_FIELD = "nodeflow:key"
+META_FIELD = "nodeflow:metadata"
+FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+MAX_NUMBERED = 9999
+
+
+def _stored_key(path: Path) -> str | None:
+    from PIL import Image
+    try:
+        with Image.open(path) as im:
+            return im.info.get(KEY_FIELD) or _key_from_comment(im.info.get("comment"))
+    except Exception:
+        return None
+
+
+def _key_from_comment(comment: Any) -> str | None:
+    if isinstance(comment, bytes):
+        comment = comment.decode("utf-8", "replace")
+    if isinstance(comment, str) and comment.startswith(KEY_FIELD + "="):
+        return comment.split("=", 1)[1]
+    return None
+
+
+class Save(Node):
+    """Write an image to the output directory. Never overwrites silently: if the name is
+    taken by a different image, the next free numbered name (name_0001.png, ...) is used,
+    unless `overwrite` is set. A file that already holds this exact result is left alone.
+    PNGs carry the graph, so `nodeflow run that.png` re-runs it."""
+    version = "1"
+    category = "image/io"
+    output_node = True
+
+    class Inputs(NodeInputs):
+        image: Any = Input(port=IMAGE, description="image to save")
+        filename: str = Input("nodeflow.png", min_length=1, description="name in the output directory; .png, .jpg or .jpeg")
+        overwrite: bool = Input(False, description="replace an existing file of the same name")
+        quality: int = Input(95, ge=1, le=100, description="JPEG quality")
+        metadata: str | None = Input(None, port=STRING, description="text stored in the file (e.g. which weights made it)")
+
+    class Outputs(NodeOutputs):
+        path: Any = Output(STRING, "the file written")
+
+    def run(self, image: Any, filename: str, overwrite: bool, quality: int, metadata: str | None) -> dict:
+        target = self.ctx.settings.output_path(filename, "filename")
+        fmt = FORMATS.get(target.suffix.lower())
+        if fmt is None:
+            raise InputError("filename", f"{filename!r}: use a .png, .jpg or .jpeg name")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path = target if overwrite else self._free_name(target)
+        if path is None:
+            return {"path": str(self.ctx.outputs_written[-1])}
+        atomic_write(path, self._encode(image, fmt, quality, metadata))
+        self.ctx.wrote(path)
+        return {"path": str(path)}
+
+    def _free_name(self, target: Path) -> Path | None:
+        """The first free numbered name, or None if a file already holds this result."""
+        for i in range(MAX_NUMBERED + 1):
+            cand = target if i == 0 else target.with_name(f"{target.stem}_{i:04d}{target.suffix}")
+            if not cand.exists():
+                return cand
+            if _stored_key(cand) == self.ctx.key:
+                self.ctx.mark_up_to_date(cand)
+                return None
+        raise InputError("filename", f"{MAX_NUMBERED} numbered files named like {target.name} exist; "
+                                     "pick another name or set overwrite")
+
+    def _encode(self, image: Any, fmt: str, quality: int, metadata: str | None) -> bytes:
+        from ._image import to_pil
+        im = to_pil(image)
+        buf = io.BytesIO()
+        if fmt == "PNG":
+            from PIL.PngImagePlugin import PngInfo
+            info = PngInfo()
+            info.add_text(KEY_FIELD, self.ctx.key)
+            info.add_itxt(PNG_GRAPH_KEY, self.ctx.graph_json, zip=True)
+            if metadata:
+                info.add_itxt(META_FIELD, metadata, zip=True)
+            im.save(buf, "PNG", pnginfo=info)
+        else:
+            im.convert("RGB").save(buf, "JPEG", quality=quality, comment=f"{KEY_FIELD}={self.ctx.key}")
+        return buf.getvalue()
