@@ -1,0 +1,110 @@
+"""Device placement, tested with faked device availability."""
+from __future__ import annotations
+
+import pytest
+
+import engine_nodes  # noqa: F401
+from nodeflow import devices
+from nodeflow.errors import GraphInvalid
+from nodeflow.graph import parse_graph
+from nodeflow.plan import build_plan
+
+NODES = {
+    "gpu": {"type": "TGpu"},
+    "cpu_only": {"type": "TAdd", "inputs": {"a": {"from": "gpu.value"}}},
+    "sink": {"type": "TSink", "inputs": {"value": {"from": "cpu_only.value"}}},
+}
+
+
+def place(nodes=NODES, available=None, device=None, default="auto"):
+    graph = parse_graph({"defaults": {"device": default}, "nodes": nodes})
+    plan = build_plan(graph, device=device, available=available or {"torch": {"cpu"}})
+    return {n: p.device for n, p in plan.nodes.items()}, plan
+
+
+def test_auto_prefers_cuda_then_mps_then_cpu():
+    assert place(available={"torch": {"cpu", "cuda", "cuda:0", "mps"}})[0]["gpu"] == "cuda"
+    assert place(available={"torch": {"cpu", "mps"}})[0]["gpu"] == "mps"
+    placed, _ = place(available={"torch": {"cpu"}})
+    assert placed == {"gpu": "cpu", "cpu_only": "cpu", "sink": "cpu"}
+
+
+def test_cpu_only_nodes_stay_on_cpu_with_a_note():
+    placed, plan = place(available={"torch": {"cpu", "cuda"}}, device="cuda")
+    assert placed["gpu"] == "cuda" and placed["cpu_only"] == "cpu"
+    assert "supports only cpu" in plan.nodes["cpu_only"].placement_note
+
+
+def test_precedence_node_over_flag_over_graph_default():
+    nodes = dict(NODES, gpu={"type": "TGpu", "device": "cpu"})
+    avail = {"torch": {"cpu", "cuda", "mps"}}
+    assert place(nodes, avail, device="mps", default="cuda")[0]["gpu"] == "cpu"
+    assert place(NODES, avail, device="mps", default="cuda")[0]["gpu"] == "mps"
+    assert place(NODES, avail, default="cuda")[0]["gpu"] == "cuda"
+
+
+def test_unavailable_device_is_a_validation_error():
+    with pytest.raises(GraphInvalid) as info:
+        place(available={"torch": {"cpu"}}, device="cuda")
+    issue = info.value.issues[0]
+    assert (issue.node, issue.input, issue.code) == ("gpu", "device", "invalid_device")
+    with pytest.raises(GraphInvalid):
+        place(available={"torch": {"cpu", "cuda", "cuda:0"}}, device="cuda:3")
+
+
+def test_pinning_a_cpu_node_to_cuda_is_an_error():
+    nodes = dict(NODES, cpu_only={"type": "TAdd", "device": "cuda", "inputs": {"a": {"from": "gpu.value"}}})
+    with pytest.raises(GraphInvalid) as info:
+        place(nodes, {"torch": {"cpu", "cuda"}})
+    assert info.value.issues[0].node == "cpu_only"
+
+
+def test_values_move_only_across_device_edges():
+    from nodeflow.executor import Executor
+    from nodeflow.types import port_type
+    moves = []
+    # A port type with a move hook, on a fresh node pair.
+    from typing import Any
+    from nodeflow.node import Input, Node, NodeInputs, NodeOutputs, Output
+    TENSOR = port_type("TEST_TENSOR", "fake tensor", to_device=lambda v, d: moves.append(d) or v)
+
+    class TMake(Node):
+        frameworks = ("torch",)
+        devices = ("cuda", "cpu")
+
+        class Inputs(NodeInputs):
+            pass
+
+        class Outputs(NodeOutputs):
+            t: Any = Output(TENSOR)
+
+        def run(self) -> dict:
+            return {"t": 1.0}
+
+    class TUse(Node):
+        output_node = True
+        frameworks = ("torch",)
+        devices = ("cuda", "cpu")
+
+        class Inputs(NodeInputs):
+            t: Any = Input(port=TENSOR)
+
+        class Outputs(NodeOutputs):
+            pass
+
+        def run(self, t: Any) -> dict:
+            return {}
+
+    nodes = {"make": {"type": "TMake"}, "use": {"type": "TUse", "inputs": {"t": {"from": "make.t"}}}}
+    _, plan = place(nodes, {"torch": {"cpu", "cuda"}})
+    Executor().run(plan)
+    assert moves == []  # same device: no move
+    nodes["use"]["device"] = "cpu"
+    _, plan = place(nodes, {"torch": {"cpu", "cuda"}})
+    Executor().run(plan)
+    assert moves == ["cpu"]
+
+
+def test_resolve_rejects_unknown_device_names():
+    with pytest.raises(devices.DeviceError):
+        devices.resolve("tpu", ("cpu",), {"cpu"}, pinned=False)
