@@ -71,6 +71,9 @@ class Graph(BaseModel):
 
 def parse_graph(data: Any, source: str = "graph") -> Graph:
     """Validate the file structure (not node types or inputs: see plan.py)."""
+    if not isinstance(data, dict):
+        raise GraphInvalid([Issue("invalid_structure", f'{source}: a graph must be a JSON object '
+                                  f'with a "nodes" object, not a {type(data).__name__}')])
     try:
         graph = Graph.model_validate(data)
     except ValidationError as exc:

@@ -183,9 +183,11 @@ class Node:
             if s.choices:
                 d["choices"] = s.choices
             if s.literal_schema:
-                for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-                    if k in s.literal_schema:
-                        d[k] = s.literal_schema[k]
+                # Optional inputs nest their constraints in anyOf: [{...}, {"type": "null"}].
+                for part in [s.literal_schema, *s.literal_schema.get("anyOf", [])]:
+                    for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                        if k in part:
+                            d[k] = part[k]
             return d
         return {
             "type": cls.type, "version": cls.version, "category": cls.category,

@@ -58,15 +58,15 @@ class Save(Node):
         if fmt is None:
             raise InputError("filename", f"{filename!r}: use a .png, .jpg or .jpeg name")
         target.parent.mkdir(parents=True, exist_ok=True)
-        path = target if overwrite else self._free_name(target)
+        path = self._choose_path(target, overwrite)
         if path is None:
             return {"path": str(self.ctx.outputs_written[-1])}
         atomic_write(path, self._encode(image, fmt, quality, metadata))
         self.ctx.wrote(path)
         return {"path": str(path)}
 
-    def _free_name(self, target: Path) -> Path | None:
-        """The first free numbered name, or None if a file already holds this result."""
+    def _choose_path(self, target: Path, overwrite: bool) -> Path | None:
+        """Where to write, or None if a file already holds this exact result."""
         for i in range(MAX_NUMBERED + 1):
             cand = target if i == 0 else target.with_name(f"{target.stem}_{i:04d}{target.suffix}")
             if not cand.exists():
@@ -74,6 +74,8 @@ class Save(Node):
             if _stored_key(cand) == self.ctx.key:
                 self.ctx.mark_up_to_date(cand)
                 return None
+            if overwrite:
+                return cand
         raise InputError("filename", f"{MAX_NUMBERED} numbered files named like {target.name} exist; "
                                      "pick another name or set overwrite")
 
