@@ -55,14 +55,14 @@ class DiskCache:
     """One file per key: magic, sha256 of the payload, pickled outputs.
     Written atomically (temp file + rename); a corrupt entry is deleted, not trusted."""
 
-    def __init__(self, root: str | Path, on_corrupt: Callable[[str], None] | None = None):
+    def __init__(self, root: str | Path):
         self.root = Path(root)
-        self.on_corrupt = on_corrupt
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.pkl"
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str, on_corrupt: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+        """The outputs stored under `key`, or None. on_corrupt(message) hears of discarded entries."""
         path = self._path(key)
         try:
             blob = path.read_bytes()
@@ -71,17 +71,11 @@ class DiskCache:
         head = len(_MAGIC) + 32
         payload = blob[head:]
         if blob[:len(_MAGIC)] != _MAGIC or hashlib.sha256(payload).digest() != blob[len(_MAGIC):head]:
-            return self._discard(path, "checksum mismatch")
+            return _discard(path, "checksum mismatch", on_corrupt)
         try:
             return pickle.loads(payload)
         except Exception as exc:  # a stale class or module: not trusted either
-            return self._discard(path, f"unreadable ({exc.__class__.__name__})")
-
-    def _discard(self, path: Path, why: str) -> None:
-        path.unlink(missing_ok=True)
-        if self.on_corrupt:
-            self.on_corrupt(f"discarded corrupt cache entry {path.name}: {why}")
-        return None
+            return _discard(path, f"unreadable ({exc.__class__.__name__})", on_corrupt)
 
     def put(self, key: str, outputs: dict[str, Any]) -> bool:
         try:
@@ -93,8 +87,12 @@ class DiskCache:
         atomic_write(path, _MAGIC + hashlib.sha256(payload).digest() + payload)
         return True
 
-    def contains(self, key: str) -> bool:
-        return self._path(key).exists()
+
+def _discard(path: Path, why: str, on_corrupt: Callable[[str], None] | None) -> None:
+    path.unlink(missing_ok=True)
+    if on_corrupt:
+        on_corrupt(f"discarded corrupt cache entry {path.name}: {why}")
+    return None
 
 
 def atomic_write(path: str | Path, data: bytes) -> None:

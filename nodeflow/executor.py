@@ -7,6 +7,7 @@ last consumer has read them.
 """
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -44,11 +45,16 @@ class RunResult:
         return [f for r in self.nodes.values() for f in r.outputs]
 
 
+def memory_budget() -> int:
+    """Bytes for the in-memory value cache: $NODEFLOW_MEMORY_CACHE_MB, default 2048."""
+    return int(float(os.environ.get("NODEFLOW_MEMORY_CACHE_MB", "2048")) * (1 << 20))
+
+
 class Executor:
     """Holds the caches; shared by every run in a process (CLI run or HTTP workers)."""
 
     def __init__(self, memory: MemoryCache | None = None, disk: DiskCache | None = None):
-        self.memory = memory if memory is not None else MemoryCache()
+        self.memory = memory if memory is not None else MemoryCache(memory_budget())
         self.disk = disk
 
     def run(self, plan: Plan, emit: Callable[[ev.Event], None] | None = None,
@@ -105,8 +111,7 @@ class Executor:
         if hit is not None:
             return hit[0], "memory", hit[1]
         if self.disk is not None:
-            self.disk.on_corrupt = lambda msg: emit(ev.Log(msg, nid))
-            outputs = self.disk.get(p.key)
+            outputs = self.disk.get(p.key, on_corrupt=lambda msg: emit(ev.Log(msg, nid)))
             if outputs is not None:
                 return outputs, "disk", "cpu"
         return None, "", ""

@@ -30,9 +30,11 @@ class ConsoleRenderer:
         if isinstance(event, ev.RunStarted):
             title = self.plan.graph.title or "graph"
             print(f"nodeflow: {title}: {len(event.nodes)} node(s)", file=self.stream)
+            by_device: dict[str, list[str]] = {}
             for node, device in event.placement.items():
-                if device != "cpu":
-                    print(f"  placement: {node} -> {device}", file=self.stream)
+                by_device.setdefault(device, []).append(node)
+            print("  placement: " + "; ".join(f"{d}: {', '.join(ns)}" for d, ns in by_device.items()),
+                  file=self.stream)
         elif isinstance(event, ev.NodeCached):
             self.counts["cached"] += 1
             self._line(event.node, f"cached ({event.source})")
