@@ -73,9 +73,11 @@ class DiskCache:
         if blob[:len(_MAGIC)] != _MAGIC or hashlib.sha256(payload).digest() != blob[len(_MAGIC):head]:
             return _discard(path, "checksum mismatch", on_corrupt)
         try:
-            return pickle.loads(payload)
+            outputs = pickle.loads(payload)
         except Exception as exc:  # a stale class or module: not trusted either
             return _discard(path, f"unreadable ({exc.__class__.__name__})", on_corrupt)
+        os.utime(path)  # mtime = last use, so prune() drops the least recently used
+        return outputs
 
     def put(self, key: str, outputs: dict[str, Any]) -> bool:
         try:
@@ -86,6 +88,34 @@ class DiskCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, _MAGIC + hashlib.sha256(payload).digest() + payload)
         return True
+
+
+    def entries(self) -> list[tuple[Path, int, float]]:
+        """(path, bytes, last use) of every entry."""
+        found = []
+        for path in self.root.glob("*/*.pkl"):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            found.append((path, st.st_size, st.st_mtime))
+        return found
+
+    def prune(self, max_bytes: int) -> int:
+        """Delete least recently used entries until the cache fits; return bytes freed."""
+        entries = sorted(self.entries(), key=lambda e: e[2])
+        total, freed = sum(e[1] for e in entries), 0
+        for path, size, _ in entries:
+            if total - freed <= max_bytes:
+                break
+            path.unlink(missing_ok=True)
+            freed += size
+        return freed
+
+
+def disk_budget() -> int:
+    """Bytes for the disk cache: $NODEFLOW_DISK_CACHE_GB, default 20."""
+    return int(float(os.environ.get("NODEFLOW_DISK_CACHE_GB", "20")) * (1 << 30))
 
 
 def _discard(path: Path, why: str, on_corrupt: Callable[[str], None] | None) -> None:

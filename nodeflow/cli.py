@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of graph files")
 
+    cache = sub.add_parser("cache", help="show or clear the disk cache")
+    cache.add_argument("--cache-dir", metavar="DIR")
+    cache.add_argument("--clear", action="store_true", help="delete every entry")
+
     serve = sub.add_parser("serve", help="start the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8188)
@@ -69,7 +73,7 @@ def _parse_sets(items: list[str]) -> dict:
 
 
 def cmd_run(args) -> int:
-    from .cache import DiskCache, default_cache_dir
+    from .cache import DiskCache, default_cache_dir, disk_budget
     from .context import Settings, default_input_dir, default_output_dir
     from .executor import Executor
     from .graph import apply_overrides, read_graph_file
@@ -87,6 +91,8 @@ def cmd_run(args) -> int:
         result = Executor(disk=disk).run(plan, emit=renderer)
     finally:
         renderer.close()
+        if disk is not None:
+            disk.prune(disk_budget())
     if result.status == "failed":
         print(f"error: {result.error}", file=sys.stderr)
         return EXIT_FAILED
@@ -135,6 +141,20 @@ def cmd_schema(args) -> int:
     return EXIT_OK
 
 
+def cmd_cache(args) -> int:
+    from .cache import DiskCache, default_cache_dir, disk_budget
+    disk = DiskCache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
+    if args.clear:
+        freed = disk.prune(0)
+        print(f"cleared {disk.root}: {freed / 1e6:.1f} MB freed")
+        return EXIT_OK
+    entries = disk.entries()
+    size = sum(e[1] for e in entries)
+    print(f"{disk.root}: {len(entries)} entries, {size / 1e6:.1f} MB "
+          f"(limit {disk_budget() / 1e9:.0f} GB, $NODEFLOW_DISK_CACHE_GB)")
+    return EXIT_OK
+
+
 def cmd_serve(args) -> int:
     from .server.app import serve
     return serve(host=args.host, port=args.port, data_dir=args.data_dir, token=args.token,
@@ -147,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         return EXIT_INVALID
     handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes,
-               "schema": cmd_schema, "serve": cmd_serve}[args.command]
+               "schema": cmd_schema, "cache": cmd_cache, "serve": cmd_serve}[args.command]
     from .errors import GraphInvalid
     try:
         return handler(args)

@@ -219,3 +219,11 @@ def test_entry_point_plugins_are_discovered(cli, tmp_path):
     assert r.returncode == 0, r.stderr
     with Image.open(tmp_path / "o" / "inv.png") as im, Image.open(ASSETS / "coffee.png") as orig:
         assert abs(int(im.getpixel((0, 0))[0]) + int(orig.resize((32, 21)).getpixel((0, 0))[0]) - 255) < 40
+
+
+def test_cache_command_shows_and_clears(cli, tmp_path, isolated_env):
+    assert cli("run", "graphs/edges.json", "--out", str(tmp_path)).returncode == 0
+    shown = cli("cache")
+    assert shown.returncode == 0 and "5 entries" in shown.stdout
+    assert cli("cache", "--clear").returncode == 0
+    assert "0 entries" in cli("cache").stdout

@@ -188,3 +188,17 @@ def test_cancel_between_nodes_from_another_thread():
     token.cancel()
     result = Executor().run(build_plan(parse_graph({"nodes": CHAIN})), cancel=token)
     assert result.status == "cancelled" and not CALLS
+
+
+def test_disk_cache_prunes_least_recently_used(tmp_path):
+    import os
+    import time
+    disk = DiskCache(tmp_path)
+    for i, key in enumerate(["aa" + "0" * 62, "bb" + "0" * 62, "cc" + "0" * 62]):
+        disk.put(key, {"v": "x" * 1000})
+        os.utime(disk._path(key), (time.time() - 100 + i, time.time() - 100 + i))
+    assert disk.get("aa" + "0" * 62) is not None  # a read makes it the most recent
+    size = disk.entries()[0][1]
+    disk.prune(2 * size)
+    assert disk.get("bb" + "0" * 62) is None
+    assert disk.get("aa" + "0" * 62) is not None and disk.get("cc" + "0" * 62) is not None
