@@ -1,0 +1,149 @@
+"""Worker threads: claim a job, plan it again, run it on the one shared Executor.
+
+The Executor (its memory cache and its disk cache) and every model cache in the
+node modules live in this process, so all jobs share them.
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+from typing import Any
+
+from ..context import CancelToken, Settings
+from ..errors import GraphInvalid
+from ..executor import Executor, RunResult
+from ..graph import apply_overrides, parse_graph
+from ..plan import Plan, build_plan
+from . import store as st
+from .broadcast import TERMINAL, Broker, JobEmitter, relative_name
+from .config import ServerConfig
+
+POLL_SECONDS = 0.5
+
+
+def job_settings(config: ServerConfig, job_id: str) -> Settings:
+    """Every path a job's graph names is confined to the input dir and its own output dir."""
+    return Settings(input_dir=config.input_dir, output_dir=config.job_output_dir(job_id), confine_paths=True)
+
+
+def plan_request(config: ServerConfig, job_id: str, request: dict[str, Any]) -> Plan:
+    """The one validation path, at submit and again when the job runs. Raises GraphInvalid."""
+    graph = apply_overrides(parse_graph(request["graph"]), request.get("overrides") or {})
+    return build_plan(graph, job_settings(config, job_id), only=request.get("only") or None)
+
+
+def summarize(job_id: str, result: RunResult, out_dir: Any) -> dict[str, Any]:
+    nodes, outputs = {}, []
+    for nid, r in result.nodes.items():
+        names = [relative_name(p, out_dir) for p in r.outputs]
+        nodes[nid] = {"state": r.state, "cached": r.state == "cached", "source": r.source,
+                      "seconds": round(r.seconds, 4), "device": r.device, "error": r.error,
+                      "outputs": names}
+        outputs += [{"node": nid, "name": n, "url": f"/jobs/{job_id}/outputs/{n}"} for n in names]
+    error = None
+    if result.error is not None:
+        e = result.error
+        error = {"message": str(e), "node": e.node, "type": e.node_type, "input": e.input}
+    return {"nodes": nodes, "outputs": outputs, "error": error, "seconds": round(result.seconds, 4)}
+
+
+class WorkerPool:
+    def __init__(self, config: ServerConfig, store: st.JobStore, broker: Broker, executor: Executor):
+        self.config, self.store, self.broker, self.executor = config, store, broker, executor
+        self._lock = threading.Lock()          # claim + token registration vs. cancel
+        self._tokens: dict[str, CancelToken] = {}
+        self._live: dict[str, JobEmitter] = {}
+        self._wake = threading.Condition()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.jobs_done = 0
+
+    def start(self) -> None:
+        for i in range(self.config.workers):
+            t = threading.Thread(target=self._loop, name=f"nodeflow-worker-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop taking jobs and cancel the running ones. They stay 'running' in the
+        store, so the next start-up marks them interrupted (or re-queues them)."""
+        self._stop.set()
+        with self._lock:
+            for token in self._tokens.values():
+                token.cancel()
+        self.notify()
+        for t in self._threads:
+            t.join(timeout)
+
+    def notify(self) -> None:
+        with self._wake:
+            self._wake.notify_all()
+
+    def live_nodes(self, job_id: str) -> dict[str, dict] | None:
+        emitter = self._live.get(job_id)
+        return {k: dict(v) for k, v in emitter.nodes.items()} if emitter else None
+
+    def cancel(self, job_id: str) -> str | None:
+        """'cancelled' (it was queued), 'cancelling' (it stops at its next check), or None."""
+        with self._lock:
+            if self.store.cancel_queued(job_id):
+                self.broker.publish(job_id, {"event": TERMINAL, "status": st.CANCELLED})
+                return st.CANCELLED
+            token = self._tokens.get(job_id)
+            if token is not None:
+                token.cancel()
+                return "cancelling"
+        return None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                job = self.store.claim()
+                token = CancelToken()
+                if job is not None:
+                    self._tokens[job.id] = token
+            if job is None:
+                with self._wake:
+                    self._wake.wait(POLL_SECONDS)
+                continue
+            try:
+                self._run(job, token)
+            finally:
+                with self._lock:
+                    self._tokens.pop(job.id, None)
+                self._live.pop(job.id, None)
+
+    def _run(self, job: st.Job, token: CancelToken) -> None:
+        out_dir = self.config.job_output_dir(job.id)
+        emitter = JobEmitter(self.broker, job.id, out_dir)
+        self._live[job.id] = emitter
+        self.broker.publish(job.id, {"event": "job_started", "attempt": job.attempts})
+        try:
+            plan = plan_request(self.config, job.id, job.request)
+        except GraphInvalid as exc:  # e.g. an input file deleted since the submit
+            issues = [i.to_dict() for i in exc.issues]
+            self._finish(job.id, st.FAILED, {"nodes": {}, "outputs": [], "issues": issues,
+                                             "error": {"message": "the graph is no longer valid"}})
+            return
+        try:
+            result = self.executor.run(plan, emit=emitter, cancel=token, run_id=job.id)
+        except Exception as exc:  # an engine bug must fail the job, not the worker
+            self._finish(job.id, st.FAILED, {"nodes": {}, "outputs": [],
+                                             "error": {"message": f"{exc.__class__.__name__}: {exc}"}})
+            return
+        if result.status == st.CANCELLED and self._stop.is_set():
+            return  # server shutting down: left 'running' for recovery at the next start
+        self._finish(job.id, result.status, summarize(job.id, result, out_dir))
+
+    def _finish(self, job_id: str, status: str, result: dict[str, Any]) -> None:
+        self.store.finish(job_id, status, result)
+        self.jobs_done += 1
+        self.broker.publish(job_id, {"event": TERMINAL, "status": status,
+                                     "error": (result.get("error") or {}).get("message")})
+        self.prune()
+
+    def prune(self) -> None:
+        for job_id in self.store.prune(self.config.history_limit):
+            shutil.rmtree(self.config.job_output_dir(job_id), ignore_errors=True)
+            self.broker.forget(job_id)
+
