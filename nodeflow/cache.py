@@ -140,9 +140,14 @@ def atomic_write(path: str | Path, data: bytes) -> None:
         raise
 
 
-def default_cache_dir() -> Path:
-    env = os.environ.get("NODEFLOW_CACHE_DIR")
+def user_cache_subdir(env_var: str, name: str) -> Path:
+    """$env_var if set, else <the user cache dir>/nodeflow/<name>."""
+    env = os.environ.get(env_var)
     if env:
         return Path(env)
     from platformdirs import user_cache_dir
-    return Path(user_cache_dir("nodeflow")) / "values"
+    return Path(user_cache_dir("nodeflow")) / name
+
+
+def default_cache_dir() -> Path:
+    return user_cache_subdir("NODEFLOW_CACHE_DIR", "values")

@@ -9,17 +9,15 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
+from nodeflow.cache import user_cache_subdir
+
 
 class DownloadError(RuntimeError):
     pass
 
 
 def downloads_dir() -> Path:
-    env = os.environ.get("NODEFLOW_DOWNLOAD_DIR")
-    if env:
-        return Path(env)
-    from platformdirs import user_cache_dir
-    return Path(user_cache_dir("nodeflow")) / "downloads"
+    return user_cache_subdir("NODEFLOW_DOWNLOAD_DIR", "downloads")
 
 
 def fetch(url: str, dest: Path, sha256: str | None,
