@@ -1,0 +1,35 @@
+"""AdamOptimize: optimize an image against loss terms with Adam (the TF tutorial's recipe)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from nodeflow.node import Input
+
+from ._nst import OptimizerNode, optimizer_inputs
+
+
+class AdamOptimize(OptimizerNode):
+    """Optimize the pixels of an image against up to 6 loss terms with Keras-style Adam,
+    clipping them to [0, 1] after each step. Defaults are the TensorFlow NST tutorial's
+    (lr 0.02, beta1 0.99, epsilon 0.1, 1000 steps, start from the content image).
+    Faster: a coarse-to-fine `schedule` and a cosine `lr_schedule`. Emits progress every
+    step and a preview every `preview_every` steps; stops cleanly when cancelled."""
+    version = "1"
+    route = "adam"
+
+    Inputs = optimizer_inputs(
+        "AdamOptimizeInputs",
+        steps=(int, Input(1000, ge=1, le=100000, description="optimization steps")),
+        lr=(float, Input(0.02, gt=0, le=10, description="learning rate")),
+        beta1=(float, Input(0.99, ge=0, lt=1, description="Adam beta1")),
+        beta2=(float, Input(0.999, ge=0, lt=1, description="Adam beta2")),
+        epsilon=(float, Input(0.1, gt=0, description="Adam epsilon (Keras form: added to sqrt(v))")),
+        lr_schedule=(Literal["constant", "cosine"], Input("constant", description="constant, or cosine "
+                                                          "decay to 10% within each stage")),
+    )
+
+    def optimize(self, terms, start, stages, hooks, lr, beta1, beta2, epsilon, lr_schedule):
+        from ._nst import run_adam
+        self.route = "adam" + (f" ({lr_schedule} lr)" if lr_schedule != "constant" else "")
+        return run_adam(terms, start, stages=stages, lr=lr, beta1=beta1, beta2=beta2, eps=epsilon,
+                        lr_schedule=lr_schedule, device=self.ctx.device, hooks=hooks)

@@ -1,0 +1,26 @@
+"""LBFGSOptimize: optimize an image against loss terms with L-BFGS (a faster route)."""
+from __future__ import annotations
+
+from nodeflow.node import Input
+
+from ._nst import OptimizerNode, optimizer_inputs
+
+
+class LBFGSOptimize(OptimizerNode):
+    """Optimize the pixels of an image against up to 6 loss terms with L-BFGS and a
+    strong-Wolfe line search; the loss is taken on the image clipped to [0, 1]. `steps`
+    counts loss evaluations (one VGG forward and backward each), the same unit as Adam's
+    steps. Combine with a coarse-to-fine `schedule` for the fastest route."""
+    version = "1"
+    route = "lbfgs"
+
+    Inputs = optimizer_inputs(
+        "LBFGSOptimizeInputs",
+        steps=(int, Input(300, ge=1, le=100000, description="loss evaluations")),
+        history_size=(int, Input(50, ge=1, le=1000, description="L-BFGS memory (pairs kept)")),
+    )
+
+    def optimize(self, terms, start, stages, hooks, history_size):
+        from ._nst import run_lbfgs
+        return run_lbfgs(terms, start, stages=stages, history_size=history_size,
+                         device=self.ctx.device, hooks=hooks)
