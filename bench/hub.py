@@ -1,0 +1,97 @@
+"""Benchmark: HubStylize (onnx route, run by the real executor) against a bare onnxruntime
+call on the same size-free Magenta transformer, in the same run, interleaved.
+
+    .venv/bin/python bench/hub.py [--reps 7] [--sizes 256 512 1024]
+
+The node's time is the executor's own per-node timing (inputs in, image out: preparation,
+style-vector memo lookup, padding, the session run, cropping). The baseline is only
+`session.run` on a ready, padded array with a ready style vector, the same session options
+(threads) and the same model file. Target at 512 px: node / bare <= 1.05.
+Timings are medians; on a shared machine expect noise, so read the ratio, not the seconds.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+ASSETS = ROOT.parent / "shared" / "assets"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024])
+    ap.add_argument("--assets", type=Path, default=ASSETS)
+    args = ap.parse_args()
+
+    from nodeflow.context import Settings
+    from nodeflow.executor import Executor
+    from nodeflow.graph import parse_graph
+    from nodeflow.plan import build_plan
+    from nodes import _magenta as mg
+    from nodes._image import from_pil
+
+    work = Path(tempfile.mkdtemp(prefix="nodeflow-bench-hub-"))
+    style_im = Image.open(args.assets / "starry_night.jpg").convert("RGB")
+    style_im.thumbnail((512, 512), Image.LANCZOS)  # as graphs/hub_starry.json loads it
+    style = from_pil(style_im)
+    vector = mg.predict_style_vector(style, 256, True, "cpu").reshape(1, 1, 1, mg.VECTOR_SIZE)
+    sess = mg.session(mg.TRANSFORM, "cpu")
+    names = [i.name for i in sess.get_inputs()]
+    print(f"onnxruntime {__import__('onnxruntime').__version__}, {mg.cpu_threads()} thread(s), "
+          f"providers {sess.get_providers()}; {args.reps} reps, medians")
+    print(f"{'px':>6} {'bare s/img':>11} {'node s/img':>11} {'node/bare':>10}")
+
+    rows = {}
+    for size in args.sizes:
+        content_file = work / f"content_{size}.png"
+        Image.open(args.assets / "astronaut.png").convert("RGB").resize((size, size), Image.LANCZOS).save(content_file)
+        nodes = {
+            "content": {"type": "LoadImage", "inputs": {"path": str(content_file)}},
+            "style": {"type": "LoadImage", "inputs": {"path": str(args.assets / "starry_night.jpg"),
+                                                      "max_size": 512}},
+            "stylize": {"type": "HubStylize", "inputs": {"content": {"from": "content.image"},
+                        "style": {"from": "style.image"}, "content_max_size": None}},
+        }
+        plan = build_plan(parse_graph({"nodes": nodes}), Settings(input_dir=work), only=["stylize"])
+        x = np.ascontiguousarray(mg.pad_to_multiple(from_pil(Image.open(content_file)))[None])
+
+        def bare() -> float:
+            t0 = time.perf_counter()
+            sess.run(None, {names[0]: x, names[1]: vector})
+            return time.perf_counter() - t0
+
+        def node() -> float:
+            result = Executor().run(plan)  # fresh value caches: the node really runs
+            assert result.status == "succeeded", result.error
+            return result.nodes["stylize"].seconds
+
+        bare(), node()  # warm-up: sessions, memo, allocator
+        b, n = [], []
+        for _ in range(args.reps):  # interleaved, so contention hits both alike
+            b.append(bare())
+            n.append(node())
+        mb, mn = statistics.median(b), statistics.median(n)
+        rows[size] = (mb, mn)
+        print(f"{size:>6} {mb:>11.4f} {mn:>11.4f} {mn / mb:>10.3f}")
+
+    if 512 in rows:
+        ratio = rows[512][1] / rows[512][0]
+        print(f"512 px: HubStylize / bare onnxruntime = {ratio:.3f} (target <= 1.05): "
+              f"{'met' if ratio <= 1.05 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("NODEFLOW_INPUT_DIR", str(ASSETS))
+    raise SystemExit(main())
