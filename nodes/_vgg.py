@@ -155,9 +155,15 @@ def load_torchvision_file(path: Path, arch: str, sha256_prefix: str | None) -> d
     return convert_torchvision_state(state, arch)
 
 
-def vgg19_weights(path: str | None, url: str = VGG19_URL,
+def vgg19_url() -> str:
+    """torchvision's URL, or a mirror named by $NODEFLOW_VGG19_URL (same file name and checksum)."""
+    return os.environ.get("NODEFLOW_VGG19_URL") or VGG19_URL
+
+
+def vgg19_weights(path: str | None, url: str | None = None,
                   progress: Callable[[int, int], None] | None = None,
-                  log: Callable[[str], None] | None = None) -> tuple[dict, str]:
+                  log: Callable[[str], None] | None = None,
+                  sha256_prefix: str = VGG19_SHA256_PREFIX) -> tuple[dict, str]:
     """(state, description) for the torchvision VGG19; downloads into the torch hub cache.
     `path` (a local .pth) skips the download; its checksum is checked only if its name
     carries one, as torchvision names do (vgg19-dcbb9e9d.pth)."""
@@ -165,10 +171,11 @@ def vgg19_weights(path: str | None, url: str = VGG19_URL,
         p = Path(path).expanduser()
         if not p.is_file():
             raise WeightsUnavailable(f"vgg19 weights file not found: {p}")
-        prefix = VGG19_SHA256_PREFIX if p.name == VGG19_FILE else None
+        prefix = sha256_prefix if p.name == VGG19_FILE else None
         return load_torchvision_file(p, "vgg19", prefix), str(p)
-    dest = torch_hub_checkpoints() / Path(url).name
-    expected = _sha_prefix_in_name(dest.name)
+    url = url or vgg19_url()
+    dest = torch_hub_checkpoints() / VGG19_FILE
+    expected = sha256_prefix
     if not dest.exists():
         from ._download import DownloadError, fetch
         if log:
@@ -181,13 +188,6 @@ def vgg19_weights(path: str | None, url: str = VGG19_URL,
                 f"(or set the VGGFeatures `weights` input to its path)") from None
         expected = None  # fetch has just verified it
     return load_torchvision_file(dest, "vgg19", expected), str(dest)
-
-
-def _sha_prefix_in_name(name: str) -> str | None:
-    """torchvision names end in -<first 8+ hex digits of the sha256>.pth."""
-    stem = name.rsplit(".", 1)[0]
-    tail = stem.rsplit("-", 1)[-1]
-    return tail if "-" in stem and len(tail) >= 8 and all(c in "0123456789abcdef" for c in tail) else None
 
 
 # ---------------------------------------------------------------- vgg16 (offline, from ONNX)

@@ -1,0 +1,67 @@
+"""Style transfer losses against values computed by hand on tiny tensors."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from nodes._nst import (KerasAdam, LossTerm, gram, parse_schedule, term_names,  # noqa: E402
+                        total_variation)
+
+
+def test_gram_is_divided_by_the_number_of_locations():
+    # 2 channels over 2x2 locations: a = [1,2,3,4], b = [0,1,0,1].
+    f = torch.tensor([[[[1., 2.], [3., 4.]], [[0., 1.], [0., 1.]]]])
+    g = gram(f)
+    # a.a = 30, a.b = 6, b.b = 2; divided by H*W = 4.
+    assert torch.allclose(g, torch.tensor([[7.5, 1.5], [1.5, 0.5]]))
+
+
+def test_total_variation_is_the_summed_absolute_differences():
+    img = torch.tensor([[[[0.0, 1.0], [0.5, 0.25]]]])  # 1 channel, 2x2
+    # x: |1-0| + |0.25-0.5| = 1.25; y: |0.5-0| + |0.25-1| = 1.25
+    assert total_variation(img).item() == pytest.approx(2.5)
+
+
+def test_tv_term_applies_its_weight():
+    img = torch.tensor([[[[0.0, 1.0], [0.5, 0.25]]]]).repeat(1, 3, 1, 1)
+    assert LossTerm("tv", 30.0).value({}, img, {}).item() == pytest.approx(30 * 3 * 2.5)
+
+
+def test_style_term_is_the_weighted_mean_over_layers_of_the_gram_mse():
+    f1 = torch.tensor([[[[1., 2.], [3., 4.]], [[0., 1.], [0., 1.]]]])   # gram [[7.5,1.5],[1.5,.5]]
+    f2 = torch.tensor([[[[2.]]]])                                         # gram [[4]]
+    targets = {"a": torch.zeros(2, 2), "b": torch.tensor([[1.0]])}
+    term = LossTerm("style", 0.01, ["a", "b"])
+    got = term.value({"a": f1, "b": f2}, None, targets).item()
+    mse_a = (7.5 ** 2 + 1.5 ** 2 + 1.5 ** 2 + 0.5 ** 2) / 4   # 15.25
+    mse_b = (4 - 1) ** 2                                        # 9
+    assert got == pytest.approx(0.01 * (mse_a + mse_b) / 2)
+
+
+def test_content_term_is_the_weighted_feature_mse():
+    f = torch.tensor([[[[1., 2.], [3., 4.]]]])
+    target = torch.tensor([[[[1., 0.], [3., 0.]]]])
+    term = LossTerm("content", 1e4, ["c"])
+    assert term.value({"c": f}, None, {"c": target}).item() == pytest.approx(1e4 * (4 + 16) / 4)
+
+
+def test_keras_adam_first_step_matches_the_keras_formula():
+    p = torch.zeros(3)
+    g = torch.tensor([1.0, -2.0, 0.5])
+    opt = KerasAdam(p, lr=0.02, beta1=0.99, beta2=0.999, eps=0.1)
+    opt.step(g)
+    alpha = 0.02 * math.sqrt(1 - 0.999) / (1 - 0.99)
+    m, v = 0.01 * g, 0.001 * g * g
+    assert torch.allclose(p, -alpha * m / (v.sqrt() + 0.1))
+
+
+def test_schedules_and_term_names():
+    assert parse_schedule("", (512, 400), 10) == [((512, 400), 10)]
+    assert parse_schedule("128:5, full:3", (512, 400), 99) == [((128, 100), 5), ((512, 400), 3)]
+    with pytest.raises(ValueError):
+        parse_schedule("128", (512, 512), 1)
+    kinds = [LossTerm("style", 1), LossTerm("style", 1), LossTerm("tv", 1)]
+    assert term_names(kinds) == ["style_1", "style_2", "tv"]
