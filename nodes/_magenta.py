@@ -18,8 +18,6 @@ import importlib.util
 import os
 import tempfile
 import threading
-import urllib.error
-import urllib.request
 import weakref
 from collections import OrderedDict
 from pathlib import Path
@@ -311,6 +309,8 @@ def _check_reachable(handle: str, timeout: float = 10.0) -> None:
     """Fail fast and clearly when offline, before tensorflow_hub tries (with no timeout)."""
     if not handle.startswith(("http://", "https://")):
         return
+    import urllib.error
+    import urllib.request
     try:
         with urllib.request.urlopen(urllib.request.Request(handle, method="HEAD"), timeout=timeout):
             pass

@@ -194,3 +194,24 @@ def test_bundled_graph_runs_offline(cli, tmp_path):
     assert result.size == (512, 512)
     grid = Image.open(tmp_path / "hub_starry_grid.png")
     assert grid.width > 2 * 256 and grid.height > 2 * 256  # 2 x 2 labelled cells
+
+
+def test_style_size_is_free_on_the_rewritten_predictor(assets):
+    small, large = (image_of(graph(stylize(style_size=s))) for s in (128, 384))
+    assert small.shape == large.shape == (SIZE, SIZE, 3)
+    assert mad(small, large) > 0.005  # the style really was seen at another scale
+
+
+def test_device_placement_follows_onnxruntime_providers():
+    nodes = graph()
+    gpu = build_plan(parse_graph({"nodes": nodes}), only=["stylize"],
+                     available={"onnxruntime": {"cpu", "cuda", "cuda:0"}})
+    assert gpu.nodes["stylize"].device == "cuda"
+    cpu = build_plan(parse_graph({"nodes": nodes}), only=["stylize"], available={"onnxruntime": {"cpu"}})
+    assert cpu.nodes["stylize"].device == "cpu"
+    import onnxruntime as ort
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    first = mg.providers_for("cuda:0")[0]
+    assert (first[0] if isinstance(first, tuple) else first) == (
+        "CUDAExecutionProvider" if has_cuda else "CPUExecutionProvider")
+    assert mg.providers_for("cpu") == ["CPUExecutionProvider"]
