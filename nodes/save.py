@@ -52,6 +52,13 @@ class Save(Node):
     class Outputs(NodeOutputs):
         path: Any = Output(STRING, "the file written")
 
+    @classmethod
+    def fingerprint(cls, inputs: dict[str, Any], settings: Any) -> Any:
+        # Check the name when the plan is built, so a path escaping the output
+        # directory (HTTP server) is a validation error, not a run-time failure.
+        settings.output_path(inputs["filename"], "filename")
+        return None
+
     def run(self, image: Any, filename: str, overwrite: bool, quality: int, metadata: str | None) -> dict:
         target = self.ctx.settings.output_path(filename, "filename")
         fmt = FORMATS.get(target.suffix.lower())
