@@ -305,6 +305,8 @@ def create_app(config: ServerConfig) -> FastAPI:
                 data = json.loads(path.read_text("utf-8"))
             except (OSError, ValueError):
                 continue
+            if not isinstance(data, dict) or "nodes" not in data:
+                continue  # e.g. graph.schema.json
             out.append(m.GraphInfo(name=path.stem, title=data.get("title"), description=data.get("description"),
                                    url=f"/graphs/{path.stem}"))
         return out
@@ -313,7 +315,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     def graph(name: str) -> Any:
         """One bundled graph, ready to submit as `graph`."""
         path = BUNDLED_GRAPHS / f"{name}.json"
-        if not GRAPH_NAME.match(name) or not path.is_file():
+        if not GRAPH_NAME.match(name) or name.endswith(".schema") or not path.is_file():
             raise HTTPException(404, f"no bundled graph {name!r}")
         return json.loads(path.read_text("utf-8"))
 

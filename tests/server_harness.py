@@ -1,0 +1,142 @@
+"""Starts the real server (`python server.py`) in a subprocess on a free loopback
+port, with the test plugin module (a slow node) loaded through $NODEFLOW_PLUGINS."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+ASSETS = ROOT.parent / "shared" / "assets"
+FINISHED = {"succeeded", "failed", "cancelled", "interrupted"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, data_dir: Path, *args: str, token: str | None = None, env: dict | None = None):
+        self.data_dir = Path(data_dir)
+        self.args = list(args)
+        self.token = token
+        self.env = env or {}
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log = self.data_dir.parent / f"server-{self.data_dir.name}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self, *extra: str) -> list[str]:
+        return [sys.executable, str(ROOT / "server.py"), "--port", str(self.port), "--data-dir",
+                str(self.data_dir), "--log-level", "warning", *self.args, *extra]
+
+    def environ(self) -> dict:
+        env = dict(os.environ, NODEFLOW_PLUGINS="slow_nodes", **self.env)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS), env.get("PYTHONPATH")]))
+        if self.token:
+            env["NODEFLOW_TOKEN"] = self.token
+        else:
+            env.pop("NODEFLOW_TOKEN", None)
+        return env
+
+    def start(self, timeout: float = 90) -> "Server":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(self.command(), cwd=ROOT, env=self.environ(),
+                                         stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log.read_text()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.kill()
+        raise RuntimeError(f"server did not start in {timeout}s:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        """kill -9: no shutdown code runs."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def client(self, token: str | None = "default") -> httpx.Client:
+        token = self.token if token == "default" else token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+def upload(client: httpx.Client, name: str = "astronaut.png") -> str:
+    with open(ASSETS / name, "rb") as f:
+        r = client.post("/uploads", files={"file": (name, f, "application/octet-stream")})
+    assert r.status_code == 201, r.text
+    return r.json()["name"]
+
+
+def small_graph(path: str, filename: str = "small.png", max_size: int = 32) -> dict:
+    return {"nodes": {
+        "load": {"type": "LoadImage", "inputs": {"path": path, "max_size": max_size}},
+        "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}, "filename": filename}},
+    }}
+
+
+def slow_graph(path: str, steps: int = 200, delay: float = 0.05) -> dict:
+    return {"nodes": {
+        "load": {"type": "LoadImage", "inputs": {"path": path, "max_size": 32}},
+        "slow": {"type": "SlowInvert", "inputs": {"image": {"from": "load.image"}, "steps": steps, "delay": delay}},
+        "save": {"type": "Save", "inputs": {"image": {"from": "slow.image"}, "filename": "slow.png"}},
+    }}
+
+
+def submit(client: httpx.Client, graph: dict, **body) -> str:
+    r = client.post("/jobs", json={"graph": graph, **body})
+    assert r.status_code == 202, r.text
+    return r.json()["job_id"]
+
+
+def wait_job(client: httpx.Client, job_id: str, timeout: float = 120, until=FINISHED) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["status"] in until:
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} still {job['status']} after {timeout}s")
+        time.sleep(0.1)
+
+
+def events(client: httpx.Client, path: str, stop=lambda e: False, timeout: float = 120):
+    """Yield the SSE messages of `path` (parsed JSON) until the stream ends or stop(e)."""
+    with client.stream("GET", path, timeout=timeout) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                e = json.loads(line[6:])
+                yield e
+                if stop(e):
+                    return
