@@ -191,30 +191,43 @@ def download_repo(repo_id: str, variant: str | None,
 
 # ---------------------------------------------------------------- loading
 
-def torch_dtype(name: str, device: str):
+def dtype_name(name: str, device: str) -> str:
     """`auto` is fp16 on CUDA and fp32 elsewhere (CPU, and MPS where fp16 is fragile)."""
-    import torch
     if name == "auto":
         name = "fp16" if device.startswith("cuda") else "fp32"
     if name == "fp16" and device == "cpu":
         raise InputError("dtype", "fp16 is not supported on the CPU (slow, and some ops are missing): "
                                   "use fp32, bf16 or auto")
-    return getattr(torch, DTYPES[name])
+    return name
 
 
-def load_pipeline(source: ModelSource, dtype: Any, device: str, cpu_offload: bool, config: str | None,
+def load_pipeline(source: ModelSource, dtype: str, device: str, cpu_offload: bool, config: str | None,
                   log: Callable[[str], None], report: Callable[[float, float], None] | None = None):
-    """Load an img2img pipeline and place it. Every failure becomes an InputError."""
+    """Load an img2img pipeline and place it. Every failure becomes an InputError.
+    A repo is fetched (or found in the HF cache) before diffusers is even imported,
+    so a missing model fails fast."""
+    folder = variant = None
+    if source.kind == "repo":
+        log(f"fetching {source.ref} into {hf_cache_dir()} (once)")
+        folder, variant = download_repo(source.ref, "fp16" if dtype == "fp16" else None, report)
+    elif source.kind == "folder":
+        folder = Path(source.ref)
+        variant = "fp16" if dtype == "fp16" and not _missing(folder, _weight_names("fp16")) else None
     import torch
     from diffusers import StableDiffusionImg2ImgPipeline
 
     no_safety = {"safety_checker": None, "feature_extractor": None, "requires_safety_checker": False}
-    fp16 = "fp16" if dtype == torch.float16 else None
+    kwargs = dict(torch_dtype=getattr(torch, DTYPES[dtype]), **no_safety)
     try:
         with _quiet_loading():
-            pipe = _load(StableDiffusionImg2ImgPipeline, source, dtype, fp16, config, no_safety, log, report)
-    except InputError:
-        raise
+            if source.kind == "single_file":
+                if config:
+                    kwargs["config"] = config
+                pipe = StableDiffusionImg2ImgPipeline.from_single_file(
+                    source.ref, local_files_only=hf_offline(), **kwargs)
+            else:
+                pipe = StableDiffusionImg2ImgPipeline.from_pretrained(
+                    folder, variant=variant, local_files_only=True, image_encoder=None, **kwargs)
     except Exception as exc:  # a broken folder or file: name it, without a deep traceback
         hint = ""
         if source.kind == "single_file" and not config:
@@ -251,23 +264,6 @@ def _quiet_loading() -> Iterator[None]:
             dlog.enable_progress_bar()
         if was[1]:
             tlog.enable_progress_bar()
-
-
-def _load(pipeline_cls: Any, source: ModelSource, dtype: Any, fp16: str | None, config: str | None,
-          no_safety: dict, log: Callable[[str], None], report: Callable[[float, float], None] | None):
-    if source.kind == "single_file":
-        kwargs = dict(torch_dtype=dtype, local_files_only=hf_offline(), **no_safety)
-        if config:
-            kwargs["config"] = config
-        return pipeline_cls.from_single_file(source.ref, **kwargs)
-    if source.kind == "repo":
-        log(f"fetching {source.ref} into {hf_cache_dir()} (once)")
-        folder, variant = download_repo(source.ref, fp16, report)
-    else:
-        folder = Path(source.ref)
-        variant = fp16 if fp16 and not _missing(folder, _weight_names(fp16)) else None
-    return pipeline_cls.from_pretrained(folder, torch_dtype=dtype, variant=variant, local_files_only=True,
-                                        image_encoder=None, **no_safety)
 
 
 # ---------------------------------------------------------------- model cache

@@ -77,7 +77,7 @@ class SDImg2Img(Node):
                                          "raise steps or strength")
         source = _sd.resolve_source(model, self.ctx.settings)
         device = self.ctx.device
-        torch_dtype = _sd.torch_dtype(dtype, device)
+        dtype = _sd.dtype_name(dtype, device)
         if seed is None:
             import secrets
             seed = secrets.randbits(63)
@@ -87,11 +87,11 @@ class SDImg2Img(Node):
             self.ctx.log(f"cpu_offload applies to CUDA only; ignored on {device}")
 
         def load():
-            self.ctx.log(f"loading {source.describe()} ({str(torch_dtype).removeprefix('torch.')}, {device})")
-            return _sd.load_pipeline(source, torch_dtype, device, offload, config, self.ctx.log,
+            self.ctx.log(f"loading {source.describe()} ({dtype}, {device})")
+            return _sd.load_pipeline(source, dtype, device, offload, config, self.ctx.log,
                                      report=self.ctx.progress)
 
-        key = (source, repr(_sd.fingerprint(source)), config, str(torch_dtype), device, offload)
+        key = (source, repr(_sd.fingerprint(source)), config, dtype, device, offload)
         with _sd.PIPELINES.use(key, load) as entry:
             pipe = entry.pipe
             pipe.scheduler = _sd.make_scheduler(scheduler, entry.scheduler_config)

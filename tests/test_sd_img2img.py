@@ -1,0 +1,206 @@
+"""SDImg2Img on a tiny, randomly initialised SD pipeline (no real weights here),
+loaded through the node's public `model` input exactly as a user's would be."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("diffusers")
+
+from nodeflow.context import CancelToken, Settings  # noqa: E402
+from nodeflow.errors import GraphInvalid  # noqa: E402
+from nodeflow.executor import Executor  # noqa: E402
+from nodeflow.graph import parse_graph  # noqa: E402
+from nodeflow.plan import build_plan  # noqa: E402
+
+from sd_fixture import build_tiny_pipeline  # noqa: E402
+
+SIZE = 32  # px; the tiny VAE halves it, so latents are 16x16
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory) -> Path:
+    """A diffusers folder holding a tiny random SD img2img pipeline (built once)."""
+    return build_tiny_pipeline(tmp_path_factory.mktemp("sd") / "tiny-sd")
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path):
+    """Nothing may touch the network; the HF cache is empty and private to the test."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-hub"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: extra threads only add contention on a shared machine. Restored after."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def sd_graph(model: str, **inputs) -> dict:
+    sd = {"image": {"from": "load.image"}, "prompt": "Van Gogh style", "steps": 4, "model": model}
+    sd.update(inputs)
+    return {"nodes": {
+        "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": SIZE}},
+        "sd": {"type": "SDImg2Img", "inputs": sd},
+        "save": {"type": "Save", "inputs": {"image": {"from": "sd.image"}, "filename": "sd.png"}},
+    }}
+
+
+def run(model, executor: Executor | None = None, cancel_at: int | None = None, **inputs):
+    """Run the graph up to the SD node; returns (RunResult, events)."""
+    plan = build_plan(parse_graph(sd_graph(str(model), **inputs)), Settings(), only=["sd"])
+    token, events = CancelToken(), []
+
+    def emit(event):
+        events.append(event)
+        if cancel_at is not None and event.kind == "node_progress" and event.node == "sd" \
+                and event.value == cancel_at:
+            token.cancel()
+
+    result = (executor or Executor()).run(plan, emit=emit, cancel=token)
+    return result, events
+
+
+def image_of(result) -> np.ndarray:
+    assert result.status == "succeeded", result.error
+    return result.values["sd"]["image"]
+
+
+def progress(events) -> list[tuple[float, float]]:
+    return [(e.value, e.total) for e in events if e.kind == "node_progress" and e.node == "sd"]
+
+
+def test_same_seed_same_image_other_seed_other_image(tiny_sd):
+    a = image_of(run(tiny_sd, seed=1)[0])
+    b = image_of(run(tiny_sd, seed=1)[0])
+    c = image_of(run(tiny_sd, seed=2)[0])
+    assert a.shape == (SIZE, SIZE, 3) and a.dtype == np.float32
+    assert np.isfinite(a).all() and 0.0 <= a.min() and a.max() <= 1.0
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).mean() > 1e-3
+
+
+@pytest.mark.parametrize("scheduler, steps, strength, expected", [
+    ("ddim", 10, 0.5, 5),
+    ("euler_ancestral", 7, 0.6, 4),     # int(4.2)
+    ("dpmpp_2m", 4, 0.75, 3),
+    ("default", 10, 0.3, 4),            # PNDM: int(3.0) + its one warm-up step
+])
+def test_steps_run_follow_strength(tiny_sd, scheduler, steps, strength, expected):
+    result, events = run(tiny_sd, scheduler=scheduler, steps=steps, strength=strength, preview_every=2)
+    image_of(result)
+    assert progress(events) == [(i, expected) for i in range(1, expected + 1)]
+    previews = [e.image for e in events if e.kind == "node_preview"]
+    assert len(previews) == (expected - 1) // 2  # every 2 steps, none after the last
+    assert all(p.shape == (SIZE // 2, SIZE // 2, 3) for p in previews)  # at latent size
+
+
+def test_scheduler_choice_changes_the_result(tiny_sd):
+    ddim = image_of(run(tiny_sd, scheduler="ddim")[0])
+    euler_a = image_of(run(tiny_sd, scheduler="euler_ancestral")[0])
+    assert np.abs(ddim - euler_a).mean() > 1e-3
+
+
+def test_vae_preview_is_full_size(tiny_sd):
+    result, events = run(tiny_sd, scheduler="ddim", steps=6, strength=0.5, preview_every=1, preview="vae")
+    image_of(result)
+    previews = [e.image for e in events if e.kind == "node_preview"]
+    assert len(previews) == 2 and all(p.shape == (SIZE, SIZE, 3) for p in previews)
+
+
+def test_cancel_mid_run(tiny_sd):
+    result, events = run(tiny_sd, cancel_at=2, scheduler="ddim", steps=10, strength=1.0)
+    assert result.status == "cancelled"
+    assert result.nodes["sd"].state == "cancelled"
+    assert progress(events) == [(1, 10), (2, 10)]  # stopped between steps 2 and 3
+    # The loaded pipeline is still usable afterwards.
+    assert image_of(run(tiny_sd, scheduler="ddim", steps=2, strength=1.0)[0]).shape == (SIZE, SIZE, 3)
+
+
+def test_model_cache_loads_once(tiny_sd, tmp_path):
+    from nodes import _sd
+    _sd.PIPELINES.clear()
+    before = _sd.PIPELINES.loads
+    executor = Executor()
+    image_of(run(tiny_sd, executor, prompt="Van Gogh style", strength=0.5)[0])
+    image_of(run(tiny_sd, executor, prompt="Monet style", strength=0.8)[0])
+    assert _sd.PIPELINES.loads - before == 1
+    # The same inputs again: the engine's value cache answers, the node does not run.
+    _, events = run(tiny_sd, executor, prompt="Monet style", strength=0.8)
+    assert [e.source for e in events if e.kind == "node_cached" and e.node == "sd"] == ["memory"]
+
+    # Bounded: a second model replaces the first when one entry is allowed.
+    other = shutil.copytree(tiny_sd, tmp_path / "other-sd")
+    image_of(run(other)[0])
+    assert _sd.PIPELINES.loads - before == 2 and len(_sd.PIPELINES) == 1
+    # Freed: after clear() the next run loads again.
+    _sd.PIPELINES.clear()
+    assert len(_sd.PIPELINES) == 0
+    image_of(run(other, seed=5)[0])
+    assert _sd.PIPELINES.loads - before == 3
+
+
+def test_repo_id_found_in_hf_cache_offline(tiny_sd, tmp_path):
+    """A repo id resolves through the standard HF cache layout, with no network."""
+    from nodes import _sd
+    repo = _sd.hf_cache_dir() / "models--someone--tiny-sd"
+    commit = "0" * 40
+    shutil.copytree(tiny_sd, repo / "snapshots" / commit)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    result, events = run("someone/tiny-sd", scheduler="ddim")
+    assert image_of(result).shape == (SIZE, SIZE, 3)
+    assert any(e.kind == "log" and "someone/tiny-sd" in e.message for e in events)
+
+
+def test_offline_missing_repo_says_what_to_do(tiny_sd):
+    result, _ = run("someone/not-downloaded")
+    assert result.status == "failed"
+    err = result.error
+    assert err.node == "sd" and err.input == "model"
+    for needle in ("someone/not-downloaded", "not in the Hugging Face cache", "HF_HUB_OFFLINE",
+                   "internet", "local diffusers folder", ".safetensors"):
+        assert needle in err.message, needle
+    assert "Traceback" not in err.message
+
+
+def test_bundled_graph_offline_fails_cleanly_in_the_cli(cli, tmp_path):
+    proc = cli("run", "graphs/sd_vangogh.json", "--out", str(tmp_path / "out"), "--quiet",
+               env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "empty-hub")})
+    assert proc.returncode == 1, proc.stderr
+    assert "stable-diffusion-v1-5/stable-diffusion-v1-5" in proc.stderr
+    assert "local diffusers folder" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_local_model_is_a_validation_error(tmp_path):
+    with pytest.raises(GraphInvalid) as info:
+        build_plan(parse_graph(sd_graph(str(tmp_path / "models" / "nope.safetensors"))), Settings())
+    issue = info.value.issues[0]
+    assert (issue.node, issue.input) == ("sd", "model") and "not found" in issue.message
+
+
+def test_folder_without_model_index_is_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GraphInvalid) as info:
+        build_plan(parse_graph(sd_graph(str(tmp_path / "empty"))), Settings())
+    assert "model_index.json" in info.value.issues[0].message
+
+
+def test_strength_that_runs_no_step_is_refused(tiny_sd):
+    result, _ = run(tiny_sd, steps=2, strength=0.3)
+    assert result.status == "failed" and result.error.input == "strength"
+
+
+def test_bundled_graph_validates(cli):
+    proc = cli("validate", "graphs/sd_vangogh.json")
+    assert proc.returncode == 0, proc.stderr
+    assert "ok" in proc.stdout
