@@ -53,7 +53,9 @@ def check_image(data: bytes, max_pixels: int) -> tuple[str, int, int]:
             im.load()  # verify() skips pixel data; a truncated file fails here
     except UploadRejected:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own guard, for the most extreme sizes
+        raise UploadRejected(413, "image_too_large", f"{exc} (over the megapixel limit)") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UploadRejected(415, "not_an_image", f"the file is not a readable image ({exc})") from None
     return fmt, w, h
 
