@@ -56,6 +56,7 @@ def run(folder, **stylize_inputs):
     return result.values["stylize"]["image"]
 
 
+@pytest.mark.slow  # imports TensorFlow (5-10 s)
 def test_tfhub_route_loads_a_savedmodel_handle_and_blends(saved_model, tmp_path):
     rng = np.random.default_rng(1)
     content = write_png(tmp_path, "content.png", rng.integers(0, 256, (30, 42, 3)))  # not multiples of 4
@@ -71,6 +72,7 @@ def test_tfhub_route_loads_a_savedmodel_handle_and_blends(saved_model, tmp_path)
     assert np.allclose(two, 0.5 * content + 0.5 * (0.75 * red + 0.25 * blue), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_tfhub_strength_mixes_with_the_content_only_output(saved_model, tmp_path):
     content_colour = write_png(tmp_path, "content.png", np.full((24, 20, 3), (40, 160, 90)))[0, 0]
     red = write_png(tmp_path, "style.png", np.full((32, 32, 3), (200, 40, 20)))[0, 0]
