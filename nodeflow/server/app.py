@@ -103,6 +103,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         finally:
             await asyncio.to_thread(pool.stop)
             store.close()
+            print("nodeflow: stopped", file=sys.stderr, flush=True)
 
     app = FastAPI(title="nodeflow", version=__version__, lifespan=lifespan,
                   description="Submit node graphs, follow their progress, fetch their outputs. "

@@ -1,0 +1,80 @@
+"""Bearer-token auth: required when configured, on every route but health and the
+API description; and required to bind beyond loopback."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import httpx
+import pytest
+
+from server_harness import Server, events, small_graph, submit, upload, wait_job
+from nodeflow.server.config import ServerConfig, is_loopback
+
+TOKEN = "s3cret-token-for-tests"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("auth") / "data", token=TOKEN).start()
+    yield srv
+    srv.stop()
+
+
+def test_the_token_is_required_when_configured(server):
+    with server.client(token=None) as anon, server.client(token="wrong") as wrong, server.client() as ok:
+        for method, path in [("GET", "/jobs"), ("POST", "/jobs"), ("GET", "/nodes"), ("GET", "/graphs"),
+                             ("POST", "/uploads"), ("GET", "/events"), ("GET", "/jobs/x/outputs/a.png")]:
+            r = anon.request(method, path)
+            assert r.status_code == 401, (method, path)
+            assert r.headers["www-authenticate"] == "Bearer"
+            assert wrong.request(method, path).status_code == 401
+        assert "wrong" in wrong.get("/jobs").json()["message"]
+
+        # Open: liveness and the API description.
+        assert anon.get("/health").json()["auth"] is True
+        assert anon.get("/openapi.json").status_code == 200
+
+        name = upload(ok)
+        job_id = submit(ok, small_graph(name))
+        assert wait_job(ok, job_id)["status"] == "succeeded"
+        assert anon.get(f"/jobs/{job_id}").status_code == 401
+        # EventSource can't send headers: the stream takes ?token= as well.
+        assert anon.get(f"/jobs/{job_id}/events").status_code == 401
+        seen = list(events(anon, f"/jobs/{job_id}/events?token={TOKEN}"))
+        assert seen[-1]["event"] == "job_finished"
+        # ... but the other routes don't.
+        assert anon.get(f"/jobs/{job_id}?token={TOKEN}").status_code == 401
+
+
+def test_websocket_needs_the_token(server):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+    with pytest.raises(InvalidStatus):
+        with connect(f"ws://127.0.0.1:{server.port}/ws", open_timeout=30):
+            pass
+    with connect(f"ws://127.0.0.1:{server.port}/ws", open_timeout=30,
+                 additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
+        with server.client() as ok:
+            job_id = submit(ok, small_graph(upload(ok), filename="w.png", max_size=16))
+        while True:
+            e = json.loads(ws.recv(timeout=60))
+            if e["event"] == "job_finished" and e["job_id"] == job_id:
+                break
+
+
+def test_binding_beyond_loopback_without_a_token_refuses_to_start(tmp_path):
+    srv = Server(tmp_path / "data", "--host", "0.0.0.0")
+    r = subprocess.run(srv.command(), env=srv.environ(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert "without a token" in r.stderr and "--token" in r.stderr
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(srv.url + "/health", timeout=2)
+
+
+def test_which_hosts_count_as_loopback():
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5") and not is_loopback("example.com")
+    assert ServerConfig(data_dir="d", host="0.0.0.0").check() is not None
+    assert ServerConfig(data_dir="d", host="0.0.0.0", token="t").check() is None
+    assert ServerConfig(data_dir="d").check() is None  # loopback: a token is optional
