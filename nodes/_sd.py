@@ -20,7 +20,7 @@ import re
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -120,7 +120,7 @@ def offline_message(repo_id: str, detail: str = "") -> str:
             f"{' (' + detail + ')' if detail else ''}, and the Hub can't be reached"
             f"{' (HF_HUB_OFFLINE is set)' if hf_offline() else ''}. Supply them one of two ways: "
             f"(1) run once with internet access, and they download into that cache "
-            f"(about 2 GB in fp16 for SD v1.5); or (2) set `model` to a local diffusers folder "
+            f"(for SD v1.5 about 2 GB in fp16, 4 GB in fp32); or (2) set `model` to a local diffusers folder "
             f"(one with model_index.json) or a single .safetensors checkpoint")
 
 
@@ -273,6 +273,21 @@ class _Entry:
     pipe: Any
     scheduler_config: Any     # the model's own scheduler, for `default` and swaps
     lock: threading.Lock      # one run at a time per pipeline (schedulers hold state)
+    schedulers: dict = field(default_factory=dict)
+    sliced: bool = False
+
+    def use_scheduler(self, name: str) -> None:
+        """Set the named scheduler, built once per pipeline: like a bare pipeline, it is
+        reused from run to run (set_timesteps resets its state)."""
+        if name not in self.schedulers:
+            self.schedulers[name] = make_scheduler(name, self.scheduler_config)
+        if self.pipe.scheduler is not self.schedulers[name]:
+            self.pipe.scheduler = self.schedulers[name]
+
+    def use_attention_slicing(self, on: bool) -> None:
+        if on != self.sliced:  # switching rebuilds every attention processor: only on change
+            self.pipe.enable_attention_slicing() if on else self.pipe.disable_attention_slicing()
+            self.sliced = on
 
 
 class PipelineCache:

@@ -93,13 +93,9 @@ class SDImg2Img(Node):
 
         key = (source, repr(_sd.fingerprint(source)), config, dtype, device, offload)
         with _sd.PIPELINES.use(key, load) as entry:
-            pipe = entry.pipe
-            pipe.scheduler = _sd.make_scheduler(scheduler, entry.scheduler_config)
-            if attention_slicing:
-                pipe.enable_attention_slicing()
-            else:
-                pipe.disable_attention_slicing()
-            result = self._denoise(pipe, image, prompt, negative_prompt, strength, guidance_scale,
+            entry.use_scheduler(scheduler)
+            entry.use_attention_slicing(attention_slicing)
+            result = self._denoise(entry.pipe, image, prompt, negative_prompt, strength, guidance_scale,
                                    steps, seed, preview_every, preview)
         return {"image": result}
 
