@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import httpx
 import pytest
@@ -78,3 +79,12 @@ def test_which_hosts_count_as_loopback():
     assert ServerConfig(data_dir="d", host="0.0.0.0").check() is not None
     assert ServerConfig(data_dir="d", host="0.0.0.0", token="t").check() is None
     assert ServerConfig(data_dir="d").check() is None  # loopback: a token is optional
+
+
+def test_nodeflow_serve_applies_the_same_rule_and_the_cli_never_imports_the_server(cli, tmp_path):
+    r = cli("serve", "--host", "0.0.0.0", "--port", "1", "--data-dir", str(tmp_path))
+    assert r.returncode == 2 and "without a token" in r.stderr
+    probe = ("import sys, nodeflow.cli; nodeflow.cli._parser(); "
+             "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "[]", r.stderr

@@ -97,6 +97,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                   + (f", {len(requeued)} re-queued" if requeued else ""), file=sys.stderr)
         pool = WorkerPool(config, store, broker, Executor(disk=DiskCache(config.cache_dir)))
         state.update(store=store, pool=pool)
+        pool.prune()  # the history limit may have been lowered since the last run
         pool.start()
         try:
             yield
@@ -142,7 +143,7 @@ def create_app(config: ServerConfig) -> FastAPI:
               responses={422: {"model": m.InvalidRequest, "description": "the graph is invalid; not queued"}})
     def submit(body: m.SubmitRequest) -> Any:
         """Validate a graph and queue it. An invalid graph is never queued."""
-        request = {"graph": body.graph.model_dump(mode="json", by_alias=True, exclude_none=True),
+        request = {"graph": body.graph.model_dump(mode="json", by_alias=True, exclude_unset=True),
                    "overrides": body.overrides, "only": body.only}
         job_id = os.urandom(16).hex()
         try:
@@ -316,14 +317,15 @@ def create_app(config: ServerConfig) -> FastAPI:
     def graph(name: str) -> Any:
         """One bundled graph, ready to submit as `graph`."""
         path = BUNDLED_GRAPHS / f"{name}.json"
-        if not GRAPH_NAME.match(name) or name.endswith(".schema") or not path.is_file():
+        if not GRAPH_NAME.match(name) or not path.is_file():
             raise HTTPException(404, f"no bundled graph {name!r}")
         return json.loads(path.read_text("utf-8"))
 
     @app.get("/health", response_model=m.Health, tags=["health"])
     def health() -> Any:
         return m.Health(status="ok", version=__version__, workers=config.workers,
-                        jobs=store().counts(), auth=config.token is not None)
+                        jobs=store().counts(), auth=config.token is not None,
+                        memory_cache=pool().memory_cache_stats())
 
     return app
 

@@ -114,6 +114,7 @@ class JobEmitter:
         self.job_id = job_id
         self.output_dir = output_dir
         self.nodes: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()  # the worker writes `nodes`, HTTP threads read it
         self._last: dict[tuple[str, str], float] = {}
 
     def _throttled(self, kind: str, node: str, interval: float, final: bool) -> bool:
@@ -124,7 +125,17 @@ class JobEmitter:
         self._last[(kind, node)] = now
         return False
 
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        with self.lock:
+            return {k: dict(v) for k, v in self.nodes.items()}
+
     def __call__(self, event: ev.Event) -> None:
+        with self.lock:
+            d = self._message(event)
+        if d is not None:
+            self.broker.publish(self.job_id, d)
+
+    def _message(self, event: ev.Event) -> dict[str, Any] | None:
         d = event.to_dict()
         if isinstance(event, ev.RunStarted):
             for nid in event.nodes:
@@ -141,13 +152,13 @@ class JobEmitter:
             self.nodes.setdefault(event.node, {}).update(state="failed", error=event.error)
         elif isinstance(event, ev.NodeProgress):
             if self._throttled("progress", event.node, PROGRESS_INTERVAL, event.value >= event.total):
-                return
+                return None
             self.nodes.setdefault(event.node, {})["progress"] = [event.value, event.total]
         elif isinstance(event, ev.NodePreview):
             if self._throttled("preview", event.node, PREVIEW_INTERVAL, False):
-                return
+                return None
             png = encode_preview(event.image)
             if png is None:
-                return
+                return None
             d["image"] = {"format": "png", "base64": png}
-        self.broker.publish(self.job_id, d)
+        return d

@@ -148,3 +148,5 @@ class Health(BaseModel):
     workers: int
     jobs: dict[str, int]
     auth: bool = Field(description="whether a bearer token is required")
+    memory_cache: dict[str, int] = Field(description="the shared value cache: items, bytes, budget_bytes "
+                                         "($NODEFLOW_MEMORY_CACHE_MB)")

@@ -81,7 +81,11 @@ class WorkerPool:
 
     def live_nodes(self, job_id: str) -> dict[str, dict] | None:
         emitter = self._live.get(job_id)
-        return {k: dict(v) for k, v in emitter.nodes.items()} if emitter else None
+        return emitter.snapshot() if emitter else None
+
+    def memory_cache_stats(self) -> dict[str, int]:
+        mem = self.executor.memory
+        return {"items": len(mem), "bytes": mem.used, "budget_bytes": mem.max_bytes}
 
     def cancel(self, job_id: str) -> str | None:
         """'cancelled' (it was queued), 'cancelling' (it stops at its next check), or None."""
