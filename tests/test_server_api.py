@@ -18,7 +18,8 @@ from server_harness import ROOT, Server, events, slow_graph, small_graph, submit
 def server(tmp_path_factory):
     # Small limits so the limit tests stay small.
     srv = Server(tmp_path_factory.mktemp("api") / "data",
-                 env={"NODEFLOW_MAX_UPLOAD_MB": "2", "NODEFLOW_MAX_BODY_KB": "256"}).start()
+                 env={"NODEFLOW_MAX_UPLOAD_MB": "2", "NODEFLOW_MAX_BODY_KB": "256",
+                      "NODEFLOW_DOWNLOADS": "0"}).start()
     yield srv
     srv.stop()
 
@@ -147,6 +148,19 @@ def test_paths_escaping_the_input_and_output_dirs_are_refused(server, client, as
     # Downloads serve only the files a job listed.
     assert client.get(f"/jobs/{job['id']}/outputs/../../jobs.sqlite").status_code == 404
     assert client.get(f"/jobs/{job['id']}/outputs/%2e%2e/%2e%2e/jobs.sqlite").status_code == 404
+
+
+def test_download_urls_must_be_http_and_can_be_turned_off(client, astronaut):
+    def load(path, url):
+        graph = small_graph(path)
+        graph["nodes"]["load"]["inputs"].update(url=url, sha256="0" * 64)
+        return client.post("/jobs", json={"graph": graph})
+    r = load("missing.png", "file:///etc/passwd")  # would read a server file, and leak its hash
+    assert r.status_code == 422
+    assert [(i["code"], i["node"], i["input"]) for i in r.json()["issues"]] == [("url_refused", "load", "url")]
+    r = load("missing.png", "https://example.com/a.png")  # this server runs with $NODEFLOW_DOWNLOADS=0
+    assert r.status_code == 422 and r.json()["issues"][0]["code"] == "downloads_off"
+    assert load(astronaut, "https://example.com/a.png").status_code == 202  # the file is here: no download
 
 
 def test_cancel_a_running_job_stops_it_at_its_next_check(client, astronaut):

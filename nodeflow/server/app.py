@@ -133,7 +133,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 409: "conflict", 413: "body_too_large"}
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict", 413: "body_too_large"}
         return JSONResponse({"error": codes.get(exc.status_code, "error"), "message": str(exc.detail)},
                             status_code=exc.status_code, headers=getattr(exc, "headers", None))
 

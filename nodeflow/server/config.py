@@ -49,6 +49,8 @@ class ServerConfig:
     max_body_bytes: int = field(default_factory=lambda: _env_int("NODEFLOW_MAX_BODY_KB", 1024) * 1024)
     max_upload_bytes: int = field(default_factory=lambda: _env_int("NODEFLOW_MAX_UPLOAD_MB", 25) << 20)
     max_upload_pixels: int = field(default_factory=lambda: _env_int("NODEFLOW_MAX_UPLOAD_MPIX", 50) * 1_000_000)
+    # May a graph's LoadImage fetch a missing file from its http(s) url?
+    allow_downloads: bool = field(default_factory=lambda: os.environ.get("NODEFLOW_DOWNLOADS", "1") != "0")
     # Operator-named node modules imported at start-up (never named by a client).
     plugins: list[str] = field(default_factory=lambda: [
         m.strip() for m in os.environ.get("NODEFLOW_PLUGINS", "").split(",") if m.strip()])

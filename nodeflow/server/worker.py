@@ -17,6 +17,7 @@ from ..plan import Plan, build_plan
 from . import store as st
 from .broadcast import TERMINAL, Broker, JobEmitter, relative_name
 from .config import ServerConfig
+from .policy import check_plan
 
 POLL_SECONDS = 0.5
 
@@ -29,7 +30,9 @@ def job_settings(config: ServerConfig, job_id: str) -> Settings:
 def plan_request(config: ServerConfig, job_id: str, request: dict[str, Any]) -> Plan:
     """The one validation path, at submit and again when the job runs. Raises GraphInvalid."""
     graph = apply_overrides(parse_graph(request["graph"]), request.get("overrides") or {})
-    return build_plan(graph, job_settings(config, job_id), only=request.get("only") or None)
+    plan = build_plan(graph, job_settings(config, job_id), only=request.get("only") or None)
+    check_plan(plan, config.allow_downloads)
+    return plan
 
 
 def summarize(job_id: str, result: RunResult, out_dir: Any) -> dict[str, Any]:
