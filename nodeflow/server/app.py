@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
 
-from fastapi import FastAPI, File, Query, Request, UploadFile, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, File, Query, Request, Response, UploadFile, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
@@ -141,7 +141,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.post("/jobs", status_code=202, response_model=m.SubmitResponse, tags=["jobs"],
               responses={422: {"model": m.InvalidRequest, "description": "the graph is invalid; not queued"}})
-    def submit(body: m.SubmitRequest) -> Any:
+    def submit(body: m.SubmitRequest, response: Response) -> Any:
         """Validate a graph and queue it. An invalid graph is never queued."""
         request = {"graph": body.graph.model_dump(mode="json", by_alias=True, exclude_unset=True),
                    "overrides": body.overrides, "only": body.only}
@@ -154,6 +154,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         job = store().add(request, body.client_id, job_id)
         broker.publish(job.id, {"event": "job_queued", "client_id": job.client_id})
         pool().notify()
+        response.headers["Location"] = f"/jobs/{job.id}"
         return m.SubmitResponse(job_id=job.id, status=job.status, url=f"/jobs/{job.id}",
                                 events_url=f"/jobs/{job.id}/events")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import traceback
 from typing import Any
 
 from ..context import CancelToken, Settings
@@ -115,6 +116,12 @@ class WorkerPool:
                 continue
             try:
                 self._run(job, token)
+            except Exception:  # a store or broker failure: report it, keep the worker alive
+                traceback.print_exc()
+                try:
+                    self.store.finish(job.id, st.FAILED, {"error": {"message": "internal error; see the server log"}})
+                except Exception:
+                    traceback.print_exc()
             finally:
                 with self._lock:
                     self._tokens.pop(job.id, None)
