@@ -72,6 +72,11 @@ def test_edges_graph_streams_progress_and_its_output_downloads(client, astronaut
         assert im.format == "PNG" and im.width > 512
         assert json.loads(im.info["nodeflow:graph"])["nodes"]["load"]["inputs"]["path"] == astronaut
 
+    # A reconnecting EventSource sends Last-Event-ID and gets only what it missed.
+    with client.stream("GET", body["events_url"], headers={"Last-Event-ID": str(seen[2]["seq"])}) as r:
+        ids = [int(line[4:]) for line in r.iter_lines() if line.startswith("id: ")]
+    assert ids == [e["seq"] for e in seen[3:]]
+
     listed = client.get("/jobs", params={"client_id": "test-edges"}).json()
     assert [j["id"] for j in listed["jobs"]] == [job_id]
     assert listed["counts"]["succeeded"] >= 1

@@ -205,7 +205,9 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     # ---- progress -----------------------------------------------------------------------
 
-    async def stream(request: Request, job_id: str | None) -> AsyncIterator[str]:
+    async def stream(job_id: str | None, last_event_id: str | None = None) -> AsyncIterator[str]:
+        """SSE text: the job's kept events, then live ones. With Last-Event-ID (a
+        reconnecting EventSource), what the client already has is skipped."""
         sub, backlog = broker.subscribe(job_id)
         try:
             if job_id is not None:
@@ -214,9 +216,12 @@ def create_app(config: ServerConfig) -> FastAPI:
                 if job is not None and job.status in st.FINISHED and not done:
                     # its events are no longer kept: say how it ended
                     backlog.append({"seq": 0, "job_id": job_id, "event": TERMINAL, "status": job.status})
-            last = 0
+            seen = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+            last = seen
             for msg in backlog:
                 last = max(last, msg["seq"])
+                if msg["seq"] and msg["seq"] <= seen:
+                    continue
                 yield _sse(msg)
                 if msg["event"] == TERMINAL:
                     return
@@ -245,20 +250,23 @@ def create_app(config: ServerConfig) -> FastAPI:
         node_progress, node_preview (base64 PNG, 256 px), node_finished, node_failed,
         log, run_finished, job_finished."""
         get_job(job_id)
-        return StreamingResponse(stream(request, job_id), media_type="text/event-stream", headers=sse_headers)
+        return StreamingResponse(stream(job_id, request.headers.get("last-event-id")), media_type="text/event-stream", headers=sse_headers)
 
     @app.get("/events", tags=["progress"], response_class=StreamingResponse,
              responses={200: {"content": {"text/event-stream": {}}}})
     def all_events(request: Request) -> Any:
         """Server-Sent Events of every job, live (each message carries its job_id)."""
-        return StreamingResponse(stream(request, None), media_type="text/event-stream", headers=sse_headers)
+        return StreamingResponse(stream(None, request.headers.get("last-event-id")), media_type="text/event-stream", headers=sse_headers)
 
     @app.websocket("/ws")
     async def websocket_events(ws: WebSocket, job_id: str | None = None) -> None:
         """The same messages as the SSE streams, as JSON text frames (?job_id= for one job)."""
         await ws.accept()
+        if job_id is not None and await asyncio.to_thread(store().get, job_id) is None:
+            await ws.close(code=1008, reason=f"no job {job_id!r}")
+            return
         try:
-            async for chunk in stream(None, job_id):  # type: ignore[arg-type]
+            async for chunk in stream(job_id):
                 if chunk.startswith("id:"):
                     await ws.send_text(chunk.split("data: ", 1)[1].strip())
             await ws.close()

@@ -72,7 +72,9 @@ class Broker:
         self._lock = threading.Lock()
         self._subs: set[Subscriber] = set()
         self._replay: OrderedDict[str, deque] = OrderedDict()
-        self._seq = itertools.count(1)
+        # Event ids grow across restarts too (they start from the clock, in microseconds),
+        # so a reconnecting client's Last-Event-ID never hides new events.
+        self._seq = itertools.count(time.time_ns() // 1000)
 
     def publish(self, job_id: str, payload: dict[str, Any]) -> None:
         message = {"seq": next(self._seq), "job_id": job_id, "time": round(time.time(), 3), **payload}
