@@ -124,6 +124,30 @@ def offline_message(repo_id: str, detail: str = "") -> str:
             f"(one with model_index.json) or a single .safetensors checkpoint")
 
 
+def single_file_config_message(path: str) -> str:
+    return (f"the checkpoint {path} holds the weights, but loading it also needs its base model's config "
+            f"files (a few MB: model_index.json, component configs, tokenizer), which are not in the Hugging "
+            f"Face cache ({hf_cache_dir()}), and the Hub can't be reached"
+            f"{' (HF_HUB_OFFLINE is set)' if hf_offline() else ''}. Supply them one of two ways: (1) run once "
+            f"with internet access, and they download into that cache; or (2) set `config` to a local "
+            f"diffusers folder of the same base model (e.g. {DEFAULT_MODEL} for SD v1.5 checkpoints)")
+
+
+def resolve_config(config: str | None, settings: Any) -> str | None:
+    """`config` of a single-file checkpoint: a local diffusers folder (relative to the input
+    directory) or a repo id, passed on as is."""
+    if not config:
+        return None
+    path = settings.input_path(config, "config")
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise InputError("config", f"{path} is not a diffusers folder (no model_index.json)")
+        return str(path.resolve())
+    if not REPO_ID.match(config.strip()):
+        raise InputError("config", f"not found: {path} (give a diffusers folder or a Hugging Face repo id)")
+    return config.strip()
+
+
 def _weight_names(variant: str | None) -> list[str]:
     suffix = f".{variant}.safetensors" if variant else ".safetensors"
     return [f"{comp}/{stem}{suffix}" for comp, stem in WEIGHTS.items()]
@@ -229,13 +253,12 @@ def load_pipeline(source: ModelSource, dtype: str, device: str, cpu_offload: boo
                 pipe = StableDiffusionImg2ImgPipeline.from_pretrained(
                     folder, variant=variant, local_files_only=True, image_encoder=None, **kwargs)
     except Exception as exc:  # a broken folder or file: name it, without a deep traceback
-        hint = ""
-        if source.kind == "single_file" and not config:
-            hint = (" (a single-file checkpoint also needs its model's small config files: they come "
-                    f"from the Hub once, or from `config`, a diffusers folder of the same model)")
+        from huggingface_hub.errors import LocalEntryNotFoundError
+        if source.kind == "single_file" and not config and isinstance(exc, LocalEntryNotFoundError):
+            raise InputError("model", single_file_config_message(source.ref)) from None
         raise InputError("config" if config and source.kind == "single_file" else "model",
                          f"could not load a Stable Diffusion pipeline from {source.describe()}: "
-                         f"{exc.__class__.__name__}: {exc}{hint}") from None
+                         f"{exc.__class__.__name__}: {exc}") from None
     pipe.set_progress_bar_config(disable=True)  # the node reports progress itself
     if cpu_offload and device.startswith("cuda"):
         pipe.enable_model_cpu_offload(device=device)

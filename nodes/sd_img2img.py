@@ -65,8 +65,14 @@ class SDImg2Img(Node):
     @classmethod
     def fingerprint(cls, inputs: dict[str, Any], settings: Any) -> Any:
         """Identify the weights (file sizes and times, or the cached commit), not just the name."""
-        from ._sd import fingerprint, resolve_source
-        return fingerprint(resolve_source(inputs["model"], settings))
+        from pathlib import Path
+
+        from ._sd import ModelSource, fingerprint, resolve_config, resolve_source
+        source = resolve_source(inputs["model"], settings)
+        config = resolve_config(inputs.get("config"), settings) if source.kind == "single_file" else None
+        if config is None:
+            return fingerprint(source)
+        return [fingerprint(source), fingerprint(ModelSource("folder" if Path(config).is_dir() else "repo", config))]
 
     def run(self, image: Any, prompt: str, negative_prompt: str, strength: float, guidance_scale: float,
             steps: int, seed: int | None, scheduler: str, model: str, config: str | None, dtype: str,
@@ -76,6 +82,7 @@ class SDImg2Img(Node):
             raise InputError("strength", f"steps x strength = {steps} x {strength} runs no step: "
                                          "raise steps or strength")
         source = _sd.resolve_source(model, self.ctx.settings)
+        config = _sd.resolve_config(config, self.ctx.settings) if source.kind == "single_file" else None
         device = self.ctx.device
         dtype = _sd.dtype_name(dtype, device)
         if seed is None:

@@ -16,7 +16,7 @@ from nodeflow.executor import Executor  # noqa: E402
 from nodeflow.graph import parse_graph  # noqa: E402
 from nodeflow.plan import build_plan  # noqa: E402
 
-from sd_fixture import build_tiny_pipeline  # noqa: E402
+from sd_fixture import build_tiny_pipeline, write_single_file  # noqa: E402
 
 SIZE = 32  # px; the tiny VAE halves it, so latents are 16x16
 
@@ -159,6 +159,26 @@ def test_repo_id_found_in_hf_cache_offline(tiny_sd, tmp_path):
     result, events = run("someone/tiny-sd", scheduler="ddim")
     assert image_of(result).shape == (SIZE, SIZE, 3)
     assert any(e.kind == "log" and "someone/tiny-sd" in e.message for e in events)
+
+
+def test_single_file_checkpoint_in_a_models_folder(tiny_sd, tmp_path, monkeypatch, assets):
+    """A ComfyUI-style models/x.safetensors (original layout), named relative to the input
+    directory, gives the same image as the diffusers folder it was written from."""
+    inputs = tmp_path / "inputs"
+    (inputs / "models").mkdir(parents=True)
+    (inputs / "astronaut.png").symlink_to(assets / "astronaut.png")
+    write_single_file(tiny_sd, inputs / "models" / "tiny.safetensors")
+    monkeypatch.setenv("NODEFLOW_INPUT_DIR", str(inputs))
+    single = image_of(run("models/tiny.safetensors", config=str(tiny_sd), scheduler="ddim")[0])
+    folder = image_of(run(tiny_sd, scheduler="ddim")[0])
+    np.testing.assert_allclose(single, folder, atol=1e-5)
+
+    # Without `config`, offline and with nothing cached, the error names what is missing.
+    result, _ = run("models/tiny.safetensors")
+    assert result.status == "failed" and result.error.input == "model"
+    for needle in ("models/tiny.safetensors", "config files", "HF_HUB_OFFLINE", "internet", "`config`"):
+        assert needle in result.error.message, needle
+    assert "Traceback" not in result.error.message
 
 
 def test_offline_missing_repo_says_what_to_do(tiny_sd):
