@@ -109,7 +109,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app = FastAPI(title="nodeflow", version=__version__, lifespan=lifespan,
                   description="Submit node graphs, follow their progress, fetch their outputs. "
                               "Send `Authorization: Bearer TOKEN` when the server has a token.")
-    # Outermost first: auth before anything reads the body.
+    # The last added runs first: auth, then the body limit, then routing and parsing.
     app.add_middleware(BodyLimit, default=config.max_body_bytes,
                        per_path={"/uploads": config.max_upload_bytes + UPLOAD_OVERHEAD})
     app.add_middleware(TokenAuth, token=config.token)

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 import traceback
 from typing import Any
 
+from ..cache import disk_budget
 from ..context import CancelToken, Settings
 from ..errors import GraphInvalid
 from ..executor import Executor, RunResult
@@ -21,6 +23,7 @@ from .config import ServerConfig
 from .policy import check_plan
 
 POLL_SECONDS = 0.5
+DISK_PRUNE_SECONDS = 60.0
 
 
 def job_settings(config: ServerConfig, job_id: str) -> Settings:
@@ -60,7 +63,7 @@ class WorkerPool:
         self._wake = threading.Condition()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.jobs_done = 0
+        self._disk_pruned = float("-inf")
 
     def start(self) -> None:
         for i in range(self.config.workers):
@@ -151,13 +154,21 @@ class WorkerPool:
 
     def _finish(self, job_id: str, status: str, result: dict[str, Any]) -> None:
         self.store.finish(job_id, status, result)
-        self.jobs_done += 1
         self.broker.publish(job_id, {"event": TERMINAL, "status": status,
                                      "error": (result.get("error") or {}).get("message")})
         self.prune()
 
     def prune(self) -> None:
+        """Keep the history within its limit, and the disk cache within its budget
+        ($NODEFLOW_DISK_CACHE_GB; checked at most once a minute: it walks the cache)."""
         for job_id in self.store.prune(self.config.history_limit):
             shutil.rmtree(self.config.job_output_dir(job_id), ignore_errors=True)
             self.broker.forget(job_id)
+        now = time.monotonic()
+        with self._lock:
+            due = now - self._disk_pruned >= DISK_PRUNE_SECONDS
+            if due:
+                self._disk_pruned = now
+        if due and self.executor.disk is not None:
+            self.executor.disk.prune(disk_budget())
 
