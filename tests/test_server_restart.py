@@ -2,7 +2,6 @@
 that was running is marked interrupted (or re-queued); history is kept, within its limit."""
 from __future__ import annotations
 
-
 from server_harness import Server, events, slow_graph, small_graph, submit, upload, wait_job
 
 
