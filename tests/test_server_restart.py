@@ -49,7 +49,7 @@ def test_kill_9_with_jobs_queued_then_every_queued_job_runs_after_restart(tmp_pa
 def test_the_interrupted_job_is_requeued_when_configured(tmp_path):
     srv = Server(tmp_path / "data", "--requeue-interrupted").start()
     try:
-        _, running, queued, _ = _kill_with_jobs_queued(srv, slow_steps=60)
+        _, running, queued, _ = _kill_with_jobs_queued(srv, slow_steps=100)
         srv.start()
         with srv.client() as c:
             job = wait_job(c, running)

@@ -107,6 +107,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             print("nodeflow: stopped", file=sys.stderr, flush=True)
 
     app = FastAPI(title="nodeflow", version=__version__, lifespan=lifespan,
+                  responses={422: {"model": m.InvalidRequest, "description": "invalid request or graph"}},
                   description="Submit node graphs, follow their progress, fetch their outputs. "
                               "Send `Authorization: Bearer TOKEN` when the server has a token.")
     # The last added runs first: auth, then the body limit, then routing and parsing.
@@ -140,7 +141,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     # ---- jobs -------------------------------------------------------------------------
 
     @app.post("/jobs", status_code=202, response_model=m.SubmitResponse, tags=["jobs"],
-              responses={422: {"model": m.InvalidRequest, "description": "the graph is invalid; not queued"}})
+              responses={422: {"model": m.InvalidRequest, "description": "the graph is invalid: not queued"}})
     def submit(body: m.SubmitRequest, response: Response) -> Any:
         """Validate a graph and queue it. An invalid graph is never queued."""
         request = {"graph": body.graph.model_dump(mode="json", by_alias=True, exclude_unset=True),
