@@ -1,7 +1,7 @@
 """HTTP API benchmark: latency of small graphs submitted by concurrent clients, and
 the server's memory over many jobs.
 
-    .venv/bin/python bench/api.py [--clients 10] [--jobs 100] [--rounds 2]
+    .venv/bin/python bench/api.py [--clients 10] [--jobs 100] [--rounds 3] [--workers 1]
 
 Starts a real server (python server.py) on a free loopback port with a fresh data
 dir, uploads one image, then:
@@ -123,7 +123,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--clients", type=int, default=10)
     p.add_argument("--jobs", type=int, default=100)
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--memory-cache-mb", type=float, default=2, help="the server's value cache budget")
     args = p.parse_args()

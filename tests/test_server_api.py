@@ -258,6 +258,10 @@ def test_catalogue_bundled_graphs_schema_and_health(client):
     submit_schema = api["components"]["schemas"]["SubmitRequest"]
     assert submit_schema["properties"]["graph"]["$ref"].endswith("/Graph")
     assert "NodeSpec" in api["components"]["schemas"]
+    # ...and each node type's inputs, from the node schemas, plugins included
+    slow = api["components"]["schemas"]["node_SlowInvert"]["properties"]["inputs"]["properties"]
+    assert slow["steps"]["anyOf"][0]["maximum"] == 10000
+    assert slow["image"]["$ref"] == "#/components/schemas/link"
 
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["workers"] == 1 and health["auth"] is False

@@ -115,6 +115,27 @@ def create_app(config: ServerConfig) -> FastAPI:
                        per_path={"/uploads": config.max_upload_bytes + UPLOAD_OVERHEAD})
     app.add_middleware(TokenAuth, token=config.token)
 
+    def openapi() -> dict:
+        """FastAPI's schema, plus every node type's inputs from the node schemas
+        (`nodeflow schema`), as components node_<Type> and GraphWithNodeTypes."""
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            from ..schema import graph_schema
+            spec = get_openapi(title=app.title, version=app.version, description=app.description,
+                               routes=app.routes)
+            graph = json.loads(json.dumps(graph_schema()).replace("#/$defs/", "#/components/schemas/"))
+            components = spec.setdefault("components", {}).setdefault("schemas", {})
+            components.update(graph.pop("$defs"))
+            graph.pop("$schema", None)
+            graph.pop("$id", None)
+            components["GraphWithNodeTypes"] = {**graph, "title": "GraphWithNodeTypes", "description":
+                                                "The graph in a submit, with each node type's inputs spelled out."}
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     def store() -> st.JobStore:
         return state["store"]
 

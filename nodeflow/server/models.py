@@ -13,7 +13,8 @@ JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "in
 
 class SubmitRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    graph: Graph = Field(description="a graph, exactly as in a graph file (see GET /schema)")
+    graph: Graph = Field(description="a graph, exactly as in a graph file; each node type's inputs "
+                         "are in the GraphWithNodeTypes schema (and GET /schema)")
     overrides: dict[str, Any] = Field(default_factory=dict, description='{"node.input": value}, '
                                       "like the CLI's --set", examples=[{"load.path": "photo.png"}])
     only: list[str] | None = Field(None, description="run only what these nodes need (default: every output node)")
