@@ -98,7 +98,10 @@ class SDImg2Img(Node):
             return _sd.load_pipeline(source, dtype, device, offload, config, self.ctx.log,
                                      report=self.ctx.progress)
 
-        key = (source, repr(_sd.fingerprint(source)), config, dtype, device, offload)
+        # A repo's cached commit appears only once it is downloaded: keying on it would
+        # load a second copy after the first run. Local weights are keyed by their stats.
+        weights = None if source.kind == "repo" else repr(_sd.fingerprint(source))
+        key = (source, weights, config, dtype, device, offload)
         with _sd.PIPELINES.use(key, load) as entry:
             entry.use_scheduler(scheduler)
             entry.use_attention_slicing(attention_slicing)

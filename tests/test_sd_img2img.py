@@ -156,9 +156,16 @@ def test_repo_id_found_in_hf_cache_offline(tiny_sd, tmp_path):
     shutil.copytree(tiny_sd, repo / "snapshots" / commit)
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(commit)
+    _sd.PIPELINES.clear()
+    before = _sd.PIPELINES.loads
     result, events = run("someone/tiny-sd", scheduler="ddim")
     assert image_of(result).shape == (SIZE, SIZE, 3)
     assert any(e.kind == "log" and "someone/tiny-sd" in e.message for e in events)
+    image_of(run("someone/tiny-sd", scheduler="ddim", prompt="Monet style")[0])
+    assert _sd.PIPELINES.loads - before == 1
+    # fp16 weights are asked for first; a repo without them falls back to the full ones.
+    folder, variant = _sd.download_repo("someone/tiny-sd", "fp16")
+    assert folder == repo / "snapshots" / commit and variant is None
 
 
 def test_single_file_checkpoint_in_a_models_folder(tiny_sd, tmp_path, monkeypatch, assets):
