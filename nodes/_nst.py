@@ -155,6 +155,12 @@ class Hooks:
     preview: Callable[[Any, int], None] = lambda image, i: None
     cancelled: Callable[[], None] = lambda: None
     preview_every: int = 0
+    # Stop early (used by the benchmark): called with each step's objective and image size.
+    stop: Callable[[float, tuple], bool] = lambda total, size: False
+
+
+class _Stop(Exception):
+    pass
 
 
 @dataclass
@@ -248,6 +254,8 @@ def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, b
             total, parts = objective(x)
             grad, = torch.autograd.grad(total, x)
             history.add(float(total.detach()), parts, size)
+            if hooks.stop(history.total[-1], size):
+                return x.detach(), history
             opt.step(grad, lr_at(lr_schedule, lr, i, n))
             with torch.no_grad():
                 x.clamp_(0, 1)
@@ -284,6 +292,8 @@ def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
             total, parts = objective(img)
             total.backward()
             history.add(float(total.detach()), parts, size)
+            if hooks.stop(history.total[-1], size):
+                raise _Stop
             done += 1
             evals += 1
             hooks.step(done, total_steps)
@@ -291,11 +301,14 @@ def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
                 hooks.preview(img.detach(), done)
             return total
 
-        while evals < n:
-            before = evals
-            opt.step(closure)
-            if evals == before:
-                break
+        try:
+            while evals < n:
+                before = evals
+                opt.step(closure)
+                if evals == before:
+                    break
+        except _Stop:
+            return x.detach().clamp(0, 1), history
     return x.detach().clamp(0, 1), history
 
 

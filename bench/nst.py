@@ -1,0 +1,277 @@
+"""Neural style transfer benchmark (not a test): nodeflow against the TF tutorial, in one run.
+
+    .venv/bin/python bench/nst.py                      # the full benchmark (hours on 2 CPU cores)
+    .venv/bin/python bench/nst.py --sizes 128 --steps 5 --recipe-steps 100 --checkpoints 50,100
+
+It prints, on this machine and in this run:
+  1. seconds per step of a faithful TensorFlow reimplementation of the tutorial recipe
+     (Keras VGG16 with the same offline weights, the same objective, Keras Adam lr 0.02,
+     beta1 0.99, epsilon 0.1, clipping) and of nodeflow's AdamOptimize, and their ratio;
+  2. nodeflow's step time against the FLOP limit: conv FLOPs of forward plus backward (input
+     gradient only; the weights are frozen) to the deepest layer, over a measured matmul GFLOP/s;
+  3. for the faster routes, the wall time to reach the objective value the recipe reaches after
+     N steps (the tutorial objective at full size), as a ratio of the recipe's time.
+Timings on a shared machine are noisy: medians are printed, and ratios come from one run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+ASSETS = Path(os.environ.get("NODEFLOW_INPUT_DIR") or ROOT.parent / "shared" / "assets")
+
+STYLE_LAYERS = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
+CONTENT_LAYERS = ["block5_conv2"]
+STYLE_WEIGHT, CONTENT_WEIGHT, TV_WEIGHT = 1e-2, 1e4, 30.0
+
+
+def load(name: str, max_side: int) -> np.ndarray:
+    from PIL import Image
+
+    from nodes._image import fit_max_side, from_pil
+    with Image.open(ASSETS / name) as im:
+        return fit_max_side(from_pil(im.convert("RGB")), max_side)
+
+
+def vgg16_state() -> dict:
+    from nodes import _vgg
+    state, _ = _vgg.vgg16_weights(None)
+    return state
+
+
+# ------------------------------------------------------------------ TensorFlow: the tutorial
+
+class TFRecipe:
+    """The TF tutorial's StyleContentModel and train_step, on Keras VGG16 with our weights."""
+
+    def __init__(self, state: dict, content: np.ndarray, style: np.ndarray):
+        import tensorflow as tf
+        self.tf = tf
+        vgg = tf.keras.applications.VGG16(include_top=False, weights=None)
+        for layer in vgg.layers:
+            if layer.name + ".weight" in state:
+                w = state[layer.name + ".weight"].numpy().transpose(2, 3, 1, 0)  # OIHW -> HWIO
+                layer.set_weights([w, state[layer.name + ".bias"].numpy()])
+        vgg.trainable = False
+        outputs = [vgg.get_layer(n).output for n in STYLE_LAYERS + CONTENT_LAYERS]
+        self.model = tf.keras.Model([vgg.input], outputs)
+        self.style_targets = self.call(tf.constant(style[None]))["style"]
+        self.content_targets = self.call(tf.constant(content[None]))["content"]
+        self.image = tf.Variable(content[None])
+        self.opt = tf.keras.optimizers.Adam(learning_rate=0.02, beta_1=0.99, epsilon=1e-1)
+        self.step = tf.function(self._step)
+
+    @staticmethod
+    def gram_matrix(t):
+        import tensorflow as tf
+        result = tf.linalg.einsum("bijc,bijd->bcd", t, t)
+        shape = tf.shape(t)
+        return result / tf.cast(shape[1] * shape[2], tf.float32)
+
+    def call(self, inputs):
+        tf = self.tf
+        pre = tf.keras.applications.vgg16.preprocess_input(inputs * 255.0)
+        outs = self.model(pre)
+        style = {n: self.gram_matrix(o) for n, o in zip(STYLE_LAYERS, outs[:len(STYLE_LAYERS)])}
+        content = {n: o for n, o in zip(CONTENT_LAYERS, outs[len(STYLE_LAYERS):])}
+        return {"style": style, "content": content}
+
+    def loss(self, outputs):
+        tf = self.tf
+        s = tf.add_n([tf.reduce_mean((outputs["style"][n] - self.style_targets[n]) ** 2) for n in STYLE_LAYERS])
+        c = tf.add_n([tf.reduce_mean((outputs["content"][n] - self.content_targets[n]) ** 2)
+                      for n in CONTENT_LAYERS])
+        return s * STYLE_WEIGHT / len(STYLE_LAYERS) + c * CONTENT_WEIGHT / len(CONTENT_LAYERS)
+
+    def _step(self):
+        tf = self.tf
+        with tf.GradientTape() as tape:
+            loss = self.loss(self.call(self.image))
+            loss += TV_WEIGHT * tf.image.total_variation(self.image)
+        grad = tape.gradient(loss, self.image)
+        self.opt.apply_gradients([(grad, self.image)])
+        self.image.assign(tf.clip_by_value(self.image, 0.0, 1.0))
+        return loss
+
+
+# ------------------------------------------------------------------ nodeflow
+
+def nodeflow_terms(content: np.ndarray, style: np.ndarray, style_weight=STYLE_WEIGHT,
+                   content_weight=CONTENT_WEIGHT, tv_weight=TV_WEIGHT, style_layers=STYLE_LAYERS,
+                   content_layers=CONTENT_LAYERS):
+    from nodes import _nst, _vgg
+    module, where = _vgg.load_source("vgg16", None, "cpu")
+    vgg = _vgg.VGG(_vgg.SOURCES["vgg16"], module, where, "cpu", "vgg16")
+    return [_nst.LossTerm("style", style_weight, list(style_layers), vgg, style),
+            _nst.LossTerm("content", content_weight, list(content_layers), vgg, content, resize_to_input=True),
+            _nst.LossTerm("tv", tv_weight)]
+
+
+def tutorial_objective(content: np.ndarray, style: np.ndarray):
+    """f(image tensor) -> the tutorial objective at the content's size (for any route)."""
+    import torch
+
+    from nodes import _nst
+    terms = nodeflow_terms(content, style)
+    objective = _nst.Objective(terms, content.shape[:2], "cpu")
+
+    def f(x) -> float:
+        with torch.no_grad():
+            return float(objective(x)[0])
+    return f
+
+
+def conv_flops(size: tuple[int, int], deepest: str = "block5_conv2", arch: str = "vgg16") -> float:
+    """Forward conv FLOPs (2 per multiply-add) up to and including `deepest`."""
+    from nodes import _vgg
+    h, w = size
+    total = 0.0
+    for name, (cout, cin) in _vgg.conv_shapes(arch).items():
+        if name.endswith("_conv1") and name != "block1_conv1":
+            h, w = h // 2, w // 2
+        total += 2.0 * cin * cout * 9 * h * w
+        if name == deepest:
+            break
+    return total
+
+
+def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
+    import torch
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    torch.mm(a, b)
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t)
+    return 2 * n ** 3 / statistics.median(times) / 1e9
+
+
+def time_steps(step, n: int, warmup: int = 2) -> float:
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def nodeflow_step_fn(content, style):
+    """One AdamOptimize step (the same code the node runs), as a callable."""
+    import torch
+
+    from nodes import _nst
+    terms = nodeflow_terms(content, style)
+    objective = _nst.Objective(terms, content.shape[:2], "cpu")
+    x = _nst.image_tensor(content, "cpu").requires_grad_(True)
+    opt = _nst.KerasAdam(x, 0.02, 0.99, 0.999, 0.1)
+
+    def step():
+        total, _ = objective(x)
+        grad, = torch.autograd.grad(total, x)
+        opt.step(grad)
+        with torch.no_grad():
+            x.clamp_(0, 1)
+    return step
+
+
+# ------------------------------------------------------------------ routes
+
+def run_route(name: str, content, style, budget_steps: int, target: float | None = None):
+    """Run one route, until `target` is reached at full size or the budget is spent;
+    return (seconds, objective) pairs at full size, and the image."""
+    from nodes import _nst
+    full = content.shape[:2]
+    hooks = _nst.Hooks(stop=lambda total, size: target is not None and tuple(size) == tuple(full)
+                       and total <= target)
+    start = _nst.image_tensor(content, "cpu")
+    terms = nodeflow_terms(content, style)
+    kind, _, rest = name.partition(":")
+    if kind == "recipe":
+        x, h = _nst.run_adam(terms, start, stages=[(full, budget_steps)], lr=0.02, beta1=0.99,
+                             beta2=0.999, eps=0.1, hooks=hooks)
+    elif kind == "adam":
+        sched, lr, lrs = rest.split("|")
+        x, h = _nst.run_adam(terms, start, stages=_nst.parse_schedule(sched, full, budget_steps),
+                             lr=float(lr), beta1=0.99, beta2=0.999, eps=0.1, lr_schedule=lrs, hooks=hooks)
+    elif kind == "lbfgs":
+        x, h = _nst.run_lbfgs(terms, start, stages=_nst.parse_schedule(rest, full, budget_steps),
+                              hooks=hooks)
+    else:
+        raise SystemExit(f"unknown route {name}")
+    pts = [(s, v) for s, v, size in zip(h.seconds, h.total, h.size) if tuple(size) == tuple(full)]
+    return pts, x
+
+
+def first_time_at_or_below(points, target: float) -> float | None:
+    for s, v in points:
+        if v <= target:
+            return s
+    return None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="256,512", help="max sides for the step timings")
+    ap.add_argument("--steps", type=int, default=10, help="timed steps per measurement (median)")
+    ap.add_argument("--route-size", type=int, default=256, help="max side for the route comparison")
+    ap.add_argument("--recipe-steps", type=int, default=1000, help="recipe steps for the route comparison")
+    ap.add_argument("--checkpoints", default="300,1000", help="recipe step counts whose objective is the target")
+    ap.add_argument("--routes", default="lbfgs:128:60,full:1000;adam:128:300,full:1000|0.02|cosine",
+                    help="';'-separated routes: lbfgs:SCHEDULE or adam:SCHEDULE|LR|LR_SCHEDULE")
+    ap.add_argument("--skip-tf", action="store_true")
+    ap.add_argument("--skip-routes", action="store_true")
+    args = ap.parse_args()
+
+    import torch
+    torch.set_num_threads(os.cpu_count() or 1)
+    state = vgg16_state()
+    style512 = load("starry_night.jpg", 512)
+    gflops = matmul_gflops()
+    print(f"machine: {os.cpu_count()} CPU threads, torch {torch.__version__}, matmul {gflops:.1f} GFLOP/s")
+
+    print("\n1-2. seconds per Adam step (median of %d)" % args.steps)
+    for size in [int(s) for s in args.sizes.split(",") if s]:
+        content = load("astronaut.png", size)
+        nf = time_steps(nodeflow_step_fn(content, style512), args.steps)
+        line = f"  {size}px: nodeflow {nf:.3f} s"
+        if not args.skip_tf:
+            recipe = TFRecipe(state, content, style512)
+            tf_s = time_steps(recipe.step, args.steps)
+            line += f", TF recipe {tf_s:.3f} s, ratio nodeflow/TF {nf / tf_s:.2f} (target <= 0.8)"
+        limit = 2 * conv_flops(content.shape[:2]) / (gflops * 1e9)
+        line += f"; FLOP limit {limit:.3f} s, nodeflow/limit {nf / limit:.2f} (target <= 1.3)"
+        print(line, flush=True)
+
+    if args.skip_routes:
+        return 0
+    content = load("astronaut.png", args.route_size)
+    checkpoints = [int(c) for c in args.checkpoints.split(",") if int(c) <= args.recipe_steps]
+    print(f"\n3. routes at {args.route_size}px, under the tutorial objective; recipe = AdamOptimize defaults")
+    recipe_pts, _ = run_route("recipe", content, style512, args.recipe_steps)
+    targets = {n: (recipe_pts[n - 1][1], recipe_pts[n - 1][0]) for n in checkpoints}
+    for n, (value, secs) in targets.items():
+        print(f"  recipe step {n}: objective {value:.4g} at {secs:.1f} s")
+    for route in [r for r in args.routes.split(";") if r]:
+        pts, _ = run_route(route, content, style512, args.recipe_steps,
+                           target=min(v for v, _ in targets.values()))
+        for n, (value, secs) in targets.items():
+            t = first_time_at_or_below(pts, value)
+            got = f"{t:.1f} s, {t / secs:.2f}x the recipe's time" if t is not None else \
+                f"not reached (best {min(v for _, v in pts):.4g} in {pts[-1][0]:.1f} s)"
+            print(f"  {route}: recipe's step-{n} objective {value:.4g}: {got}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

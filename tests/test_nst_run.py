@@ -1,0 +1,177 @@
+"""Style transfer runs on the real offline VGG16 weights, at tiny sizes: the objective
+goes down, the value cache spares the optimization, cancellation stops it, the bundled
+graphs validate, the quick graph runs end to end, and image sources download."""
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from nodeflow import events as ev  # noqa: E402
+from nodeflow.cache import DiskCache  # noqa: E402
+from nodeflow.context import CancelToken  # noqa: E402
+from nodeflow.executor import Executor  # noqa: E402
+from nodeflow.graph import apply_overrides, parse_graph, read_graph_file  # noqa: E402
+from nodeflow.plan import build_plan  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICK = ROOT / "graphs" / "nst_quick.json"
+
+
+@pytest.fixture(autouse=True)
+def offline_vgg19(monkeypatch, tmp_path):
+    """No VGG19 here: a closed local port stands for the unreachable download."""
+    monkeypatch.setenv("NODEFLOW_VGG19_URL", "http://127.0.0.1:9/vgg19-dcbb9e9d.pth")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)
+
+
+def _tiny(optimizer: str = "AdamOptimize", **opt_inputs) -> dict:
+    L = lambda ref: {"from": ref}
+    return {"nodes": {
+        "content": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 48}},
+        "style": {"type": "LoadImage", "inputs": {"path": "starry_night.jpg", "max_size": 48}},
+        "vgg": {"type": "VGGFeatures", "inputs": {"model": "vgg16"}},
+        "style_loss": {"type": "StyleLoss", "inputs": {"vgg": L("vgg.vgg"), "style": L("style.image")}},
+        "content_loss": {"type": "ContentLoss", "inputs": {"vgg": L("vgg.vgg"), "content": L("content.image")}},
+        "tv_loss": {"type": "TVLoss"},
+        "opt": {"type": optimizer, "inputs": dict({"image": L("content.image"), "loss1": L("style_loss.loss"),
+                                                   "loss2": L("content_loss.loss"), "loss3": L("tv_loss.loss")},
+                                                  **opt_inputs)},
+        "save": {"type": "Save", "inputs": {"image": L("opt.image"), "filename": "r.png"}},
+    }}
+
+
+def _run(graph: dict, executor: Executor | None = None, cancel: CancelToken | None = None, emit=None):
+    events = []
+    def on(e):
+        events.append(e)
+        if emit:
+            emit(e)
+    plan = build_plan(parse_graph(graph), only=["save", "opt"])
+    result = (executor or Executor()).run(plan, emit=on, cancel=cancel)
+    return result, events
+
+
+def _history(result):
+    return result.values["opt"]["history"]
+
+
+def test_a_tiny_adam_run_lowers_the_objective_on_real_vgg16_weights():
+    result, events = _run(_tiny(steps=6, preview_every=3))
+    assert result.status == "succeeded", result.error
+    h = _history(result)
+    assert len(h["total"]) == 6 and h["total"][-1] < 0.7 * h["total"][0]
+    assert set(h["terms"]) == {"style", "content", "tv"}
+    assert h["total"][2] == pytest.approx(sum(v[2] for v in h["terms"].values()), rel=1e-4)
+    img = result.values["opt"]["image"]
+    assert img.shape == (48, 48, 3) and 0 <= img.min() and img.max() <= 1
+    assert json.loads(result.values["opt"]["info"])["weights"] == "vgg16"
+    progress = [e for e in events if isinstance(e, ev.NodeProgress) and e.node == "opt"]
+    assert [p.value for p in progress] == [1, 2, 3, 4, 5, 6]
+    assert len([e for e in events if isinstance(e, ev.NodePreview) and e.node == "opt"]) == 2
+
+
+def test_lbfgs_and_coarse_to_fine_lower_the_objective_and_save_frames(isolated_env):
+    result, _ = _run(_tiny("LBFGSOptimize", steps=8))
+    h = _history(result)
+    assert result.status == "succeeded" and h["total"][-1] < 0.5 * h["total"][0]
+    result, _ = _run(_tiny(schedule="24:3,full:3", preview_every=3, save_frames=True, frame_prefix="f"))
+    h = _history(result)
+    assert result.status == "succeeded" and h["size"][0] == [24, 24] and h["size"][-1] == [48, 48]
+    assert h["total"][-1] < h["total"][3]  # the full-size stage itself makes progress
+    assert sorted(p.name for p in isolated_env["NODEFLOW_OUTPUT_DIR"].glob("f_*.png")) == ["f_00003.png", "f_00006.png"]
+
+
+def test_noise_init_is_seeded():
+    a, _ = _run(_tiny(steps=1, init="noise", seed=3))
+    b, _ = _run(_tiny(steps=1, init="noise", seed=3))
+    c, _ = _run(_tiny(steps=1, init="noise", seed=4))
+    assert (a.values["opt"]["image"] == b.values["opt"]["image"]).all()
+    assert not (a.values["opt"]["image"] == c.values["opt"]["image"]).all()
+
+
+def test_cancellation_stops_the_optimization_cleanly():
+    token = CancelToken()
+    def cancel_on_step_3(e):
+        if isinstance(e, ev.NodeProgress) and e.node == "opt" and e.value == 3:
+            token.cancel()
+    result, events = _run(_tiny(steps=50), cancel=token, emit=cancel_on_step_3)
+    assert result.status == "cancelled" and result.nodes["opt"].state == "cancelled"
+    assert max(e.value for e in events if isinstance(e, ev.NodeProgress) and e.node == "opt") == 3
+
+
+def test_changing_save_or_sobel_does_not_rerun_the_optimization(tmp_path):
+    graph = read_graph_file(QUICK)
+    executor = Executor(disk=DiskCache(tmp_path / "values"))
+    first = executor.run(build_plan(graph))
+    assert first.status == "succeeded" and first.nodes["optimize"].state == "ran"
+    # A new executor: only the disk cache carries over, as in a new process.
+    changed = apply_overrides(graph, {"save.filename": "other.png", "result_sobel.normalize": "fixed",
+                                      "content_sobel.channels": "per_channel"})
+    events = []
+    second = Executor(disk=DiskCache(tmp_path / "values")).run(build_plan(changed), emit=events.append)
+    assert second.status == "succeeded"
+    assert second.nodes["optimize"].state == "cached" and second.nodes["optimize"].source == "disk"
+    assert second.nodes["result_sobel"].state == "ran"
+    ran = {e.node for e in events if isinstance(e, ev.NodeStarted)}
+    assert not ran & {"vgg", "style_loss", "content_loss", "optimize"}
+    # A loss input does re-run it.
+    third = Executor(disk=DiskCache(tmp_path / "values")).run(
+        build_plan(apply_overrides(graph, {"tv_loss.weight": 10.0})))
+    assert third.nodes["optimize"].state == "ran"
+
+
+def test_the_bundled_graphs_validate(cli):
+    graphs = [str(ROOT / "graphs" / n) for n in ("nst_starry.json", "nst_tutorial.json", "nst_quick.json")]
+    proc = cli("validate", *graphs)
+    assert proc.returncode == 0, proc.stderr
+    tutorial = read_graph_file(ROOT / "graphs" / "nst_tutorial.json")
+    opt = tutorial.nodes["optimize"].inputs
+    assert (opt["steps"], opt["lr"], opt["beta1"], opt["epsilon"]) == (1000, 0.02, 0.99, 0.1)
+    assert tutorial.nodes["content"].inputs["max_size"] == tutorial.nodes["style"].inputs["max_size"] == 512
+
+
+def test_quick_graph_end_to_end_on_the_cli(cli, tmp_path):
+    out = tmp_path / "out"
+    proc = cli("run", str(QUICK), "--out", str(out), "--quiet",
+               env={"NODEFLOW_VGG19_URL": "http://127.0.0.1:9/vgg19-dcbb9e9d.pth",
+                    "TORCH_HOME": str(tmp_path / "torch")})
+    assert proc.returncode == 0, proc.stderr
+    assert "FALLBACK: vgg19 weights unavailable, using vgg16 instead" in proc.stderr
+    from PIL import Image
+    with Image.open(out / "nst_quick_output.png") as im:
+        assert im.size == (64, 64)
+        info = json.loads(im.info["nodeflow:metadata"])
+    assert info["weights"] == "vgg16 (fallback from vgg19)" and info["steps"] == 8
+    assert (out / "nst_quick_edges.png").exists() and (out / "nst_quick_loss.png").exists()
+
+
+def test_images_download_once_from_their_url_with_a_strict_checksum(tmp_path, assets, isolated_env):
+    www = tmp_path / "www"
+    www.mkdir()
+    shutil.copy(assets / "astronaut.png", www / "astronaut.png")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        graph = apply_overrides(read_graph_file(QUICK), {
+            "content.path": "not_here_astronaut.png",
+            "content.url": f"http://127.0.0.1:{server.server_address[1]}/astronaut.png"})
+        result = Executor().run(build_plan(graph, only=["content"]))
+        assert result.status == "succeeded", result.error
+        assert result.values["content"]["image"].shape == (64, 64, 3)
+        assert len(list(isolated_env["NODEFLOW_DOWNLOAD_DIR"].glob("*astronaut.png"))) == 1
+        bad = apply_overrides(graph, {"content.sha256": "0" * 64})
+        result = Executor().run(build_plan(bad, only=["content"]))
+        assert result.status == "failed" and "checksum mismatch" in str(result.error)
+    finally:
+        server.shutdown()
