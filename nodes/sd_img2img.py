@@ -14,10 +14,11 @@ VAE_STRIDE = 8  # SD's VAE works on multiples of 8 pixels
 
 
 class SDImg2Img(Node):
-    """Stable Diffusion img2img: noise the image by `strength`, then denoise it towards
-    the prompt. Following diffusers, the steps actually run are int(steps x strength)
-    (PNDM, the model's default scheduler, adds one warm-up step). The output is the
-    input size rounded down to a multiple of 8.
+    """Restyle an image with Stable Diffusion img2img (v1.5 by default, via diffusers).
+    The image is noised by `strength`, then denoised towards the prompt. Following
+    diffusers, the steps actually run are int(steps x strength); PNDM, SD v1.5's own
+    scheduler, adds one warm-up step. The output is the input size rounded down to a
+    multiple of 8.
 
     The same seed gives the same image on every device (the noise comes from a CPU
     generator), so a seeded node is cached; seed null draws a fresh one each run.
