@@ -88,3 +88,9 @@ def test_nodeflow_serve_applies_the_same_rule_and_the_cli_never_imports_the_serv
              "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "[]", r.stderr
+
+
+def test_a_plugin_module_that_does_not_import_stops_the_start(tmp_path):
+    srv = Server(tmp_path / "data", "--plugins", "no_such_node_module")
+    r = subprocess.run(srv.command(), env=srv.environ(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no_such_node_module" in r.stderr
