@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import logging
 import os
 import re
 import sys
@@ -366,6 +367,17 @@ def _summary(job: st.Job) -> m.JobSummary:
                         started=job.started, finished=job.finished, attempts=job.attempts)
 
 
+class _RedactToken(logging.Filter):
+    """Keep ?token= (SSE and WebSocket from browsers) out of the access log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
+            args = list(record.args)
+            args[2] = re.sub(r"(?<=[?&]token=)[^&]*", "***", args[2])
+            record.args = tuple(args)
+        return True
+
+
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, data_dir: str | Path | None = None,
           token: str | None = None, workers: int = 1, requeue_interrupted: bool = False,
           log_level: str = "info") -> int:
@@ -385,6 +397,7 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, data_dir: str | Pa
     import uvicorn
     print(f"nodeflow: serving http://{host}:{port} (data {config.data_dir}, {workers} worker(s), "
           f"token {'required' if config.token else 'not required'})", file=sys.stderr, flush=True)
+    logging.getLogger("uvicorn.access").addFilter(_RedactToken())
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3)
     except SystemExit as exc:  # uvicorn exits when it can't bind
