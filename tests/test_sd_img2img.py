@@ -88,6 +88,26 @@ def test_same_seed_same_image_other_seed_other_image(tiny_sd):
     assert np.abs(a - c).mean() > 1e-3
 
 
+def test_no_seed_is_fresh_noise_every_run(tiny_sd):
+    executor = Executor()
+    first, events1 = run(tiny_sd, executor, seed=None)
+    second, events2 = run(tiny_sd, executor, seed=None)
+    assert np.abs(image_of(first) - image_of(second)).mean() > 1e-3
+    assert not [e for e in events2 if e.kind == "node_cached" and e.node == "sd"]  # not cached: it ran
+    assert any(e.kind == "log" and e.message.startswith("seed ") for e in events1)
+
+
+def test_attention_slicing_saves_memory_not_the_result(tiny_sd):
+    plain = image_of(run(tiny_sd, scheduler="ddim")[0])
+    sliced = image_of(run(tiny_sd, scheduler="ddim", attention_slicing=True)[0])
+    np.testing.assert_allclose(sliced, plain, atol=1e-4)
+
+
+def test_fp16_on_the_cpu_is_refused(tiny_sd):
+    result, _ = run(tiny_sd, dtype="fp16")
+    assert result.status == "failed" and result.error.input == "dtype"
+
+
 @pytest.mark.parametrize("scheduler, steps, strength, expected", [
     ("ddim", 10, 0.5, 5),
     ("euler_ancestral", 7, 0.6, 4),     # int(4.2)
