@@ -156,7 +156,8 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict", 413: "body_too_large"}
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict",
+                 413: "body_too_large"}
         return JSONResponse({"error": codes.get(exc.status_code, "error"), "message": str(exc.detail)},
                             status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
@@ -200,7 +201,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         position = store().position(job) if job.status == st.QUEUED else None
         return m.Job(**_summary(job).model_dump(), position=position,
                      overrides=job.request.get("overrides") or {},
-                     nodes={k: m.NodeState(**{"cached": v.get("state") == "cached", **v}) for k, v in nodes.items()},
+                     nodes={k: m.NodeState(**{"cached": v.get("state") == "cached", **v})
+                            for k, v in nodes.items()},
                      outputs=result.get("outputs") or [], error=result.get("error"),
                      issues=result.get("issues"), seconds=result.get("seconds"))
 
@@ -273,13 +275,15 @@ def create_app(config: ServerConfig) -> FastAPI:
         node_progress, node_preview (base64 PNG, 256 px), node_finished, node_failed,
         log, run_finished, job_finished."""
         get_job(job_id)
-        return StreamingResponse(stream(job_id, request.headers.get("last-event-id")), media_type="text/event-stream", headers=sse_headers)
+        return StreamingResponse(stream(job_id, request.headers.get("last-event-id")),
+                                 media_type="text/event-stream", headers=sse_headers)
 
     @app.get("/events", tags=["progress"], response_class=StreamingResponse,
              responses={200: {"content": {"text/event-stream": {}}}})
     def all_events(request: Request) -> Any:
         """Server-Sent Events of every job, live (each message carries its job_id)."""
-        return StreamingResponse(stream(None, request.headers.get("last-event-id")), media_type="text/event-stream", headers=sse_headers)
+        return StreamingResponse(stream(None, request.headers.get("last-event-id")),
+                                 media_type="text/event-stream", headers=sse_headers)
 
     @app.websocket("/ws")
     async def websocket_events(ws: WebSocket, job_id: str | None = None) -> None:
