@@ -30,6 +30,9 @@ def fetch(url: str, dest: Path, sha256: str | None,
     dest = Path(dest)
     if dest.exists():
         return dest
+    if not url.lower().startswith(("http://", "https://")):
+        # file:// and other schemes would let a graph read local files through the checksum error.
+        raise DownloadError(f"only http(s) URLs can be downloaded, not {url!r}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     digest = hashlib.sha256()

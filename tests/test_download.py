@@ -64,3 +64,9 @@ def test_unreachable_url_says_where_to_put_the_file(tmp_path):
     result = run(load_graph("http://127.0.0.1:9/astronaut.png", "1" * 64), tmp_path)
     assert result.status == "failed" and result.error.input == "url"
     assert "could not download" in result.error.message and "astronaut.png" in result.error.message
+
+
+def test_only_http_urls_are_fetched(tmp_path):
+    result = run(load_graph("file:///etc/hostname", "2" * 64), tmp_path)
+    assert result.status == "failed" and result.error.input == "url"
+    assert "only http(s)" in result.error.message
