@@ -200,8 +200,9 @@ def _key(plan: Plan, settings: Settings, issues: list[Issue]) -> None:
         seeded = p.cls.seed_input in p.links or seed is not None
         p.stable = (p.cls.deterministic or seeded) and all(
             plan.nodes[l.node].stable for l in p.links.values())
+        # The device is part of the key: fp16 on CUDA and fp32 on the CPU give different pixels.
         parts: dict[str, Any] = {
-            "type": p.cls.type, "version": p.cls.version, "extra": extra,
+            "type": p.cls.type, "version": p.cls.version, "device": p.device, "extra": extra,
             "literals": p.literals,
             "links": {k: [plan.nodes[l.node].key, l.output] for k, l in sorted(p.links.items())},
         }

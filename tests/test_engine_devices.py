@@ -108,3 +108,9 @@ def test_values_move_only_across_device_edges():
 def test_resolve_rejects_unknown_device_names():
     with pytest.raises(devices.DeviceError):
         devices.resolve("tpu", ("cpu",), {"cpu"}, pinned=False)
+
+
+def test_device_is_part_of_the_cache_key():
+    _, on_cuda = place(available={"torch": {"cpu", "cuda"}})
+    _, on_cpu = place(available={"torch": {"cpu", "cuda"}}, device="cpu")
+    assert on_cuda.nodes["gpu"].key != on_cpu.nodes["gpu"].key
