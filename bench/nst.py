@@ -24,6 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+# On shared cores, OpenMP threads that spin-wait slow torch down several times (TF's own
+# thread pool doesn't spin). Must be set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 ASSETS = Path(os.environ.get("NODEFLOW_INPUT_DIR") or ROOT.parent / "shared" / "assets")

@@ -45,10 +45,15 @@ def gram(features):
     return (f @ f.t()) / (h * w)
 
 
-def total_variation(image):
-    """tf.image.total_variation: summed absolute differences between neighbours."""
+def total_variation(image, smoothing: float = 0.0):
+    """tf.image.total_variation: summed absolute differences between neighbours.
+    smoothing > 0 gives the Charbonnier surrogate sqrt(d^2 + s^2) - s, which is smooth
+    at d = 0 (what L-BFGS needs) and never more than s away from |d|."""
     dx = image[..., :, 1:] - image[..., :, :-1]
     dy = image[..., 1:, :] - image[..., :-1, :]
+    if smoothing > 0:
+        s2 = smoothing * smoothing
+        return ((dx * dx + s2).sqrt() - smoothing).sum() + ((dy * dy + s2).sqrt() - smoothing).sum()
     return dx.abs().sum() + dy.abs().sum()
 
 
@@ -114,9 +119,11 @@ class LossTerm:
 class Objective:
     """Sum of loss terms with one VGG forward per evaluation (per extractor)."""
 
-    def __init__(self, terms: list[LossTerm], size: tuple[int, int], device: str):
+    def __init__(self, terms: list[LossTerm], size: tuple[int, int], device: str,
+                 tv_smoothing: float = 0.0):
         self.terms = terms
         self.device = device
+        self.tv_smoothing = tv_smoothing
         self.names = term_names(terms)
         self.targets = [t.targets(size, device) if t.kind != "tv" else {} for t in terms]
         self.layers: dict[int, tuple[Any, set]] = {}
@@ -126,13 +133,22 @@ class Objective:
                 self.layers.setdefault(id(t.vgg), (vgg, set()))[1].update(t.layers)
 
     def __call__(self, image) -> tuple[Any, dict[str, float]]:
-        """(total, {term name: value}) for a 1 x 3 x H x W image in 0..1."""
+        """(total to differentiate, {term name: exact value}) for a 1 x 3 x H x W image in 0..1.
+        With tv_smoothing, TV terms are differentiated in their smooth form but reported exactly."""
+        import torch
         feats = {}
         for vid, (vgg, layers) in self.layers.items():
             feats[vid] = vgg.features(image, layers)
-        parts = [t.value(feats.get(id(t.vgg), {}), image, tg) for t, tg in zip(self.terms, self.targets)]
-        total = sum(parts)
-        return total, {n: float(p.detach()) for n, p in zip(self.names, parts)}
+        parts, report = [], {}
+        for name, t, tg in zip(self.names, self.terms, self.targets):
+            if t.kind == "tv" and self.tv_smoothing > 0:
+                parts.append(t.weight * total_variation(image, self.tv_smoothing))
+                with torch.no_grad():
+                    report[name] = float(t.value({}, image, {}))
+            else:
+                parts.append(t.value(feats.get(id(t.vgg), {}), image, tg))
+                report[name] = float(parts[-1].detach())
+        return sum(parts), report
 
 
 def term_names(terms: list[LossTerm]) -> list[str]:
@@ -253,7 +269,7 @@ def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, b
             hooks.cancelled()
             total, parts = objective(x)
             grad, = torch.autograd.grad(total, x)
-            history.add(float(total.detach()), parts, size)
+            history.add(sum(parts.values()), parts, size)
             if hooks.stop(history.total[-1], size):
                 return x.detach(), history
             opt.step(grad, lr_at(lr_schedule, lr, i, n))
@@ -267,10 +283,12 @@ def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, b
 
 
 def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
-              device: str = "cpu", hooks: Hooks | None = None) -> tuple[Any, History]:
+              tv_smoothing: float = 0.0, device: str = "cpu",
+              hooks: Hooks | None = None) -> tuple[Any, History]:
     """L-BFGS with a strong-Wolfe line search. The objective is evaluated on clamp(x, 0, 1),
     so the pixels that matter stay in range; the result is clipped. Each stage's steps
-    count objective evaluations (the cost unit shared with Adam)."""
+    count objective evaluations (the cost unit shared with Adam). tv_smoothing: see
+    total_variation; the history still records the exact objective."""
     import torch
     hooks = hooks or Hooks()
     history = History()
@@ -279,7 +297,7 @@ def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
     x = resize_tensor(start, stages[0][0]).clone()
     for size, n in stages:
         x = resize_tensor(x.detach().clamp(0, 1), size).clone().requires_grad_(True)
-        objective = Objective(terms, size, device)
+        objective = Objective(terms, size, device, tv_smoothing)
         opt = torch.optim.LBFGS([x], lr=1, max_iter=n, max_eval=n, history_size=history_size,
                                 tolerance_grad=0, tolerance_change=0, line_search_fn="strong_wolfe")
         evals = 0
@@ -291,7 +309,7 @@ def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
             img = x.clamp(0, 1)
             total, parts = objective(img)
             total.backward()
-            history.add(float(total.detach()), parts, size)
+            history.add(sum(parts.values()), parts, size)
             if hooks.stop(history.total[-1], size):
                 raise _Stop
             done += 1

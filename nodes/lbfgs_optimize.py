@@ -18,9 +18,12 @@ class LBFGSOptimize(OptimizerNode):
         "LBFGSOptimizeInputs",
         steps=(int, Input(300, ge=1, le=100000, description="loss evaluations")),
         history_size=(int, Input(50, ge=1, le=1000, description="L-BFGS memory (pairs kept)")),
+        tv_smoothing=(float, Input(0.0, ge=0, le=1, description="differentiate TV terms as sqrt(d^2+s^2)-s "
+                                                                "(smooth at 0, what L-BFGS needs); the history "
+                                                                "still reports the exact objective")),
     )
 
-    def optimize(self, terms, start, stages, hooks, history_size):
+    def optimize(self, terms, start, stages, hooks, history_size, tv_smoothing):
         from ._nst import run_lbfgs
         return run_lbfgs(terms, start, stages=stages, history_size=history_size,
-                         device=self.ctx.device, hooks=hooks)
+                         tv_smoothing=tv_smoothing, device=self.ctx.device, hooks=hooks)
