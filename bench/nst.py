@@ -159,15 +159,16 @@ def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
-def time_steps(step, n: int, warmup: int = 2) -> float:
+def time_steps(step, n: int, warmup: int = 2) -> tuple[float, float]:
+    """(median seconds per step, the objective at the last step)."""
     for _ in range(warmup):
         step()
-    times = []
+    times, value = [], None
     for _ in range(n):
         t = time.perf_counter()
-        step()
+        value = step()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return statistics.median(times), float(value)
 
 
 def nodeflow_step_fn(content, style):
@@ -186,6 +187,7 @@ def nodeflow_step_fn(content, style):
         opt.step(grad)
         with torch.no_grad():
             x.clamp_(0, 1)
+        return total.detach()
     return step
 
 
@@ -245,17 +247,23 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} CPU threads, torch {torch.__version__}, matmul {gflops:.1f} GFLOP/s")
 
     print("\n1-2. seconds per Adam step (median of %d)" % args.steps)
+    tf_step: dict[int, float] = {}
     for size in [int(s) for s in args.sizes.split(",") if s]:
         content = load("astronaut.png", size)
-        nf = time_steps(nodeflow_step_fn(content, style512), args.steps)
+        nf, nf_value = time_steps(nodeflow_step_fn(content, style512), args.steps)
         line = f"  {size}px: nodeflow {nf:.3f} s"
         if not args.skip_tf:
             recipe = TFRecipe(state, content, style512)
-            tf_s = time_steps(recipe.step, args.steps)
+            tf_s, tf_value = time_steps(recipe.step, args.steps)
+            tf_step[size] = tf_s
             line += f", TF recipe {tf_s:.3f} s, ratio nodeflow/TF {nf / tf_s:.2f} (target <= 0.8)"
         limit = 2 * conv_flops(content.shape[:2]) / (gflops * 1e9)
         line += f"; FLOP limit {limit:.3f} s, nodeflow/limit {nf / limit:.2f} (target <= 1.3)"
         print(line, flush=True)
+        same = f"  {size}px: objective at step {args.steps + 2}: nodeflow {nf_value:.5g}"
+        if not args.skip_tf:
+            same += f", TF {tf_value:.5g} (relative difference {abs(nf_value - tf_value) / tf_value:.1e})"
+        print(same, flush=True)
 
     if args.skip_routes:
         return 0
@@ -271,8 +279,12 @@ def main() -> int:
                            target=min(v for v, _ in targets.values()))
         for n, (value, secs) in targets.items():
             t = first_time_at_or_below(pts, value)
-            got = f"{t:.1f} s, {t / secs:.2f}x the recipe's time" if t is not None else \
-                f"not reached (best {min(v for _, v in pts):.4g} in {pts[-1][0]:.1f} s)"
+            if t is None:
+                got = f"not reached (best {min(v for _, v in pts):.4g} in {pts[-1][0]:.1f} s)"
+            else:
+                got = f"{t:.1f} s, {t / secs:.2f}x nodeflow's recipe time"
+                if args.route_size in tf_step:
+                    got += f", {t / (n * tf_step[args.route_size]):.2f}x the TF recipe's ({n} x {tf_step[args.route_size]:.3f} s)"
             print(f"  {route}: recipe's step-{n} objective {value:.4g}: {got}", flush=True)
     return 0
 

@@ -65,3 +65,18 @@ def test_schedules_and_term_names():
         parse_schedule("128", (512, 512), 1)
     kinds = [LossTerm("style", 1), LossTerm("style", 1), LossTerm("tv", 1)]
     assert term_names(kinds) == ["style_1", "style_2", "tv"]
+
+
+def test_smoothed_tv_is_close_to_exact_and_reported_exactly():
+    from nodes._nst import Objective
+    img = torch.tensor([[[[0.0, 1.0], [0.5, 0.25]]]])
+    # sqrt(d^2 + s^2) - s for d in (1, .25, .5, .75) with s = 0.1
+    s = 0.1
+    want = sum(math.sqrt(d * d + s * s) - s for d in (1.0, 0.25, 0.5, 0.75))
+    assert total_variation(img, s).item() == pytest.approx(want, rel=1e-5)
+    assert abs(total_variation(img, s).item() - 2.5) <= 4 * s
+    term = LossTerm("tv", 30.0)
+    objective = Objective([term], (2, 2), "cpu", tv_smoothing=s)
+    total, report = objective(img)
+    assert total.item() == pytest.approx(30 * want, rel=1e-5)
+    assert report == {"tv": pytest.approx(30 * 2.5)}
