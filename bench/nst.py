@@ -168,16 +168,16 @@ def time_steps(step, n: int, warmup: int = 2) -> tuple[float, float]:
         t = time.perf_counter()
         value = step()
         times.append(time.perf_counter() - t)
-    return statistics.median(times), float(value)
+    return statistics.median(times), float(np.asarray(value).reshape(-1)[0])
 
 
-def nodeflow_step_fn(content, style):
+def nodeflow_step_fn(content, style, precision: str = "float32"):
     """One AdamOptimize step (the same code the node runs), as a callable."""
     import torch
 
     from nodes import _nst
     terms = nodeflow_terms(content, style)
-    objective = _nst.Objective(terms, content.shape[:2], "cpu")
+    objective = _nst.Objective(terms, content.shape[:2], "cpu", precision=precision)
     x = _nst.image_tensor(content, "cpu").requires_grad_(True)
     opt = _nst.KerasAdam(x, 0.02, 0.99, 0.999, 0.1)
 
@@ -198,6 +198,8 @@ def run_route(name: str, content, style, budget_steps: int, target: float | None
     return (seconds, objective) pairs at full size, and the image."""
     from nodes import _nst
     full = content.shape[:2]
+    name, _, precision = name.partition("@")
+    precision = {"": "float32", "bf16": "bfloat16"}[precision]
     hooks = _nst.Hooks(stop=lambda total, size: target is not None and tuple(size) == tuple(full)
                        and total <= target)
     start = _nst.image_tensor(content, "cpu")
@@ -205,14 +207,14 @@ def run_route(name: str, content, style, budget_steps: int, target: float | None
     kind, _, rest = name.partition(":")
     if kind == "recipe":
         x, h = _nst.run_adam(terms, start, stages=[(full, budget_steps)], lr=0.02, beta1=0.99,
-                             beta2=0.999, eps=0.1, hooks=hooks)
+                             beta2=0.999, eps=0.1, precision=precision, hooks=hooks)
     elif kind == "adam":
         sched, lr, lrs = rest.split("|")
         x, h = _nst.run_adam(terms, start, stages=_nst.parse_schedule(sched, full, budget_steps),
-                             lr=float(lr), beta1=0.99, beta2=0.999, eps=0.1, lr_schedule=lrs, hooks=hooks)
+                             lr=float(lr), beta1=0.99, beta2=0.999, eps=0.1, lr_schedule=lrs, precision=precision, hooks=hooks)
     elif kind == "lbfgs":
         x, h = _nst.run_lbfgs(terms, start, stages=_nst.parse_schedule(rest, full, budget_steps),
-                              hooks=hooks)
+                              precision=precision, hooks=hooks)
     else:
         raise SystemExit(f"unknown route {name}")
     pts = [(s, v) for s, v, size in zip(h.seconds, h.total, h.size) if tuple(size) == tuple(full)]
@@ -234,7 +236,8 @@ def main() -> int:
     ap.add_argument("--recipe-steps", type=int, default=1000, help="recipe steps for the route comparison")
     ap.add_argument("--checkpoints", default="300,1000", help="recipe step counts whose objective is the target")
     ap.add_argument("--routes", default="lbfgs:128:60,full:1000;adam:128:300,full:1000|0.02|cosine",
-                    help="';'-separated routes: lbfgs:SCHEDULE or adam:SCHEDULE|LR|LR_SCHEDULE")
+                    help="';'-separated routes: lbfgs:SCHEDULE or adam:SCHEDULE|LR|LR_SCHEDULE, "
+                         "with @bf16 for bfloat16 convolutions")
     ap.add_argument("--skip-tf", action="store_true")
     ap.add_argument("--skip-routes", action="store_true")
     args = ap.parse_args()
@@ -242,40 +245,44 @@ def main() -> int:
     import torch
     torch.set_num_threads(os.cpu_count() or 1)
     state = vgg16_state()
-    style512 = load("starry_night.jpg", 512)
     gflops = matmul_gflops()
     print(f"machine: {os.cpu_count()} CPU threads, torch {torch.__version__}, matmul {gflops:.1f} GFLOP/s")
 
     print("\n1-2. seconds per Adam step (median of %d)" % args.steps)
     tf_step: dict[int, float] = {}
     for size in [int(s) for s in args.sizes.split(",") if s]:
-        content = load("astronaut.png", size)
-        nf, nf_value = time_steps(nodeflow_step_fn(content, style512), args.steps)
-        line = f"  {size}px: nodeflow {nf:.3f} s"
+        # As in the tutorial, both images are loaded at the same max side.
+        content, style = load("astronaut.png", size), load("starry_night.jpg", size)
+        nf, nf_value = time_steps(nodeflow_step_fn(content, style), args.steps)
+        bf, bf_value = time_steps(nodeflow_step_fn(content, style, "bfloat16"), args.steps)
+        line = f"  {size}px: nodeflow {nf:.3f} s (bfloat16 convs: {bf:.3f} s)"
         if not args.skip_tf:
-            recipe = TFRecipe(state, content, style512)
+            recipe = TFRecipe(state, content, style)
             tf_s, tf_value = time_steps(recipe.step, args.steps)
             tf_step[size] = tf_s
-            line += f", TF recipe {tf_s:.3f} s, ratio nodeflow/TF {nf / tf_s:.2f} (target <= 0.8)"
+            line += (f", TF recipe {tf_s:.3f} s, ratio nodeflow/TF {nf / tf_s:.2f} "
+                     f"(bfloat16 {bf / tf_s:.2f}; target <= 0.8)")
         limit = 2 * conv_flops(content.shape[:2]) / (gflops * 1e9)
-        line += f"; FLOP limit {limit:.3f} s, nodeflow/limit {nf / limit:.2f} (target <= 1.3)"
+        line += (f"; FLOP limit (float32) {limit:.3f} s, nodeflow/limit {nf / limit:.2f} "
+                 f"(bfloat16 {bf / limit:.2f}; target <= 1.3)")
         print(line, flush=True)
-        same = f"  {size}px: objective at step {args.steps + 2}: nodeflow {nf_value:.5g}"
+        same = (f"  {size}px: objective at step {args.steps + 2}: nodeflow {nf_value:.5g}, "
+                f"bfloat16 {bf_value:.5g}")
         if not args.skip_tf:
             same += f", TF {tf_value:.5g} (relative difference {abs(nf_value - tf_value) / tf_value:.1e})"
         print(same, flush=True)
 
     if args.skip_routes:
         return 0
-    content = load("astronaut.png", args.route_size)
+    content, style = load("astronaut.png", args.route_size), load("starry_night.jpg", args.route_size)
     checkpoints = [int(c) for c in args.checkpoints.split(",") if int(c) <= args.recipe_steps]
     print(f"\n3. routes at {args.route_size}px, under the tutorial objective; recipe = AdamOptimize defaults")
-    recipe_pts, _ = run_route("recipe", content, style512, args.recipe_steps)
+    recipe_pts, _ = run_route("recipe", content, style, args.recipe_steps)
     targets = {n: (recipe_pts[n - 1][1], recipe_pts[n - 1][0]) for n in checkpoints}
     for n, (value, secs) in targets.items():
         print(f"  recipe step {n}: objective {value:.4g} at {secs:.1f} s")
     for route in [r for r in args.routes.split(";") if r]:
-        pts, _ = run_route(route, content, style512, args.recipe_steps,
+        pts, _ = run_route(route, content, style, args.recipe_steps,
                            target=min(v for v, _ in targets.values()))
         for n, (value, secs) in targets.items():
             t = first_time_at_or_below(pts, value)

@@ -120,10 +120,11 @@ class Objective:
     """Sum of loss terms with one VGG forward per evaluation (per extractor)."""
 
     def __init__(self, terms: list[LossTerm], size: tuple[int, int], device: str,
-                 tv_smoothing: float = 0.0):
+                 tv_smoothing: float = 0.0, precision: str = "float32"):
         self.terms = terms
         self.device = device
         self.tv_smoothing = tv_smoothing
+        self.precision = precision
         self.names = term_names(terms)
         self.targets = [t.targets(size, device) if t.kind != "tv" else {} for t in terms]
         self.layers: dict[int, tuple[Any, set]] = {}
@@ -138,7 +139,14 @@ class Objective:
         import torch
         feats = {}
         for vid, (vgg, layers) in self.layers.items():
-            feats[vid] = vgg.features(image, layers)
+            if self.precision == "bfloat16":
+                # The convolutions in bfloat16 (about twice as fast on CPUs with AVX512-BF16 and
+                # on GPUs); Gram matrices, losses and gradients accumulate in float32.
+                with torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16):
+                    out = vgg.features(image, layers)
+                feats[vid] = {k: v.float() for k, v in out.items()}
+            else:
+                feats[vid] = vgg.features(image, layers)
         parts, report = [], {}
         for name, t, tg in zip(self.names, self.terms, self.targets):
             if t.kind == "tv" and self.tv_smoothing > 0:
@@ -248,8 +256,8 @@ def lr_at(schedule: str, lr: float, i: int, n: int) -> float:
 
 
 def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, beta2: float,
-             eps: float, lr_schedule: str = "constant", device: str = "cpu",
-             hooks: Hooks | None = None) -> tuple[Any, History]:
+             eps: float, lr_schedule: str = "constant", precision: str = "float32",
+             device: str = "cpu", hooks: Hooks | None = None) -> tuple[Any, History]:
     """Keras-style Adam on the pixels, clipped to [0, 1] after every step.
     `start` is the 1 x 3 x H x W starting image at full size; `stages` from parse_schedule."""
     import torch
@@ -264,7 +272,7 @@ def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, b
             x = resize_tensor(x.detach(), size).clone().requires_grad_(True)
             opt.p = x
             opt.resize(size)
-        objective = Objective(terms, size, device)
+        objective = Objective(terms, size, device, precision=precision)
         for i in range(n):
             hooks.cancelled()
             total, parts = objective(x)
@@ -283,7 +291,7 @@ def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, b
 
 
 def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
-              tv_smoothing: float = 0.0, device: str = "cpu",
+              tv_smoothing: float = 0.0, precision: str = "float32", device: str = "cpu",
               hooks: Hooks | None = None) -> tuple[Any, History]:
     """L-BFGS with a strong-Wolfe line search. The objective is evaluated on clamp(x, 0, 1),
     so the pixels that matter stay in range; the result is clipped. Each stage's steps
@@ -297,7 +305,7 @@ def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
     x = resize_tensor(start, stages[0][0]).clone()
     for size, n in stages:
         x = resize_tensor(x.detach().clamp(0, 1), size).clone().requires_grad_(True)
-        objective = Objective(terms, size, device, tv_smoothing)
+        objective = Objective(terms, size, device, tv_smoothing, precision)
         opt = torch.optim.LBFGS([x], lr=1, max_iter=n, max_eval=n, history_size=history_size,
                                 tolerance_grad=0, tolerance_change=0, line_search_fn="strong_wolfe")
         evals = 0
@@ -368,6 +376,9 @@ def optimizer_inputs(name: str, **fields: Any) -> type[NodeInputs]:
         seed=(int, Input(0, ge=0, description="seed of the noise start")),
         schedule=(str, Input("", description="coarse-to-fine stages SIDE:STEPS, e.g. '128:150,256:100,full:40' "
                                              "(longest side; overrides steps); empty: all steps at full size")),
+        precision=(Literal["float32", "bfloat16"], Input("float32", description="VGG convolutions in "
+                                                          "bfloat16: about 2x faster on recent CPUs and GPUs; "
+                                                          "losses stay float32")),
         preview_every=(int, Input(50, ge=0, description="emit a preview image every N steps (0: never)")),
         save_frames=(bool, Input(False, description="also save each preview as a PNG in the output directory")),
         frame_prefix=(str, Input("nst_frame", min_length=1, description="file name prefix of saved frames")),
@@ -392,7 +403,7 @@ class OptimizerNode(Node, abstract=True):
     def optimize(self, terms: list, start: Any, stages: list, hooks: Any, **options: Any) -> tuple:
         raise NotImplementedError
 
-    def run(self, image: Any, init: str, init_image: Any, seed: int, schedule: str,
+    def run(self, image: Any, init: str, init_image: Any, seed: int, schedule: str, precision: str,
             preview_every: int, save_frames: bool, frame_prefix: str, steps: int, **rest: Any) -> dict:
         import torch
 
@@ -426,12 +437,12 @@ class OptimizerNode(Node, abstract=True):
 
         hooks = Hooks(step=lambda i, n: self.ctx.progress(i, n), preview=preview,
                       cancelled=self.ctx.check_cancelled, preview_every=preview_every)
-        result, history = self.optimize(terms, start, stages, hooks, **rest)
+        result, history = self.optimize(terms, start, stages, hooks, precision=precision, **rest)
         out = from_torch(resize_tensor(result, (h, w)))
         weights = sorted({t.vgg.info for t in terms if t.vgg is not None})
         info = {"weights": weights[0] if len(weights) == 1 else weights,
                 "weight_files": sorted({t.vgg.weights for t in terms if t.vgg is not None}),
-                "route": self.route, "stages": [[list(s), n] for s, n in stages],
+                "route": self.route, "precision": precision, "stages": [[list(s), n] for s, n in stages],
                 "terms": [t.describe() for t in terms],
                 "steps": len(history.total), "final_loss": history.total[-1] if history.total else None,
                 "seconds": history.seconds[-1] if history.seconds else 0.0}

@@ -340,7 +340,9 @@ class VGG:
     def to(self, device: str) -> "VGG":
         if device == self.device:
             return self
-        return VGG(self.source, self.module.to(device), self.weights, device, self.info)
+        # A copy: Module.to() works in place, and the original stays in the model cache.
+        import copy
+        return VGG(self.source, copy.deepcopy(self.module).to(device), self.weights, device, self.info)
 
 
 _models: dict[tuple, Any] = {}

@@ -28,8 +28,8 @@ class AdamOptimize(OptimizerNode):
                                                           "decay to 10% within each stage")),
     )
 
-    def optimize(self, terms, start, stages, hooks, lr, beta1, beta2, epsilon, lr_schedule):
+    def optimize(self, terms, start, stages, hooks, precision, lr, beta1, beta2, epsilon, lr_schedule):
         from ._nst import run_adam
         self.route = "adam" + (f" ({lr_schedule} lr)" if lr_schedule != "constant" else "")
         return run_adam(terms, start, stages=stages, lr=lr, beta1=beta1, beta2=beta2, eps=epsilon,
-                        lr_schedule=lr_schedule, device=self.ctx.device, hooks=hooks)
+                        lr_schedule=lr_schedule, precision=precision, device=self.ctx.device, hooks=hooks)

@@ -23,7 +23,7 @@ class LBFGSOptimize(OptimizerNode):
                                                                 "still reports the exact objective")),
     )
 
-    def optimize(self, terms, start, stages, hooks, history_size, tv_smoothing):
+    def optimize(self, terms, start, stages, hooks, precision, history_size, tv_smoothing):
         from ._nst import run_lbfgs
-        return run_lbfgs(terms, start, stages=stages, history_size=history_size,
-                         tv_smoothing=tv_smoothing, device=self.ctx.device, hooks=hooks)
+        return run_lbfgs(terms, start, stages=stages, history_size=history_size, tv_smoothing=tv_smoothing,
+                         precision=precision, device=self.ctx.device, hooks=hooks)

@@ -90,6 +90,16 @@ def test_lbfgs_and_coarse_to_fine_lower_the_objective_and_save_frames(isolated_e
     assert sorted(p.name for p in isolated_env["NODEFLOW_OUTPUT_DIR"].glob("f_*.png")) == ["f_00003.png", "f_00006.png"]
 
 
+def test_bfloat16_convolutions_give_nearly_the_same_objective_and_still_descend():
+    exact, _ = _run(_tiny(steps=1))
+    fast, _ = _run(_tiny(steps=4, precision="bfloat16"))
+    assert fast.status == "succeeded", fast.error
+    h = _history(fast)
+    assert h["total"][0] == pytest.approx(_history(exact)["total"][0], rel=0.05)
+    assert h["total"][-1] < h["total"][0]
+    assert json.loads(fast.values["opt"]["info"])["precision"] == "bfloat16"
+
+
 def test_noise_init_is_seeded():
     a, _ = _run(_tiny(steps=1, init="noise", seed=3))
     b, _ = _run(_tiny(steps=1, init="noise", seed=3))
