@@ -159,16 +159,20 @@ def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
-def time_steps(step, n: int, warmup: int = 2) -> tuple[float, float]:
-    """(median seconds per step, the objective at the last step)."""
+def time_steps(steps: dict, n: int, warmup: int = 2) -> dict:
+    """{name: (median seconds per step, the objective at the last step)}. The contenders take
+    turns, one step each per round, so a burst of load on a shared machine hits them alike."""
     for _ in range(warmup):
-        step()
-    times, value = [], None
+        for step in steps.values():
+            step()
+    times = {k: [] for k in steps}
+    values = {}
     for _ in range(n):
-        t = time.perf_counter()
-        value = step()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), float(np.asarray(value).reshape(-1)[0])
+        for k, step in steps.items():
+            t = time.perf_counter()
+            values[k] = step()
+            times[k].append(time.perf_counter() - t)
+    return {k: (statistics.median(times[k]), float(np.asarray(values[k]).reshape(-1)[0])) for k in steps}
 
 
 def nodeflow_step_fn(content, style, precision: str = "float32"):
@@ -228,6 +232,15 @@ def first_time_at_or_below(points, target: float) -> float | None:
     return None
 
 
+def save_image(folder: str | None, name: str, x) -> None:
+    if folder:
+        import re
+
+        from nodes._image import from_torch, to_pil
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        to_pil(from_torch(x)).save(Path(folder) / (re.sub(r"[^A-Za-z0-9@._-]", "_", name) + ".png"))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="256,512", help="max sides for the step timings")
@@ -239,6 +252,7 @@ def main() -> int:
                     help="';'-separated routes: lbfgs:SCHEDULE or adam:SCHEDULE|LR|LR_SCHEDULE, "
                          "with @bf16 for bfloat16 convolutions")
     ap.add_argument("--skip-tf", action="store_true")
+    ap.add_argument("--save", metavar="DIR", help="save each route's final image here")
     ap.add_argument("--skip-routes", action="store_true")
     args = ap.parse_args()
 
@@ -253,12 +267,15 @@ def main() -> int:
     for size in [int(s) for s in args.sizes.split(",") if s]:
         # As in the tutorial, both images are loaded at the same max side.
         content, style = load("astronaut.png", size), load("starry_night.jpg", size)
-        nf, nf_value = time_steps(nodeflow_step_fn(content, style), args.steps)
-        bf, bf_value = time_steps(nodeflow_step_fn(content, style, "bfloat16"), args.steps)
+        steps = {"nodeflow": nodeflow_step_fn(content, style),
+                 "bfloat16": nodeflow_step_fn(content, style, "bfloat16")}
+        if not args.skip_tf:
+            steps["tf"] = TFRecipe(state, content, style).step
+        got = time_steps(steps, args.steps)
+        (nf, nf_value), (bf, bf_value) = got["nodeflow"], got["bfloat16"]
         line = f"  {size}px: nodeflow {nf:.3f} s (bfloat16 convs: {bf:.3f} s)"
         if not args.skip_tf:
-            recipe = TFRecipe(state, content, style)
-            tf_s, tf_value = time_steps(recipe.step, args.steps)
+            tf_s, tf_value = got["tf"]
             tf_step[size] = tf_s
             line += (f", TF recipe {tf_s:.3f} s, ratio nodeflow/TF {nf / tf_s:.2f} "
                      f"(bfloat16 {bf / tf_s:.2f}; target <= 0.8)")
@@ -277,13 +294,15 @@ def main() -> int:
     content, style = load("astronaut.png", args.route_size), load("starry_night.jpg", args.route_size)
     checkpoints = [int(c) for c in args.checkpoints.split(",") if int(c) <= args.recipe_steps]
     print(f"\n3. routes at {args.route_size}px, under the tutorial objective; recipe = AdamOptimize defaults")
-    recipe_pts, _ = run_route("recipe", content, style, args.recipe_steps)
+    recipe_pts, image = run_route("recipe", content, style, args.recipe_steps)
+    save_image(args.save, "recipe", image)
     targets = {n: (recipe_pts[n - 1][1], recipe_pts[n - 1][0]) for n in checkpoints}
     for n, (value, secs) in targets.items():
         print(f"  recipe step {n}: objective {value:.4g} at {secs:.1f} s")
     for route in [r for r in args.routes.split(";") if r]:
-        pts, _ = run_route(route, content, style, args.recipe_steps,
-                           target=min(v for v, _ in targets.values()))
+        pts, image = run_route(route, content, style, args.recipe_steps,
+                               target=min(v for v, _ in targets.values()))
+        save_image(args.save, route, image)
         for n, (value, secs) in targets.items():
             t = first_time_at_or_below(pts, value)
             if t is None:
