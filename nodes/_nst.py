@@ -7,6 +7,8 @@ as the deepest layer any term needs, and sum the terms.
 Defaults follow the TensorFlow NST tutorial: Gram matrices divided by H*W, the mean squared
 error of each layer averaged over the layers, TV as summed absolute differences, and
 Keras-style Adam (lr 0.02, beta1 0.99, epsilon 0.1) with pixels clipped to [0, 1].
+The faster routes: L-BFGS, coarse-to-fine schedules, and bfloat16 convolutions.
+The end of the file holds what the optimizer nodes share (loss slots, start image, outputs).
 torch is imported inside functions only.
 """
 from __future__ import annotations
