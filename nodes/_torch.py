@@ -2,9 +2,15 @@
 torch itself is imported only when a probe or move actually runs."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from nodeflow.devices import register_framework
+
+# Before torch loads: idle OpenMP threads sleep instead of spinning. On shared cores the
+# spinning threads starve each other (bench/nst.py measured a 128 px step about 4x slower).
+# A default only: set OMP_WAIT_POLICY yourself to choose otherwise.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 TORCH_DEVICES = ("cuda", "mps", "cpu")
 
