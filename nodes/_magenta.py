@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from nodeflow.cache import user_cache_subdir
 from nodeflow.devices import base, register_framework
 from nodeflow.node import InputError
 from nodeflow.types import port_type
@@ -63,11 +64,7 @@ def cpu_threads() -> int:
 # --- model files ------------------------------------------------------------------------
 
 def model_dir() -> Path:
-    env = os.environ.get("NODEFLOW_MODEL_DIR")
-    if env:
-        return Path(env)
-    from platformdirs import user_cache_dir
-    return Path(user_cache_dir("nodeflow")) / "models"
+    return user_cache_subdir("NODEFLOW_MODEL_DIR", "models")
 
 
 def package_model(name: str, input: str = "model_source") -> Path:

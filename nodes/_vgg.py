@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import nodes._torch
+from nodeflow.cache import user_cache_subdir
 from nodeflow.types import port_type
 
 # A frozen extractor: kept out of the value caches (models live in the model cache below).
@@ -73,14 +74,10 @@ def check_layers(arch: str, layers: list[str]) -> list[str]:
 def weights_dir() -> Path:
     """Where converted weights live: $NODEFLOW_WEIGHTS_DIR, else beside the value cache
     ($NODEFLOW_CACHE_DIR/../weights), else the user cache dir."""
-    env = os.environ.get("NODEFLOW_WEIGHTS_DIR")
-    if env:
-        return Path(env)
     values = os.environ.get("NODEFLOW_CACHE_DIR")
-    if values:
+    if values and not os.environ.get("NODEFLOW_WEIGHTS_DIR"):
         return Path(values).parent / "weights"
-    from platformdirs import user_cache_dir
-    return Path(user_cache_dir("nodeflow")) / "weights"
+    return user_cache_subdir("NODEFLOW_WEIGHTS_DIR", "weights")
 
 
 def torch_hub_checkpoints() -> Path:
