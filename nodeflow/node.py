@@ -168,7 +168,13 @@ class Node:
         raise NotImplementedError
 
     @classmethod
-    def fingerprint(cls, inputs: dict[str, Any], ctx: Any) -> Any:
+    def check(cls, inputs: dict[str, Any], settings: Any) -> None:
+        """Validate literal inputs against the environment before anything runs (a path
+        stays inside its directory, a format is supported). Linked inputs are absent from
+        `inputs`. Raise InputError: it is reported like any other validation error."""
+
+    @classmethod
+    def fingerprint(cls, inputs: dict[str, Any], settings: Any) -> Any:
         """Extra cache-key material (e.g. the hash of a file the node reads).
         May raise InputError, which is reported as a validation error."""
         return None

@@ -192,6 +192,7 @@ def _place(plan: Plan, graph: Graph, override: str | None, available: dict | Non
 def _key(plan: Plan, settings: Settings, issues: list[Issue]) -> None:
     for nid, p in plan.nodes.items():
         try:
+            p.cls.check(dict(p.literals), settings)
             extra = p.cls.fingerprint(dict(p.literals), settings)
         except InputError as exc:
             issues.append(Issue("invalid_input", exc.message, nid, exc.input))

@@ -33,6 +33,15 @@ def _key_from_comment(comment: Any) -> str | None:
     return None
 
 
+def _target(filename: str, settings: Any) -> tuple[Path, str]:
+    """The path in the output directory and the image format, or InputError."""
+    target = settings.output_path(filename, "filename")
+    fmt = FORMATS.get(target.suffix.lower())
+    if fmt is None:
+        raise InputError("filename", f"{filename!r}: use a .png, .jpg or .jpeg name")
+    return target, fmt
+
+
 class Save(Node):
     """Write an image to the output directory. Never overwrites silently: if the name is
     taken by a different image, the next free numbered name (name_0001.png, ...) is used,
@@ -53,17 +62,14 @@ class Save(Node):
         path: Any = Output(STRING, "the file written")
 
     @classmethod
-    def fingerprint(cls, inputs: dict[str, Any], settings: Any) -> Any:
-        # Check the name when the plan is built, so a path escaping the output
-        # directory (HTTP server) is a validation error, not a run-time failure.
-        settings.output_path(inputs["filename"], "filename")
-        return None
+    def check(cls, inputs: dict[str, Any], settings: Any) -> None:
+        # Before anything runs: a bad extension, or a path escaping the output directory
+        # (HTTP server), is a validation error, not a failure after a long computation.
+        if isinstance(inputs.get("filename"), str):
+            _target(inputs["filename"], settings)
 
     def run(self, image: Any, filename: str, overwrite: bool, quality: int, metadata: str | None) -> dict:
-        target = self.ctx.settings.output_path(filename, "filename")
-        fmt = FORMATS.get(target.suffix.lower())
-        if fmt is None:
-            raise InputError("filename", f"{filename!r}: use a .png, .jpg or .jpeg name")
+        target, fmt = _target(filename, self.ctx.settings)
         target.parent.mkdir(parents=True, exist_ok=True)
         path = self._choose_path(target, overwrite)
         if path is None:

@@ -127,9 +127,17 @@ def test_file_level_errors_exit_2(cli, tmp_path):
 
 
 def test_runtime_failure_exits_1_naming_the_node(cli, tmp_path):
-    r = cli("run", "graphs/edges.json", "--out", str(tmp_path), "--set", "save.filename=grid.gif")
+    (tmp_path / "astronaut.png").write_bytes(b"\x89PNG\r\n\x1a\n but not an image")
+    r = cli("run", "graphs/edges.json", "--out", str(tmp_path / "o"), "--input-dir", str(tmp_path))
     assert r.returncode == 1, r.stderr
-    assert "node 'save' (Save), input 'filename'" in r.stderr and "Traceback" not in r.stderr
+    assert "node 'load' (LoadImage), input 'path'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bad_save_name_is_caught_before_anything_runs(cli, tmp_path):
+    r = cli("run", "graphs/edges.json", "--out", str(tmp_path), "--set", "save.filename=grid.gif")
+    assert r.returncode == 2, r.stderr
+    assert "node 'save', input 'filename'" in r.stderr and "Traceback" not in r.stderr
+    assert "ran" not in r.stderr
 
 
 def test_help_and_image_graphs_import_no_framework(tmp_path):

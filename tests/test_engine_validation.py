@@ -115,3 +115,14 @@ def test_missing_input_file_is_a_validation_error(tmp_path):
             Settings(input_dir=tmp_path, output_dir=tmp_path))
     issue = find(info.value.issues, "invalid_input")
     assert (issue.node, issue.input) == ("load", "path") and "missing.png" in issue.message
+
+
+def test_checks_skip_linked_inputs(assets):
+    from nodeflow.context import Settings
+    plan = build_plan(parse_graph({"nodes": {
+        "n": {"type": "TNumber", "inputs": {"value": 3}},
+        "name": {"type": "TText", "inputs": {"value": {"from": "n.value"}}},
+        "load": {"type": "LoadImage", "inputs": {"path": "coffee.png"}},
+        "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}, "filename": {"from": "name.text"}}},
+    }}), Settings(input_dir=assets))
+    assert "filename" in plan.nodes["save"].links

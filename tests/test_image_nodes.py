@@ -149,9 +149,9 @@ def test_save_jpeg_and_rejects_unknown_extension(tmp_path, assets):
     with Image.open(tmp_path / "out" / "c.jpg") as im:
         assert im.format == "JPEG" and im.size == (40, 27)
     nodes["save"]["inputs"]["filename"] = "c.gif"
-    plan = build_plan(parse_graph({"nodes": nodes}), Settings(input_dir=assets, output_dir=tmp_path))
-    result = Executor().run(plan)
-    assert result.status == "failed" and result.error.input == "filename"
+    with pytest.raises(GraphInvalid) as info:
+        build_plan(parse_graph({"nodes": nodes}), Settings(input_dir=assets, output_dir=tmp_path))
+    assert (info.value.issues[0].node, info.value.issues[0].input) == ("save", "filename")
 
 
 def test_confined_paths_refuse_escapes(tmp_path):
