@@ -89,7 +89,6 @@ class DiskCache:
         atomic_write(path, _MAGIC + hashlib.sha256(payload).digest() + payload)
         return True
 
-
     def entries(self) -> list[tuple[Path, int, float]]:
         """(path, bytes, last use) of every entry."""
         found = []

@@ -67,6 +67,7 @@ class Executor:
         values: dict[str, dict[str, Any]] = {}
         where: dict[str, str] = {}  # the device each live value is on
         to_run = self._decide(plan, values, where, reports, emit)
+        graph_json = plan.graph.to_json()  # embedded by Save; serialised once per run
 
         emit(ev.RunStarted(run_id, plan.order, {n: p.device for n, p in plan.nodes.items()}))
         for nid, p in plan.nodes.items():
@@ -86,7 +87,7 @@ class Executor:
                 if nid not in to_run:
                     continue
                 cancel.check()
-                self._run_node(plan, plan.nodes[nid], values, where, reports[nid], emit, cancel)
+                self._run_node(plan, plan.nodes[nid], values, where, reports[nid], emit, cancel, graph_json)
                 for link in plan.nodes[nid].links.values():
                     remaining[link.node] -= 1
                     if remaining[link.node] == 0 and link.node not in plan.targets:
@@ -144,9 +145,8 @@ class Executor:
         return inputs
 
     def _run_node(self, plan: Plan, p: PlannedNode, values: dict, where: dict,
-                  report: NodeReport, emit: Callable, cancel: CancelToken) -> None:
-        ctx = NodeContext(p.id, p.cls.type, p.device, p.key, plan.settings,
-                          plan.graph.to_json(), emit, cancel)
+                  report: NodeReport, emit: Callable, cancel: CancelToken, graph_json: str) -> None:
+        ctx = NodeContext(p.id, p.cls.type, p.device, p.key, plan.settings, graph_json, emit, cancel)
         report.state = "running"
         emit(ev.NodeStarted(p.id, p.cls.type, p.device))
         t0 = time.perf_counter()

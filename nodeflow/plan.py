@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import graphlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -41,7 +41,6 @@ class Plan:
     nodes: dict[str, PlannedNode]     # only the nodes needed, in execution order
     targets: list[str]                # requested nodes (output nodes by default)
     settings: Settings
-    consumers: dict[str, int] = field(default_factory=dict)
 
     @property
     def order(self) -> list[str]:
@@ -168,9 +167,6 @@ def build_plan(graph: Graph, settings: Settings | None = None, *, device: str | 
     _key(plan, settings, issues)
     if issues:
         raise GraphInvalid(issues)
-    for p in plan.nodes.values():
-        for link in p.links.values():
-            plan.consumers[link.node] = plan.consumers.get(link.node, 0) + 1
     return plan
 
 
