@@ -13,6 +13,7 @@ torch is imported inside functions only.
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
@@ -41,10 +42,32 @@ TUTORIAL_TV_WEIGHT = 30.0
 
 
 def gram(features):
-    """1 x C x H x W -> C x C Gram matrix divided by H*W (the number of locations)."""
+    """1 x C x H x W -> float32 C x C Gram matrix divided by H*W (the number of locations)."""
     _, c, h, w = features.shape
-    f = features.reshape(c, h * w)
-    return (f @ f.t()) / (h * w)
+    return _gram_function().apply(features.reshape(c, h * w))
+
+
+@functools.cache
+def _gram_function():
+    import torch
+
+    class Gram(torch.autograd.Function):
+        """G = F F^T / N. Autograd would spend two matmuls on the backward pass; G is symmetric,
+        so dF = (dG + dG^T) F / N takes one, in the features' own dtype (bfloat16 features
+        get a bfloat16 matmul). The forward pass stays float32: G is compared with a target."""
+
+        @staticmethod
+        def forward(ctx, f):
+            ctx.save_for_backward(f)
+            f32 = f.float()
+            return (f32 @ f32.t()) / f.shape[1]
+
+        @staticmethod
+        def backward(ctx, grad):
+            f, = ctx.saved_tensors
+            return ((grad + grad.t()) / f.shape[1]).to(f.dtype) @ f
+
+    return Gram
 
 
 def total_variation(image, smoothing: float = 0.0):
@@ -60,9 +83,14 @@ def total_variation(image, smoothing: float = 0.0):
 
 
 def image_tensor(image: Any, device: str):
-    """IMAGE (H x W x C numpy, 0..1) -> 1 x 3 x H x W float32 tensor (a copy)."""
-    from ._image import to_rgb, to_torch
-    return to_torch(to_rgb(image), device).clone().contiguous()
+    """IMAGE (H x W x C numpy, 0..1) -> 1 x 3 x H x W float32 tensor, always a copy (the
+    optimizers write into it), made once on the host and then moved."""
+    import numpy as np
+    import torch
+
+    from ._image import to_rgb
+    chw = np.array(to_rgb(image).transpose(2, 0, 1), dtype=np.float32, order="C")
+    return torch.from_numpy(chw)[None].to(device)
 
 
 def resize_tensor(x, size: tuple[int, int]):
@@ -104,7 +132,7 @@ class LossTerm:
             return self.weight * total_variation(image)
         per_layer = []
         for name in self.layers:
-            f = gram(feats[name]) if self.kind == "style" else feats[name]
+            f = gram(feats[name]) if self.kind == "style" else feats[name].float()
             per_layer.append(((f - targets[name]) ** 2).mean())
         return self.weight * sum(per_layer) / len(per_layer)
 
@@ -143,10 +171,9 @@ class Objective:
         for vid, (vgg, layers) in self.layers.items():
             if self.precision == "bfloat16":
                 # The convolutions in bfloat16 (about twice as fast on CPUs with AVX512-BF16 and
-                # on GPUs); Gram matrices, losses and gradients accumulate in float32.
+                # on GPUs); Gram matrices and losses are computed in float32.
                 with torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16):
-                    out = vgg.features(image, layers)
-                feats[vid] = {k: v.float() for k, v in out.items()}
+                    feats[vid] = vgg.features(image, layers)
             else:
                 feats[vid] = vgg.features(image, layers)
         parts, report = [], {}

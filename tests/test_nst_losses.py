@@ -19,6 +19,29 @@ def test_gram_is_divided_by_the_number_of_locations():
     assert torch.allclose(g, torch.tensor([[7.5, 1.5], [1.5, 0.5]]))
 
 
+
+def test_gram_gradient_matches_autograd_of_the_plain_formula():
+    f = torch.randn(1, 4, 3, 5, dtype=torch.float64, requires_grad=True)
+    target = torch.randn(4, 4, dtype=torch.float64)
+    # gram() computes in float32; compare against the textbook formula in float32 too.
+    mine, = torch.autograd.grad(((gram(f) - target.float()) ** 2).sum(), f)
+    f32 = f.detach().float().reshape(4, 15).requires_grad_(True)
+    plain, = torch.autograd.grad((((f32 @ f32.t()) / 15 - target.float()) ** 2).sum(), f32)
+    assert torch.allclose(mine.reshape(4, 15).float(), plain, rtol=1e-5, atol=1e-6)
+
+
+def test_gram_of_bfloat16_features_is_float32_with_a_bfloat16_gradient():
+    f = torch.randn(1, 8, 6, 6).bfloat16().requires_grad_(True)
+    g = gram(f)
+    assert g.dtype == torch.float32
+    ref = gram(f.detach().float())
+    assert torch.allclose(g, ref)
+    grad, = torch.autograd.grad(g.sum(), f)
+    assert grad.dtype == torch.bfloat16
+    # d(sum G)/dF = 2 * (column sums broadcast) F / N = 2 * 1 1^T F / N
+    expected = (2 * torch.ones(8, 8) @ f.detach().float().reshape(8, 36) / 36).reshape(1, 8, 6, 6)
+    assert torch.allclose(grad.float(), expected, rtol=2e-2, atol=2e-2)
+
 def test_total_variation_is_the_summed_absolute_differences():
     img = torch.tensor([[[[0.0, 1.0], [0.5, 0.25]]]])  # 1 channel, 2x2
     # x: |1-0| + |0.25-0.5| = 1.25; y: |0.5-0| + |0.25-1| = 1.25
