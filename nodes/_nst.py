@@ -322,59 +322,49 @@ def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, b
 def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
               tv_smoothing: float = 0.0, precision: str = "float32", device: str = "cpu",
               hooks: Hooks | None = None) -> tuple[Any, History]:
-    """L-BFGS-B (scipy) on the pixels, with [0, 1] as true bounds: a pixel at a bound can leave
-    it again (clamping inside the objective would zero its gradient for good). Each stage's
-    steps count objective evaluations (the cost unit shared with Adam), and a stage ends on
-    the best image it evaluated. tv_smoothing: see total_variation; the history still
-    records the exact objective."""
-    import numpy as np
+    """L-BFGS with a strong-Wolfe line search. The objective is evaluated on clamp(x, 0, 1),
+    so the pixels that matter stay in range; the result is clipped. Each stage's steps
+    count objective evaluations (the cost unit shared with Adam). tv_smoothing: see
+    total_variation; the history still records the exact objective."""
     import torch
-    from scipy.optimize import Bounds, minimize
     hooks = hooks or Hooks()
     history = History()
     total_steps = sum(n for _, n in stages)
     done = 0
-    x = resize_tensor(start, stages[0][0]).clamp(0, 1)
+    x = resize_tensor(start, stages[0][0]).clone()
     for size, n in stages:
-        x = resize_tensor(x, size)
+        x = resize_tensor(x.detach().clamp(0, 1), size).clone().requires_grad_(True)
         objective = Objective(terms, size, device, tv_smoothing, precision)
-        shape = tuple(x.shape)
-        best: list = [math.inf, x]
+        opt = torch.optim.LBFGS([x], lr=1, max_iter=n, max_eval=n, history_size=history_size,
+                                tolerance_grad=0, tolerance_change=0, line_search_fn="strong_wolfe")
         evals = 0
-        finished = False
 
-        def value_and_grad(z: np.ndarray) -> tuple[float, np.ndarray]:
-            nonlocal done, evals, finished
-            if evals >= n:      # the line search may ask for more than maxfun
-                raise _Stop
+        def closure():
+            nonlocal done, evals
             hooks.cancelled()
-            img = torch.from_numpy(z.astype(np.float32)).reshape(shape).to(device).requires_grad_(True)
+            opt.zero_grad()
+            img = x.clamp(0, 1)
             total, parts = objective(img)
-            grad, = torch.autograd.grad(total, img)
+            total.backward()
             history.add(sum(parts.values()), parts, size)
-            if history.total[-1] < best[0]:
-                best[:] = [history.total[-1], img.detach()]
             if hooks.stop(history.total[-1], size):
-                finished = True
                 raise _Stop
             done += 1
             evals += 1
             hooks.step(done, total_steps)
             if hooks.preview_every and done % hooks.preview_every == 0:
                 hooks.preview(img.detach(), done)
-            return float(total), grad.cpu().numpy().astype(np.float64).ravel()
+            return total
 
-        start_z = x.cpu().numpy().astype(np.float64).ravel()
         try:
-            minimize(value_and_grad, start_z, jac=True, method="L-BFGS-B",
-                     bounds=Bounds(np.zeros_like(start_z), np.ones_like(start_z)),
-                     options={"maxfun": n, "maxiter": n, "maxcor": history_size, "ftol": 0, "gtol": 0})
+            while evals < n:
+                before = evals
+                opt.step(closure)
+                if evals == before:
+                    break
         except _Stop:
-            pass
-        x = best[1]
-        if finished:
-            break
-    return x, history
+            return x.detach().clamp(0, 1), history
+    return x.detach().clamp(0, 1), history
 
 
 def parse_layers(text: str) -> list[str]:

@@ -7,11 +7,11 @@ from ._nst import OptimizerNode, optimizer_inputs
 
 
 class LBFGSOptimize(OptimizerNode):
-    """Optimize the pixels of an image against up to 6 loss terms with L-BFGS-B (scipy),
-    the box [0, 1] as bounds. `steps` counts loss evaluations (one VGG forward and backward
-    each), the same unit as Adam's steps. Combine with a coarse-to-fine `schedule` and
-    bfloat16 `precision` for the fastest route."""
-    version = "2"
+    """Optimize the pixels of an image against up to 6 loss terms with L-BFGS and a
+    strong-Wolfe line search; the loss is taken on the image clipped to [0, 1]. `steps`
+    counts loss evaluations (one VGG forward and backward each), the same unit as Adam's
+    steps. Combine with a coarse-to-fine `schedule` for the fastest route."""
+    version = "1"
     route = "lbfgs"
 
     Inputs = optimizer_inputs(

@@ -103,16 +103,3 @@ def test_smoothed_tv_is_close_to_exact_and_reported_exactly():
     total, report = objective(img)
     assert total.item() == pytest.approx(30 * want, rel=1e-5)
     assert report == {"tv": pytest.approx(30 * 2.5)}
-
-
-def test_lbfgs_keeps_to_its_budget_and_bounds_and_ends_on_its_best_image():
-    from nodes._nst import Objective, run_lbfgs
-    torch.manual_seed(0)
-    start = torch.rand(1, 3, 16, 16)
-    terms = [LossTerm("tv", 1.0)]
-    image, history = run_lbfgs(terms, start, stages=[((16, 16), 7), ((32, 32), 5)])
-    assert [tuple(s) for s in history.size] == [(16, 16)] * 7 + [(32, 32)] * 5
-    assert history.total[-1] < history.total[7]  # the second stage makes progress of its own
-    assert image.shape == (1, 3, 32, 32) and 0 <= image.min() and image.max() <= 1
-    value = float(Objective(terms, (32, 32), "cpu")(image)[0])
-    assert value == pytest.approx(min(history.total[7:]), rel=1e-5)
