@@ -14,7 +14,7 @@ class AdamOptimize(OptimizerNode):
     (lr 0.02, beta1 0.99, epsilon 0.1, 1000 steps, start from the content image).
     Faster: a coarse-to-fine `schedule` and a cosine `lr_schedule`. Emits progress every
     step and a preview every `preview_every` steps; stops cleanly when cancelled."""
-    version = "1"
+    version = "2"  # 2: Gram backward in the features' own dtype (bfloat16 results change slightly)
     route = "adam"
 
     Inputs = optimizer_inputs(

@@ -11,7 +11,7 @@ class LBFGSOptimize(OptimizerNode):
     strong-Wolfe line search; the loss is taken on the image clipped to [0, 1]. `steps`
     counts loss evaluations (one VGG forward and backward each), the same unit as Adam's
     steps. Combine with a coarse-to-fine `schedule` for the fastest route."""
-    version = "1"
+    version = "2"  # 2: Gram backward in the features' own dtype (bfloat16 results change slightly)
     route = "lbfgs"
 
     Inputs = optimizer_inputs(
