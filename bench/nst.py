@@ -32,9 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 ASSETS = Path(os.environ.get("NODEFLOW_INPUT_DIR") or ROOT.parent / "shared" / "assets")
 
-STYLE_LAYERS = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
-CONTENT_LAYERS = ["block5_conv2"]
-STYLE_WEIGHT, CONTENT_WEIGHT, TV_WEIGHT = 1e-2, 1e4, 30.0
+# The tutorial's layers and weights, shared by both sides (nodes._nst imports no torch).
+from nodes._nst import TUTORIAL_CONTENT_LAYERS as CONTENT_LAYERS  # noqa: E402
+from nodes._nst import TUTORIAL_CONTENT_WEIGHT as CONTENT_WEIGHT  # noqa: E402
+from nodes._nst import TUTORIAL_STYLE_LAYERS as STYLE_LAYERS  # noqa: E402
+from nodes._nst import TUTORIAL_STYLE_WEIGHT as STYLE_WEIGHT  # noqa: E402
+from nodes._nst import TUTORIAL_TV_WEIGHT as TV_WEIGHT  # noqa: E402
 
 
 def load(name: str, max_side: int) -> np.ndarray:
@@ -108,29 +111,14 @@ class TFRecipe:
 
 # ------------------------------------------------------------------ nodeflow
 
-def nodeflow_terms(content: np.ndarray, style: np.ndarray, style_weight=STYLE_WEIGHT,
-                   content_weight=CONTENT_WEIGHT, tv_weight=TV_WEIGHT, style_layers=STYLE_LAYERS,
-                   content_layers=CONTENT_LAYERS):
+def nodeflow_terms(content: np.ndarray, style: np.ndarray) -> list:
+    """The tutorial's three terms, as the StyleLoss, ContentLoss and TVLoss nodes build them."""
     from nodes import _nst, _vgg
     module, where = _vgg.load_source("vgg16", None, "cpu")
     vgg = _vgg.VGG(_vgg.SOURCES["vgg16"], module, where, "cpu", "vgg16")
-    return [_nst.LossTerm("style", style_weight, list(style_layers), vgg, style),
-            _nst.LossTerm("content", content_weight, list(content_layers), vgg, content, resize_to_input=True),
-            _nst.LossTerm("tv", tv_weight)]
-
-
-def tutorial_objective(content: np.ndarray, style: np.ndarray):
-    """f(image tensor) -> the tutorial objective at the content's size (for any route)."""
-    import torch
-
-    from nodes import _nst
-    terms = nodeflow_terms(content, style)
-    objective = _nst.Objective(terms, content.shape[:2], "cpu")
-
-    def f(x) -> float:
-        with torch.no_grad():
-            return float(objective(x)[0])
-    return f
+    return [_nst.LossTerm("style", STYLE_WEIGHT, list(STYLE_LAYERS), vgg, style),
+            _nst.LossTerm("content", CONTENT_WEIGHT, list(CONTENT_LAYERS), vgg, content, resize_to_input=True),
+            _nst.LossTerm("tv", TV_WEIGHT)]
 
 
 def conv_flops(size: tuple[int, int], deepest: str = "block5_conv2", arch: str = "vgg16") -> float:

@@ -363,7 +363,7 @@ def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
                 if evals == before:
                     break
         except _Stop:
-            return x.detach().clamp(0, 1), history
+            break
     return x.detach().clamp(0, 1), history
 
 
@@ -389,7 +389,6 @@ def feature_term(kind: str, vgg: Any, image: Any, layers: str, weight: float, de
 # ---------------------------------------------------------------- the optimizer nodes' shared part
 # Numbered loss slots, the start image, progress, previews, saved frames, cancellation,
 # and the outputs (image, history, info).
-
 
 
 def optimizer_inputs(name: str, **fields: Any) -> type[NodeInputs]:

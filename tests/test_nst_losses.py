@@ -19,7 +19,6 @@ def test_gram_is_divided_by_the_number_of_locations():
     assert torch.allclose(g, torch.tensor([[7.5, 1.5], [1.5, 0.5]]))
 
 
-
 def test_gram_gradient_matches_autograd_of_the_plain_formula():
     f = torch.randn(1, 4, 3, 5, dtype=torch.float64, requires_grad=True)
     target = torch.randn(4, 4, dtype=torch.float64)
