@@ -102,3 +102,15 @@ def test_smoothed_tv_is_close_to_exact_and_reported_exactly():
     total, report = objective(img)
     assert total.item() == pytest.approx(30 * want, rel=1e-5)
     assert report == {"tv": pytest.approx(30 * 2.5)}
+
+
+def test_image_tensor_is_a_contiguous_copy_the_optimizers_may_write_into():
+    import numpy as np
+
+    from nodes._nst import image_tensor
+    img = np.random.default_rng(0).random((5, 7, 3), dtype=np.float32)
+    x = image_tensor(img, "cpu")
+    assert x.shape == (1, 3, 5, 7) and x.is_contiguous()
+    assert torch.equal(x[0].permute(1, 2, 0), torch.from_numpy(img))
+    x.add_(1.0)
+    assert img.max() < 1.0  # the IMAGE value (maybe cached) is untouched
