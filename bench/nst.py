@@ -205,12 +205,21 @@ def run_route(name: str, content, style, budget_steps: int, target: float | None
         x, h = _nst.run_adam(terms, start, stages=_nst.parse_schedule(sched, full, budget_steps),
                              lr=float(lr), beta1=0.99, beta2=0.999, eps=0.1, lr_schedule=lrs, precision=precision, hooks=hooks)
     elif kind == "lbfgs":
-        x, h = _nst.run_lbfgs(terms, start, stages=_nst.parse_schedule(rest, full, budget_steps),
-                              precision=precision, hooks=hooks)
+        sched, _, adam_lr = rest.partition("+adam:")
+        stages = _nst.parse_schedule(sched, full, budget_steps)
+        adam_steps = max(0, budget_steps - sum(n for _, n in stages)) if adam_lr else 0
+        x, h = _nst.run_lbfgs(terms, start, stages=stages, precision=precision, hooks=hooks,
+                              adam_steps_after=adam_steps, adam_lr=float(adam_lr or 0.04))
     else:
         raise SystemExit(f"unknown route {name}")
     pts = [(s, v) for s, v, size in zip(h.seconds, h.total, h.size) if tuple(size) == tuple(full)]
     return pts, x
+
+
+def float32_objective(content, style, image) -> float:
+    from nodes import _nst
+    _, parts = _nst.Objective(nodeflow_terms(content, style), content.shape[:2], "cpu")(image)
+    return sum(parts.values())
 
 
 def first_time_at_or_below(points, target: float) -> float | None:
@@ -236,9 +245,11 @@ def main() -> int:
     ap.add_argument("--route-size", type=int, default=256, help="max side for the route comparison")
     ap.add_argument("--recipe-steps", type=int, default=1000, help="recipe steps for the route comparison")
     ap.add_argument("--checkpoints", default="300,1000", help="recipe step counts whose objective is the target")
-    ap.add_argument("--routes", default="lbfgs:128:60,full:1000;adam:128:300,full:1000|0.02|cosine",
-                    help="';'-separated routes: lbfgs:SCHEDULE or adam:SCHEDULE|LR|LR_SCHEDULE, "
-                         "with @bf16 for bfloat16 convolutions")
+    ap.add_argument("--routes", default="lbfgs:128:60,full:100+adam:0.04@bf16;lbfgs:128:60,full:1000@bf16;"
+                                        "lbfgs:128:60,full:100+adam:0.04",
+                    help="';'-separated routes: lbfgs:SCHEDULE, lbfgs:SCHEDULE+adam:LR (Adam takes the "
+                         "rest of the budget), or adam:SCHEDULE|LR|LR_SCHEDULE; @bf16 for bfloat16 "
+                         "convolutions")
     ap.add_argument("--skip-tf", action="store_true")
     ap.add_argument("--save", metavar="DIR", help="save each route's final image here")
     ap.add_argument("--skip-routes", action="store_true")
@@ -291,6 +302,10 @@ def main() -> int:
         pts, image = run_route(route, content, style, args.recipe_steps,
                                target=min(v for v, _ in targets.values()))
         save_image(args.save, route, image)
+        if route.endswith("@bf16"):
+            # A bfloat16 route stops on its own (bfloat16) objective: check the image in float32.
+            print(f"  {route}: final image, float32 objective {float32_objective(content, style, image):.5g} "
+                  f"(the route's own {pts[-1][1]:.5g})", flush=True)
         for n, (value, secs) in targets.items():
             t = first_time_at_or_below(pts, value)
             if t is None:

@@ -289,72 +289,99 @@ def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, b
              device: str = "cpu", hooks: Hooks | None = None) -> tuple[Any, History]:
     """Keras-style Adam on the pixels, clipped to [0, 1] after every step.
     `start` is the 1 x 3 x H x W starting image at full size; `stages` from parse_schedule."""
-    import torch
     hooks = hooks or Hooks()
-    history = History()
-    total_steps = sum(n for _, n in stages)
-    done = 0
-    x = resize_tensor(start, stages[0][0]).clone().requires_grad_(True)
+    run = _Run(hooks, sum(n for _, n in stages))
+    x = resize_tensor(start, stages[0][0]).clone()
     opt = KerasAdam(x, lr, beta1, beta2, eps)
-    for s, (size, n) in enumerate(stages):
+    for size, n in stages:
         if tuple(x.shape[-2:]) != tuple(size):
-            x = resize_tensor(x.detach(), size).clone().requires_grad_(True)
+            x = resize_tensor(x, size).clone()
             opt.p = x
             opt.resize(size)
         objective = Objective(terms, size, device, precision=precision)
-        for i in range(n):
-            hooks.cancelled()
-            total, parts = objective(x)
-            grad, = torch.autograd.grad(total, x)
-            history.add(sum(parts.values()), parts, size)
-            if hooks.stop(history.total[-1], size):
-                return x.detach(), history
-            opt.step(grad, lr_at(lr_schedule, lr, i, n))
-            with torch.no_grad():
-                x.clamp_(0, 1)
-            done += 1
-            hooks.step(done, total_steps)
-            if hooks.preview_every and done % hooks.preview_every == 0:
-                hooks.preview(x.detach(), done)
-    return x.detach(), history
+        if not adam_steps(objective, opt, n, lambda i: lr_at(lr_schedule, lr, i, n), run):
+            break
+    return x, run.history
+
+
+@dataclass
+class _Run:
+    """What an optimizer run carries across its stages: hooks, history, steps done."""
+    hooks: Hooks
+    total_steps: int
+    history: History = field(default_factory=History)
+    done: int = 0
+
+    def record(self, total: float, parts: dict[str, float], size) -> bool:
+        """Log one evaluation; False when the stop hook says the run is over."""
+        self.history.add(total, parts, size)
+        return not self.hooks.stop(total, size)
+
+    def stepped(self, image) -> None:
+        self.done += 1
+        self.hooks.step(self.done, self.total_steps)
+        if self.hooks.preview_every and self.done % self.hooks.preview_every == 0:
+            self.hooks.preview(image, self.done)
+
+
+def adam_steps(objective: Objective, opt: KerasAdam, n: int, lr: Callable[[int], float], run: _Run) -> bool:
+    """n Adam steps on opt.p (in place), clipped to [0, 1]; False if the stop hook ended the run."""
+    import torch
+    x = opt.p
+    size = tuple(x.shape[-2:])
+    for i in range(n):
+        run.hooks.cancelled()
+        x.requires_grad_(True)
+        total, parts = objective(x)
+        grad, = torch.autograd.grad(total, x)
+        x.requires_grad_(False)
+        if not run.record(sum(parts.values()), parts, size):
+            return False
+        opt.step(grad, lr(i))
+        x.clamp_(0, 1)
+        run.stepped(x)
+    return True
 
 
 def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
               tv_smoothing: float = 0.0, precision: str = "float32", device: str = "cpu",
+              adam_steps_after: int = 0, adam_lr: float = 0.04,
               hooks: Hooks | None = None) -> tuple[Any, History]:
     """L-BFGS with a strong-Wolfe line search. The objective is evaluated on clamp(x, 0, 1),
-    so the pixels that matter stay in range; the result is clipped. Each stage's steps
-    count objective evaluations (the cost unit shared with Adam). tv_smoothing: see
-    total_variation; the history still records the exact objective."""
+    and its gradient there is passed on as is: a pixel pushed past a bound can come back
+    (the clamp's own gradient would freeze it for good). The result is clipped. Each stage's
+    steps count objective evaluations (the cost unit shared with Adam). tv_smoothing: see
+    total_variation; the history still records the exact objective.
+
+    adam_steps_after: then continue at the last stage's size with Adam (beta1 0.99, epsilon
+    0.1). L-BFGS is fast early but stalls late, where Adam keeps going. Adam is warm-started:
+    its second moments are the recent L-BFGS gradients' and its momentum starts at zero, with
+    no bias correction, so its first steps are small and do not shake the L-BFGS result."""
     import torch
     hooks = hooks or Hooks()
-    history = History()
-    total_steps = sum(n for _, n in stages)
-    done = 0
+    run = _Run(hooks, sum(n for _, n in stages) + adam_steps_after)
     x = resize_tensor(start, stages[0][0]).clone()
+    grad_sq = None
     for size, n in stages:
         x = resize_tensor(x.detach().clamp(0, 1), size).clone().requires_grad_(True)
         objective = Objective(terms, size, device, tv_smoothing, precision)
         opt = torch.optim.LBFGS([x], lr=1, max_iter=n, max_eval=n, history_size=history_size,
                                 tolerance_grad=0, tolerance_change=0, line_search_fn="strong_wolfe")
+        grad_sq = torch.zeros_like(x)
         evals = 0
 
         def closure():
-            nonlocal done, evals
-            hooks.cancelled()
-            opt.zero_grad()
-            img = x.clamp(0, 1)
+            nonlocal evals, grad_sq
+            run.hooks.cancelled()
+            img = x.detach().clamp(0, 1).requires_grad_(True)
             total, parts = objective(img)
-            total.backward()
-            history.add(sum(parts.values()), parts, size)
-            if hooks.stop(history.total[-1], size):
+            x.grad, = torch.autograd.grad(total, img)
+            if not run.record(sum(parts.values()), parts, size):
                 raise _Stop
-            done += 1
+            grad_sq = grad_sq.mul_(0.9).addcmul_(x.grad, x.grad, value=0.1)
             evals += 1
-            hooks.step(done, total_steps)
-            if hooks.preview_every and done % hooks.preview_every == 0:
-                hooks.preview(img.detach(), done)
-            return total
+            run.stepped(img.detach())
+            return total.detach()
 
         try:
             while evals < n:
@@ -363,8 +390,14 @@ def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
                 if evals == before:
                     break
         except _Stop:
-            break
-    return x.detach().clamp(0, 1), history
+            return x.detach().clamp(0, 1), run.history
+    x = x.detach().clamp(0, 1)
+    if adam_steps_after:
+        adam = KerasAdam(x, adam_lr, 0.99, 0.999, 0.1)
+        adam.v, adam.t = grad_sq, 10 ** 6   # warm second moments; t this large: no bias correction
+        adam_steps(Objective(terms, tuple(x.shape[-2:]), device, precision=precision), adam,
+                   adam_steps_after, lambda i: adam_lr, run)
+    return x, run.history
 
 
 def parse_layers(text: str) -> list[str]:

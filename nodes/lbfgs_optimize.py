@@ -10,8 +10,11 @@ class LBFGSOptimize(OptimizerNode):
     """Optimize the pixels of an image against up to 6 loss terms with L-BFGS and a
     strong-Wolfe line search; the loss is taken on the image clipped to [0, 1]. `steps`
     counts loss evaluations (one VGG forward and backward each), the same unit as Adam's
-    steps. Combine with a coarse-to-fine `schedule` for the fastest route."""
-    version = "2"  # 2: Gram backward in the features' own dtype (bfloat16 results change slightly)
+    steps. Combine with a coarse-to-fine `schedule`, and finish with `adam_steps`, for the
+    fastest route (bench/nst.py measures it)."""
+    # 2: Gram backward in the features' own dtype (bfloat16 results change slightly).
+    # 3: L-BFGS gets the gradient at the clipped image as is; the Adam finish.
+    version = "3"
     route = "lbfgs"
 
     Inputs = optimizer_inputs(
@@ -21,9 +24,15 @@ class LBFGSOptimize(OptimizerNode):
         tv_smoothing=(float, Input(0.0, ge=0, le=1, description="differentiate TV terms as sqrt(d^2+s^2)-s "
                                                                 "(smooth at 0, what L-BFGS needs); the history "
                                                                 "still reports the exact objective")),
+        adam_steps=(int, Input(0, ge=0, le=100000, description="then this many Adam steps at the last "
+                                                               "stage's size, warm-started from the L-BFGS "
+                                                               "gradients (L-BFGS stalls late, Adam does not)")),
+        adam_lr=(float, Input(0.04, gt=0, le=10, description="learning rate of the Adam steps")),
     )
 
-    def optimize(self, terms, start, stages, hooks, precision, history_size, tv_smoothing):
+    def optimize(self, terms, start, stages, hooks, precision, history_size, tv_smoothing, adam_steps, adam_lr):
         from ._nst import run_lbfgs
+        self.route = "lbfgs" + (f" + {adam_steps} adam steps" if adam_steps else "")
         return run_lbfgs(terms, start, stages=stages, history_size=history_size, tv_smoothing=tv_smoothing,
-                         precision=precision, device=self.ctx.device, hooks=hooks)
+                         precision=precision, device=self.ctx.device, adam_steps_after=adam_steps,
+                         adam_lr=adam_lr, hooks=hooks)

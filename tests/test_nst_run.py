@@ -90,6 +90,19 @@ def test_lbfgs_and_coarse_to_fine_lower_the_objective_and_save_frames(isolated_e
     assert sorted(p.name for p in isolated_env["NODEFLOW_OUTPUT_DIR"].glob("f_*.png")) == ["f_00003.png", "f_00006.png"]
 
 
+def test_lbfgs_then_warm_adam_keeps_lowering_the_objective_without_a_jump():
+    result, events = _run(_tiny("LBFGSOptimize", steps=6, adam_steps=6, preview_every=0))
+    assert result.status == "succeeded", result.error
+    h = _history(result)
+    assert len(h["total"]) == 12
+    assert [p.value for p in events if isinstance(p, ev.NodeProgress) and p.node == "opt"][-1] == 12
+    # Warm-started Adam continues from the L-BFGS result: no jump back up, then further down.
+    assert h["total"][6] < 1.01 * min(h["total"][:6])
+    assert h["total"][-1] < h["total"][6]
+    info = json.loads(result.values["opt"]["info"])
+    assert info["route"] == "lbfgs + 6 adam steps" and info["steps"] == 12
+
+
 def test_bfloat16_convolutions_give_nearly_the_same_objective_and_still_descend():
     exact, _ = _run(_tiny(steps=1))
     fast, _ = _run(_tiny(steps=4, precision="bfloat16"))
