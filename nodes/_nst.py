@@ -284,26 +284,6 @@ def lr_at(schedule: str, lr: float, i: int, n: int) -> float:
     return lr
 
 
-def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, beta2: float,
-             eps: float, lr_schedule: str = "constant", precision: str = "float32",
-             device: str = "cpu", hooks: Hooks | None = None) -> tuple[Any, History]:
-    """Keras-style Adam on the pixels, clipped to [0, 1] after every step.
-    `start` is the 1 x 3 x H x W starting image at full size; `stages` from parse_schedule."""
-    hooks = hooks or Hooks()
-    run = _Run(hooks, sum(n for _, n in stages))
-    x = resize_tensor(start, stages[0][0]).clone()
-    opt = KerasAdam(x, lr, beta1, beta2, eps)
-    for size, n in stages:
-        if tuple(x.shape[-2:]) != tuple(size):
-            x = resize_tensor(x, size).clone()
-            opt.p = x
-            opt.resize(size)
-        objective = Objective(terms, size, device, precision=precision)
-        if not adam_steps(objective, opt, n, lambda i: lr_at(lr_schedule, lr, i, n), run):
-            break
-    return x, run.history
-
-
 @dataclass
 class _Run:
     """What an optimizer run carries across its stages: hooks, history, steps done."""
@@ -343,6 +323,26 @@ def adam_steps(objective: Objective, opt: KerasAdam, n: int, lr: Callable[[int],
     return True
 
 
+def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, beta2: float,
+             eps: float, lr_schedule: str = "constant", precision: str = "float32",
+             device: str = "cpu", hooks: Hooks | None = None) -> tuple[Any, History]:
+    """Keras-style Adam on the pixels, clipped to [0, 1] after every step.
+    `start` is the 1 x 3 x H x W starting image at full size; `stages` from parse_schedule."""
+    hooks = hooks or Hooks()
+    run = _Run(hooks, sum(n for _, n in stages))
+    x = resize_tensor(start, stages[0][0]).clone()
+    opt = KerasAdam(x, lr, beta1, beta2, eps)
+    for size, n in stages:
+        if tuple(x.shape[-2:]) != tuple(size):
+            x = resize_tensor(x, size).clone()
+            opt.p = x
+            opt.resize(size)
+        objective = Objective(terms, size, device, precision=precision)
+        if not adam_steps(objective, opt, n, lambda i: lr_at(lr_schedule, lr, i, n), run):
+            break
+    return x, run.history
+
+
 def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
               tv_smoothing: float = 0.0, precision: str = "float32", device: str = "cpu",
               adam_steps_after: int = 0, adam_lr: float = 0.04,
@@ -361,7 +361,6 @@ def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
     hooks = hooks or Hooks()
     run = _Run(hooks, sum(n for _, n in stages) + adam_steps_after)
     x = resize_tensor(start, stages[0][0]).clone()
-    grad_sq = None
     for size, n in stages:
         x = resize_tensor(x.detach().clamp(0, 1), size).clone().requires_grad_(True)
         objective = Objective(terms, size, device, tv_smoothing, precision)
@@ -371,14 +370,14 @@ def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
         evals = 0
 
         def closure():
-            nonlocal evals, grad_sq
+            nonlocal evals
             run.hooks.cancelled()
             img = x.detach().clamp(0, 1).requires_grad_(True)
             total, parts = objective(img)
             x.grad, = torch.autograd.grad(total, img)
             if not run.record(sum(parts.values()), parts, size):
                 raise _Stop
-            grad_sq = grad_sq.mul_(0.9).addcmul_(x.grad, x.grad, value=0.1)
+            grad_sq.mul_(0.9).addcmul_(x.grad, x.grad, value=0.1)  # Adam's v, should it finish
             evals += 1
             run.stepped(img.detach())
             return total.detach()
