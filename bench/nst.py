@@ -205,11 +205,12 @@ def run_route(name: str, content, style, budget_steps: int, target: float | None
         x, h = _nst.run_adam(terms, start, stages=_nst.parse_schedule(sched, full, budget_steps),
                              lr=float(lr), beta1=0.99, beta2=0.999, eps=0.1, lr_schedule=lrs, precision=precision, hooks=hooks)
     elif kind == "lbfgs":
-        sched, _, adam_lr = rest.partition("+adam:")
+        sched, _, adam = rest.partition("+adam:")
         stages = _nst.parse_schedule(sched, full, budget_steps)
-        adam_steps = max(0, budget_steps - sum(n for _, n in stages)) if adam_lr else 0
+        adam_lr, adam_steps, adam_schedule = (adam.split(":") + ["cosine"])[:3] if adam else (0.05, 0, "cosine")
         x, h = _nst.run_lbfgs(terms, start, stages=stages, precision=precision, hooks=hooks,
-                              adam_steps_after=adam_steps, adam_lr=float(adam_lr or 0.04))
+                              adam_steps_after=int(adam_steps), adam_lr=float(adam_lr),
+                              adam_lr_schedule=adam_schedule)
     else:
         raise SystemExit(f"unknown route {name}")
     pts = [(s, v) for s, v, size in zip(h.seconds, h.total, h.size) if tuple(size) == tuple(full)]
@@ -245,11 +246,11 @@ def main() -> int:
     ap.add_argument("--route-size", type=int, default=256, help="max side for the route comparison")
     ap.add_argument("--recipe-steps", type=int, default=1000, help="recipe steps for the route comparison")
     ap.add_argument("--checkpoints", default="300,1000", help="recipe step counts whose objective is the target")
-    ap.add_argument("--routes", default="lbfgs:128:60,full:100+adam:0.04@bf16;lbfgs:128:60,full:1000@bf16;"
-                                        "lbfgs:128:60,full:100+adam:0.04",
-                    help="';'-separated routes: lbfgs:SCHEDULE, lbfgs:SCHEDULE+adam:LR (Adam takes the "
-                         "rest of the budget), or adam:SCHEDULE|LR|LR_SCHEDULE; @bf16 for bfloat16 "
-                         "convolutions")
+    ap.add_argument("--routes", default="lbfgs:128:30,full:100+adam:0.05:370@bf16;lbfgs:128:60,full:1000@bf16;"
+                                        "lbfgs:128:30,full:100+adam:0.05:370",
+                    help="';'-separated routes: lbfgs:SCHEDULE, lbfgs:SCHEDULE+adam:LR:STEPS[:constant] "
+                         "(then Adam, its lr cosine-decayed to 10%% over STEPS unless constant), or "
+                         "adam:SCHEDULE|LR|LR_SCHEDULE; @bf16 for bfloat16 convolutions")
     ap.add_argument("--skip-tf", action="store_true")
     ap.add_argument("--save", metavar="DIR", help="save each route's final image here")
     ap.add_argument("--skip-routes", action="store_true")

@@ -345,7 +345,7 @@ def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, b
 
 def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
               tv_smoothing: float = 0.0, precision: str = "float32", device: str = "cpu",
-              adam_steps_after: int = 0, adam_lr: float = 0.04,
+              adam_steps_after: int = 0, adam_lr: float = 0.05, adam_lr_schedule: str = "cosine",
               hooks: Hooks | None = None) -> tuple[Any, History]:
     """L-BFGS with a strong-Wolfe line search. The objective is evaluated on clamp(x, 0, 1),
     and its gradient there is passed on as is: a pixel pushed past a bound can come back
@@ -354,7 +354,8 @@ def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
     total_variation; the history still records the exact objective.
 
     adam_steps_after: then continue at the last stage's size with Adam (beta1 0.99, epsilon
-    0.1). L-BFGS is fast early but stalls late, where Adam keeps going. Adam is warm-started:
+    0.1) and adam_lr_schedule (see lr_at). L-BFGS is fast early but stalls late, where Adam
+    keeps going; annealing the lr gives a last drop. Adam is warm-started:
     its second moments are the recent L-BFGS gradients' and its momentum starts at zero, with
     no bias correction, so its first steps are small and do not shake the L-BFGS result."""
     import torch
@@ -395,7 +396,7 @@ def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
         adam = KerasAdam(x, adam_lr, 0.99, 0.999, 0.1)
         adam.v, adam.t = grad_sq, 10 ** 6   # warm second moments; t this large: no bias correction
         adam_steps(Objective(terms, tuple(x.shape[-2:]), device, precision=precision), adam,
-                   adam_steps_after, lambda i: adam_lr, run)
+                   adam_steps_after, lambda i: lr_at(adam_lr_schedule, adam_lr, i, adam_steps_after), run)
     return x, run.history
 
 

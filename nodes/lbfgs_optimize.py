@@ -1,6 +1,8 @@
 """LBFGSOptimize: optimize an image against loss terms with L-BFGS (a faster route)."""
 from __future__ import annotations
 
+from typing import Literal
+
 from nodeflow.node import Input
 
 from ._nst import OptimizerNode, optimizer_inputs
@@ -27,12 +29,15 @@ class LBFGSOptimize(OptimizerNode):
         adam_steps=(int, Input(0, ge=0, le=100000, description="then this many Adam steps at the last "
                                                                "stage's size, warm-started from the L-BFGS "
                                                                "gradients (L-BFGS stalls late, Adam does not)")),
-        adam_lr=(float, Input(0.04, gt=0, le=10, description="learning rate of the Adam steps")),
+        adam_lr=(float, Input(0.05, gt=0, le=10, description="learning rate of the Adam steps")),
+        adam_lr_schedule=(Literal["constant", "cosine"], Input("cosine", description="constant, or cosine "
+                                                               "decay to 10% over the Adam steps")),
     )
 
-    def optimize(self, terms, start, stages, hooks, precision, history_size, tv_smoothing, adam_steps, adam_lr):
+    def optimize(self, terms, start, stages, hooks, precision, history_size, tv_smoothing, adam_steps, adam_lr,
+                 adam_lr_schedule):
         from ._nst import run_lbfgs
         self.route = "lbfgs" + (f" + {adam_steps} adam steps" if adam_steps else "")
         return run_lbfgs(terms, start, stages=stages, history_size=history_size, tv_smoothing=tv_smoothing,
                          precision=precision, device=self.ctx.device, adam_steps_after=adam_steps,
-                         adam_lr=adam_lr, hooks=hooks)
+                         adam_lr=adam_lr, adam_lr_schedule=adam_lr_schedule, hooks=hooks)
