@@ -246,8 +246,8 @@ def main() -> int:
     ap.add_argument("--route-size", type=int, default=256, help="max side for the route comparison")
     ap.add_argument("--recipe-steps", type=int, default=1000, help="recipe steps for the route comparison")
     ap.add_argument("--checkpoints", default="300,1000", help="recipe step counts whose objective is the target")
-    ap.add_argument("--routes", default="lbfgs:128:30,full:100+adam:0.05:370@bf16;lbfgs:128:60,full:1000@bf16;"
-                                        "lbfgs:128:30,full:100+adam:0.05:370",
+    ap.add_argument("--routes", default="lbfgs:128:30,full:100+adam:0.05:420@bf16;lbfgs:128:60,full:1000@bf16;"
+                                        "lbfgs:128:30,full:100+adam:0.05:420",
                     help="';'-separated routes: lbfgs:SCHEDULE, lbfgs:SCHEDULE+adam:LR:STEPS[:constant] "
                          "(then Adam, its lr cosine-decayed to 10%% over STEPS unless constant), or "
                          "adam:SCHEDULE|LR|LR_SCHEDULE; @bf16 for bfloat16 convolutions")
