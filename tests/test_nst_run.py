@@ -103,6 +103,14 @@ def test_lbfgs_then_warm_adam_keeps_lowering_the_objective_without_a_jump():
     assert info["route"] == "lbfgs + 6 adam steps" and info["steps"] == 12
 
 
+def test_bad_adam_finish_inputs_name_the_node_and_input():
+    from nodeflow.errors import GraphInvalid
+    with pytest.raises(GraphInvalid) as info:
+        build_plan(parse_graph(_tiny("LBFGSOptimize", adam_steps=-1, adam_lr=0, adam_lr_schedule="linear")))
+    named = {(i.node, i.input) for i in info.value.issues}
+    assert {("opt", "adam_steps"), ("opt", "adam_lr"), ("opt", "adam_lr_schedule")} <= named
+
+
 def test_bfloat16_convolutions_give_nearly_the_same_objective_and_still_descend():
     exact, _ = _run(_tiny(steps=1))
     fast, _ = _run(_tiny(steps=4, precision="bfloat16"))
