@@ -39,15 +39,15 @@ def main() -> int:
     from nodeflow.executor import Executor
     from nodeflow.graph import parse_graph
     from nodeflow.plan import build_plan
-    from nodes import _magenta as mg
-    from nodes._image import from_pil
+    from nodes.hub import _onnx, _style
+    from nodes._shared.pixels import from_pil
 
     work = Path(tempfile.mkdtemp(prefix="nodeflow-bench-hub-"))
     style_im = Image.open(args.assets / "starry_night.jpg").convert("RGB")
     style_im.thumbnail((512, 512), Image.LANCZOS)  # as graphs/hub_starry.json loads it
     style = from_pil(style_im)
-    vector = mg.predict_style_vector(style, 256, True, "cpu").reshape(1, 1, 1, mg.VECTOR_SIZE)
-    sess = mg.session(mg.TRANSFORM, "cpu")
+    vector = _style.predict_style_vector(style, 256, True, "cpu").reshape(1, 1, 1, _style.VECTOR_SIZE)
+    sess = _onnx.session(_onnx.TRANSFORM, "cpu")
     names = [i.name for i in sess.get_inputs()]
     # Time spent inside session.run during node runs: node time minus this is the node's own
     # overhead, a measure that contention on a shared machine barely disturbs.
@@ -61,7 +61,7 @@ def main() -> int:
             inside.append(time.perf_counter() - t0)
 
     sess.run = timed_run  # the node gets this same cached session object
-    print(f"onnxruntime {__import__('onnxruntime').__version__}, {mg.cpu_threads()} thread(s), "
+    print(f"onnxruntime {__import__('onnxruntime').__version__}, {_onnx.cpu_threads()} thread(s), "
           f"providers {sess.get_providers()}; {args.reps} reps, medians")
     print(f"{'px':>6} {'bare s/img':>11} {'node s/img':>11} {'node/bare':>10} {'min ratio':>10} {'own ms':>7}")
 
@@ -77,7 +77,7 @@ def main() -> int:
                         "style": {"from": "style.image"}, "content_max_size": None}},
         }
         plan = build_plan(parse_graph({"nodes": nodes}), Settings(input_dir=work), only=["stylize"])
-        x = np.ascontiguousarray(mg.pad_to_multiple(from_pil(Image.open(content_file)))[None])
+        x = np.ascontiguousarray(_style.pad_to_multiple(from_pil(Image.open(content_file)))[None])
 
         def bare() -> float:
             t0 = time.perf_counter()

@@ -33,24 +33,24 @@ sys.path.insert(0, str(ROOT))
 ASSETS = Path(os.environ.get("NODEFLOW_INPUT_DIR") or ROOT.parent / "shared" / "assets")
 
 # The tutorial's layers and weights, shared by both sides (nodes._nst imports no torch).
-from nodes._nst import TUTORIAL_CONTENT_LAYERS as CONTENT_LAYERS  # noqa: E402
-from nodes._nst import TUTORIAL_CONTENT_WEIGHT as CONTENT_WEIGHT  # noqa: E402
-from nodes._nst import TUTORIAL_STYLE_LAYERS as STYLE_LAYERS  # noqa: E402
-from nodes._nst import TUTORIAL_STYLE_WEIGHT as STYLE_WEIGHT  # noqa: E402
-from nodes._nst import TUTORIAL_TV_WEIGHT as TV_WEIGHT  # noqa: E402
+from nodes.nst._losses import TUTORIAL_CONTENT_LAYERS as CONTENT_LAYERS  # noqa: E402
+from nodes.nst._losses import TUTORIAL_CONTENT_WEIGHT as CONTENT_WEIGHT  # noqa: E402
+from nodes.nst._losses import TUTORIAL_STYLE_LAYERS as STYLE_LAYERS  # noqa: E402
+from nodes.nst._losses import TUTORIAL_STYLE_WEIGHT as STYLE_WEIGHT  # noqa: E402
+from nodes.nst._losses import TUTORIAL_TV_WEIGHT as TV_WEIGHT  # noqa: E402
 
 
 def load(name: str, max_side: int) -> np.ndarray:
     from PIL import Image
 
-    from nodes._image import fit_max_side, from_pil
+    from nodes._shared.pixels import fit_max_side, from_pil
     with Image.open(ASSETS / name) as im:
         return fit_max_side(from_pil(im.convert("RGB")), max_side)
 
 
 def vgg16_state() -> dict:
-    from nodes import _vgg
-    state, _ = _vgg.vgg16_weights(None)
+    from nodes.nst import _vgg_weights
+    state, _ = _vgg_weights.vgg16_weights(None)
     return state
 
 
@@ -113,20 +113,20 @@ class TFRecipe:
 
 def nodeflow_terms(content: np.ndarray, style: np.ndarray) -> list:
     """The tutorial's three terms, as the StyleLoss, ContentLoss and TVLoss nodes build them."""
-    from nodes import _nst, _vgg
-    module, where = _vgg.load_source("vgg16", None, "cpu")
-    vgg = _vgg.VGG(_vgg.SOURCES["vgg16"], module, where, "cpu", "vgg16")
-    return [_nst.LossTerm("style", STYLE_WEIGHT, list(STYLE_LAYERS), vgg, style),
-            _nst.LossTerm("content", CONTENT_WEIGHT, list(CONTENT_LAYERS), vgg, content, resize_to_input=True),
-            _nst.LossTerm("tv", TV_WEIGHT)]
+    from nodes.nst import _losses, _vgg_models, _vgg_net
+    module, where = _vgg_models.load_source("vgg16", None, "cpu")
+    vgg = _vgg_net.VGG(_vgg_net.SOURCES["vgg16"], module, where, "cpu", "vgg16")
+    return [_losses.LossTerm("style", STYLE_WEIGHT, list(STYLE_LAYERS), vgg, style),
+            _losses.LossTerm("content", CONTENT_WEIGHT, list(CONTENT_LAYERS), vgg, content, resize_to_input=True),
+            _losses.LossTerm("tv", TV_WEIGHT)]
 
 
 def conv_flops(size: tuple[int, int], deepest: str = "block5_conv2", arch: str = "vgg16") -> float:
     """Forward conv FLOPs (2 per multiply-add) up to and including `deepest`."""
-    from nodes import _vgg
+    from nodes.nst import _vgg_net
     h, w = size
     total = 0.0
-    for name, (cout, cin) in _vgg.conv_shapes(arch).items():
+    for name, (cout, cin) in _vgg_net.conv_shapes(arch).items():
         if name.endswith("_conv1") and name != "block1_conv1":
             h, w = h // 2, w // 2
         total += 2.0 * cin * cout * 9 * h * w
@@ -167,11 +167,11 @@ def nodeflow_step_fn(content, style, precision: str = "float32"):
     """One AdamOptimize step (the same code the node runs), as a callable."""
     import torch
 
-    from nodes import _nst
+    from nodes.nst import _objective, _optimizers, _tensors
     terms = nodeflow_terms(content, style)
-    objective = _nst.Objective(terms, content.shape[:2], "cpu", precision=precision)
-    x = _nst.image_tensor(content, "cpu").requires_grad_(True)
-    opt = _nst.KerasAdam(x, 0.02, 0.99, 0.999, 0.1)
+    objective = _objective.Objective(terms, content.shape[:2], "cpu", precision=precision)
+    x = _tensors.image_tensor(content, "cpu").requires_grad_(True)
+    opt = _optimizers.KerasAdam(x, 0.02, 0.99, 0.999, 0.1)
 
     def step():
         total, _ = objective(x)
@@ -188,27 +188,27 @@ def nodeflow_step_fn(content, style, precision: str = "float32"):
 def run_route(name: str, content, style, budget_steps: int, target: float | None = None):
     """Run one route, until `target` is reached at full size or the budget is spent;
     return (seconds, objective) pairs at full size, and the image."""
-    from nodes import _nst
+    from nodes.nst import _optimizers, _tensors
     full = content.shape[:2]
     name, _, precision = name.partition("@")
     precision = {"": "float32", "bf16": "bfloat16"}[precision]
-    hooks = _nst.Hooks(stop=lambda total, size: target is not None and tuple(size) == tuple(full)
+    hooks = _optimizers.Hooks(stop=lambda total, size: target is not None and tuple(size) == tuple(full)
                        and total <= target)
-    start = _nst.image_tensor(content, "cpu")
+    start = _tensors.image_tensor(content, "cpu")
     terms = nodeflow_terms(content, style)
     kind, _, rest = name.partition(":")
     if kind == "recipe":
-        x, h = _nst.run_adam(terms, start, stages=[(full, budget_steps)], lr=0.02, beta1=0.99,
+        x, h = _optimizers.run_adam(terms, start, stages=[(full, budget_steps)], lr=0.02, beta1=0.99,
                              beta2=0.999, eps=0.1, precision=precision, hooks=hooks)
     elif kind == "adam":
         sched, lr, lrs = rest.split("|")
-        x, h = _nst.run_adam(terms, start, stages=_nst.parse_schedule(sched, full, budget_steps),
+        x, h = _optimizers.run_adam(terms, start, stages=_optimizers.parse_schedule(sched, full, budget_steps),
                              lr=float(lr), beta1=0.99, beta2=0.999, eps=0.1, lr_schedule=lrs, precision=precision, hooks=hooks)
     elif kind == "lbfgs":
         sched, _, adam = rest.partition("+adam:")
-        stages = _nst.parse_schedule(sched, full, budget_steps)
+        stages = _optimizers.parse_schedule(sched, full, budget_steps)
         adam_lr, adam_steps, adam_schedule = (adam.split(":") + ["cosine"])[:3] if adam else (0.05, 0, "cosine")
-        x, h = _nst.run_lbfgs(terms, start, stages=stages, precision=precision, hooks=hooks,
+        x, h = _optimizers.run_lbfgs(terms, start, stages=stages, precision=precision, hooks=hooks,
                               adam_steps_after=int(adam_steps), adam_lr=float(adam_lr),
                               adam_lr_schedule=adam_schedule)
     else:
@@ -218,8 +218,8 @@ def run_route(name: str, content, style, budget_steps: int, target: float | None
 
 
 def float32_objective(content, style, image) -> float:
-    from nodes import _nst
-    _, parts = _nst.Objective(nodeflow_terms(content, style), content.shape[:2], "cpu")(image)
+    from nodes.nst import _objective
+    _, parts = _objective.Objective(nodeflow_terms(content, style), content.shape[:2], "cpu")(image)
     return sum(parts.values())
 
 
@@ -234,7 +234,7 @@ def save_image(folder: str | None, name: str, x) -> None:
     if folder:
         import re
 
-        from nodes._image import from_torch, to_pil
+        from nodes._shared.pixels import from_torch, to_pil
         Path(folder).mkdir(parents=True, exist_ok=True)
         to_pil(from_torch(x)).save(Path(folder) / (re.sub(r"[^A-Za-z0-9@._-]", "_", name) + ".png"))
 

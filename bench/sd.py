@@ -40,8 +40,8 @@ def main() -> int:
     from nodeflow.executor import Executor
     from nodeflow.graph import parse_graph
     from nodeflow.plan import build_plan
-    from nodes import _sd
-    from nodes._image import fit_max_side, from_pil, to_torch
+    from nodes.sd import _pipeline
+    from nodes._shared.pixels import fit_max_side, from_pil, to_torch
     from sd_fixture import build_tiny_pipeline
 
     if args.threads:
@@ -103,9 +103,9 @@ def main() -> int:
     paired = statistics.median(n / b for n, b in zip(node_t, bare_t))
     print(f"  ratio node/bare: of medians {n_med / b_med:.3f}, median of paired runs {paired:.3f}, "
           f"of minima {min(node_t) / min(bare_t):.3f}  (target <= 1.03)")
-    print(f"  pipeline loads over {args.repeats + 2} node runs: {_sd.PIPELINES.loads} (target 1)")
+    print(f"  pipeline loads over {args.repeats + 2} node runs: {_pipeline.PIPELINES.loads} (target 1)")
     print(f"  max |node - bare| pixel difference, same seed: {same:.2e}")
-    return 0 if _sd.PIPELINES.loads == 1 else 1
+    return 0 if _pipeline.PIPELINES.loads == 1 else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Graph files: reading, the pydantic model, and links.
 
-    {"$schema": "graph.schema.json", "title": "...", "defaults": {"device": "auto"},
+    {"$schema": "schema/graph.schema.json", "title": "...", "defaults": {"device": "auto"},
      "nodes": {"load": {"type": "LoadImage", "inputs": {"path": "a.png"}},
                "edges": {"type": "Sobel", "inputs": {"image": {"from": "load.image"}}}}}
 

@@ -22,7 +22,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.fields import FieldInfo, PydanticUndefined
 
-from .types import BOOLEAN, FLOAT, INT, STRING, PortType
+from .registry import register
+from .types import BOOLEAN, FLOAT, INT, STRING, PortType, get_port_type
 
 
 class NodeInputs(BaseModel):
@@ -102,7 +103,6 @@ def _input_spec(name: str, info: FieldInfo) -> InputSpec:
     declared = extra.get("nodeflow_port")
     inferred, choices = _port_of(info.annotation)
     if declared:
-        from .types import get_port_type
         port = get_port_type(declared)
     elif inferred:
         port = inferred
@@ -153,12 +153,10 @@ class Node:
         cls.input_specs = {n: _input_spec(n, f) for n, f in cls.Inputs.model_fields.items()}
         cls.output_specs = {}
         for n, f in cls.Outputs.model_fields.items():
-            from .types import get_port_type
             port = get_port_type((f.json_schema_extra or {})["nodeflow_port"])
             cls.output_specs[n] = OutputSpec(n, port, f.description or "")
         if cls.seed_input and cls.seed_input not in cls.input_specs:
             raise TypeError(f"{cls.type}: seed_input {cls.seed_input!r} is not an input")
-        from .registry import register
         register(cls)
 
     def __init__(self, ctx: Any):

@@ -2,7 +2,8 @@
 distribution that declares the entry-point group `nodeflow.nodes`
 (e.g. `[project.entry-points."nodeflow.nodes"] mine = "my_pkg.nodes"`).
 
-Importing a module is enough: every Node subclass registers itself.
+Importing a module is enough: every Node subclass registers itself. This module imports
+nothing of nodeflow's, so node.py can import it without a cycle.
 """
 from __future__ import annotations
 
@@ -10,20 +11,16 @@ import importlib
 import pkgutil
 import sys
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .node import Node
 
 ENTRY_POINT_GROUP = "nodeflow.nodes"
 BUILTIN_PACKAGE = "nodes"
 
-_REGISTRY: dict[str, type["Node"]] = {}
+_REGISTRY: dict[str, type] = {}  # type name -> Node subclass
 _loaded = False
 load_errors: list[str] = []
 
 
-def register(cls: type["Node"]) -> None:
+def register(cls: type) -> None:
     old = _REGISTRY.get(cls.type)
     if old is not None and old.__qualname__ != cls.__qualname__:
         raise ValueError(f"node type {cls.type!r} is defined twice: "
@@ -32,14 +29,20 @@ def register(cls: type["Node"]) -> None:
 
 
 def _import_package(name: str) -> None:
+    """Import every public module of a package and of its public subpackages (one per
+    node family). Private modules and packages (`_x`) are helpers: the node files that
+    need them import them."""
     pkg = importlib.import_module(name)
-    for info in pkgutil.walk_packages(pkg.__path__, prefix=name + "."):
+    for info in pkgutil.iter_modules(pkg.__path__, prefix=name + "."):
         if info.name.rsplit(".", 1)[-1].startswith("_"):
-            continue  # private helpers are imported by the node files that need them
-        importlib.import_module(info.name)
+            continue
+        if info.ispkg:
+            _import_package(info.name)
+        else:
+            importlib.import_module(info.name)
 
 
-def load_nodes() -> dict[str, type["Node"]]:
+def load_nodes() -> dict[str, type]:
     """Import every node module once; return {type name: class}."""
     global _loaded
     if not _loaded:
@@ -56,5 +59,5 @@ def load_nodes() -> dict[str, type["Node"]]:
     return dict(_REGISTRY)
 
 
-def get_node(type_name: str) -> type["Node"] | None:
+def get_node(type_name: str) -> type | None:
     return load_nodes().get(type_name)

@@ -12,7 +12,7 @@ from nodeflow.context import Settings
 from nodeflow.executor import Executor
 from nodeflow.graph import parse_graph
 from nodeflow.plan import build_plan
-from nodes import _magenta as mg
+from nodes.hub import _onnx, _style
 
 SIZE = 126  # not a multiple of 4: exercises the pad-and-crop around the transformer
 
@@ -67,15 +67,15 @@ def test_onnx_route_keeps_the_size_and_changes_the_image(assets):
 
 
 def test_rewritten_model_runs_at_any_size_and_is_cached_once():
-    path = mg.dynamic_model(mg.TRANSFORM)
+    path = _onnx.dynamic_model(_onnx.TRANSFORM)
     stamp = path.stat().st_mtime_ns
-    assert mg.dynamic_model(mg.TRANSFORM) == path and path.stat().st_mtime_ns == stamp
+    assert _onnx.dynamic_model(_onnx.TRANSFORM) == path and path.stat().st_mtime_ns == stamp
     dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param for d in dims[1:3]] == ["height", "width"]
-    vec = np.zeros(mg.VECTOR_SIZE, np.float32)
+    vec = np.zeros(_style.VECTOR_SIZE, np.float32)
     for h, w in [(40, 72), (97, 33)]:
         img = np.random.default_rng(0).random((h, w, 3), dtype=np.float32)
-        assert mg.onnx_stylize(img, vec, "cpu").shape == (h, w, 3)
+        assert _style.onnx_stylize(img, vec, "cpu").shape == (h, w, 3)
 
 
 def test_strength_zero_is_the_content_only_reconstruction_and_one_is_farther(assets):
@@ -122,10 +122,10 @@ def test_style_vector_node_is_cached_when_only_the_content_changes(assets, tmp_p
 
 def test_direct_style_image_is_not_reencoded_when_only_the_content_changes(assets):
     image_of(graph())
-    misses, hits = mg.style_memo.misses, mg.style_memo.hits
+    misses, hits = _style.style_memo.misses, _style.style_memo.hits
     out = image_of(graph(content="chelsea.png"))
     assert out.shape == image_of(graph(content="chelsea.png"), node="content").shape  # it did run
-    assert mg.style_memo.misses == misses and mg.style_memo.hits == hits + 1
+    assert _style.style_memo.misses == misses and _style.style_memo.hits == hits + 1
 
 
 @pytest.mark.parametrize("weights, text", [
@@ -211,7 +211,7 @@ def test_device_placement_follows_onnxruntime_providers():
     assert cpu.nodes["stylize"].device == "cpu"
     import onnxruntime as ort
     has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
-    first = mg.providers_for("cuda:0")[0]
+    first = _onnx.providers_for("cuda:0")[0]
     assert (first[0] if isinstance(first, tuple) else first) == (
         "CUDAExecutionProvider" if has_cuda else "CPUExecutionProvider")
-    assert mg.providers_for("cpu") == ["CPUExecutionProvider"]
+    assert _onnx.providers_for("cpu") == ["CPUExecutionProvider"]

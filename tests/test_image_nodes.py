@@ -10,7 +10,7 @@ from nodeflow.errors import GraphInvalid
 from nodeflow.executor import Executor
 from nodeflow.graph import parse_graph
 from nodeflow.plan import build_plan
-from nodes.high_pass import pixel_differences
+from nodes.image.high_pass import pixel_differences
 
 
 def run_nodes(nodes, tmp_path, input_dir=None, only=None):
@@ -44,7 +44,7 @@ def test_load_image_honours_exif_orientation_and_converts_to_rgb(tmp_path):
 
 
 def test_load_image_refuses_decompression_bombs(tmp_path, monkeypatch):
-    import nodes.load_image as mod
+    import nodes.image.load_image as mod
     monkeypatch.setattr(mod, "MAX_PIXELS", 1000)
     Image.new("RGB", (100, 100)).save(tmp_path / "big.png")
     plan = build_plan(parse_graph({"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "big.png"}}}}),
@@ -78,7 +78,7 @@ def step_image() -> np.ndarray:
 
 
 def test_sobel_finds_a_vertical_edge(tmp_path):
-    from nodes.sobel import Sobel
+    from nodes.image.sobel import Sobel
     out = Sobel(None).run(step_image(), channels="gray", normalize="fixed")
     assert np.allclose(out["y"], 0.5)                     # no vertical change
     assert np.allclose(out["x"][:, :6], 0.5) and np.allclose(out["x"][:, 10:], 0.5)
@@ -90,7 +90,7 @@ def test_sobel_finds_a_vertical_edge(tmp_path):
 
 
 def test_high_pass_diff_matches_the_tf_tutorial_and_gaussian_of_flat_is_flat():
-    from nodes.high_pass import HighPass
+    from nodes.image.high_pass import HighPass
     rng = np.random.default_rng(0)
     img = rng.random((9, 7, 3), dtype=np.float32)
     dx, dy = pixel_differences(img)
@@ -103,7 +103,7 @@ def test_high_pass_diff_matches_the_tf_tutorial_and_gaussian_of_flat_is_flat():
 
 
 def test_grid_layout_and_labels():
-    from nodes.grid import Grid
+    from nodes.image.grid import Grid
     a = np.zeros((50, 100, 3), np.float32)
     b = np.ones((100, 100, 1), np.float32)
     slots = {f"image{i}": None for i in range(1, 9)} | {f"label{i}": "" for i in range(1, 9)}

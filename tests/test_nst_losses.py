@@ -7,8 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from nodes._nst import (KerasAdam, LossTerm, gram, parse_schedule, term_names,  # noqa: E402
-                        total_variation)
+from nodes.nst._optimizers import KerasAdam, parse_schedule  # noqa: E402
+from nodes.nst._losses import LossTerm, gram, term_names, total_variation  # noqa: E402
 
 
 def test_gram_is_divided_by_the_number_of_locations():
@@ -90,7 +90,7 @@ def test_schedules_and_term_names():
 
 
 def test_smoothed_tv_is_close_to_exact_and_reported_exactly():
-    from nodes._nst import Objective
+    from nodes.nst._objective import Objective
     img = torch.tensor([[[[0.0, 1.0], [0.5, 0.25]]]])
     # sqrt(d^2 + s^2) - s for d in (1, .25, .5, .75) with s = 0.1
     s = 0.1
@@ -107,7 +107,7 @@ def test_smoothed_tv_is_close_to_exact_and_reported_exactly():
 def test_image_tensor_is_a_contiguous_copy_the_optimizers_may_write_into():
     import numpy as np
 
-    from nodes._nst import image_tensor
+    from nodes.nst._tensors import image_tensor
     img = np.random.default_rng(0).random((5, 7, 3), dtype=np.float32)
     x = image_tensor(img, "cpu")
     assert x.shape == (1, 3, 5, 7) and x.is_contiguous()

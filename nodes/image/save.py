@@ -93,7 +93,7 @@ class Save(Node):
                                      "pick another name or set overwrite")
 
     def _encode(self, image: Any, fmt: str, quality: int, metadata: str | None) -> bytes:
-        from ._image import to_pil
+        from nodes._shared.pixels import to_pil
         im = to_pil(image)
         buf = io.BytesIO()
         if fmt == "PNG":

@@ -6,7 +6,7 @@ from typing import Any, Literal
 from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Output
 from nodeflow.types import IMAGE
 
-from ._nst import LOSS_HISTORY
+from nodes._shared.ports import LOSS_HISTORY
 
 
 class PlotLoss(Node):
@@ -34,7 +34,7 @@ class PlotLoss(Node):
         import matplotlib.pyplot as plt
         from PIL import Image
 
-        from ._image import from_pil
+        from nodes._shared.pixels import from_pil
         total = history.get("total") or []
         if not total:
             raise InputError("history", "the history is empty: nothing to plot")

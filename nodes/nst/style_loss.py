@@ -6,8 +6,8 @@ from typing import Any
 from nodeflow.node import Input, Node, NodeInputs, NodeOutputs, Output
 from nodeflow.types import IMAGE
 
-from ._nst import LOSS, TUTORIAL_STYLE_LAYERS, TUTORIAL_STYLE_WEIGHT, feature_term
-from ._vgg import VGG_PORT
+from ._losses import TUTORIAL_STYLE_LAYERS, TUTORIAL_STYLE_WEIGHT, feature_term
+from ._ports import LOSS, VGG_PORT
 
 
 class StyleLoss(Node):

@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Output
 
-from ._vgg import VGG_PORT
+from ._ports import VGG_PORT
 
 DESCRIPTIONS = {
     "vgg19": "torchvision ImageNet VGG19 (downloaded once into the torch hub cache)",
@@ -36,14 +36,16 @@ class VGGFeatures(Node):
     @classmethod
     def fingerprint(cls, inputs: dict[str, Any], settings: Any) -> Any:
         # Which weight files exist now (not downloaded): a new download means a new key.
-        from ._vgg import weights_state
+        from ._vgg_models import weights_state
         chain = [(inputs["model"], inputs.get("weights"))]
         if inputs["fallback"] not in ("none", inputs["model"]):
             chain.append((inputs["fallback"], None))
         return [weights_state(name, path) for name, path in chain]
 
     def run(self, model: str, fallback: str, weights: str | None) -> dict:
-        from ._vgg import SOURCES, VGG, WeightsUnavailable, load_source
+        from ._vgg_models import load_source
+        from ._vgg_net import SOURCES, VGG
+        from ._vgg_weights import WeightsUnavailable
         progress = lambda done, total: self.ctx.progress(done, total or done)
         try:
             module, where = load_source(model, weights, self.ctx.device, progress, self.ctx.log)

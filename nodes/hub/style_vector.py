@@ -6,7 +6,8 @@ from typing import Any
 from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Output
 from nodeflow.types import IMAGE
 
-from . import _magenta as mg
+from ._onnx import PREDICT, model_id
+from ._style import STYLE_VECTOR, predict_style_vector
 
 
 class StyleVector(Node):
@@ -24,13 +25,13 @@ class StyleVector(Node):
         style_pool: bool = Input(True, description="3x3 average pool first (as the TF Hub colab)")
 
     class Outputs(NodeOutputs):
-        vector: Any = Output(mg.STYLE_VECTOR, "float32 style vector (100 numbers)")
+        vector: Any = Output(STYLE_VECTOR, "float32 style vector (100 numbers)")
 
     @classmethod
     def fingerprint(cls, inputs: dict[str, Any], settings: Any) -> Any:
-        return mg.model_id(mg.PREDICT)
+        return model_id(PREDICT)
 
     def run(self, style: Any, style_size: int, style_pool: bool) -> dict:
         if min(style.shape[:2]) < 8:
             raise InputError("style", f"the style image is {style.shape[1]}x{style.shape[0]}: too small")
-        return {"vector": mg.predict_style_vector(style, style_size, style_pool, self.ctx.device)}
+        return {"vector": predict_style_vector(style, style_size, style_pool, self.ctx.device)}

@@ -5,7 +5,7 @@ from typing import Literal
 
 from nodeflow.node import Input
 
-from ._nst import OptimizerNode, optimizer_inputs
+from ._optimizer_node import OptimizerNode, optimizer_inputs
 
 
 class LBFGSOptimize(OptimizerNode):
@@ -36,7 +36,7 @@ class LBFGSOptimize(OptimizerNode):
 
     def optimize(self, terms, start, stages, hooks, precision, history_size, tv_smoothing, adam_steps, adam_lr,
                  adam_lr_schedule):
-        from ._nst import run_lbfgs
+        from ._optimizers import run_lbfgs
         self.route = "lbfgs" + (f" + {adam_steps} adam steps" if adam_steps else "")
         return run_lbfgs(terms, start, stages=stages, history_size=history_size, tv_smoothing=tv_smoothing,
                          precision=precision, device=self.ctx.device, adam_steps_after=adam_steps,

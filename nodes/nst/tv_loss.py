@@ -5,7 +5,8 @@ from typing import Any
 
 from nodeflow.node import Input, Node, NodeInputs, NodeOutputs, Output
 
-from ._nst import LOSS, TUTORIAL_TV_WEIGHT, LossTerm
+from ._losses import TUTORIAL_TV_WEIGHT, LossTerm
+from ._ports import LOSS
 
 
 class TVLoss(Node):

@@ -8,7 +8,9 @@ import numpy as np
 from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Output
 from nodeflow.types import IMAGE
 
-from . import _magenta as mg
+from ._onnx import PREDICT, TRANSFORM, model_id
+from ._style import STYLE_VECTOR, VECTOR_SIZE, blend_vectors, onnx_stylize, predict_style_vector, style_input
+from ._tfhub import DEFAULT_TFHUB_HANDLE, load_tfhub, tfhub_local_path, tfhub_stylize
 
 STYLE_SLOTS = ("style", "style2", "style3", "style4")
 
@@ -48,14 +50,14 @@ class HubStylize(Node):
         style2: Any = Input(None, port=IMAGE, description="second style image, blended by style_weights")
         style3: Any = Input(None, port=IMAGE, description="third style image")
         style4: Any = Input(None, port=IMAGE, description="fourth style image")
-        style_vector: Any = Input(None, port=mg.STYLE_VECTOR,
+        style_vector: Any = Input(None, port=STYLE_VECTOR,
                                   description="a precomputed style (StyleVector node), instead of style images; onnx only")
         style_weights: str = Input("", description="comma-separated weights of the connected styles, "
                                    "e.g. '0.7, 0.3'; empty: equal")
         strength: float = Input(1.0, ge=0.0, le=1.0, description="0: the content's own style, 1: the full style")
         model_source: Literal["onnx", "tfhub"] = Input("onnx", description="onnx: offline, bundled model; "
                                                        "tfhub: TensorFlow Hub (needs nodeflow[tfhub])")
-        handle: str = Input(mg.DEFAULT_TFHUB_HANDLE, min_length=1,
+        handle: str = Input(DEFAULT_TFHUB_HANDLE, min_length=1,
                             description="tfhub: TF Hub URL or local SavedModel directory")
         style_size: int = Input(256, ge=64, le=1024, description="style images are centre-cropped and scaled to this square")
         style_pool: bool = Input(True, description="3x3 average pool on the style image (as the TF Hub colab)")
@@ -69,8 +71,8 @@ class HubStylize(Node):
     def fingerprint(cls, inputs: dict[str, Any], settings: Any) -> Any:
         """The weights are part of the key: the ONNX files' hashes, or the SavedModel's files."""
         if inputs["model_source"] == "onnx":
-            return [mg.model_id(mg.PREDICT), mg.model_id(mg.TRANSFORM)]
-        local = mg.tfhub_local_path(inputs["handle"])
+            return [model_id(PREDICT), model_id(TRANSFORM)]
+        local = tfhub_local_path(inputs["handle"])
         if local is None:
             return None  # a URL: the handle (a literal) identifies it
         return sorted((str(p.relative_to(local)), p.stat().st_size, p.stat().st_mtime_ns)
@@ -78,7 +80,7 @@ class HubStylize(Node):
 
     def run(self, content: Any, style_vector: Any, style_weights: str, strength: float, model_source: str,
             handle: str, style_size: int, style_pool: bool, content_max_size: int | None, **slots: Any) -> dict:
-        from ._image import fit_max_side, to_rgb
+        from nodes._shared.pixels import fit_max_side, to_rgb
         styles = [slots[s] for s in STYLE_SLOTS if slots[s] is not None]
         if style_vector is not None and styles:
             raise InputError("style_vector", "connect style images or a style vector, not both")
@@ -98,18 +100,18 @@ class HubStylize(Node):
             if style_vector is not None:
                 vec = self._checked_vector(style_vector)
             else:
-                vec = mg.blend_vectors([mg.predict_style_vector(s, style_size, style_pool, device)
+                vec = blend_vectors([predict_style_vector(s, style_size, style_pool, device)
                                         for s in styles], weights)
             if strength < 1.0:
-                own = mg.predict_style_vector(content, style_size, style_pool, device)
+                own = predict_style_vector(content, style_size, style_pool, device)
                 vec = (np.float32(strength) * vec + np.float32(1.0 - strength) * own).astype(np.float32)
             self.ctx.check_cancelled()
-            return {"image": mg.onnx_stylize(content, vec, device)}
+            return {"image": onnx_stylize(content, vec, device)}
 
         if style_vector is not None:
             raise InputError("style_vector", "the TF Hub module takes style images, not style vectors: "
                                              "connect `style`, or use model_source 'onnx'")
-        module = mg.load_tfhub(handle, device, log=self.ctx.log)
+        module = load_tfhub(handle, device, log=self.ctx.log)
         # The module hides its style vector: blend and weaken by mixing outputs instead.
         parts = [(w, s) for w, s in zip(weights, styles)]
         if strength < 1.0:
@@ -119,14 +121,14 @@ class HubStylize(Node):
         for n, (w, s) in enumerate(parts):
             self.ctx.check_cancelled()
             if w > 0:
-                out += np.float32(w / total) * mg.tfhub_stylize(
-                    module, content, mg.style_input(s, style_size, style_pool), device)
+                out += np.float32(w / total) * tfhub_stylize(
+                    module, content, style_input(s, style_size, style_pool), device)
             self.ctx.progress(n + 1, len(parts))
         return {"image": np.clip(out, 0.0, 1.0)}
 
     @staticmethod
     def _checked_vector(vec: Any) -> np.ndarray:
         arr = np.asarray(vec, dtype=np.float32)
-        if arr.size != mg.VECTOR_SIZE or not np.isfinite(arr).all():
-            raise InputError("style_vector", f"expected {mg.VECTOR_SIZE} finite numbers, got shape {arr.shape}")
-        return arr.reshape(mg.VECTOR_SIZE)
+        if arr.size != VECTOR_SIZE or not np.isfinite(arr).all():
+            raise InputError("style_vector", f"expected {VECTOR_SIZE} finite numbers, got shape {arr.shape}")
+        return arr.reshape(VECTOR_SIZE)

@@ -5,7 +5,7 @@ from typing import Literal
 
 from nodeflow.node import Input
 
-from ._nst import OptimizerNode, optimizer_inputs
+from ._optimizer_node import OptimizerNode, optimizer_inputs
 
 
 class AdamOptimize(OptimizerNode):
@@ -29,7 +29,7 @@ class AdamOptimize(OptimizerNode):
     )
 
     def optimize(self, terms, start, stages, hooks, precision, lr, beta1, beta2, epsilon, lr_schedule):
-        from ._nst import run_adam
+        from ._optimizers import run_adam
         self.route = "adam" + (f" ({lr_schedule} lr)" if lr_schedule != "constant" else "")
         return run_adam(terms, start, stages=stages, lr=lr, beta1=beta1, beta2=beta2, eps=epsilon,
                         lr_schedule=lr_schedule, precision=precision, device=self.ctx.device, hooks=hooks)

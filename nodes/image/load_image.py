@@ -39,7 +39,7 @@ class LoadImage(Node):
         if inputs.get("url"):
             if not inputs.get("sha256"):
                 raise InputError("sha256", "a url needs the sha256 of the file, so a download can be verified")
-            from ._download import downloads_dir
+            from nodes._shared.download import downloads_dir
             name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(inputs["path"]).name)
             return downloads_dir() / f"{inputs['sha256'].lower()[:16]}-{name}", False
         if local.exists():
@@ -58,10 +58,10 @@ class LoadImage(Node):
     def run(self, path: str, max_size: int | None, url: str | None, sha256: str | None) -> dict:
         from PIL import Image, ImageOps, UnidentifiedImageError
 
-        from ._image import fit_max_side, from_pil
+        from nodes._shared.pixels import fit_max_side, from_pil
         file, local = self.locate({"path": path, "url": url, "sha256": sha256}, self.ctx.settings)
         if not local and not file.exists():
-            from ._download import DownloadError, fetch
+            from nodes._shared.download import DownloadError, fetch
             self.ctx.log(f"downloading {url}")
             try:
                 fetch(url, file, sha256, progress=lambda d, t: self.ctx.progress(d, t or d))

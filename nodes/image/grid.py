@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import create_model
 
 from nodeflow.node import Input, Node, NodeInputs, NodeOutputs, Output
@@ -36,7 +35,7 @@ class Grid(Node):
     def run(self, columns: int, cell_height: int, padding: int, background: str, **slots: Any) -> dict:
         from PIL import Image, ImageDraw, ImageFont
 
-        from ._image import from_pil, resize, to_rgb, to_uint8
+        from nodes._shared.pixels import from_pil, resize, to_rgb, to_uint8
         cells = [(slots[f"image{i}"], slots[f"label{i}"]) for i in range(1, SLOTS + 1)
                  if slots[f"image{i}"] is not None]
         if not cells:

@@ -8,7 +8,8 @@ import numpy as np
 from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Output
 from nodeflow.types import IMAGE
 
-from . import _magenta as mg
+from ._onnx import MULTISTYLE, model_id, session
+from ._style import pad_to_multiple
 
 NUM_STYLES = 26
 STARRY_NIGHT = 19  # the style closest to Van Gogh's The Starry Night
@@ -64,17 +65,17 @@ class MultiStyle(Node):
 
     @classmethod
     def fingerprint(cls, inputs: dict[str, Any], settings: Any) -> Any:
-        return mg.model_id(mg.MULTISTYLE)
+        return model_id(MULTISTYLE)
 
     def run(self, image: Any, style: int, weights: str, strength: float, max_size: int | None) -> dict:
-        from ._image import fit_max_side, to_rgb
+        from nodes._shared.pixels import fit_max_side, to_rgb
         w = style_weights(style, weights)
         if min(image.shape[:2]) < 8:
             raise InputError("image", f"the image is {image.shape[1]}x{image.shape[0]}: too small")
         img = fit_max_side(to_rgb(image), max_size)
         h, wd = img.shape[:2]
-        x = np.ascontiguousarray(mg.pad_to_multiple(img).transpose(2, 0, 1)[None])
-        sess = mg.session(mg.MULTISTYLE, self.ctx.device)
+        x = np.ascontiguousarray(pad_to_multiple(img).transpose(2, 0, 1)[None])
+        sess = session(MULTISTYLE, self.ctx.device)
         out = sess.run(None, {"image": x, "style_weights": w})[0][0].transpose(1, 2, 0)[:h, :wd]
         out = np.clip(out, 0.0, 1.0).astype(np.float32)
         if strength < 1.0:

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import nodes._torch  # noqa: F401  (registers the torch device probe)
+import nodes._shared.torch_device  # noqa: F401  (registers the torch device probe)
 from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Output
 from nodeflow.types import IMAGE
 
-from ._sd import DEFAULT_MODEL, SCHEDULERS
+from ._pipeline import SCHEDULERS
+from ._source import DEFAULT_MODEL
 
 SchedulerName = Literal[tuple(SCHEDULERS)]  # type: ignore[valid-type]
 VAE_STRIDE = 8  # SD's VAE works on multiples of 8 pixels
@@ -68,7 +69,7 @@ class SDImg2Img(Node):
         """Identify the weights (file sizes and times, or the cached commit), not just the name."""
         from pathlib import Path
 
-        from ._sd import ModelSource, fingerprint, resolve_config, resolve_source
+        from ._source import ModelSource, fingerprint, resolve_config, resolve_source
         source = resolve_source(inputs["model"], settings)
         config = resolve_config(inputs.get("config"), settings) if source.kind == "single_file" else None
         if config is None:
@@ -78,14 +79,15 @@ class SDImg2Img(Node):
     def run(self, image: Any, prompt: str, negative_prompt: str, strength: float, guidance_scale: float,
             steps: int, seed: int | None, scheduler: str, model: str, config: str | None, dtype: str,
             attention_slicing: bool, cpu_offload: bool, preview_every: int, preview: str) -> dict:
-        from . import _sd
+        from ._pipeline import PIPELINES, dtype_name, load_pipeline
+        from ._source import fingerprint, resolve_config, resolve_source
         if int(steps * strength) < 1:
             raise InputError("strength", f"steps x strength = {steps} x {strength} runs no step: "
                                          "raise steps or strength")
-        source = _sd.resolve_source(model, self.ctx.settings)
-        config = _sd.resolve_config(config, self.ctx.settings) if source.kind == "single_file" else None
+        source = resolve_source(model, self.ctx.settings)
+        config = resolve_config(config, self.ctx.settings) if source.kind == "single_file" else None
         device = self.ctx.device
-        dtype = _sd.dtype_name(dtype, device)
+        dtype = dtype_name(dtype, device)
         if seed is None:
             import secrets
             seed = secrets.randbits(63)
@@ -96,14 +98,14 @@ class SDImg2Img(Node):
 
         def load():
             self.ctx.log(f"loading {source.describe()} ({dtype}, {device})")
-            return _sd.load_pipeline(source, dtype, device, offload, config, self.ctx.log,
+            return load_pipeline(source, dtype, device, offload, config, self.ctx.log,
                                      report=self.ctx.progress)
 
         # A repo's cached commit appears only once it is downloaded: keying on it would
         # load a second copy after the first run. Local weights are keyed by their stats.
-        weights = None if source.kind == "repo" else repr(_sd.fingerprint(source))
+        weights = None if source.kind == "repo" else repr(fingerprint(source))
         key = (source, weights, config, dtype, device, offload)
-        with _sd.PIPELINES.use(key, load) as entry:
+        with PIPELINES.use(key, load) as entry:
             entry.use_scheduler(scheduler)
             entry.use_attention_slicing(attention_slicing)
             result = self._denoise(entry.pipe, image, prompt, negative_prompt, strength, guidance_scale,
@@ -114,7 +116,7 @@ class SDImg2Img(Node):
                  guidance_scale: float, steps: int, seed: int, preview_every: int, preview: str) -> Any:
         import torch
 
-        from ._image import as_image, resize, to_rgb, to_torch
+        from nodes._shared.pixels import as_image, resize, to_rgb, to_torch
         rgb = to_rgb(image)
         h, w = (rgb.shape[0] // VAE_STRIDE) * VAE_STRIDE, (rgb.shape[1] // VAE_STRIDE) * VAE_STRIDE
         if not h or not w:
@@ -138,7 +140,7 @@ class SDImg2Img(Node):
 
     @staticmethod
     def _preview(pipe: Any, latents: Any, method: str) -> Any:
-        from ._sd import latent_preview
+        from ._preview import latent_preview
         if method == "fast":
             return latent_preview(latents)
         import torch

@@ -1,0 +1,134 @@
+"""The tfhub route: TF Hub's `arbitrary-image-stylization-v1-256/2`, called as
+`module(content, style)[0]`, with its download cache and clear offline errors.
+TensorFlow is imported only when this route runs; loaded modules are cached per handle
+and device, never in the value cache."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nodeflow.devices import base
+from nodeflow.node import InputError
+
+from ._style import pad_to_multiple
+
+
+DEFAULT_TFHUB_HANDLE = "https://tfhub.dev/google/magenta/arbitrary-image-stylization-v1-256/2"
+
+
+def is_url(handle: str) -> bool:
+    return handle.startswith(("http://", "https://", "gs://"))
+
+
+def tfhub_cache_dir() -> Path:
+    """Where tensorflow_hub caches downloads (its own rule, without importing it)."""
+    return Path(os.environ.get("TFHUB_CACHE_DIR") or Path(tempfile.gettempdir()) / "tfhub_modules")
+
+
+def tfhub_cached_path(handle: str) -> Path:
+    return tfhub_cache_dir() / hashlib.sha1(handle.encode("utf8")).hexdigest()
+
+
+def _is_saved_model(path: Path) -> bool:
+    return (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file()
+
+
+def _offline_message(handle: str, why: str) -> str:
+    target = tfhub_cached_path(handle)
+    return (f"cannot download the TF Hub model {handle} ({why}), and there is no cached copy in "
+            f"{target}. On a machine with internet, download {handle}?tf-hub-format=compressed "
+            f"(a .tar.gz SavedModel) and unpack it into {target} (the cache dir is $TFHUB_CACHE_DIR), "
+            "or unpack it anywhere and set `handle` to that directory. "
+            "Or use model_source 'onnx', which needs no download.")
+
+
+def tfhub_local_path(handle: str, input: str = "handle") -> Path | None:
+    """The local SavedModel directory for `handle`, or None for a URL not cached yet.
+    Raises InputError for a local path that is not a SavedModel."""
+    if is_url(handle):
+        cached = tfhub_cached_path(handle)
+        return cached if _is_saved_model(cached) else None
+    path = Path(os.path.expanduser(handle))
+    if not path.is_dir():
+        raise InputError(input, f"{handle!r} is neither a TF Hub URL nor an existing directory")
+    if not _is_saved_model(path):
+        raise InputError(input, f"{path} holds no saved_model.pb: it is not a SavedModel directory")
+    return path
+
+
+def _check_reachable(handle: str, timeout: float = 10.0) -> None:
+    """Fail fast and clearly when offline, before tensorflow_hub tries (with no timeout)."""
+    if not handle.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+    try:
+        with urllib.request.urlopen(urllib.request.Request(handle, method="HEAD"), timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        return  # the host answered; let tensorflow_hub deal with redirects and formats
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise InputError("handle", _offline_message(handle, str(getattr(exc, "reason", exc)))) from None
+
+
+def tf_device(device: str) -> str:
+    """TF's name for the engine device; CPU when TF sees no such GPU."""
+    import tensorflow as tf
+    if base(device) == "cuda":
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        if len(tf.config.list_physical_devices("GPU")) > index:
+            return f"/GPU:{index}"
+    return "/CPU:0"
+
+
+_tf_models: dict[tuple[str, str], Any] = {}
+
+
+_tf_lock = threading.Lock()
+
+
+def load_tfhub(handle: str, device: str, log=lambda msg: None):
+    """The loaded TF Hub module (cached per handle and device)."""
+    local = tfhub_local_path(handle)
+    if local is None:
+        _check_reachable(handle)
+    key = (str(local or handle), device)
+    with _tf_lock:
+        if key in _tf_models:
+            return _tf_models[key]
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        try:
+            import tensorflow as tf
+            import tensorflow_hub as hub
+        except ImportError as exc:
+            raise InputError("model_source", f"the tfhub route needs TensorFlow ({exc}): "
+                                             "pip install 'nodeflow[tfhub]', or use model_source 'onnx'") from None
+        if local is None:
+            log(f"downloading {handle} into {tfhub_cache_dir()}")
+        try:
+            with tf.device(tf_device(device)):
+                module = hub.load(str(local or handle))
+        except Exception as exc:  # network, format, or a broken SavedModel
+            if local is None:
+                raise InputError("handle", _offline_message(handle, f"{type(exc).__name__}: {exc}")) from None
+            raise InputError("handle", f"cannot load the SavedModel in {local}: {type(exc).__name__}: {exc}") from None
+        _tf_models[key] = module
+        return module
+
+
+def tfhub_stylize(module: Any, content: np.ndarray, style: np.ndarray, device: str) -> np.ndarray:
+    """module(content, style)[0] with content 1xHxWx3 and style 1xSxSx3, both 0..1."""
+    import tensorflow as tf
+    h, w = content.shape[:2]
+    with tf.device(tf_device(device)):
+        out = module(tf.constant(pad_to_multiple(content)[None]), tf.constant(style))[0]
+    out = np.asarray(out)
+    if out.ndim == 4:
+        out = out[0]
+    return np.ascontiguousarray(np.clip(out[:h, :w, :3], 0.0, 1.0), dtype=np.float32)

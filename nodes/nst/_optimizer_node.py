@@ -1,0 +1,119 @@
+"""What the optimizer nodes share: numbered loss slots, the start image, progress,
+previews, saved frames, cancellation, and the outputs (image, history, info)."""
+from __future__ import annotations
+
+import io
+import json
+from typing import Any, Literal
+
+from pydantic import create_model
+
+from nodes._shared.ports import LOSS_HISTORY
+from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Output
+from nodeflow.types import IMAGE, STRING
+
+from ._optimizers import Hooks, parse_schedule
+from ._ports import LOSS
+from ._tensors import image_tensor, resize_tensor
+
+
+LOSS_SLOTS = 6
+
+
+def optimizer_inputs(name: str, **fields: Any) -> type[NodeInputs]:
+    """The shared inputs plus the node's own `fields` (name -> (annotation, Input(...)))."""
+    return create_model(
+        name, __base__=NodeInputs,
+        image=(Any, Input(port=IMAGE, description="the content image; the result has its size")),
+        **{f"loss{i}": (Any, Input(None, port=LOSS, description=f"loss term {i}")) for i in range(1, LOSS_SLOTS + 1)},
+        **fields,
+        init=(Literal["content", "noise", "image"], Input("content", description="start from the content "
+                                                           "image, uniform noise, or init_image")),
+        init_image=(Any, Input(None, port=IMAGE, description="start image for init=image (resized to fit)")),
+        seed=(int, Input(0, ge=0, description="seed of the noise start")),
+        schedule=(str, Input("", description="coarse-to-fine stages SIDE:STEPS, e.g. '128:150,256:100,full:40' "
+                                             "(longest side; overrides steps); empty: all steps at full size")),
+        precision=(Literal["float32", "bfloat16"], Input("float32", description="VGG convolutions in "
+                                                          "bfloat16: about 2x faster on recent CPUs and GPUs; "
+                                                          "losses stay float32")),
+        preview_every=(int, Input(50, ge=0, description="emit a preview image every N steps (0: never)")),
+        save_frames=(bool, Input(False, description="also save each preview as a PNG in the output directory")),
+        frame_prefix=(str, Input("nst_frame", min_length=1, description="file name prefix of saved frames")),
+    )
+
+
+class OptimizerOutputs(NodeOutputs):
+    image: Any = Output(IMAGE, "the optimized image")
+    history: Any = Output(LOSS_HISTORY, "loss per step: total and per term")
+    info: Any = Output(STRING, "JSON: which weights produced the image, the route, the final loss")
+
+
+class OptimizerNode(Node, abstract=True):
+    category = "style transfer"
+    frameworks = ("torch",)
+    devices = ("cuda", "mps", "cpu")
+    deterministic = False  # the noise start; seeded, so still cached
+    seed_input = "seed"
+    Outputs = OptimizerOutputs
+    route = ""
+
+    def optimize(self, terms: list, start: Any, stages: list, hooks: Any, **options: Any) -> tuple:
+        raise NotImplementedError
+
+    def run(self, image: Any, init: str, init_image: Any, seed: int, schedule: str, precision: str,
+            preview_every: int, save_frames: bool, frame_prefix: str, steps: int, **rest: Any) -> dict:
+        import torch
+
+        from nodes._shared.pixels import fit_max_side, from_torch, resize, to_rgb
+        terms = [rest.pop(f"loss{i}") for i in range(1, LOSS_SLOTS + 1)]
+        terms = [t for t in terms if t is not None]
+        if not terms:
+            raise InputError("loss1", "link at least one loss term (StyleLoss, ContentLoss, TVLoss)")
+        device = self.ctx.device
+        content = to_rgb(image)
+        h, w = content.shape[:2]
+        try:
+            stages = parse_schedule(schedule, (h, w), steps)
+        except ValueError as exc:
+            raise InputError("schedule", str(exc)) from None
+        if init == "image":
+            if init_image is None:
+                raise InputError("init_image", "init=image needs an init_image link")
+            start = image_tensor(resize(to_rgb(init_image), w, h), device)
+        elif init == "noise":
+            gen = torch.Generator().manual_seed(seed)
+            start = torch.rand(1, 3, h, w, generator=gen).to(device)
+        else:
+            start = image_tensor(content, device)
+
+        def preview(x: Any, step: int) -> None:
+            frame = from_torch(x)
+            self.ctx.preview(fit_max_side(frame, 512))
+            if save_frames:
+                self._save_frame(frame, f"{frame_prefix}_{step:05d}.png")
+
+        hooks = Hooks(step=lambda i, n: self.ctx.progress(i, n), preview=preview,
+                      cancelled=self.ctx.check_cancelled, preview_every=preview_every)
+        result, history = self.optimize(terms, start, stages, hooks, precision=precision, **rest)
+        out = from_torch(resize_tensor(result, (h, w)))
+        weights = sorted({t.vgg.info for t in terms if t.vgg is not None})
+        info = {"weights": weights[0] if len(weights) == 1 else weights,
+                "weight_files": sorted({t.vgg.weights for t in terms if t.vgg is not None}),
+                "route": self.route, "precision": precision, "stages": [[list(s), n] for s, n in stages],
+                "terms": [t.describe() for t in terms],
+                "steps": len(history.total), "final_loss": history.total[-1] if history.total else None,
+                "seconds": history.seconds[-1] if history.seconds else 0.0}
+        self.ctx.log(f"{self.route}: {len(history.total)} steps, loss {history.total[0]:.4g} -> "
+                     f"{history.total[-1]:.4g} in {info['seconds']:.1f}s; weights {info['weights']}")
+        return {"image": out, "history": history.as_dict(), "info": json.dumps(info)}
+
+    def _save_frame(self, frame: Any, name: str) -> None:
+        from nodeflow.cache import atomic_write
+
+        from nodes._shared.pixels import to_pil
+        path = self.ctx.settings.output_path(name, "frame_prefix")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        to_pil(frame).save(buf, "PNG")
+        atomic_write(path, buf.getvalue())
+        self.ctx.wrote(path)

@@ -1,0 +1,213 @@
+"""The optimizer routes: Keras-style Adam (the tutorial's recipe) and the faster L-BFGS,
+both coarse to fine, with hooks for progress, previews, cancellation and early stops.
+torch is imported inside functions only.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ._losses import LossTerm
+from ._objective import Objective
+from ._tensors import resize_tensor
+
+
+@dataclass
+class Hooks:
+    """How an optimizer talks to its node: progress, previews, cancellation."""
+    step: Callable[[int, int], None] = lambda i, n: None
+    preview: Callable[[Any, int], None] = lambda image, i: None
+    cancelled: Callable[[], None] = lambda: None
+    preview_every: int = 0
+    # Stop early (used by the benchmark): called with each step's objective and image size.
+    stop: Callable[[float, tuple], bool] = lambda total, size: False
+
+
+class _Stop(Exception):
+    pass
+
+
+@dataclass
+class History:
+    total: list[float] = field(default_factory=list)
+    terms: dict[str, list[float]] = field(default_factory=dict)
+    seconds: list[float] = field(default_factory=list)
+    size: list[list[int]] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, total: float, parts: dict[str, float], size) -> None:
+        self.total.append(total)
+        for k, v in parts.items():
+            self.terms.setdefault(k, []).append(v)
+        self.seconds.append(round(time.perf_counter() - self.started, 4))
+        self.size.append([int(size[0]), int(size[1])])
+
+    def as_dict(self) -> dict:
+        return {"total": self.total, "terms": self.terms, "seconds": self.seconds, "size": self.size}
+
+
+def parse_schedule(text: str, full: tuple[int, int], steps: int) -> list[tuple[tuple[int, int], int]]:
+    """'128:150,256:100,full:40' -> [((h, w), steps), ...]; sides are the longest side.
+    Empty text means one stage at full size with `steps`."""
+    if not text.strip():
+        return [(full, steps)]
+    stages = []
+    for part in text.split(","):
+        side, _, n = part.strip().partition(":")
+        if not n:
+            raise ValueError(f"{part!r}: expected SIDE:STEPS, e.g. 256:100")
+        side_px = max(full) if side.strip() == "full" else int(side)
+        scale = min(1.0, side_px / max(full))
+        stages.append(((max(8, round(full[0] * scale)), max(8, round(full[1] * scale))), int(n)))
+    return stages
+
+
+class KerasAdam:
+    """Adam exactly as Keras applies it (epsilon added to the uncorrected sqrt(v)),
+    the update the TF tutorial's numbers come from."""
+
+    def __init__(self, param, lr: float, beta1: float, beta2: float, eps: float):
+        import torch
+        self.p, self.lr, self.b1, self.b2, self.eps = param, lr, beta1, beta2, eps
+        self.m = torch.zeros_like(param)
+        self.v = torch.zeros_like(param)
+        self.t = 0
+
+    def step(self, grad, lr: float | None = None) -> None:
+        self.t += 1
+        lr = self.lr if lr is None else lr
+        alpha = lr * math.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
+        self.m.lerp_(grad, 1 - self.b1)
+        self.v.lerp_(grad * grad, 1 - self.b2)
+        self.p.data.addcdiv_(self.m, self.v.sqrt().add_(self.eps), value=-alpha)
+
+    def resize(self, size: tuple[int, int]) -> None:
+        """Carry the moments across a coarse-to-fine upsampling."""
+        import torch.nn.functional as F
+        self.m = F.interpolate(self.m, size=size, mode="bilinear", align_corners=False)
+        self.v = F.interpolate(self.v, size=size, mode="bilinear", align_corners=False).clamp_min(0)
+
+
+def lr_at(schedule: str, lr: float, i: int, n: int) -> float:
+    """constant, or cosine decay to 10% over the stage."""
+    if schedule == "cosine" and n > 1:
+        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * i / (n - 1))))
+    return lr
+
+
+@dataclass
+class _Run:
+    """What an optimizer run carries across its stages: hooks, history, steps done."""
+    hooks: Hooks
+    total_steps: int
+    history: History = field(default_factory=History)
+    done: int = 0
+
+    def record(self, total: float, parts: dict[str, float], size) -> bool:
+        """Log one evaluation; False when the stop hook says the run is over."""
+        self.history.add(total, parts, size)
+        return not self.hooks.stop(total, size)
+
+    def stepped(self, image) -> None:
+        self.done += 1
+        self.hooks.step(self.done, self.total_steps)
+        if self.hooks.preview_every and self.done % self.hooks.preview_every == 0:
+            self.hooks.preview(image, self.done)
+
+
+def adam_steps(objective: Objective, opt: KerasAdam, n: int, lr: Callable[[int], float], run: _Run) -> bool:
+    """n Adam steps on opt.p (in place), clipped to [0, 1]; False if the stop hook ended the run."""
+    import torch
+    x = opt.p
+    size = tuple(x.shape[-2:])
+    for i in range(n):
+        run.hooks.cancelled()
+        x.requires_grad_(True)
+        total, parts = objective(x)
+        grad, = torch.autograd.grad(total, x)
+        x.requires_grad_(False)
+        if not run.record(sum(parts.values()), parts, size):
+            return False
+        opt.step(grad, lr(i))
+        x.clamp_(0, 1)
+        run.stepped(x)
+    return True
+
+
+def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, beta2: float,
+             eps: float, lr_schedule: str = "constant", precision: str = "float32",
+             device: str = "cpu", hooks: Hooks | None = None) -> tuple[Any, History]:
+    """Keras-style Adam on the pixels, clipped to [0, 1] after every step.
+    `start` is the 1 x 3 x H x W starting image at full size; `stages` from parse_schedule."""
+    hooks = hooks or Hooks()
+    run = _Run(hooks, sum(n for _, n in stages))
+    x = resize_tensor(start, stages[0][0]).clone()
+    opt = KerasAdam(x, lr, beta1, beta2, eps)
+    for size, n in stages:
+        if tuple(x.shape[-2:]) != tuple(size):
+            x = resize_tensor(x, size).clone()
+            opt.p = x
+            opt.resize(size)
+        objective = Objective(terms, size, device, precision=precision)
+        if not adam_steps(objective, opt, n, lambda i: lr_at(lr_schedule, lr, i, n), run):
+            break
+    return x, run.history
+
+
+def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
+              tv_smoothing: float = 0.0, precision: str = "float32", device: str = "cpu",
+              adam_steps_after: int = 0, adam_lr: float = 0.05, adam_lr_schedule: str = "cosine",
+              hooks: Hooks | None = None) -> tuple[Any, History]:
+    """L-BFGS with a strong-Wolfe line search. The objective is evaluated on clamp(x, 0, 1),
+    and its gradient there is passed on as is: a pixel pushed past a bound can come back
+    (the clamp's own gradient would freeze it for good). The result is clipped. Each stage's
+    steps count objective evaluations (the cost unit shared with Adam). tv_smoothing: see
+    total_variation; the history still records the exact objective.
+
+    adam_steps_after: then continue at the last stage's size with Adam (beta1 0.99, epsilon
+    0.1) and adam_lr_schedule (see lr_at). L-BFGS is fast early but stalls late, where Adam
+    keeps going; annealing the lr gives a last drop. Adam is warm-started:
+    its second moments are the recent L-BFGS gradients' and its momentum starts at zero, with
+    no bias correction, so its first steps are small and do not shake the L-BFGS result."""
+    import torch
+    hooks = hooks or Hooks()
+    run = _Run(hooks, sum(n for _, n in stages) + adam_steps_after)
+    x = resize_tensor(start, stages[0][0]).clone()
+    for size, n in stages:
+        x = resize_tensor(x.detach().clamp(0, 1), size).clone().requires_grad_(True)
+        objective = Objective(terms, size, device, tv_smoothing, precision)
+        opt = torch.optim.LBFGS([x], lr=1, max_iter=n, max_eval=n, history_size=history_size,
+                                tolerance_grad=0, tolerance_change=0, line_search_fn="strong_wolfe")
+        grad_sq = torch.zeros_like(x)
+        evals = 0
+
+        def closure():
+            nonlocal evals
+            run.hooks.cancelled()
+            img = x.detach().clamp(0, 1).requires_grad_(True)
+            total, parts = objective(img)
+            x.grad, = torch.autograd.grad(total, img)
+            if not run.record(sum(parts.values()), parts, size):
+                raise _Stop
+            grad_sq.mul_(0.9).addcmul_(x.grad, x.grad, value=0.1)  # Adam's v, should it finish
+            evals += 1
+            run.stepped(img.detach())
+            return total.detach()
+
+        try:
+            while evals < n:
+                before = evals
+                opt.step(closure)
+                if evals == before:
+                    break
+        except _Stop:
+            return x.detach().clamp(0, 1), run.history
+    x = x.detach().clamp(0, 1)
+    if adam_steps_after:
+        adam = KerasAdam(x, adam_lr, 0.99, 0.999, 0.1)
+        adam.v, adam.t = grad_sq, 10 ** 6   # warm second moments; t this large: no bias correction
+        adam_steps(Objective(terms, tuple(x.shape[-2:]), device, precision=precision), adam,
+                   adam_steps_after, lambda i: lr_at(adam_lr_schedule, adam_lr, i, adam_steps_after), run)
+    return x, run.history

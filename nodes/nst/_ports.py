@@ -1,0 +1,11 @@
+"""The style-transfer port types: a frozen VGG extractor and a loss term bound to one.
+Neither enters the value caches: they hold models and tensors."""
+from __future__ import annotations
+
+from nodes._shared.torch_device import move
+from nodeflow.types import port_type
+
+VGG_PORT = port_type("VGG", "a frozen VGG feature extractor and the weights it came from",
+                     persist=False, memory_cache=False, to_device=move)
+LOSS = port_type("LOSS", "a weighted loss term bound to its extractor and targets",
+                 persist=False, memory_cache=False, to_device=move)

@@ -1,0 +1,1 @@
+"""Stable Diffusion img2img via diffusers. Needs nodeflow[sd]."""
