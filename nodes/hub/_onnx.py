@@ -100,7 +100,6 @@ def dynamic_model(name: str) -> Path:
 
 _sessions: dict[tuple[str, str], Any] = {}
 
-
 _sessions_lock = threading.Lock()
 
 

@@ -18,9 +18,7 @@ from ._onnx import PREDICT, TRANSFORM, model_id, session
 
 STYLE_VECTOR = port_type("STYLE_VECTOR", "Magenta style vector: float32 array of 100 numbers")
 
-
 VECTOR_SIZE = 100
-
 
 # The transformer downsamples twice by 2: sides that are multiples of 4 come back unchanged.
 SIDE_MULTIPLE = 4

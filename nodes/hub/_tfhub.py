@@ -89,7 +89,6 @@ def tf_device(device: str) -> str:
 
 _tf_models: dict[tuple[str, str], Any] = {}
 
-
 _tf_lock = threading.Lock()
 
 

@@ -20,15 +20,11 @@ from ._vgg_net import check_layers, layer_names
 # The TF tutorial's layers and weights.
 TUTORIAL_STYLE_LAYERS = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
 
-
 TUTORIAL_CONTENT_LAYERS = ["block5_conv2"]
-
 
 TUTORIAL_STYLE_WEIGHT = 1e-2
 
-
 TUTORIAL_CONTENT_WEIGHT = 1e4
-
 
 TUTORIAL_TV_WEIGHT = 30.0
 

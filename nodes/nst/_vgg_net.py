@@ -10,20 +10,15 @@ from typing import Any
 # Convs per block; every block ends with a 2x2 max-pool.
 BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 
-
 WIDTHS = (64, 128, 256, 512, 512)
 
-
 VGG16_CONV_PARAMS = 14_714_688
-
 
 # Keras/caffe weights take BGR 0..255 minus the ImageNet mean; torchvision weights take
 # RGB normalised by the ImageNet mean and std.
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 
-
 TORCH_MEAN = (0.485, 0.456, 0.406)
-
 
 TORCH_STD = (0.229, 0.224, 0.225)
 

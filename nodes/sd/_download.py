@@ -15,7 +15,6 @@ from ._source import DEFAULT_MODEL, hf_cache_dir, hf_offline
 # Components an img2img run needs; the safety checker (1.2 GB) is not loaded.
 WEIGHTS = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
 
-
 CONFIG_FILES = ["model_index.json", "scheduler/*.json", "tokenizer/*", "unet/config.json",
                 "vae/config.json", "text_encoder/config.json"]
 

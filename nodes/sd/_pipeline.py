@@ -31,7 +31,6 @@ SCHEDULERS: dict[str, tuple[str, dict]] = {
                                                         "use_karras_sigmas": True}),
 }
 
-
 DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 
 

@@ -16,9 +16,7 @@ from nodeflow.node import InputError
 
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
-
 SINGLE_FILE_SUFFIX = ".safetensors"
-
 
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
