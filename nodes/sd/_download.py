@@ -37,12 +37,12 @@ def single_file_config_message(path: str) -> str:
             f"diffusers folder of the same base model (e.g. {DEFAULT_MODEL} for SD v1.5 checkpoints)")
 
 
-def _weight_names(variant: str | None) -> list[str]:
+def weight_names(variant: str | None) -> list[str]:
     suffix = f".{variant}.safetensors" if variant else ".safetensors"
     return [f"{comp}/{stem}{suffix}" for comp, stem in WEIGHTS.items()]
 
 
-def _missing(folder: Path, names: list[str]) -> list[str]:
+def missing_files(folder: Path, names: list[str]) -> list[str]:
     return [n for n in names if not (folder / n).is_file()]
 
 
@@ -95,8 +95,8 @@ def download_repo(repo_id: str, variant: str | None,
 
     tries = [variant, None] if variant else [None]
     for want in tries:
-        folder = fetch(_weight_names(want))
-        if not _missing(folder, ["model_index.json"] + _weight_names(want)):
+        folder = fetch(weight_names(want))
+        if not missing_files(folder, ["model_index.json"] + weight_names(want)):
             return folder, want
-    missing = _missing(folder, ["model_index.json"] + _weight_names(None))
+    missing = missing_files(folder, ["model_index.json"] + weight_names(None))
     raise InputError("model", offline_message(repo_id, "missing " + ", ".join(missing)))

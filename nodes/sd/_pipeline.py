@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterator
 
 from nodeflow.node import InputError
 
-from ._download import _missing, _weight_names, download_repo, single_file_config_message
+from ._download import missing_files, weight_names, download_repo, single_file_config_message
 from ._source import ModelSource, hf_cache_dir, hf_offline
 
 
@@ -55,7 +55,7 @@ def load_pipeline(source: ModelSource, dtype: str, device: str, cpu_offload: boo
         folder, variant = download_repo(source.ref, "fp16" if dtype == "fp16" else None, report)
     elif source.kind == "folder":
         folder = Path(source.ref)
-        variant = "fp16" if dtype == "fp16" and not _missing(folder, _weight_names("fp16")) else None
+        variant = "fp16" if dtype == "fp16" and not missing_files(folder, weight_names("fp16")) else None
     import torch
     from diffusers import StableDiffusionImg2ImgPipeline
 
