@@ -1,7 +1,6 @@
 """Graph -> validated plan. Every problem is collected before anything runs."""
 from __future__ import annotations
 
-import graphlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -108,12 +107,35 @@ def _check_node(nid: str, spec_inputs: dict, cls: type[Node], graph: Graph,
     return PlannedNode(nid, cls, literals, links)
 
 
-def _find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
-    try:
-        list(graphlib.TopologicalSorter(edges).static_order())
-        return None
-    except graphlib.CycleError as exc:
-        return list(exc.args[1])
+def _link_graph(planned: dict[str, PlannedNode]):
+    """networkx DiGraph of the links: an edge source -> node carries the [(input, output)] it
+    feeds. networkx is imported here, on use, so `nodeflow --help` stays fast."""
+    import networkx as nx
+    g = nx.DiGraph()
+    g.add_nodes_from(planned)
+    for nid, p in planned.items():
+        for name, link in p.links.items():
+            if not g.has_edge(link.node, nid):
+                g.add_edge(link.node, nid, links=[])
+            g.edges[link.node, nid]["links"].append((name, link.output))
+    return g
+
+
+def _cycle_issues(g) -> list[Issue]:
+    """One issue per cycle (one cycle per strongly connected component), naming each link in
+    it; the issue points at the first link's node and input. A self-loop is a cycle too."""
+    import networkx as nx
+    file_order = {nid: i for i, nid in enumerate(g)}
+    issues = []
+    for scc in sorted(nx.strongly_connected_components(g), key=lambda c: min(map(file_order.get, c))):
+        sub = g.subgraph(scc)
+        if not sub.number_of_edges():
+            continue
+        edges = nx.find_cycle(sub, source=min(scc, key=file_order.get))
+        links = [(v, name, u, out) for u, v in edges for name, out in g.edges[u, v]["links"]]
+        text = "; ".join(f"{v}.{name} takes {u}.{out}" for v, name, u, out in links)
+        issues.append(Issue("cycle", f"the graph has a cycle: {text}", links[0][0], links[0][1]))
+    return issues
 
 
 def build_plan(graph: Graph, settings: Settings | None = None, *, device: str | None = None,
@@ -134,10 +156,8 @@ def build_plan(graph: Graph, settings: Settings | None = None, *, device: str | 
             continue
         planned[nid] = _check_node(nid, spec.inputs, cls, graph, registry, issues)
 
-    edges = {nid: {l.node for l in p.links.values()} for nid, p in planned.items()}
-    cycle = _find_cycle(edges)
-    if cycle:
-        issues.append(Issue("cycle", "the graph has a cycle: " + " -> ".join(cycle), cycle[0]))
+    links = _link_graph(planned)
+    issues.extend(_cycle_issues(links))
 
     if only:
         for nid in only:
@@ -153,14 +173,10 @@ def build_plan(graph: Graph, settings: Settings | None = None, *, device: str | 
     if issues:
         raise GraphInvalid(issues)
 
-    needed: set[str] = set()
-    stack = list(targets)
-    while stack:
-        nid = stack.pop()
-        if nid not in needed:
-            needed.add(nid)
-            stack.extend(edges[nid])
-    order = [n for n in graphlib.TopologicalSorter({n: edges[n] for n in needed}).static_order()]
+    import networkx as nx
+    needed = set(targets).union(*(nx.ancestors(links, t) for t in targets))
+    file_order = {nid: i for i, nid in enumerate(planned)}
+    order = list(nx.lexicographical_topological_sort(links.subgraph(needed), key=file_order.get))
     plan = Plan(graph, {n: planned[n] for n in order}, targets, settings)
 
     _place(plan, graph, device, available, issues)

@@ -68,14 +68,43 @@ def test_literal_types_are_strict():
     assert {(i.node, i.input) for i in issues} == {("c", "n"), ("s", "value")}
 
 
-def test_cycle_is_named():
+def test_cycle_report_names_each_link():
     issues = issues_of({
-        "a": {"type": "TAdd", "inputs": {"a": {"from": "b.value"}}},
+        "a": {"type": "TAdd", "inputs": {"a": {"from": "c.value"}, "b": 1}},
         "b": {"type": "TAdd", "inputs": {"a": {"from": "a.value"}}},
+        "c": {"type": "TAdd", "inputs": {"a": {"from": "b.value"}, "b": {"from": "b.value"}}},
         "sink": {"type": "TSink", "inputs": {"value": {"from": "a.value"}}},
     })
-    cyc = find(issues, "cycle")
-    assert "a" in cyc.message and "b" in cyc.message and "->" in cyc.message
+    cycles = [i for i in issues if i.code == "cycle"]
+    assert len(cycles) == 1
+    cyc = cycles[0]
+    assert (cyc.node, cyc.input) == ("b", "a")
+    assert cyc.message == ("the graph has a cycle: b.a takes a.value; c.a takes b.value; "
+                           "c.b takes b.value; a.a takes c.value")
+
+
+def test_self_loop_names_its_input_and_separate_cycles_are_reported_apart():
+    issues = issues_of({
+        "loop": {"type": "TAdd", "inputs": {"a": 1, "b": {"from": "loop.value"}}},
+        "x": {"type": "TAdd", "inputs": {"a": {"from": "y.value"}}},
+        "y": {"type": "TAdd", "inputs": {"a": {"from": "x.value"}}},
+        "sink": {"type": "TSink", "inputs": {"value": {"from": "x.value"}}},
+    })
+    cycles = [i for i in issues if i.code == "cycle"]
+    assert [(i.node, i.input) for i in cycles] == [("loop", "b"), ("y", "a")]
+    assert cycles[0].message == "the graph has a cycle: loop.b takes loop.value"
+    assert cycles[1].message == "the graph has a cycle: y.a takes x.value; x.a takes y.value"
+
+
+def test_plan_keeps_only_ancestors_of_the_targets_in_file_order_where_free():
+    plan = build_plan(parse_graph({"nodes": {
+        "p": {"type": "TNumber"},
+        "q": {"type": "TNumber"},
+        "add": {"type": "TAdd", "inputs": {"a": {"from": "q.value"}, "b": {"from": "p.value"}}},
+        "other": {"type": "TAdd", "inputs": {"a": {"from": "p.value"}}},
+        "sink": {"type": "TSink", "inputs": {"value": {"from": "add.value"}}},
+    }}), only=["add"])
+    assert plan.order == ["p", "q", "add"]
 
 
 def test_no_output_node():
