@@ -25,12 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plugins", metavar="MODULES", help="comma-separated node modules to import "
                    "(adds to $NODEFLOW_PLUGINS)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    from nodeflow.server.options import add_guard_options, guard_kwargs
+    add_guard_options(p)
     args = p.parse_args(argv)
     if args.plugins:
         os.environ["NODEFLOW_PLUGINS"] = ",".join(filter(None, [os.environ.get("NODEFLOW_PLUGINS"), args.plugins]))
     from nodeflow.server.app import serve
     return serve(host=args.host, port=args.port, data_dir=args.data_dir, token=args.token,
-                 workers=args.workers, requeue_interrupted=args.requeue_interrupted, log_level=args.log_level)
+                 workers=args.workers, requeue_interrupted=args.requeue_interrupted, log_level=args.log_level,
+                 **guard_kwargs(args))
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", help="bearer token (or $NODEFLOW_TOKEN)")
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--requeue-interrupted", action="store_true")
+    from .server.options import add_guard_options
+    add_guard_options(serve)
     return p
 
 
@@ -157,8 +159,9 @@ def cmd_cache(args) -> int:
 
 def cmd_serve(args) -> int:
     from .server.app import serve
+    from .server.options import guard_kwargs
     return serve(host=args.host, port=args.port, data_dir=args.data_dir, token=args.token,
-                 workers=args.workers, requeue_interrupted=args.requeue_interrupted)
+                 workers=args.workers, requeue_interrupted=args.requeue_interrupted, **guard_kwargs(args))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,9 +31,10 @@ from ..graph import parse_graph
 from ..registry import load_nodes
 from . import models as m
 from . import store as st
-from .auth import BodyLimit, TokenAuth
+from .auth import BodyLimit, RedactToken, TokenAuth
 from .broadcast import TERMINAL, Broker
 from .config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, default_data_dir
+from .origin import HostOriginGuard, allowed_host_names
 from .uploads import UploadRejected, store_upload
 from .worker import WorkerPool, plan_request
 
@@ -111,10 +112,12 @@ def create_app(config: ServerConfig) -> FastAPI:
                   responses={422: {"model": m.InvalidRequest, "description": "invalid request or graph"}},
                   description="Submit node graphs, follow their progress, fetch their outputs. "
                               "Send `Authorization: Bearer TOKEN` when the server has a token.")
-    # The last added runs first: auth, then the body limit, then routing and parsing.
+    # The last added runs first: Host and Origin, auth, the body limit, then routing and parsing.
     app.add_middleware(BodyLimit, default=config.max_body_bytes,
                        per_path={"/uploads": config.max_upload_bytes + UPLOAD_OVERHEAD})
     app.add_middleware(TokenAuth, token=config.token)
+    app.add_middleware(HostOriginGuard, allowed_hosts=allowed_host_names(config.host, config.allowed_hosts),
+                       allowed_origins=config.allowed_origins)
 
     def openapi() -> dict:
         """FastAPI's schema, plus every node type's inputs from the node schemas
@@ -371,24 +374,16 @@ def _summary(job: st.Job) -> m.JobSummary:
                         started=job.started, finished=job.finished, attempts=job.attempts)
 
 
-class _RedactToken(logging.Filter):
-    """Keep ?token= (SSE and WebSocket from browsers) out of the access log."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
-            args = list(record.args)
-            args[2] = re.sub(r"(?<=[?&]token=)[^&]*", "***", args[2])
-            record.args = tuple(args)
-        return True
-
-
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, data_dir: str | Path | None = None,
           token: str | None = None, workers: int = 1, requeue_interrupted: bool = False,
-          log_level: str = "info") -> int:
+          log_level: str = "info", allowed_hosts: list[str] | None = None,
+          allowed_origins: list[str] | None = None) -> int:
     """Start the API with uvicorn (blocks). Returns an exit code."""
     config = ServerConfig(data_dir=Path(data_dir) if data_dir else default_data_dir(), host=host, port=port,
                           token=token or os.environ.get("NODEFLOW_TOKEN") or None, workers=workers,
                           requeue_interrupted=requeue_interrupted)
+    config.allowed_hosts += allowed_hosts or []
+    config.allowed_origins += allowed_origins or []
     problem = config.check()
     if problem:
         print(f"nodeflow serve: error: {problem}", file=sys.stderr)
@@ -401,7 +396,9 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, data_dir: str | Pa
     import uvicorn
     print(f"nodeflow: serving http://{host}:{port} (data {config.data_dir}, {workers} worker(s), "
           f"token {'required' if config.token else 'not required'})", file=sys.stderr, flush=True)
-    logging.getLogger("uvicorn.access").addFilter(_RedactToken())
+    redact = RedactToken(config.token)
+    for name in ("uvicorn.access", "uvicorn.error"):  # uvicorn logs WebSocket handshakes on .error
+        logging.getLogger(name).addFilter(redact)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3)
     except SystemExit as exc:  # uvicorn exits when it can't bind

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
+import re
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
@@ -110,3 +112,27 @@ class BodyLimit:
 
 def _too_large(limit: int) -> dict:
     return {"error": "body_too_large", "message": f"the request body is over the limit of {limit} bytes"}
+
+
+class RedactToken(logging.Filter):
+    """Keep the token out of every log line: ?token= in a logged path (SSE and WebSocket
+    from browsers; uvicorn logs WebSocket handshakes on uvicorn.error, not the access
+    log), and the token itself wherever else it appears."""
+
+    QUERY_TOKEN = re.compile(r"((?:^|[?&;])token=)[^&\s\"']*", re.IGNORECASE)
+
+    def __init__(self, token: str | None = None):
+        super().__init__()
+        self.token = token
+
+    def redact(self, text: str) -> str:
+        text = self.QUERY_TOKEN.sub(r"\1***", text)
+        return text.replace(self.token, "***") if self.token else text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # Arguments are redacted in place: uvicorn's access formatter unpacks them.
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.redact(a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = self.redact(record.msg)
+        return True

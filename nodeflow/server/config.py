@@ -26,6 +26,10 @@ def _env_int(name: str, default: int) -> int:
         raise SystemExit(f"nodeflow serve: ${name} must be an integer, got {raw!r}") from None
 
 
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -52,8 +56,11 @@ class ServerConfig:
     # May a graph's LoadImage fetch a missing file from its http(s) url?
     allow_downloads: bool = field(default_factory=lambda: os.environ.get("NODEFLOW_DOWNLOADS", "1") != "0")
     # Operator-named node modules imported at start-up (never named by a client).
-    plugins: list[str] = field(default_factory=lambda: [
-        m.strip() for m in os.environ.get("NODEFLOW_PLUGINS", "").split(",") if m.strip()])
+    plugins: list[str] = field(default_factory=lambda: _env_list("NODEFLOW_PLUGINS"))
+    # Host names the server answers to besides loopback and the bound host ("*": any);
+    # origins allowed to make cross-site requests (e.g. a front end served elsewhere).
+    allowed_hosts: list[str] = field(default_factory=lambda: _env_list("NODEFLOW_ALLOWED_HOSTS"))
+    allowed_origins: list[str] = field(default_factory=lambda: _env_list("NODEFLOW_ALLOWED_ORIGINS"))
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
