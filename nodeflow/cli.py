@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
                      "or the user cache dir)")
     run.add_argument("--only", action="append", metavar="NODE", help="run only what NODE needs")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    run.add_argument("--run-log", metavar="FILE", help="write each node's state as JSON (for `nodeflow show`)")
 
     val = sub.add_parser("validate", help="check graphs without running them")
     val.add_argument("graphs", nargs="+")
@@ -34,6 +35,13 @@ def _parser() -> argparse.ArgumentParser:
     nodes.add_argument("--json", action="store_true")
 
     sub.add_parser("schema", help="print the JSON Schema of graph files")
+
+    show = sub.add_parser("show", help="draw a graph as SVG or PNG")
+    show.add_argument("graph")
+    show.add_argument("-o", "--output", required=True, metavar="FILE.svg|FILE.png")
+    show.add_argument("--run-log", metavar="LOG", help="colour nodes by state: a `nodeflow run --run-log` "
+                      "file, or a GET /jobs/ID answer (file or URL)")
+    show.add_argument("--force", action="store_true", help="replace an existing output file")
 
     cache = sub.add_parser("cache", help="show or clear the disk cache")
     cache.add_argument("--cache-dir", metavar="DIR")
@@ -95,6 +103,9 @@ def cmd_run(args) -> int:
         renderer.close()
         if disk is not None:
             disk.prune(disk_budget())
+    if args.run_log:
+        from .runlog import run_log, write_run_log
+        write_run_log(Path(args.run_log), run_log(result, args.graph))
     if result.status == "failed":
         print(f"error: {result.error}", file=sys.stderr)
         return EXIT_FAILED
@@ -143,6 +154,26 @@ def cmd_schema(args) -> int:
     return EXIT_OK
 
 
+def cmd_show(args) -> int:
+    from .cache import atomic_write
+    from .draw import render
+    from .errors import GraphInvalid, Issue
+    from .graph import read_graph_file
+    from .runlog import read_states
+    out = Path(args.output)
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt not in ("svg", "png"):
+        raise GraphInvalid([Issue("invalid_output", f"-o {out}: the name must end in .svg or .png")])
+    if out.exists() and not args.force:
+        raise GraphInvalid([Issue("output_exists", f"-o {out}: the file exists (--force replaces it)")])
+    states = read_states(args.run_log) if args.run_log else None
+    data = render(read_graph_file(args.graph), fmt, states)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(out, data)
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
 def cmd_cache(args) -> int:
     from .cache import DiskCache, default_cache_dir, disk_budget
     disk = DiskCache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
@@ -170,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         return EXIT_INVALID
     handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes,
-               "schema": cmd_schema, "cache": cmd_cache, "serve": cmd_serve}[args.command]
+               "schema": cmd_schema, "show": cmd_show, "cache": cmd_cache, "serve": cmd_serve}[args.command]
     from .errors import GraphInvalid
     try:
         return handler(args)
