@@ -208,7 +208,7 @@ WIRE = "#4a6fa5"
 def to_svg(shapes: Shapes) -> str:
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{shapes.width:.0f}" height="{shapes.height:.0f}" '
            f'viewBox="0 0 {shapes.width:.0f} {shapes.height:.0f}" font-family="Helvetica, Arial, sans-serif">',
-           f'<rect width="100%" height="100%" fill="#fafafa"/>']
+           '<rect width="100%" height="100%" fill="#fafafa"/>']
     for item in shapes.items:
         kind = item[0]
         if kind == "rect":
