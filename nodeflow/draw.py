@@ -160,8 +160,10 @@ def layout(graph: Graph, states: dict[str, dict] | None = None) -> Shapes:
 
 def _box_shapes(b: Box, shapes: Shapes) -> None:
     add = shapes.items.append
-    add(("rect", b.x, b.y, b.w, b.h, "#ffffff", "#7a8594"))
-    add(("rect", b.x, b.y, b.w, ROW * 2 + PAD / 2, STATE_FILL[b.state], "#7a8594"))
+    # Translucent boxes: a wire passing behind one stays visible, so it can't be mistaken
+    # for a wire that ends there.
+    add(("rect", b.x, b.y, b.w, b.h, "#ffffff", "#7a8594", 0.82))
+    add(("rect", b.x, b.y, b.w, ROW * 2 + PAD / 2, STATE_FILL[b.state], "#7a8594", 0.9))
     add(("text", b.x + PAD, b.y + ROW * 0.75, b.id, BODY, "#111", "start", True))
     add(("text", b.x + PAD, b.y + ROW * 1.7, b.type, TEXT, "#333", "start", False))
     y = b.y + ROW * 2 + PAD
@@ -184,7 +186,7 @@ def _box_shapes(b: Box, shapes: Shapes) -> None:
 def _legend(shapes: Shapes, metrics: _Metrics, y: float) -> None:
     x = MARGIN
     for state, label in LEGEND.items():
-        shapes.items.append(("rect", x, y, 14, 14, STATE_FILL[state], "#7a8594"))
+        shapes.items.append(("rect", x, y, 14, 14, STATE_FILL[state], "#7a8594", 1.0))
         shapes.items.append(("text", x + 20, y + 7, label, TEXT, "#222", "start", False))
         x += 20 + metrics.width(label) + 24
 
@@ -212,9 +214,9 @@ def to_svg(shapes: Shapes) -> str:
     for item in shapes.items:
         kind = item[0]
         if kind == "rect":
-            _, x, y, w, h, fill, stroke = item
+            _, x, y, w, h, fill, stroke, opacity = item
             out.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" rx="4" '
-                       f'fill="{fill}" stroke="{stroke}"/>')
+                       f'fill="{fill}" fill-opacity="{opacity}" stroke="{stroke}"/>')
         elif kind == "text":
             _, x, y, text, size, colour, anchor, bold = item
             weight = ' font-weight="bold"' if bold else ""
@@ -237,8 +239,10 @@ def to_png(shapes: Shapes, scale: float = 2.0) -> bytes:
 
     from PIL import Image, ImageDraw, ImageFont
     s = scale
-    img = Image.new("RGB", (int(shapes.width * s), int(shapes.height * s)), "#fafafa")
-    draw = ImageDraw.Draw(img)
+    size = (int(shapes.width * s), int(shapes.height * s))
+    img = Image.new("RGBA", size, "#fafafa")
+    top = Image.new("RGBA", size, (0, 0, 0, 0))   # boxes and text, composited over the wires
+    wires, draw = ImageDraw.Draw(img), ImageDraw.Draw(top)
     fonts: dict[int, Any] = {}
 
     def font(size: int):
@@ -249,9 +253,9 @@ def to_png(shapes: Shapes, scale: float = 2.0) -> bytes:
     for item in shapes.items:
         kind = item[0]
         if kind == "rect":
-            _, x, y, w, h, fill, stroke = item
-            draw.rounded_rectangle([x * s, y * s, (x + w) * s, (y + h) * s], radius=4 * s, fill=fill,
-                                   outline=stroke, width=max(1, round(s)))
+            _, x, y, w, h, fill, stroke, opacity = item
+            draw.rounded_rectangle([x * s, y * s, (x + w) * s, (y + h) * s], radius=4 * s,
+                                   fill=fill + f"{round(opacity * 255):02x}", outline=stroke, width=max(1, round(s)))
         elif kind == "text":
             _, x, y, text, size, colour, anchor, bold = item
             draw.text((x * s, y * s), text, fill=colour, font=font(size), anchor="lm" if anchor == "start" else "rm",
@@ -261,10 +265,10 @@ def to_png(shapes: Shapes, scale: float = 2.0) -> bytes:
             draw.ellipse([item[1] * s - r, item[2] * s - r, item[1] * s + r, item[2] * s + r], fill=WIRE,
                          outline="#ffffff")
         elif kind == "wire":
-            draw.line([(px * s, py * s) for px, py in _curve(item[1], item[2])], fill=WIRE,
-                      width=max(1, round(1.6 * s)), joint="curve")
+            wires.line([(px * s, py * s) for px, py in _curve(item[1], item[2])], fill=WIRE,
+                       width=max(1, round(1.6 * s)), joint="curve")
     buf = io.BytesIO()
-    img.save(buf, "PNG")
+    Image.alpha_composite(img, top).convert("RGB").save(buf, "PNG")
     return buf.getvalue()
 
 
