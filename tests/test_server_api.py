@@ -270,7 +270,7 @@ def test_catalogue_bundled_graphs_schema_and_health(client):
 def test_websocket_carries_the_same_events(server, client, astronaut):
     from websockets.sync.client import connect
     job_id = submit(client, small_graph(astronaut, filename="ws.png", max_size=24))
-    with connect(f"ws://127.0.0.1:{server.port}/ws?job_id={job_id}", open_timeout=30) as ws:
+    with connect(f"ws://127.0.0.1:{server.port}/jobs/ws?job_id={job_id}", open_timeout=30) as ws:
         seen = []
         while not seen or seen[-1]["event"] != "job_finished":
             seen.append(json.loads(ws.recv(timeout=60)))

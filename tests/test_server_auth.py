@@ -52,9 +52,9 @@ def test_websocket_needs_the_token(server):
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
     with pytest.raises(InvalidStatus):
-        with connect(f"ws://127.0.0.1:{server.port}/ws", open_timeout=30):
+        with connect(f"ws://127.0.0.1:{server.port}/jobs/ws", open_timeout=30):
             pass
-    with connect(f"ws://127.0.0.1:{server.port}/ws", open_timeout=30,
+    with connect(f"ws://127.0.0.1:{server.port}/jobs/ws", open_timeout=30,
                  additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
         with server.client() as ok:
             job_id = submit(ok, small_graph(upload(ok), filename="w.png", max_size=16))

@@ -32,6 +32,7 @@ from ..registry import load_nodes
 from . import models as m
 from . import store as st
 from .auth import BodyLimit, RedactToken, TokenAuth
+from .comfy import mount as comfy_mount
 from .broadcast import TERMINAL, Broker
 from .config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, default_data_dir
 from .origin import HostOriginGuard, allowed_host_names
@@ -113,8 +114,9 @@ def create_app(config: ServerConfig) -> FastAPI:
                   description="Submit node graphs, follow their progress, fetch their outputs. "
                               "Send `Authorization: Bearer TOKEN` when the server has a token.")
     # The last added runs first: Host and Origin, auth, the body limit, then routing and parsing.
+    upload_limit = config.max_upload_bytes + UPLOAD_OVERHEAD
     app.add_middleware(BodyLimit, default=config.max_body_bytes,
-                       per_path={"/uploads": config.max_upload_bytes + UPLOAD_OVERHEAD})
+                       per_path={p: upload_limit for p in ("/uploads", *comfy_mount.UPLOAD_PATHS)})
     app.add_middleware(TokenAuth, token=config.token)
     app.add_middleware(HostOriginGuard, allowed_hosts=allowed_host_names(config.host, config.allowed_hosts),
                        allowed_origins=config.allowed_origins)
@@ -178,9 +180,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         except GraphInvalid as exc:
             return JSONResponse({"error": "invalid_graph", "issues": [i.to_dict() for i in exc.issues]},
                                 status_code=422)
-        job = store().add(request, body.client_id, job_id)
-        broker.publish(job.id, {"event": "job_queued", "client_id": job.client_id})
-        pool().notify()
+        job = pool().enqueue(request, body.client_id, job_id)
         response.headers["Location"] = f"/jobs/{job.id}"
         return m.SubmitResponse(job_id=job.id, status=job.status, url=f"/jobs/{job.id}",
                                 events_url=f"/jobs/{job.id}/events")
@@ -288,7 +288,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         return StreamingResponse(stream(None, request.headers.get("last-event-id")),
                                  media_type="text/event-stream", headers=sse_headers)
 
-    @app.websocket("/ws")
+    @app.websocket("/jobs/ws")
     async def websocket_events(ws: WebSocket, job_id: str | None = None) -> None:
         """The same messages as the SSE streams, as JSON text frames (?job_id= for one job)."""
         await ws.accept()
@@ -366,6 +366,8 @@ def create_app(config: ServerConfig) -> FastAPI:
                         jobs=store().counts(), auth=config.token is not None,
                         memory_cache=pool().memory_cache_stats())
 
+    # ComfyUI's protocol and the web editor (last: the editor's static files sit under /).
+    comfy_mount.mount(app, config, broker, store, pool)
     return app
 
 

@@ -41,7 +41,7 @@ class TokenAuth:
             return auth[7:].strip()
         path = scope.get("path", "")
         # Browsers can't set headers on EventSource or WebSocket: those take ?token= too.
-        if path in ("/events", "/ws") or path.endswith("/events"):
+        if path in ("/events", "/jobs/ws", "/ws") or path.endswith("/events"):
             values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
             return values[0] if values else None
         return None

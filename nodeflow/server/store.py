@@ -97,12 +97,14 @@ class JobStore:
         row = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return Job.from_row(row) if row else None
 
-    def list(self, status: str | None = None, client_id: str | None = None,
+    def list(self, status: str | tuple[str, ...] | None = None, client_id: str | None = None,
              limit: int = 100, offset: int = 0) -> list[Job]:
+        """Jobs, newest first; `status` is one status or a tuple of them."""
         where, args = [], []
         if status:
-            where.append("status = ?")
-            args.append(status)
+            statuses = (status,) if isinstance(status, str) else tuple(status)
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args.extend(statuses)
         if client_id:
             where.append("client_id = ?")
             args.append(client_id)
@@ -155,6 +157,16 @@ class JobStore:
                 self._db.execute("ROLLBACK")
                 raise
         return interrupted, requeued
+
+    def delete_finished(self, job_ids: list[str] | None) -> list[str]:
+        """Delete these finished jobs (None: every finished job); return the ids deleted."""
+        marks = ",".join("?" * len(FINISHED))
+        if job_ids is None:
+            rows = self._all(f"DELETE FROM jobs WHERE status IN ({marks}) RETURNING id", FINISHED)
+        else:
+            rows = [r for jid in job_ids for r in
+                    self._all(f"DELETE FROM jobs WHERE id = ? AND status IN ({marks}) RETURNING id", (jid, *FINISHED))]
+        return [r["id"] for r in rows]
 
     def prune(self, keep: int) -> list[str]:
         """Delete the oldest finished jobs beyond the newest `keep`; return their ids."""

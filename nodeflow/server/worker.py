@@ -94,6 +94,13 @@ class WorkerPool:
         mem = self.executor.memory
         return {"items": len(mem), "bytes": mem.used, "budget_bytes": mem.max_bytes}
 
+    def enqueue(self, request: dict[str, Any], client_id: str | None, job_id: str) -> st.Job:
+        """Queue a request that plan_request accepted, and wake a worker."""
+        job = self.store.add(request, client_id, job_id)
+        self.broker.publish(job.id, {"event": "job_queued", "client_id": job.client_id})
+        self.notify()
+        return job
+
     def cancel(self, job_id: str) -> str | None:
         """'cancelled' (it was queued), 'cancelling' (it stops at its next check), or None."""
         with self._lock:
@@ -158,12 +165,20 @@ class WorkerPool:
                                      "error": (result.get("error") or {}).get("message")})
         self.prune()
 
+    def forget_finished(self, job_ids: list[str] | None) -> None:
+        """Delete finished jobs (None: all of them) with their outputs."""
+        for job_id in self.store.delete_finished(job_ids):
+            self._forget(job_id)
+
+    def _forget(self, job_id: str) -> None:
+        shutil.rmtree(self.config.job_output_dir(job_id), ignore_errors=True)
+        self.broker.forget(job_id)
+
     def prune(self) -> None:
         """Keep the history within its limit, and the disk cache within its budget
         ($NODEFLOW_DISK_CACHE_GB; checked at most once a minute: it walks the cache)."""
         for job_id in self.store.prune(self.config.history_limit):
-            shutil.rmtree(self.config.job_output_dir(job_id), ignore_errors=True)
-            self.broker.forget(job_id)
+            self._forget(job_id)
         now = time.monotonic()
         with self._lock:
             due = now - self._disk_pruned >= DISK_PRUNE_SECONDS

@@ -1,0 +1,29 @@
+"""Wires ComfyUI compatibility into the FastAPI app: its routes, /ws, and the editor at /."""
+from __future__ import annotations
+
+from typing import Callable
+
+from fastapi import FastAPI, WebSocket
+
+from .. import store as st
+from ..broadcast import Broker
+from ..config import ServerConfig
+from ..worker import WorkerPool
+from . import frontend, routes
+from .websocket import serve_socket, server_features
+
+# Bodies over the default limit: image uploads.
+UPLOAD_PATHS = ("/upload/image", "/api/upload/image")
+
+
+def mount(app: FastAPI, config: ServerConfig, broker: Broker, store: Callable[[], st.JobStore],
+          pool: Callable[[], WorkerPool]) -> None:
+    app.include_router(routes.create_router(config, store, pool))
+    app.include_router(frontend.create_router(config))
+    features = server_features(config.max_upload_bytes)
+
+    @app.websocket("/ws")
+    async def comfy_socket(ws: WebSocket) -> None:
+        await serve_socket(ws, broker, store, features)
+
+    frontend.mount_editor(app)  # last: static files under /

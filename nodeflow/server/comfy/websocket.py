@@ -1,0 +1,89 @@
+"""WS /ws?clientId=ID: ComfyUI's message stream, from the one event broker.
+
+Each connection subscribes to the broker's stream of every job. Queue changes go to every
+client as `status`; a job's run messages go only to the client_id that submitted it, each
+translated with that job's id map (looked up once per job).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import OrderedDict
+from typing import Callable
+
+from fastapi import WebSocket, WebSocketDisconnect
+
+from .. import store as st
+from ..broadcast import TERMINAL, Broker
+from . import events as ev
+from .history import view
+
+KNOWN_JOBS = 64
+
+
+def server_features(max_upload_bytes: int) -> dict:
+    return {"supports_preview_metadata": False, "max_upload_size": max_upload_bytes}
+
+
+async def serve_socket(ws: WebSocket, broker: Broker, store: Callable[[], st.JobStore], features: dict) -> None:
+    await ws.accept()
+    sid = ws.query_params.get("clientId") or uuid.uuid4().hex
+    sub, _ = broker.subscribe(None)
+    runs: OrderedDict[str, ev.RunTranslator | None] = OrderedDict()
+
+    async def remaining() -> int:
+        counts = await asyncio.to_thread(store().counts)
+        return counts.get(st.QUEUED, 0) + counts.get(st.RUNNING, 0)
+
+    async def run_of(job_id: str) -> ev.RunTranslator | None:
+        """This client's translator for the job, or None for someone else's job."""
+        if job_id not in runs:
+            job = await asyncio.to_thread(store().get, job_id)
+            runs[job_id] = ev.RunTranslator(job, view(job)) if job is not None and job.client_id == sid else None
+            while len(runs) > KNOWN_JOBS:
+                runs.popitem(last=False)
+        return runs[job_id]
+
+    async def read() -> None:
+        """The client's first message may announce its features; answer with ours."""
+        first = True
+        while True:
+            text = await ws.receive_text()
+            try:
+                data = json.loads(text)
+            except ValueError:
+                continue
+            if first and isinstance(data, dict) and data.get("type") == "feature_flags":
+                await ws.send_json(ev.message("feature_flags", features))
+            first = False
+
+    async def write() -> None:
+        await ws.send_json(ev.status(await remaining(), sid))
+        while True:
+            msg = await sub.queue.get()
+            event = msg.get("event")
+            run = await run_of(msg["job_id"])
+            finished = None
+            if run is not None and event == TERMINAL:
+                finished = await asyncio.to_thread(store().get, msg["job_id"])
+            for out in run.translate(msg, finished) if run is not None else []:
+                if isinstance(out, bytes):
+                    await ws.send_bytes(out)
+                else:
+                    await ws.send_json(out)
+            if event in ev.QUEUE_EVENTS:
+                await ws.send_json(ev.status(await remaining()))
+
+    tasks = [asyncio.create_task(read()), asyncio.create_task(write())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        broker.unsubscribe(sub)
+        try:
+            await ws.close()
+        except (RuntimeError, WebSocketDisconnect):
+            pass
