@@ -1,14 +1,17 @@
 """Broker messages (nodeflow's event stream) -> ComfyUI WebSocket messages.
 
-Text messages are {"type", "data"}; a preview is a binary frame: 4 bytes big-endian event
-type 1 (preview image), 4 bytes image format (2: PNG), then the image (the broker's preview
-PNG, already shrunk and throttled). The end of a run is `executing` with node null, sent
+Text messages are {"type", "data"}; a preview is a binary frame of 4 bytes big-endian event
+type, then the image (the broker's preview PNG, already shrunk and throttled). Type 1 (for
+scripts): 4 bytes image format (2: PNG), the image. Type 4, for clients that announce
+`supports_preview_metadata` (the editor shows only these on their node): 4 bytes length,
+JSON naming the node and prompt, the image. The end of a run is `executing` with node null, sent
 after the job's result is in the store (the worker stores it before job_finished), so a
 script that reads /history on that message finds it.
 """
 from __future__ import annotations
 
 import base64
+import json
 import struct
 import time
 from typing import Any
@@ -17,7 +20,7 @@ from .. import store as st
 from ..broadcast import TERMINAL
 from .history import ComfyView, class_types, execution_error, images
 
-PREVIEW_IMAGE = 1
+PREVIEW_IMAGE, PREVIEW_WITH_METADATA = 1, 4
 PNG_FORMAT = 2
 QUEUE_EVENTS = {"job_queued", "job_started", TERMINAL}
 
@@ -33,8 +36,12 @@ def status(queue_remaining: int, sid: str | None = None) -> dict[str, Any]:
     return message("status", data)
 
 
-def preview_frame(png_base64: str) -> bytes:
-    return struct.pack(">II", PREVIEW_IMAGE, PNG_FORMAT) + base64.b64decode(png_base64)
+def preview_frame(png_base64: str, metadata: dict[str, Any] | None = None) -> bytes:
+    png = base64.b64decode(png_base64)
+    if metadata is None:
+        return struct.pack(">II", PREVIEW_IMAGE, PNG_FORMAT) + png
+    meta = json.dumps({**metadata, "image_type": "image/png"}).encode()
+    return struct.pack(">II", PREVIEW_WITH_METADATA, len(meta)) + meta + png
 
 
 def _now_ms() -> int:
@@ -53,8 +60,9 @@ class RunTranslator:
     def _node(self, msg: dict) -> str | None:
         return self.back.get(msg.get("node") or "")
 
-    def translate(self, msg: dict, finished: st.Job | None = None) -> list[dict | bytes]:
-        """ComfyUI messages for one broker message. `finished`: the stored job, for job_finished."""
+    def translate(self, msg: dict, finished: st.Job | None = None, metadata_previews: bool = False) -> list[dict | bytes]:
+        """ComfyUI messages for one broker message. `finished`: the stored job, for job_finished;
+        metadata_previews: the client takes type-4 preview frames."""
         event, pid = msg.get("event"), self.job_id
         node = self._node(msg)
         if event == "job_started":
@@ -66,8 +74,10 @@ class RunTranslator:
             return [message("executing", {"node": node, "display_node": node, "prompt_id": pid})]
         if event == "node_progress" and node:
             return [message("progress", {"value": msg["value"], "max": msg["total"], "prompt_id": pid, "node": node})]
-        if event == "node_preview" and (msg.get("image") or {}).get("base64"):
-            return [preview_frame(msg["image"]["base64"])]
+        if event == "node_preview" and node and (msg.get("image") or {}).get("base64"):
+            meta = {"node_id": node, "display_node_id": node, "parent_node_id": None, "real_node_id": node,
+                    "prompt_id": pid} if metadata_previews else None
+            return [preview_frame(msg["image"]["base64"], meta)]
         if event == "node_finished" and node:
             refs = images(pid, msg.get("outputs") or [])
             if refs:

@@ -19,8 +19,10 @@ from ... import __version__
 from ...cache import atomic_write
 from ..config import ServerConfig
 from .catalogue import BUNDLED_GRAPHS
+from . import userdata
 from .routes import body_json, both
 from .thumbnail import graph_svg
+from .websocket import server_features
 from .workflow import graph_to_workflow
 
 FRONTEND_PACKAGE = "comfyui_frontend_package"
@@ -88,8 +90,13 @@ class Settings:
         atomic_write(self.path, json.dumps({**self.read(), **values}, indent=1).encode())
 
 
+def bundled_workflows() -> dict[str, dict]:
+    return {name: graph_to_workflow(g) for name, g in bundled_graphs().items()}
+
+
 def create_router(config: ServerConfig) -> APIRouter:
     router = APIRouter()
+    router.include_router(userdata.create_router(config.data_dir / "editor" / "userdata", bundled_workflows))
     settings = Settings(config.data_dir / "editor" / "settings.json")
 
     @both(router, "GET", "/users")
@@ -130,7 +137,7 @@ def create_router(config: ServerConfig) -> APIRouter:
 
     @both(router, "GET", "/features")
     def features() -> Any:
-        return {"supports_preview_metadata": False, "max_upload_size": config.max_upload_bytes}
+        return server_features(config.max_upload_bytes)
 
     @both(router, "GET", "/system_stats")
     def system_stats() -> Any:
@@ -144,6 +151,10 @@ def create_router(config: ServerConfig) -> APIRouter:
     for path, empty in (("/embeddings", []), ("/models", []), ("/i18n", {}), ("/workflow_templates", {}),
                         ("/global_subgraphs", {}), ("/experiment/models", [])):
         both(router, "GET", path)(lambda empty=empty: empty)
+
+    @router.get("/user.css", include_in_schema=False)
+    def user_css() -> Any:
+        return Response("", media_type="text/css")
 
     @router.get("/templates/index.json", include_in_schema=False)
     def templates() -> Any:

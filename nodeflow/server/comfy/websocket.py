@@ -23,7 +23,7 @@ KNOWN_JOBS = 64
 
 
 def server_features(max_upload_bytes: int) -> dict:
-    return {"supports_preview_metadata": False, "max_upload_size": max_upload_bytes}
+    return {"supports_preview_metadata": True, "max_upload_size": max_upload_bytes}
 
 
 async def serve_socket(ws: WebSocket, broker: Broker, store: Callable[[], st.JobStore], features: dict) -> None:
@@ -31,6 +31,7 @@ async def serve_socket(ws: WebSocket, broker: Broker, store: Callable[[], st.Job
     sid = ws.query_params.get("clientId") or uuid.uuid4().hex
     sub, _ = broker.subscribe(None)
     runs: OrderedDict[str, ev.RunTranslator | None] = OrderedDict()
+    client_features: dict = {}
 
     async def remaining() -> int:
         counts = await asyncio.to_thread(store().counts)
@@ -55,6 +56,8 @@ async def serve_socket(ws: WebSocket, broker: Broker, store: Callable[[], st.Job
             except ValueError:
                 continue
             if first and isinstance(data, dict) and data.get("type") == "feature_flags":
+                if isinstance(data.get("data"), dict):
+                    client_features.update(data["data"])
                 await ws.send_json(ev.message("feature_flags", features))
             first = False
 
@@ -67,7 +70,8 @@ async def serve_socket(ws: WebSocket, broker: Broker, store: Callable[[], st.Job
             finished = None
             if run is not None and event == TERMINAL:
                 finished = await asyncio.to_thread(store().get, msg["job_id"])
-            for out in run.translate(msg, finished) if run is not None else []:
+            rich = client_features.get("supports_preview_metadata") is True
+            for out in run.translate(msg, finished, rich) if run is not None else []:
                 if isinstance(out, bytes):
                     await ws.send_bytes(out)
                 else:

@@ -19,15 +19,15 @@ from .translate import META_KEY, comfy_ids, graph_info, prompt_to_graph
 
 COLUMN_WIDTH, NODE_WIDTH, ROW_GAP = 420, 340, 50
 TITLE_HEIGHT, SLOT_HEIGHT, WIDGET_HEIGHT = 30, 22, 26
-OUTPUT_IMAGE_HEIGHT = 300  # room under an output node for the image it shows
-DS = {"scale": 0.6, "offset": [120, 160]}
+OUTPUT_IMAGE_HEIGHT = 300  # room under a node for the image it shows
+DS = {"scale": 0.6, "offset": [100, 230]}
 
 
 def _node_height(cls: Any) -> int:
     names = slot_order(cls)
     widgets = sum(1 for n in names if is_widget(cls.input_specs[n])) + len(trailing_values(cls))
     sockets = max(len(names) - widgets, len(cls.output_specs))
-    extra = OUTPUT_IMAGE_HEIGHT if cls.output_node else 0
+    extra = OUTPUT_IMAGE_HEIGHT if cls.output_node or trailing_values(cls) else 0  # an output or upload preview
     return 20 + SLOT_HEIGHT * sockets + WIDGET_HEIGHT * widgets + extra
 
 

@@ -1,0 +1,116 @@
+"""The editor's user data (saved workflows, its user.css, ...): files in one folder of the
+data dir, every name confined to it. The bundled graphs show in the workflow browser
+under workflows/nodeflow/, laid out, until the user saves over them."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from ...cache import atomic_write
+from .files import FileRefused, confined
+from .routes import both
+
+BUNDLED_DIR = "workflows/nodeflow"  # the workflow browser lists "workflows" recursively
+# Files the editor asks for at start-up; absent, they read as empty.
+EMPTY_FILES = {"user.css": ("", "text/css"), "comfy.templates.json": ("[]", "application/json")}
+
+
+def _info(path: Path, root: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {"path": path.relative_to(root).as_posix(), "size": st.st_size, "modified": st.st_mtime,
+            "created": st.st_ctime}
+
+
+def _refused(exc: FileRefused) -> Response:
+    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+
+def create_router(root: Path, bundled: Any) -> APIRouter:
+    """`bundled()` returns {name: workflow} of the bundled graphs."""
+    router = APIRouter()
+    (root / "workflows").mkdir(parents=True, exist_ok=True)
+
+    def virtual(rel: str) -> dict | None:
+        folder, _, name = rel.rpartition("/")
+        if folder != BUNDLED_DIR or not name.endswith(".json"):
+            return None
+        return bundled().get(name[:-5])
+
+    @both(router, "GET", "/userdata")
+    def list_files(dir: str = "", recurse: str = "", full_info: str = "", split: str = "") -> Any:
+        if not dir:
+            return JSONResponse({"error": "dir is required"}, status_code=400)
+        try:
+            base = confined(root, dir)
+        except FileRefused as exc:
+            return _refused(exc)
+        files = [p for p in (base.rglob("*") if recurse == "true" else base.glob("*")) if p.is_file()]
+        out: list[Any] = [_info(p, base) if full_info == "true" else p.relative_to(base).as_posix() for p in sorted(files)]
+        if dir.strip("/") == "workflows" and recurse == "true":
+            shown = {o["path"] if isinstance(o, dict) else o for o in out}
+            for rel in (f"nodeflow/{name}.json" for name in bundled()):
+                if rel not in shown:
+                    out.append({"path": rel, "size": 0, "modified": 0, "created": 0} if full_info == "true" else rel)
+        if split == "true" and full_info != "true":
+            out = [[p, *p.split("/")] for p in out]
+        return out
+
+    @router.post("/api/userdata/{file:path}/move/{dest:path}", include_in_schema=False)
+    @router.post("/userdata/{file:path}/move/{dest:path}", include_in_schema=False)
+    def move(file: str, dest: str, overwrite: str = "true", full_info: str = "false") -> Any:
+        try:
+            src, target = confined(root, file), confined(root, dest)
+        except FileRefused as exc:
+            return _refused(exc)
+        if not src.is_file():
+            return JSONResponse({"error": f"no file {file!r}"}, status_code=404)
+        if overwrite == "false" and target.exists():
+            return JSONResponse({"error": "File already exists"}, status_code=409)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(src, target)
+        return _info(target, root) if full_info == "true" else target.relative_to(root).as_posix()
+
+    @both(router, "GET", "/userdata/{file:path}")
+    def get_file(file: str) -> Any:
+        try:
+            path = confined(root, file)
+        except FileRefused as exc:
+            return _refused(exc)
+        if path.is_file():
+            return FileResponse(path, media_type="application/json" if path.suffix == ".json" else None)
+        shown = virtual(file)
+        if shown is not None:
+            return shown
+        if file in EMPTY_FILES:
+            text, media = EMPTY_FILES[file]
+            return Response(text, media_type=media)
+        return JSONResponse({"error": f"no file {file!r}"}, status_code=404)
+
+    @both(router, "POST", "/userdata/{file:path}")
+    async def put_file(file: str, request: Request, overwrite: str = "true", full_info: str = "false") -> Any:
+        try:
+            path = confined(root, file)
+        except FileRefused as exc:
+            return _refused(exc)
+        if overwrite == "false" and path.exists():
+            return JSONResponse({"error": "File already exists"}, status_code=409)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, await request.body())
+        return _info(path, root) if full_info == "true" else path.relative_to(root).as_posix()
+
+    @both(router, "DELETE", "/userdata/{file:path}")
+    def delete_file(file: str) -> Any:
+        try:
+            path = confined(root, file)
+        except FileRefused as exc:
+            return _refused(exc)
+        if not path.is_file():
+            return JSONResponse({"error": f"no file {file!r}"}, status_code=404)
+        path.unlink()
+        return Response(status_code=204)
+
+    return router
