@@ -46,7 +46,8 @@ class Save(Node):
     """Write an image to the output directory. Never overwrites silently: if the name is
     taken by a different image, the next free numbered name (name_0001.png, ...) is used,
     unless `overwrite` is set. A file that already holds this exact result is left alone.
-    PNGs carry the graph, so `nodeflow run that.png` re-runs it."""
+    PNGs carry the graph, so `nodeflow run that.png` re-runs it, and ComfyUI's `prompt` and
+    `workflow` chunks, so dropping one on the web editor opens its graph."""
     version = "1"
     category = "image/io"
     output_node = True
@@ -92,6 +93,15 @@ class Save(Node):
         raise InputError("filename", f"{MAX_NUMBERED} numbered files named like {target.name} exist; "
                                      "pick another name or set overwrite")
 
+    def _comfy_chunks(self) -> dict[str, str]:
+        """ComfyUI's `prompt` and `workflow` chunks, so the editor loads the graph from the PNG."""
+        from nodeflow.server.comfy.pnginfo import png_chunks
+        try:
+            return png_chunks(self.ctx.graph_json)
+        except Exception as exc:  # the image matters more than its editor metadata
+            self.ctx.log(f"no ComfyUI metadata in the PNG: {exc}")
+            return {}
+
     def _encode(self, image: Any, fmt: str, quality: int, metadata: str | None) -> bytes:
         from nodes._shared.pixels import to_pil
         im = to_pil(image)
@@ -101,6 +111,8 @@ class Save(Node):
             info = PngInfo()
             info.add_text(KEY_FIELD, self.ctx.key)
             info.add_itxt(PNG_GRAPH_KEY, self.ctx.graph_json, zip=True)
+            for key, text in self._comfy_chunks().items():
+                info.add_text(key, text)
             if metadata:
                 info.add_itxt(META_FIELD, metadata, zip=True)
             im.save(buf, "PNG", pnginfo=info)
