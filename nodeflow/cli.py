@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
     cache.add_argument("--cache-dir", metavar="DIR")
     cache.add_argument("--clear", action="store_true", help="delete every entry")
 
+    conv = sub.add_parser("convert", help="ComfyUI API prompts and editor workflows <-> nodeflow graphs")
+    conv.add_argument("input", help="a nodeflow graph (.json or PNG), a ComfyUI workflow or API prompt")
+    conv.add_argument("output")
+    conv.add_argument("--to", choices=["graph", "workflow", "api"],
+                      help="what to write (default: a graph becomes a workflow, anything else a graph)")
+    conv.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
+
     serve = sub.add_parser("serve", help="start the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8188)
@@ -188,6 +195,13 @@ def cmd_cache(args) -> int:
     return EXIT_OK
 
 
+def cmd_convert(args) -> int:
+    from .server.comfy.convert import convert_file
+    kind = convert_file(args.input, args.output, args.to, args.force)
+    print(f"{args.output}: {kind}")
+    return EXIT_OK
+
+
 def cmd_serve(args) -> int:
     from .server.app import serve
     from .server.options import guard_kwargs
@@ -201,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         _parser().print_help()
         return EXIT_INVALID
     handler = {"run": cmd_run, "validate": cmd_validate, "nodes": cmd_nodes,
-               "schema": cmd_schema, "show": cmd_show, "cache": cmd_cache, "serve": cmd_serve}[args.command]
+               "schema": cmd_schema, "show": cmd_show, "cache": cmd_cache, "convert": cmd_convert,
+               "serve": cmd_serve}[args.command]
     from .errors import GraphInvalid
     try:
         return handler(args)

@@ -91,3 +91,26 @@ def test_a_link_to_a_missing_output_index_is_reported_on_the_input():
         build_plan(parse_graph(tr.graph))
     issue = exc.value.issues[0]
     assert (tr.back[issue.node], issue.input, issue.code) == ("6", "image", "missing_output")
+
+
+def test_nodeflow_convert_round_trips_through_workflows_and_api_prompts(cli, tmp_path):
+    graph = load(GRAPHS / "nst_quick.json")
+    graph["defaults"] = {"device": "cpu"}
+    graph["nodes"]["optimize"]["device"] = "cpu"
+    src = tmp_path / "g.json"
+    src.write_text(json.dumps(graph))
+    for to in ("workflow", "api"):
+        r = cli("convert", str(src), str(tmp_path / f"{to}.json"), "--to", to)
+        assert r.returncode == 0, r.stderr
+        r = cli("convert", str(tmp_path / f"{to}.json"), str(tmp_path / f"back-{to}.json"))
+        assert r.returncode == 0 and f"back-{to}.json: graph" in r.stdout
+        back = json.loads((tmp_path / f"back-{to}.json").read_text())
+        assert back["defaults"] == {"device": "cpu"} and back["nodes"]["optimize"]["device"] == "cpu"
+        assert back["title"] == graph["title"] and list(back["nodes"]) == list(graph["nodes"])
+    assert json.loads((tmp_path / "back-api.json").read_text()) == graph
+    assert cli("validate", str(tmp_path / "back-workflow.json")).returncode == 0
+    again = cli("convert", str(src), str(tmp_path / "api.json"))
+    assert again.returncode == 2 and "--force" in again.stderr  # nothing is overwritten silently
+    (tmp_path / "junk.json").write_text('{"a": 1}')
+    bad = cli("convert", str(tmp_path / "junk.json"), str(tmp_path / "out.json"))
+    assert bad.returncode == 2 and "not a nodeflow graph" in bad.stderr

@@ -135,12 +135,23 @@ def prompt_to_graph(prompt: Any, graph_info: dict | None = None) -> Translation:
         if isinstance(device, str) and device:
             entry["device"] = device
         nodes[nid] = entry
+    if graph_info is None:
+        graph_info = _kept_graph_info(prompt)
     graph: dict[str, Any] = {}
     for key in ("title", "description", "defaults"):
         if (graph_info or {}).get(key):
             graph[key] = graph_info[key]
     graph["nodes"] = nodes
     return Translation(graph, ids, issues)
+
+
+def _kept_graph_info(prompt: dict[str, dict]) -> dict | None:
+    """The graph fields an API prompt written by `nodeflow convert --to api` keeps on a node."""
+    for node in prompt.values():
+        kept = ((node.get("_meta") or {}).get(META_KEY) or {}).get("graph")
+        if isinstance(kept, dict):
+            return kept
+    return None
 
 
 def comfy_ids(graph: dict[str, Any]) -> dict[str, str]:
