@@ -178,3 +178,17 @@ def test_view_and_upload_stay_inside_their_folders(client):
         assert client.get("/view", params=params).status_code in (400, 403)
     assert client.post("/upload/image", files={"image": ("x.png", data, "image/png")},
                        data={"subfolder": "../outside"}).status_code == 400
+
+
+def test_a_foreign_origin_can_not_queue_a_prompt_or_open_the_socket(server, client):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+    evil = {"Origin": "http://evil.example"}
+    r = client.post("/prompt", json={"prompt": EDGES_PROMPT}, headers=evil)
+    assert r.status_code == 403
+    with pytest.raises(InvalidStatus):
+        with connect(f"ws://127.0.0.1:{server.port}/ws?clientId=x", open_timeout=30, additional_headers=evil):
+            pass
+    own = {"Origin": server.url}  # the editor's own page passes
+    assert client.post("/prompt", json={"prompt": {"1": {"class_type": "Nope", "inputs": {}}}},
+                       headers=own).status_code == 400
