@@ -131,13 +131,14 @@ def test_queue_delete_and_interrupt(server, client):
         assert [q[1] for q in queue["queue_pending"]] == [pending]
         assert queue["queue_pending"][0][3]["client_id"] == "interrupter"
         assert client.post("/queue", json={"delete": [pending]}).status_code == 200
+        preview = ws.recv(timeout=60)
+        while not isinstance(preview, bytes):  # the running node's first preview
+            preview = ws.recv(timeout=60)
         assert client.post("/interrupt", json={"prompt_id": running}).status_code == 200
-        kinds, preview = [], None
+        kinds = []
         while "execution_interrupted" not in kinds:
             out = ws.recv(timeout=60)
-            if isinstance(out, bytes):
-                preview = out
-            else:
+            if isinstance(out, str):
                 kinds.append(json.loads(out)["type"])
     assert struct.unpack(">II", preview[:8]) == (1, 2)  # a script gets type-1 PNG previews
     Image.open(io.BytesIO(preview[8:])).verify()
