@@ -37,7 +37,7 @@ class NodeCached(Event):
     kind: ClassVar[str] = "node_cached"
     node: str
     type: str
-    source: str                    # "memory", "disk", "downstream" (not needed) or "output up to date"
+    source: str                    # "memory", "disk", "downstream" (not needed), "output up to date", "same as <node>"
 
 
 @dataclass

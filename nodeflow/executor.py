@@ -1,9 +1,10 @@
 """Plan -> execution -> outputs.
 
 Demand driven: walking back from the targets, a node whose result is cached stops
-the walk, so nothing upstream of a cached value is loaded or run. Output nodes
-always run (their side effect is the point). Values are dropped as soon as their
-last consumer has read them.
+the walk, so nothing upstream of a cached value is loaded or run. Identical nodes
+(one cache key) run once per run: the first in order runs, its twins take its
+outputs. Output nodes always run (their side effect is the point). Values are
+dropped as soon as their last consumer has read them.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from .plan import Plan, PlannedNode
 @dataclass
 class NodeReport:
     state: str = "pending"            # pending, running, ran, cached, failed, cancelled
-    source: str | None = None         # for cached: memory, disk, downstream, output up to date
+    source: str | None = None         # for cached: memory, disk, downstream, output up to date, same as <node>
     seconds: float = 0.0
     device: str = "cpu"
     outputs: list[str] = field(default_factory=list)
@@ -66,7 +67,7 @@ class Executor:
         reports = {nid: NodeReport(device=p.device) for nid, p in plan.nodes.items()}
         values: dict[str, dict[str, Any]] = {}
         where: dict[str, str] = {}  # the device each live value is on
-        to_run = self._decide(plan, values, where, reports, emit)
+        to_run, twins = self._decide(plan, values, where, reports, emit)
         graph_json = plan.graph.to_json()  # embedded by Save; serialised once per run
 
         emit(ev.RunStarted(run_id, plan.order, {n: p.device for n, p in plan.nodes.items()}))
@@ -81,6 +82,8 @@ class Executor:
         for nid in to_run:
             for link in plan.nodes[nid].links.values():
                 remaining[link.node] += 1
+        for nid in [n for n in values if not remaining[n] and n not in plan.targets]:
+            del values[nid]  # a cached node read only by its twins, which hold its outputs now
         status, error = "succeeded", None
         try:
             for nid in plan.order:
@@ -88,6 +91,9 @@ class Executor:
                     continue
                 cancel.check()
                 self._run_node(plan, plan.nodes[nid], values, where, reports[nid], emit, cancel, graph_json)
+                _share(plan, nid, twins.get(nid, ()), values, where, reports, emit)
+                if not remaining[nid] and nid not in plan.targets:
+                    del values[nid]  # it ran only for its twins
                 for link in plan.nodes[nid].links.values():
                     remaining[link.node] -= 1
                     if remaining[link.node] == 0 and link.node not in plan.targets:
@@ -117,22 +123,31 @@ class Executor:
                 return outputs, "disk", "cpu"
         return None, "", ""
 
-    def _decide(self, plan: Plan, values: dict, where: dict, reports: dict, emit: Callable) -> set[str]:
-        """Walk back from the targets; return the nodes that must run."""
+    def _decide(self, plan: Plan, values: dict, where: dict, reports: dict,
+                emit: Callable) -> tuple[set[str], dict[str, list[str]]]:
+        """Walk back from the targets; return the nodes that must run, and the twins
+        {first node of a key: later nodes of that key} that take the first one's outputs."""
         needed, to_run = set(plan.targets), set()
+        first = first_of_key(plan)
+        twins: dict[str, list[str]] = {}
         for nid in reversed(plan.order):
             r = reports[nid]
             if nid not in needed:
                 r.state, r.source = "cached", "downstream"
                 continue
+            if first.get(nid, nid) != nid:  # its twin comes earlier in the order
+                twins.setdefault(first[nid], []).append(nid)
+                needed.add(first[nid])
+                continue
             outputs, source, device = self._lookup(plan, nid, emit)
             if outputs is not None:
                 values[nid], where[nid] = outputs, device
                 r.state, r.source = "cached", source
+                _share(plan, nid, twins.pop(nid, ()), values, where, reports, None)
                 continue
             to_run.add(nid)
             needed.update(link.node for link in plan.nodes[nid].links.values())
-        return to_run
+        return to_run, twins
 
     def _inputs(self, plan: Plan, p: PlannedNode, values: dict, where: dict) -> dict[str, Any]:
         inputs = dict(p.literals)
@@ -186,3 +201,21 @@ class Executor:
             on_cpu = {k: ports[k].to_device(v, "cpu") if ports[k].to_device and p.device != "cpu" else v
                       for k, v in outputs.items()}
             self.disk.put(p.key, on_cpu)
+
+
+def first_of_key(plan: Plan) -> dict[str, str]:
+    """{node: the first node in the run's order with its cache key}, for cacheable nodes.
+    Output nodes and unstable ones (unseeded, unhashable) are never twins."""
+    seen: dict[str, str] = {}
+    return {nid: seen.setdefault(p.key, nid) for nid, p in plan.nodes.items() if plan.cacheable(nid)}
+
+
+def _share(plan: Plan, first: str, twins, values: dict, where: dict, reports: dict,
+           emit: Callable | None) -> None:
+    """Give `first`'s outputs to its twins, which count as cached (emit: None before the run starts,
+    when every cached node is announced at once)."""
+    for nid in twins:
+        values[nid], where[nid] = values[first], where[first]
+        reports[nid].state, reports[nid].source = "cached", f"same as {first}"
+        if emit:
+            emit(ev.NodeCached(nid, plan.nodes[nid].cls.type, reports[nid].source))

@@ -79,6 +79,117 @@ def test_identical_nodes_share_one_result():
     assert plan.nodes["x"].key != build_plan(parse_graph({"nodes": CHAIN})).nodes["two"].key
 
 
+TWINS = {
+    "x": {"type": "TNumber", "inputs": {"value": 4}},
+    "y": {"type": "TNumber", "inputs": {"value": 4}},
+    "add": {"type": "TAdd", "inputs": {"a": {"from": "x.value"}, "b": {"from": "y.value"}}},
+    "sink": {"type": "TSink", "inputs": {"value": {"from": "add.value"}}},
+}
+
+
+def test_identical_nodes_run_once_per_run_and_the_twin_is_reported_cached(tmp_path):
+    ex = Executor(disk=DiskCache(tmp_path))
+    result, events = run(TWINS, ex)
+    assert CALLS == {"TNumber": 1, "TAdd": 1, "TSink": 1}
+    assert result.values["sink"]["value"] == 8.0
+    first, twin = [n for n in result.nodes if n in ("x", "y")]  # execution order
+    assert (result.nodes[first].state, result.nodes[twin].state) == ("ran", "cached")
+    assert result.nodes[twin].source == f"same as {first}"
+    cached = [(e.node, e.source) for e in events if isinstance(e, ev.NodeCached)]
+    assert cached == [(twin, f"same as {first}")]
+    assert [e.node for e in events if isinstance(e, ev.NodeStarted)] == [first, "add", "sink"]
+
+
+def test_twins_are_found_down_a_chain_and_their_own_inputs_are_not_needed():
+    nodes = {
+        "x": {"type": "TNumber", "inputs": {"value": 4}},
+        "y": {"type": "TNumber", "inputs": {"value": 4}},
+        "ax": {"type": "TAdd", "inputs": {"a": {"from": "x.value"}, "b": 1}},
+        "ay": {"type": "TAdd", "inputs": {"a": {"from": "y.value"}, "b": 1}},
+        "sum": {"type": "TAdd", "inputs": {"a": {"from": "ax.value"}, "b": {"from": "ay.value"}}},
+        "sink": {"type": "TSink", "inputs": {"value": {"from": "sum.value"}}},
+    }
+    result, _ = run(nodes, Executor())
+    assert CALLS == {"TNumber": 1, "TAdd": 2, "TSink": 1}
+    assert result.values["sink"]["value"] == 10.0
+    states = {n: (r.state, r.source) for n, r in result.nodes.items()}
+    first = "ax" if states["ax"][0] == "ran" else "ay"
+    twin = {"ax": "ay", "ay": "ax"}[first]
+    assert states[twin] == ("cached", f"same as {first}")
+    # The twin's own input is never computed: the walk stops at the twin.
+    assert states[{"ax": "y", "ay": "x"}[first]] == ("cached", "downstream")
+
+
+def test_twin_targets_both_get_the_value_and_a_cached_first_serves_its_twin():
+    ex = Executor()
+    result, _ = run(TWINS, ex, only=["x", "y"])
+    assert CALLS == {"TNumber": 1}
+    assert result.values == {"x": {"value": 4.0}, "y": {"value": 4.0}}
+    first, twin = list(result.nodes)
+    result, events = run(TWINS, ex, only=["x", "y"])
+    assert CALLS == {"TNumber": 1}
+    assert result.values == {"x": {"value": 4.0}, "y": {"value": 4.0}}
+    assert (result.nodes[first].source, result.nodes[twin].source) == ("memory", f"same as {first}")
+    assert {(e.node, e.source) for e in events if isinstance(e, ev.NodeCached)} == {
+        (first, "memory"), (twin, f"same as {first}")}
+
+
+def test_output_nodes_and_unseeded_nodes_are_never_deduplicated():
+    nodes = {
+        "n": {"type": "TNumber", "inputs": {"value": 2}},
+        "s1": {"type": "TSink", "inputs": {"value": {"from": "n.value"}}},
+        "s2": {"type": "TSink", "inputs": {"value": {"from": "n.value"}}},
+        "r1": {"type": "TRandom"},
+        "r2": {"type": "TRandom"},
+        "t1": {"type": "TSink", "inputs": {"value": {"from": "r1.value"}}},
+        "t2": {"type": "TSink", "inputs": {"value": {"from": "r2.value"}}},
+    }
+    result, _ = run(nodes, Executor())
+    assert CALLS == {"TNumber": 1, "TSink": 4, "TRandom": 2}
+    assert result.values["t1"] != result.values["t2"]  # two draws, not one shared
+    seeded = {**nodes, "r1": {"type": "TRandom", "inputs": {"seed": 3}}, "r2": {"type": "TRandom", "inputs": {"seed": 3}}}
+    CALLS.clear()
+    result, _ = run(seeded, Executor())
+    assert CALLS["TRandom"] == 1 and result.values["t1"] == result.values["t2"]
+
+
+def test_a_node_run_only_for_its_twin_is_freed_at_once(monkeypatch):
+    seen_live = {}
+    original = Executor._run_node
+
+    def spy(self, plan, p, values, *rest):
+        seen_live[p.id] = set(values)
+        return original(self, plan, p, values, *rest)
+
+    monkeypatch.setattr(Executor, "_run_node", spy)
+    nodes = {
+        "x": {"type": "TNumber", "inputs": {"value": 4}},
+        "ax": {"type": "TAdd", "inputs": {"a": {"from": "x.value"}, "b": 1}},
+        "y": {"type": "TNumber", "inputs": {"value": 4}},
+        "ay": {"type": "TAdd", "inputs": {"a": {"from": "y.value"}, "b": 2}},
+        "sum": {"type": "TAdd", "inputs": {"a": {"from": "ax.value"}, "b": {"from": "ay.value"}}},
+        "sink": {"type": "TSink", "inputs": {"value": {"from": "sum.value"}}},
+    }
+    plan = build_plan(parse_graph({"nodes": nodes}))
+    plan.nodes = {n: plan.nodes[n] for n in nodes}  # x first; a valid order
+    ex = Executor()
+    ex.memory.put(plan.nodes["ax"].key, ({"value": 5.0}, "cpu"), 8)  # ax known: x has no reader
+    result = ex.run(plan)
+    assert result.values["sink"]["value"] == 11.0
+    assert CALLS == {"TNumber": 1, "TAdd": 2, "TSink": 1}
+    assert result.nodes["x"].state == "ran" and result.nodes["y"].source == "same as x"
+    assert "x" not in seen_live["ay"] and not {"x", "y"} & seen_live["sum"]
+    # The same when x comes from the cache.
+    ex = Executor()
+    ex.memory.put(plan.nodes["ax"].key, ({"value": 5.0}, "cpu"), 8)
+    ex.memory.put(plan.nodes["x"].key, ({"value": 4.0}, "cpu"), 8)
+    CALLS.clear()
+    result = ex.run(plan)
+    assert CALLS == {"TAdd": 2, "TSink": 1} and result.values["sink"]["value"] == 11.0
+    assert result.nodes["x"].source == "memory" and result.nodes["y"].source == "same as x"
+    assert "x" not in seen_live["ay"]
+
+
 def test_default_and_explicit_default_share_a_key():
     a = build_plan(parse_graph({"nodes": {"s": {"type": "TSink", "inputs": {"value": {"from": "n.value"}}},
                                           "n": {"type": "TNumber"}}}))

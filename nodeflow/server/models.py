@@ -49,7 +49,8 @@ class ErrorMessage(BaseModel):
 class NodeState(BaseModel):
     state: str = Field(description="pending, running, ran, cached, failed or cancelled")
     cached: bool = False
-    source: str | None = Field(None, description="for cached nodes: memory, disk, downstream, output up to date")
+    source: str | None = Field(None, description="for cached nodes: memory, disk, downstream, output up to date, "
+                                               "or same as <node> (an identical node of the same run)")
     seconds: float | None = None
     device: str | None = None
     error: str | None = None
