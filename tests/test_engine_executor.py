@@ -294,7 +294,33 @@ def test_progress_events_and_cancellation_inside_a_long_node():
     assert events[-1].status == "cancelled"
 
 
-def test_cancel_between_nodes_from_another_thread():
+def test_cancel_mid_run_from_another_thread():
+    nodes = {"one": {"type": "TNumber", "inputs": {"value": 1}},
+             "slow": {"type": "TSlow", "inputs": {"steps": 3000, "value": {"from": "one.value"}}},  # 30 s
+             "sink": {"type": "TSink", "inputs": {"value": {"from": "slow.value"}}}}
+    token, started, events = CancelToken(), threading.Event(), []
+
+    def emit(e):
+        events.append(e)
+        if isinstance(e, ev.NodeStarted) and e.node == "slow":
+            started.set()
+
+    def canceller():
+        assert started.wait(60)  # the slow node is running: cancel it from here
+        token.cancel()
+
+    t = threading.Thread(target=canceller)
+    t.start()
+    result = Executor().run(build_plan(parse_graph({"nodes": nodes})), emit=emit, cancel=token)
+    t.join(60)
+    assert result.status == "cancelled"
+    assert {n: r.state for n, r in result.nodes.items()} == {"one": "ran", "slow": "cancelled", "sink": "cancelled"}
+    assert "TSink" not in CALLS
+    assert [e.node for e in events if isinstance(e, ev.NodeStarted)] == ["one", "slow"]
+    assert all(e.value < 3000 for e in events if isinstance(e, ev.NodeProgress))
+
+
+def test_a_cancelled_token_stops_the_run_before_the_first_node():
     token = CancelToken()
     token.cancel()
     result = Executor().run(build_plan(parse_graph({"nodes": CHAIN})), cancel=token)

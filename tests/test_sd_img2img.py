@@ -44,19 +44,20 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def sd_graph(model: str, **inputs) -> dict:
+def sd_graph(model: str, device: str | None = None, **inputs) -> dict:
     sd = {"image": {"from": "load.image"}, "prompt": "Van Gogh style", "steps": 4, "model": model}
     sd.update(inputs)
     return {"nodes": {
         "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": SIZE}},
-        "sd": {"type": "SDImg2Img", "inputs": sd},
+        "sd": {"type": "SDImg2Img", "inputs": sd, **({"device": device} if device else {})},
         "save": {"type": "Save", "inputs": {"image": {"from": "sd.image"}, "filename": "sd.png"}},
     }}
 
 
-def run(model, executor: Executor | None = None, cancel_at: int | None = None, **inputs):
-    """Run the graph up to the SD node; returns (RunResult, events)."""
-    plan = build_plan(parse_graph(sd_graph(str(model), **inputs)), Settings(), only=["sd"])
+def run(model, executor: Executor | None = None, cancel_at: int | None = None, device: str | None = None,
+        **inputs):
+    """Run the graph up to the SD node (pinned to `device` if given); returns (RunResult, events)."""
+    plan = build_plan(parse_graph(sd_graph(str(model), device, **inputs)), Settings(), only=["sd"])
     token, events = CancelToken(), []
 
     def emit(event):
@@ -104,8 +105,12 @@ def test_attention_slicing_saves_memory_not_the_result(tiny_sd):
 
 
 def test_fp16_on_the_cpu_is_refused(tiny_sd):
-    result, _ = run(tiny_sd, dtype="fp16")
-    assert result.status == "failed" and result.error.input == "dtype"
+    result, _ = run(tiny_sd, device="cpu", dtype="fp16")  # pinned: on a GPU machine fp16 would run
+    assert result.nodes["sd"].device == "cpu"
+    with_cuda = build_plan(parse_graph(sd_graph(str(tiny_sd), "cpu", dtype="fp16")), Settings(), only=["sd"],
+                           available={"torch": {"cpu", "cuda", "cuda:0"}})
+    assert with_cuda.nodes["sd"].device == "cpu"  # the pin holds where CUDA is there
+    assert result.status == "failed" and result.error.input == "dtype" and "CPU" in str(result.error)
 
 
 @pytest.mark.parametrize("scheduler, steps, strength, expected", [
