@@ -5,6 +5,7 @@ import base64
 import io
 import json
 import os
+import shutil
 import struct
 import zlib
 
@@ -19,7 +20,7 @@ def server(tmp_path_factory):
     # Small limits so the limit tests stay small.
     srv = Server(tmp_path_factory.mktemp("api") / "data",
                  env={"NODEFLOW_MAX_UPLOAD_MB": "2", "NODEFLOW_MAX_BODY_KB": "256",
-                      "NODEFLOW_DOWNLOADS": "0"}).start()
+                      "NODEFLOW_MAX_UPLOAD_MPIX": "1", "NODEFLOW_DOWNLOADS": "0"}).start()
     yield srv
     srv.stop()
 
@@ -155,6 +156,19 @@ def test_paths_escaping_the_input_and_output_dirs_are_refused(server, client, as
     assert client.get(f"/jobs/{job['id']}/outputs/%2e%2e/%2e%2e/jobs.sqlite").status_code == 404
 
 
+def test_a_listed_output_that_now_leads_outside_the_job_dir_is_not_served(server, client, astronaut, tmp_path):
+    job = wait_job(client, submit(client, small_graph(astronaut, filename="linked/out.png")))
+    assert job["status"] == "succeeded" and client.get(job["outputs"][0]["url"]).status_code == 200
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "out.png").write_bytes(b"not the job's file")
+    folder = server.data_dir / "outputs" / job["id"] / "linked"
+    shutil.rmtree(folder)
+    os.symlink(outside, folder)  # the listed name now resolves outside the job's outputs
+    r = client.get(job["outputs"][0]["url"])
+    assert r.status_code == 404 and b"not the job's file" not in r.content
+
+
 def test_download_urls_must_be_http_and_can_be_turned_off(client, astronaut):
     def load(path, url):
         graph = small_graph(path)
@@ -223,6 +237,19 @@ def test_uploads_are_limited_checked_and_named_by_the_server(server, client):
     r = client.post("/uploads", files={"file": ("bomb.png", _png_header_claiming(60000, 60000), "image/png")})
     assert r.status_code == 413 and "megapixel" in r.json()["message"]
     assert not any(p.name.startswith(("bomb", "big", "x-")) for p in (server.data_dir / "inputs").iterdir())
+
+
+def test_the_servers_own_megapixel_limit_holds_far_below_pillows(client):
+    """$NODEFLOW_MAX_UPLOAD_MPIX is 1 here; Pillow's own bomb guard starts near 179 megapixels."""
+    def png(width: int, height: int) -> bytes:
+        buf = io.BytesIO()
+        Image.new("L", (width, height)).save(buf, "PNG")
+        return buf.getvalue()
+    r = client.post("/uploads", files={"file": ("edge.png", png(1000, 1000), "image/png")})
+    assert r.status_code == 201 and (r.json()["width"], r.json()["height"]) == (1000, 1000)  # exactly the limit
+    r = client.post("/uploads", files={"file": ("over.png", png(1000, 1001), "image/png")})
+    assert r.status_code == 413, r.text
+    assert r.json()["error"] == "image_too_large" and "1000x1001, over the 1 megapixel limit" in r.json()["message"]
 
 
 def test_request_bodies_are_limited(client):
