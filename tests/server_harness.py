@@ -104,12 +104,32 @@ def small_graph(path: str, filename: str = "small.png", max_size: int = 32) -> d
     }}
 
 
-def slow_graph(path: str, steps: int = 200, delay: float = 0.05) -> dict:
+def slow_graph(path: str, steps: int = 200, delay: float = 0.05, gate: Path | None = None) -> dict:
+    """Load, SlowInvert, Save. With `gate`, the slow node waits until that file exists:
+    the job stays running until the test calls open_gate(gate)."""
+    slow = {"image": {"from": "load.image"}, "steps": steps, "delay": delay}
+    if gate is not None:
+        slow["gate"] = str(gate)
     return {"nodes": {
         "load": {"type": "LoadImage", "inputs": {"path": path, "max_size": 32}},
-        "slow": {"type": "SlowInvert", "inputs": {"image": {"from": "load.image"}, "steps": steps, "delay": delay}},
+        "slow": {"type": "SlowInvert", "inputs": slow},
         "save": {"type": "Save", "inputs": {"image": {"from": "slow.image"}, "filename": "slow.png"}},
     }}
+
+
+def open_gate(gate: Path) -> None:
+    gate.write_bytes(b"")
+
+
+def wait_node_started(client: httpx.Client, job_id: str, node: str = "slow") -> list[dict]:
+    """Follow the job's events until `node` has started (the job is claimed and running);
+    returns the events seen."""
+    seen = []
+    for e in events(client, f"/jobs/{job_id}/events", timeout=60,
+                    stop=lambda e: e["event"] in ("node_started", "job_finished") and e.get("node", node) == node):
+        seen.append(e)
+    assert seen and seen[-1]["event"] == "node_started", seen
+    return seen
 
 
 def submit(client: httpx.Client, graph: dict, **body) -> str:
@@ -130,11 +150,15 @@ def wait_job(client: httpx.Client, job_id: str, timeout: float = 120, until=FINI
 
 
 def events(client: httpx.Client, path: str, stop=lambda e: False, timeout: float = 120):
-    """Yield the SSE messages of `path` (parsed JSON) until the stream ends or stop(e)."""
+    """Yield the SSE messages of `path` (parsed JSON) until the stream ends or stop(e).
+    Fails once `timeout` seconds have passed in all (keep-alives arrive every 15 s)."""
+    deadline = time.monotonic() + timeout
     with client.stream("GET", path, timeout=timeout) as r:
         assert r.status_code == 200, r.read()
         assert r.headers["content-type"].startswith("text/event-stream")
         for line in r.iter_lines():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{path}: the stream was still open after {timeout}s")
             if line.startswith("data: "):
                 e = json.loads(line[6:])
                 yield e

@@ -12,7 +12,8 @@ import zlib
 import pytest
 from PIL import Image
 
-from server_harness import ROOT, Server, events, slow_graph, small_graph, submit, upload, wait_job
+from server_harness import (ROOT, Server, events, open_gate, slow_graph, small_graph, submit, upload, wait_job,
+                            wait_node_started)
 
 
 @pytest.fixture(scope="module")
@@ -182,11 +183,11 @@ def test_download_urls_must_be_http_and_can_be_turned_off(client, astronaut):
     assert load(astronaut, "https://example.com/a.png").status_code == 202  # the file is here: no download
 
 
-def test_cancel_a_running_job_stops_it_at_its_next_check(client, astronaut):
-    job_id = submit(client, slow_graph(astronaut, steps=400, delay=0.05))  # 20 s if not cancelled
+def test_cancel_a_running_job_stops_it_at_its_next_check(client, astronaut, tmp_path):
+    job_id = submit(client, slow_graph(astronaut, gate=tmp_path / "never"))  # runs until cancelled
     stream = events(client, f"/jobs/{job_id}/events")
     for e in stream:
-        if e["event"] == "node_progress" and e["node"] == "slow":
+        if e["event"] == "node_started" and e["node"] == "slow":
             break
     r = client.post(f"/jobs/{job_id}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "cancelling"
@@ -199,12 +200,15 @@ def test_cancel_a_running_job_stops_it_at_its_next_check(client, astronaut):
     assert client.post(f"/jobs/{job_id}/cancel").json()["status"] == "cancelled"  # idempotent
 
 
-def test_cancel_a_queued_job_and_previews_stream(client, astronaut):
-    running = submit(client, slow_graph(astronaut, steps=40, delay=0.05))
+def test_cancel_a_queued_job_and_previews_stream(client, astronaut, tmp_path):
+    gate = tmp_path / "gate"
+    running = submit(client, slow_graph(astronaut, steps=40, delay=0, gate=gate))
+    wait_node_started(client, running)  # the one worker is held until the gate opens
     queued = submit(client, small_graph(astronaut, filename="never.png"))
-    assert client.get(f"/jobs/{queued}").json()["position"] >= 0
+    assert client.get(f"/jobs/{queued}").json()["position"] == 0
     r = client.post(f"/jobs/{queued}/cancel")
     assert r.json() == {"job_id": queued, "status": "cancelled"}
+    open_gate(gate)
     seen = list(events(client, f"/jobs/{running}/events"))
     assert seen[-1]["status"] == "succeeded"
     previews = [e for e in seen if e["event"] == "node_preview"]

@@ -2,19 +2,20 @@
 that was running is marked interrupted (or re-queued); history is kept, within its limit."""
 from __future__ import annotations
 
-from server_harness import Server, events, slow_graph, small_graph, submit, upload, wait_job
+from pathlib import Path
+
+from server_harness import (Server, events, open_gate, slow_graph, small_graph, submit, upload, wait_job,
+                            wait_node_started)
 
 
-def _kill_with_jobs_queued(srv: Server, slow_steps: int) -> tuple[str, str, list[str], str]:
-    """One finished job, one running, three queued; then kill -9."""
+def _kill_with_jobs_queued(srv: Server, gate: Path) -> tuple[str, str, list[str], str]:
+    """One finished job, one running (held until `gate` exists), three queued; then kill -9."""
     with srv.client() as c:
         name = upload(c)
         done = submit(c, small_graph(name, filename="before.png"))
         assert wait_job(c, done)["status"] == "succeeded"
-        running = submit(c, slow_graph(name, steps=slow_steps, delay=0.05))
-        for e in events(c, f"/jobs/{running}/events"):
-            if e["event"] == "node_progress":
-                break
+        running = submit(c, slow_graph(name, steps=1, delay=0, gate=gate))
+        wait_node_started(c, running)
         queued = [submit(c, small_graph(name, filename=f"q{i}.png", max_size=16 + i)) for i in range(3)]
         assert [c.get(f"/jobs/{j}").json()["status"] for j in queued] == ["queued"] * 3
         assert c.get(f"/jobs/{running}").json()["status"] == "running"
@@ -26,7 +27,7 @@ def _kill_with_jobs_queued(srv: Server, slow_steps: int) -> tuple[str, str, list
 def test_kill_9_with_jobs_queued_then_every_queued_job_runs_after_restart(tmp_path):
     srv = Server(tmp_path / "data").start()
     try:
-        done, running, queued, _ = _kill_with_jobs_queued(srv, slow_steps=400)
+        done, running, queued, _ = _kill_with_jobs_queued(srv, tmp_path / "never")
         srv.start()
         with srv.client() as c:
             for job_id in queued:
@@ -49,7 +50,8 @@ def test_kill_9_with_jobs_queued_then_every_queued_job_runs_after_restart(tmp_pa
 def test_the_interrupted_job_is_requeued_when_configured(tmp_path):
     srv = Server(tmp_path / "data", "--requeue-interrupted").start()
     try:
-        _, running, queued, _ = _kill_with_jobs_queued(srv, slow_steps=100)
+        _, running, queued, _ = _kill_with_jobs_queued(srv, tmp_path / "gate")
+        open_gate(tmp_path / "gate")  # the re-queued run goes through
         srv.start()
         with srv.client() as c:
             job = wait_job(c, running)
@@ -63,8 +65,8 @@ def test_a_graceful_stop_interrupts_the_running_job_too(tmp_path):
     srv = Server(tmp_path / "data").start()
     try:
         with srv.client() as c:
-            running = submit(c, slow_graph(upload(c), steps=400, delay=0.05))
-            wait_job(c, running, until={"running"})
+            running = submit(c, slow_graph(upload(c), gate=tmp_path / "never"))
+            wait_node_started(c, running)
         srv.stop()
         assert srv.proc.returncode in (0, -15)  # uvicorn re-raises SIGTERM once it has shut down
         assert srv.log.read_text().rstrip().endswith("nodeflow: stopped")

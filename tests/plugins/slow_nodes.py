@@ -3,6 +3,7 @@ $NODEFLOW_PLUGINS (the operator's way to add local node modules). Not part of
 the built-in library."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -11,10 +12,14 @@ import numpy as np
 from nodeflow.node import Input, Node, NodeInputs, NodeOutputs, Output
 from nodeflow.types import IMAGE
 
+GATE_TIMEOUT = 120.0  # seconds: a test that never opens its gate fails, it does not hang
+
 
 class SlowInvert(Node):
-    """Invert an image slowly: `steps` steps of `delay` seconds, with progress,
-    a preview each step, and a cancellation check each step."""
+    """Invert an image slowly: first wait until the file `gate` exists (if named), then
+    `steps` steps of `delay` seconds, with progress, a preview each step, and a
+    cancellation check each step and while waiting. Tests hold a job running, for as
+    long as they need, by not creating its gate yet."""
     version = "1"
     category = "test"
 
@@ -22,14 +27,26 @@ class SlowInvert(Node):
         image: Any = Input(port=IMAGE, description="image to invert")
         steps: int = Input(10, ge=1, le=10000)
         delay: float = Input(0.1, ge=0, le=10)
+        gate: str = Input("", description="wait until this file exists (absolute path; test use only)")
 
     class Outputs(NodeOutputs):
         image: Any = Output(IMAGE, "inverted image")
 
-    def run(self, image: Any, steps: int, delay: float) -> dict:
+    def run(self, image: Any, steps: int, delay: float, gate: str) -> dict:
+        if gate:
+            self._wait_for(gate)
         for i in range(steps):
             self.ctx.check_cancelled()
             time.sleep(delay)
             self.ctx.progress(i + 1, steps)
             self.ctx.preview(image)
         return {"image": np.ascontiguousarray(1.0 - image, dtype=np.float32)}
+
+    def _wait_for(self, gate: str) -> None:
+        self.ctx.log(f"waiting for {os.path.basename(gate)}")
+        deadline = time.monotonic() + GATE_TIMEOUT
+        while not os.path.exists(gate):
+            self.ctx.check_cancelled()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{gate} did not appear in {GATE_TIMEOUT:.0f} s")
+            time.sleep(0.01)
