@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSETS = ROOT.parent / "shared" / "assets"
+# The test images sit beside the checkout; $NODEFLOW_TEST_ASSETS points elsewhere (e.g. from a copy).
+ASSETS = Path(os.environ.get("NODEFLOW_TEST_ASSETS") or ROOT.parent / "shared" / "assets")
 GRAPHS = ROOT / "graphs"
 
 

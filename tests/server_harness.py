@@ -13,9 +13,10 @@ from pathlib import Path
 
 import httpx
 
+from conftest import ASSETS
+
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = Path(__file__).resolve().parent / "plugins"
-ASSETS = ROOT.parent / "shared" / "assets"
 FINISHED = {"succeeded", "failed", "cancelled", "interrupted"}
 
 

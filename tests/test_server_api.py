@@ -12,8 +12,8 @@ import zlib
 import pytest
 from PIL import Image
 
-from server_harness import (ROOT, Server, events, open_gate, slow_graph, small_graph, submit, upload, wait_job,
-                            wait_node_started)
+from conftest import ASSETS
+from server_harness import ROOT, Server, events, open_gate, slow_graph, small_graph, submit, upload, wait_job
 
 
 @pytest.fixture(scope="module")
@@ -203,13 +203,16 @@ def test_cancel_a_running_job_stops_it_at_its_next_check(client, astronaut, tmp_
 def test_cancel_a_queued_job_and_previews_stream(client, astronaut, tmp_path):
     gate = tmp_path / "gate"
     running = submit(client, slow_graph(astronaut, steps=40, delay=0, gate=gate))
-    wait_node_started(client, running)  # the one worker is held until the gate opens
+    stream = events(client, f"/jobs/{running}/events")  # one stream throughout: previews are live-only
+    for e in stream:
+        if e["event"] == "node_started" and e["node"] == "slow":
+            break  # the one worker is held until the gate opens
     queued = submit(client, small_graph(astronaut, filename="never.png"))
     assert client.get(f"/jobs/{queued}").json()["position"] == 0
     r = client.post(f"/jobs/{queued}/cancel")
     assert r.json() == {"job_id": queued, "status": "cancelled"}
     open_gate(gate)
-    seen = list(events(client, f"/jobs/{running}/events"))
+    seen = list(stream)
     assert seen[-1]["status"] == "succeeded"
     previews = [e for e in seen if e["event"] == "node_preview"]
     assert previews, "the slow node sends a preview every step"
@@ -224,7 +227,7 @@ def test_cancel_a_queued_job_and_previews_stream(client, astronaut, tmp_path):
 
 
 def test_uploads_are_limited_checked_and_named_by_the_server(server, client):
-    with open(ROOT.parent / "shared" / "assets" / "chelsea.png", "rb") as f:
+    with open(ASSETS / "chelsea.png", "rb") as f:
         data = f.read()
     r = client.post("/uploads", files={"file": ("../../evil name.png", data, "image/png")})
     assert r.status_code == 201
