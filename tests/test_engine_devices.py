@@ -3,11 +3,16 @@ from __future__ import annotations
 
 import pytest
 
+from typing import Any
+
 import engine_nodes  # noqa: F401
 from nodeflow import devices
 from nodeflow.errors import GraphInvalid
+from nodeflow.executor import Executor
 from nodeflow.graph import parse_graph
+from nodeflow.node import Input, Node, NodeInputs, NodeOutputs, Output
 from nodeflow.plan import build_plan
+from nodeflow.types import port_type
 
 NODES = {
     "gpu": {"type": "TGpu"},
@@ -59,50 +64,50 @@ def test_pinning_a_cpu_node_to_cuda_is_an_error():
     assert info.value.issues[0].node == "cpu_only"
 
 
+MOVES: list[str] = []
+# A port type with a move hook, on a node pair of its own (declared once: tests may run twice in a process).
+TENSOR = port_type("TEST_TENSOR", "fake tensor", to_device=lambda v, d: MOVES.append(d) or v)
+
+
+class TMake(Node):
+    frameworks = ("torch",)
+    devices = ("cuda", "cpu")
+
+    class Inputs(NodeInputs):
+        pass
+
+    class Outputs(NodeOutputs):
+        t: Any = Output(TENSOR)
+
+    def run(self) -> dict:
+        return {"t": 1.0}
+
+
+class TUse(Node):
+    output_node = True
+    frameworks = ("torch",)
+    devices = ("cuda", "cpu")
+
+    class Inputs(NodeInputs):
+        t: Any = Input(port=TENSOR)
+
+    class Outputs(NodeOutputs):
+        pass
+
+    def run(self, t: Any) -> dict:
+        return {}
+
+
 def test_values_move_only_across_device_edges():
-    from nodeflow.executor import Executor
-    from nodeflow.types import port_type
-    moves = []
-    # A port type with a move hook, on a fresh node pair.
-    from typing import Any
-    from nodeflow.node import Input, Node, NodeInputs, NodeOutputs, Output
-    TENSOR = port_type("TEST_TENSOR", "fake tensor", to_device=lambda v, d: moves.append(d) or v)
-
-    class TMake(Node):
-        frameworks = ("torch",)
-        devices = ("cuda", "cpu")
-
-        class Inputs(NodeInputs):
-            pass
-
-        class Outputs(NodeOutputs):
-            t: Any = Output(TENSOR)
-
-        def run(self) -> dict:
-            return {"t": 1.0}
-
-    class TUse(Node):
-        output_node = True
-        frameworks = ("torch",)
-        devices = ("cuda", "cpu")
-
-        class Inputs(NodeInputs):
-            t: Any = Input(port=TENSOR)
-
-        class Outputs(NodeOutputs):
-            pass
-
-        def run(self, t: Any) -> dict:
-            return {}
-
+    MOVES.clear()
     nodes = {"make": {"type": "TMake"}, "use": {"type": "TUse", "inputs": {"t": {"from": "make.t"}}}}
     _, plan = place(nodes, {"torch": {"cpu", "cuda"}})
     Executor().run(plan)
-    assert moves == []  # same device: no move
+    assert MOVES == []  # same device: no move
     nodes["use"]["device"] = "cpu"
     _, plan = place(nodes, {"torch": {"cpu", "cuda"}})
     Executor().run(plan)
-    assert moves == ["cpu"]
+    assert MOVES == ["cpu"]
 
 
 def test_resolve_rejects_unknown_device_names():
