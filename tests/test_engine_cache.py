@@ -2,9 +2,13 @@
 a write torn by a full disk, a corrupt payload that still unpickles."""
 from __future__ import annotations
 
+import hashlib
+import os
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 from nodeflow.cache import DiskCache, MemoryCache
 
@@ -80,3 +84,71 @@ def test_a_truncated_entry_is_discarded(tmp_path):
     path = disk._path(KEY)
     path.write_bytes(path.read_bytes()[:20])  # shorter than its header
     assert disk.get(KEY) is None and not path.exists()
+
+
+def test_an_entry_with_another_magic_is_discarded(tmp_path):
+    disk = DiskCache(tmp_path)
+    disk.put(KEY, {"v": 1})
+    path = disk._path(KEY)
+    path.write_bytes(b"NFCACHE0" + path.read_bytes()[8:])  # the checksum still matches the payload
+    heard: list[str] = []
+    assert disk.get(KEY, on_corrupt=heard.append) is None and not path.exists()
+    assert heard == [f"discarded corrupt cache entry {KEY}.pkl: checksum mismatch"]
+
+
+def test_an_entry_that_does_not_unpickle_is_discarded(tmp_path):
+    disk = DiskCache(tmp_path)
+    disk.put(KEY, {"v": 1})
+    path = disk._path(KEY)
+    payload = b"not a pickle"
+    path.write_bytes(b"NFCACHE1" + hashlib.sha256(payload).digest() + payload)
+    heard: list[str] = []
+    assert disk.get(KEY, on_corrupt=heard.append) is None and not path.exists()
+    assert heard == [f"discarded corrupt cache entry {KEY}.pkl: unreadable (UnpicklingError)"]
+    assert disk.get(KEY) is None  # missing: no error
+
+
+def test_values_that_do_not_pickle_stay_out_of_the_disk_cache(tmp_path):
+    disk = DiskCache(tmp_path)
+    assert disk.put(KEY, {"f": lambda: 1}) is False
+    assert disk.entries() == []
+    assert disk.put(KEY, {"v": 1}) is True and disk.get(KEY) == {"v": 1}
+
+
+def test_the_temp_file_sits_beside_the_entry_so_the_rename_is_atomic(tmp_path, monkeypatch):
+    renames = []
+    real = os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: renames.append((src, dst)) or real(src, dst))
+    DiskCache(tmp_path).put(KEY, {"v": 1})
+    (src, dst), = renames
+    assert os.path.dirname(src) == os.path.dirname(dst) == str(tmp_path / KEY[:2])
+    assert os.path.basename(src).startswith(f".{KEY}.pkl.") and src.endswith(".tmp")  # hidden from entries()
+
+
+def test_prune_frees_nothing_at_exactly_the_budget_and_reports_what_it_freed(tmp_path):
+    disk = DiskCache(tmp_path)
+    keys = ["aa" + "0" * 62, "bb" + "0" * 62]
+    for i, key in enumerate(keys):
+        disk.put(key, {"v": "x" * 1000})
+        os.utime(disk._path(key), (time.time() - 100 + i,) * 2)
+    sizes = sorted(e[1] for e in disk.entries())
+    assert disk.prune(sum(sizes)) == 0 and len(disk.entries()) == 2
+    assert disk.prune(sum(sizes) - 1) == sizes[0] and disk.get(keys[0]) is None and disk.get(keys[1])
+    assert disk.prune(0) == sizes[1] and disk.entries() == []
+
+
+def test_budgets_and_the_cache_dir_come_from_the_environment(monkeypatch, tmp_path):
+    from nodeflow.cache import default_cache_dir, disk_budget, user_cache_subdir
+    from nodeflow.executor import memory_budget
+    monkeypatch.delenv("NODEFLOW_DISK_CACHE_GB", raising=False)
+    monkeypatch.delenv("NODEFLOW_MEMORY_CACHE_MB", raising=False)
+    assert disk_budget() == 20 << 30 and memory_budget() == 2048 << 20
+    monkeypatch.setenv("NODEFLOW_DISK_CACHE_GB", "0.5")
+    monkeypatch.setenv("NODEFLOW_MEMORY_CACHE_MB", "1.5")
+    assert disk_budget() == 1 << 29 and memory_budget() == 3 << 19
+    monkeypatch.setenv("NODEFLOW_CACHE_DIR", str(tmp_path / "here"))
+    assert default_cache_dir() == tmp_path / "here"
+    monkeypatch.delenv("NODEFLOW_CACHE_DIR")
+    from platformdirs import user_cache_dir
+    assert default_cache_dir() == Path(user_cache_dir("nodeflow")) / "values"
+    assert user_cache_subdir("NODEFLOW_CACHE_DIR", "models") == Path(user_cache_dir("nodeflow")) / "models"
