@@ -152,3 +152,47 @@ def test_budgets_and_the_cache_dir_come_from_the_environment(monkeypatch, tmp_pa
     from platformdirs import user_cache_dir
     assert default_cache_dir() == Path(user_cache_dir("nodeflow")) / "values"
     assert user_cache_subdir("NODEFLOW_CACHE_DIR", "models") == Path(user_cache_dir("nodeflow")) / "models"
+
+
+def test_the_cache_root_is_created_on_first_write(tmp_path):
+    disk = DiskCache(tmp_path / "not" / "yet")
+    assert disk.get(KEY) is None and disk.entries() == [] and disk.prune(0) == 0
+    assert disk.put(KEY, {"v": 1}) and disk.get(KEY) == {"v": 1}
+
+
+def test_prune_frees_as_many_entries_as_it_takes(tmp_path):
+    disk = DiskCache(tmp_path)
+    keys = [c * 2 + "0" * 62 for c in "abcd"]
+    for i, key in enumerate(keys):
+        disk.put(key, {"v": "x" * 1000})
+        os.utime(disk._path(key), (time.time() - 100 + i,) * 2)
+    size = disk.entries()[0][1]
+    assert disk.prune(size) == 3 * size
+    assert [disk.get(k) is not None for k in keys] == [False, False, False, True]
+
+
+def test_entries_vanishing_under_a_concurrent_prune_are_skipped(tmp_path, monkeypatch):
+    """Another process deletes entries between our listing and our stat or unlink."""
+    disk = DiskCache(tmp_path)
+    disk.put(KEY, {"v": 1})
+    gone = tmp_path / "cd" / ("cd" + "0" * 62 + ".pkl")
+    real_glob = Path.glob
+    monkeypatch.setattr(Path, "glob", lambda self, pattern: [gone, *real_glob(self, pattern)])
+    assert [e[0] for e in disk.entries()] == [disk._path(KEY)]
+    monkeypatch.setattr(DiskCache, "entries", lambda self: [(gone, 10, 0.0), (disk._path(KEY), 10, 1.0)])
+    assert disk.prune(0) == 20 and not disk._path(KEY).exists()
+
+
+def test_a_corrupt_entry_already_discarded_by_another_reader_is_no_error(tmp_path, monkeypatch):
+    disk = DiskCache(tmp_path)
+    disk.put(KEY, {"v": 1})
+    path = disk._path(KEY)
+    real_read = Path.read_bytes
+
+    def read_then_lose_the_race(self):
+        data = real_read(self)
+        self.unlink()  # the other reader discards it first
+        return data[:-1]
+
+    monkeypatch.setattr(Path, "read_bytes", read_then_lose_the_race)
+    assert disk.get(KEY) is None and not path.exists()
