@@ -27,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--only", action="append", metavar="NODE", help="run only what NODE needs")
     run.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     run.add_argument("--run-log", metavar="FILE", help="write each node's state as JSON (for `nodeflow show`)")
+    run.add_argument("--sweep", action="append", default=[], metavar="NODE.INPUT=V1,V2,...",
+                     help="run every combination of these values (repeatable) and save a labelled "
+                     "contact sheet; values are JSON if they parse, else text")
+    run.add_argument("--sweep-limit", type=int, metavar="N", help="most variations allowed (default 64)")
 
     val = sub.add_parser("validate", help="check graphs without running them")
     val.add_argument("graphs", nargs="+")
@@ -101,6 +105,10 @@ def cmd_run(args) -> int:
     settings = Settings(
         input_dir=Path(args.input_dir) if args.input_dir else default_input_dir(),
         output_dir=Path(args.out) if args.out else default_output_dir())
+    if args.sweep:
+        from .sweep_run import run_sweep
+        status = run_sweep(graph, settings, args)
+        return {"succeeded": EXIT_OK, "failed": EXIT_FAILED}.get(status, EXIT_CANCELLED)
     plan = build_plan(graph, settings, device=args.device, only=args.only)
     disk = None if args.no_cache else DiskCache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
     renderer = ConsoleRenderer(plan, quiet=args.quiet)

@@ -27,11 +27,18 @@ class Settings:
     output_dir: Path = field(default_factory=default_output_dir)
     # The HTTP server confines every path a graph names to these two directories.
     confine_paths: bool = False
+    # A sweep variation's values: a suffix for every output file name (before the
+    # extension) and text that every saved PNG carries.
+    output_suffix: str = ""
+    output_metadata: dict[str, str] = field(default_factory=dict)
 
     def input_path(self, name: str, input: str = "path") -> Path:
         return _resolve(self.input_dir, name, self.confine_paths, input)
 
     def output_path(self, name: str, input: str = "filename") -> Path:
+        p = Path(name)
+        if self.output_suffix and p.name not in ("", ".", ".."):
+            name = str(p.with_name(p.stem + self.output_suffix + p.suffix))
         return _resolve(self.output_dir, name, self.confine_paths, input)
 
 

@@ -115,6 +115,8 @@ class Save(Node):
                 info.add_text(key, text)
             if metadata:
                 info.add_itxt(META_FIELD, metadata, zip=True)
+            for key, text in self.ctx.settings.output_metadata.items():  # e.g. a sweep's values
+                info.add_itxt(key, text)
             im.save(buf, "PNG", pnginfo=info)
         else:
             im.convert("RGB").save(buf, "JPEG", quality=quality, comment=f"{KEY_FIELD}={self.ctx.key}")
