@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=1, help="jobs run at once")
     p.add_argument("--requeue-interrupted", action="store_true",
                    help="re-queue jobs that were running when the server last stopped")
+    p.add_argument("--ray", metavar="ADDRESS", help="run the jobs on a Ray cluster: auto, or the head's "
+                   "host:port (or $NODEFLOW_RAY_ADDRESS)")
     p.add_argument("--plugins", metavar="MODULES", help="comma-separated node modules to import "
                    "(adds to $NODEFLOW_PLUGINS)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from nodeflow.server.app import serve
     return serve(host=args.host, port=args.port, data_dir=args.data_dir, token=args.token,
                  workers=args.workers, requeue_interrupted=args.requeue_interrupted, log_level=args.log_level,
-                 **guard_kwargs(args))
+                 ray=args.ray, **guard_kwargs(args))
 
 
 if __name__ == "__main__":

@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--requeue-interrupted", action="store_true")
     from .server.options import add_guard_options
     add_guard_options(serve)
+    serve.add_argument("--ray", metavar="ADDRESS", help="run the jobs on a Ray cluster: auto, or the head's "
+                       "host:port (or $NODEFLOW_RAY_ADDRESS); --workers is then jobs at once across it")
     return p
 
 
@@ -214,7 +216,8 @@ def cmd_serve(args) -> int:
     from .server.app import serve
     from .server.options import guard_kwargs
     return serve(host=args.host, port=args.port, data_dir=args.data_dir, token=args.token,
-                 workers=args.workers, requeue_interrupted=args.requeue_interrupted, **guard_kwargs(args))
+                 workers=args.workers, requeue_interrupted=args.requeue_interrupted, ray=args.ray,
+                 **guard_kwargs(args))
 
 
 def main(argv: list[str] | None = None) -> int:

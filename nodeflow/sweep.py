@@ -80,8 +80,8 @@ def _parse_values(raw: str) -> list[Any]:
     return out
 
 
-def parse_specs(specs: list[str]) -> list[Axis]:
-    """`NODE.INPUT=v1,v2` strings (the CLI) -> axes. Raises GraphInvalid."""
+def parse_specs(specs: list[str]) -> tuple[list[Axis], list[Issue]]:
+    """`NODE.INPUT=v1,v2` strings (the CLI) -> the axes, and the problems found."""
     pairs, issues = [], []
     for spec in specs:
         target, eq, raw = spec.partition("=")
@@ -89,14 +89,11 @@ def parse_specs(specs: list[str]) -> list[Axis]:
             issues.append(Issue("invalid_sweep", f"--sweep {spec!r}: expected NODE.INPUT=v1,v2,..."))
             continue
         pairs.append((target, _parse_values(raw)))
-    axes = _axes(pairs, issues)
-    if issues:
-        raise GraphInvalid(issues)
-    return axes
+    return _axes(pairs, issues), issues
 
 
-def axes_from_mapping(sweep: dict[str, Any]) -> list[Axis]:
-    """{"node.input": [v1, v2]} (the HTTP API) -> axes. Raises GraphInvalid."""
+def axes_from_mapping(sweep: dict[str, Any]) -> tuple[list[Axis], list[Issue]]:
+    """{"node.input": [v1, v2]} (the HTTP API) -> the axes, and the problems found."""
     issues: list[Issue] = []
     pairs = []
     for target, values in sweep.items():
@@ -105,10 +102,7 @@ def axes_from_mapping(sweep: dict[str, Any]) -> list[Axis]:
             issues.append(Issue("invalid_sweep", f"sweep {target!r}: give a list of values", node or None, inp or None))
             continue
         pairs.append((target, values))
-    axes = _axes(pairs, issues)
-    if issues:
-        raise GraphInvalid(issues)
-    return axes
+    return _axes(pairs, issues), issues
 
 
 def _axes(pairs: list[tuple[str, list]], issues: list[Issue]) -> list[Axis]:
@@ -141,23 +135,24 @@ def variations(axes: list[Axis]) -> list[Variation]:
     return [Variation(i, {a.target: v for a, v in zip(axes, combo)}) for i, combo in enumerate(combos)]
 
 
-def plan_sweep(axes: list[Axis], build: Callable[[Variation], Any], limit: int = DEFAULT_LIMIT) -> list[tuple[Variation, Any]]:
+def plan_sweep(parsed: tuple[list[Axis], list[Issue]], build: Callable[[Variation], Any],
+               limit: int = DEFAULT_LIMIT) -> list[tuple[Variation, Any]]:
     """Validate every swept value through `build` (variation -> plan, raising GraphInvalid)
-    and return each variation with its plan. Every problem is reported at once: each
-    value is checked on its own first, so a bad value and a product over the limit show together."""
-    issues: list[Issue] = []
+    and return each variation with its plan. Every problem is reported at once (with those
+    `parsed` found): each value is checked on its own first, so bad values and a product
+    over the limit show together. Raises GraphInvalid."""
+    axes, issues = parsed[0], list(parsed[1])
     size = 1
     for a in axes:
         size *= len(a.values)
-    if size > limit:
+    if size > limit and axes:
         widest = max(axes, key=lambda a: len(a.values))
         issues.append(Issue("sweep_too_large", f"the sweep has {size} variations "
                             f"({' x '.join(str(len(a.values)) for a in axes)}), over the limit of {limit}",
                             widest.node, widest.input))
-    first = {a.target: a.values[0] for a in axes}
-    for a in axes:
+    for a in axes:  # one input at a time, so one bad axis doesn't hide another's problems
         for v in a.values:
-            _collect(issues, build, Variation(-1, {**first, a.target: v}))
+            _collect(issues, build, Variation(-1, {a.target: v}))
     if issues:
         raise GraphInvalid(issues)
     planned = []

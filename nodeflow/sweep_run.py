@@ -22,13 +22,13 @@ def written(result: RunResult) -> dict[str, list[Path]]:
 def run_sweep(graph: Graph, settings: Any, args: Any) -> str:
     """Validate and run the cross product, then save the contact sheets. Returns the
     overall status: succeeded, failed (some variation failed) or cancelled."""
-    axes = parse_specs(args.sweep)
+    parsed = parse_specs(args.sweep)
     limit = args.sweep_limit if args.sweep_limit is not None else DEFAULT_LIMIT
-    planned = plan_sweep(axes, lambda v: build_plan(apply_overrides(graph, v.values), v.settings(settings),
+    planned = plan_sweep(parsed, lambda v: build_plan(apply_overrides(graph, v.values), v.settings(settings),
                                                     device=args.device, only=args.only), limit)
     disk = None if args.no_cache else DiskCache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
     try:
-        return _run_all(axes, planned, settings, Executor(disk=disk), args.quiet)
+        return _run_all(parsed[0], planned, settings, Executor(disk=disk), args.quiet)
     finally:
         if disk is not None:
             disk.prune(disk_budget())

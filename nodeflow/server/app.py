@@ -36,6 +36,7 @@ from .comfy import mount as comfy_mount
 from .broadcast import TERMINAL, Broker
 from .config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, default_data_dir
 from .origin import HostOriginGuard, allowed_host_names
+from .groups import Groups, add_group_routes
 from .uploads import UploadRejected, store_upload
 from .worker import WorkerPool, plan_request
 
@@ -98,8 +99,15 @@ def create_app(config: ServerConfig) -> FastAPI:
         if interrupted or requeued:
             print(f"nodeflow: {len(interrupted)} job(s) interrupted by the last stop"
                   + (f", {len(requeued)} re-queued" if requeued else ""), file=sys.stderr)
-        pool = WorkerPool(config, store, broker, Executor(disk=DiskCache(config.cache_dir)))
-        state.update(store=store, pool=pool)
+        backend = None
+        if config.ray_address:
+            from .ray_backend import RayBackend  # Ray is imported only here
+            backend = await asyncio.to_thread(RayBackend, config, broker)
+        pool = WorkerPool(config, store, broker, Executor(disk=DiskCache(config.cache_dir)), backend)
+        pool.groups = groups = Groups(config, store, broker, plan_request)
+        state.update(store=store, pool=pool, groups=groups)
+        for group_id in store.unfinished_groups():  # its last job ended just before a crash
+            groups.finish_if_done(group_id)
         pool.prune()  # the history limit may have been lowered since the last run
         pool.start()
         try:
@@ -168,14 +176,17 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     # ---- jobs -------------------------------------------------------------------------
 
-    @app.post("/jobs", status_code=202, response_model=m.SubmitResponse, tags=["jobs"],
+    @app.post("/jobs", status_code=202, response_model=m.SubmitResponse | m.GroupSubmitResponse, tags=["jobs"],
               responses={422: {"model": m.InvalidRequest, "description": "the graph is invalid: not queued"}})
     def submit(body: m.SubmitRequest, response: Response) -> Any:
-        """Validate a graph and queue it. An invalid graph is never queued."""
+        """Validate a graph and queue it. An invalid graph is never queued. With `sweep`,
+        queue one job per combination of the values, as a group (GET /groups/{id})."""
         request = {"graph": body.graph.model_dump(mode="json", by_alias=True, exclude_unset=True),
                    "overrides": body.overrides, "only": body.only}
         job_id = os.urandom(16).hex()
         try:
+            if body.sweep is not None:
+                return submit_sweep(request, body.sweep, body.client_id, response)
             plan_request(config, job_id, request)
         except GraphInvalid as exc:
             return JSONResponse({"error": "invalid_graph", "issues": [i.to_dict() for i in exc.issues]},
@@ -184,6 +195,18 @@ def create_app(config: ServerConfig) -> FastAPI:
         response.headers["Location"] = f"/jobs/{job.id}"
         return m.SubmitResponse(job_id=job.id, status=job.status, url=f"/jobs/{job.id}",
                                 events_url=f"/jobs/{job.id}/events")
+
+    def submit_sweep(request: dict, sweep: dict, client_id: str | None, response: Response) -> Any:
+        group_id, jobs = state["groups"].submit(request, sweep, client_id)
+        for job in jobs:
+            broker.publish(job.id, {"event": "job_queued", "client_id": job.client_id, "group_id": group_id})
+        pool().notify()
+        response.headers["Location"] = f"/groups/{group_id}"
+        return m.GroupSubmitResponse(group_id=group_id, url=f"/groups/{group_id}", jobs=[
+            m.SubmitResponse(job_id=j.id, status=j.status, url=f"/jobs/{j.id}", events_url=f"/jobs/{j.id}/events")
+            for j in jobs])
+
+    add_group_routes(app, lambda: state["groups"], config)
 
     @app.get("/jobs", response_model=m.JobList, tags=["jobs"])
     def list_jobs(status: m.JobStatus | None = None, client_id: str | None = None,
@@ -207,7 +230,8 @@ def create_app(config: ServerConfig) -> FastAPI:
                      nodes={k: m.NodeState(**{"cached": v.get("state") == "cached", **v})
                             for k, v in nodes.items()},
                      outputs=result.get("outputs") or [], error=result.get("error"),
-                     issues=result.get("issues"), seconds=result.get("seconds"))
+                     issues=result.get("issues"), seconds=result.get("seconds"), group_id=job.group_id,
+                     sweep=job.request.get("sweep"), worker=job.worker)
 
     @app.post("/jobs/{job_id}/cancel", response_model=m.CancelResponse, tags=["jobs"],
               responses={404: {"model": m.ErrorMessage}})
@@ -379,11 +403,12 @@ def _summary(job: st.Job) -> m.JobSummary:
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, data_dir: str | Path | None = None,
           token: str | None = None, workers: int = 1, requeue_interrupted: bool = False,
           log_level: str = "info", allowed_hosts: list[str] | None = None,
-          allowed_origins: list[str] | None = None) -> int:
+          allowed_origins: list[str] | None = None, ray: str | None = None) -> int:
     """Start the API with uvicorn (blocks). Returns an exit code."""
     config = ServerConfig(data_dir=Path(data_dir) if data_dir else default_data_dir(), host=host, port=port,
                           token=token or os.environ.get("NODEFLOW_TOKEN") or None, workers=workers,
-                          requeue_interrupted=requeue_interrupted)
+                          requeue_interrupted=requeue_interrupted,
+                          ray_address=ray or os.environ.get("NODEFLOW_RAY_ADDRESS") or None)
     config.allowed_hosts += allowed_hosts or []
     config.allowed_origins += allowed_origins or []
     problem = config.check()
@@ -396,7 +421,8 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, data_dir: str | Pa
         print(f"nodeflow serve: error: {exc}", file=sys.stderr)
         return 2
     import uvicorn
-    print(f"nodeflow: serving http://{host}:{port} (data {config.data_dir}, {workers} worker(s), "
+    print(f"nodeflow: serving http://{host}:{port} (data {config.data_dir}, {workers} worker(s)"
+          f"{' on the Ray cluster at ' + config.ray_address if config.ray_address else ''}, "
           f"token {'required' if config.token else 'not required'})", file=sys.stderr, flush=True)
     redact = RedactToken(config.token)
     for name in ("uvicorn.access", "uvicorn.error"):  # uvicorn logs WebSocket handshakes on .error

@@ -55,12 +55,20 @@ class ServerConfig:
     max_upload_pixels: int = field(default_factory=lambda: _env_int("NODEFLOW_MAX_UPLOAD_MPIX", 50) * 1_000_000)
     # May a graph's LoadImage fetch a missing file from its http(s) url?
     allow_downloads: bool = field(default_factory=lambda: os.environ.get("NODEFLOW_DOWNLOADS", "1") != "0")
+    # Most variations one sweep may queue.
+    sweep_limit: int = field(default_factory=lambda: _env_int("NODEFLOW_SWEEP_LIMIT", 64))
     # Operator-named node modules imported at start-up (never named by a client).
     plugins: list[str] = field(default_factory=lambda: _env_list("NODEFLOW_PLUGINS"))
     # Host names the server answers to besides loopback and the bound host ("*": any);
     # origins allowed to make cross-site requests (e.g. a front end served elsewhere).
     allowed_hosts: list[str] = field(default_factory=lambda: _env_list("NODEFLOW_ALLOWED_HOSTS"))
     allowed_origins: list[str] = field(default_factory=lambda: _env_list("NODEFLOW_ALLOWED_ORIGINS"))
+
+    # The Ray cluster that runs the jobs (--ray, $NODEFLOW_RAY_ADDRESS); None: worker threads here.
+    ray_address: str | None = None
+    # {framework: devices} jobs are planned for; None: what this machine has. With Ray,
+    # the cluster's: a job placed on CUDA asks Ray for a GPU.
+    devices: dict[str, set[str]] | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

@@ -19,6 +19,9 @@ class SubmitRequest(BaseModel):
                                       "like the CLI's --set", examples=[{"load.path": "photo.png"}])
     only: list[str] | None = Field(None, description="run only what these nodes need (default: every output node)")
     client_id: str | None = Field(None, max_length=128, description="your own label, to filter jobs and events")
+    sweep: dict[str, Any] | None = Field(None, description='{"node.input": [v1, v2, ...]}: queue one job per '
+                                         "combination of the values, as a group with a contact sheet",
+                                         examples=[{"sobel.normalize": ["max", "fixed"]}])
 
 
 class SubmitResponse(BaseModel):
@@ -26,6 +29,12 @@ class SubmitResponse(BaseModel):
     status: JobStatus
     url: str = Field(description="GET it for the job's state")
     events_url: str = Field(description="Server-Sent Events of this job")
+
+
+class GroupSubmitResponse(BaseModel):
+    group_id: str
+    url: str = Field(description="GET it for the group's jobs and contact sheets")
+    jobs: list[SubmitResponse]
 
 
 class Issue(BaseModel):
@@ -89,6 +98,10 @@ class Job(JobSummary):
     error: JobError | None = None
     issues: list[Issue] | None = Field(None, description="validation problems found when the job started")
     seconds: float | None = None
+    group_id: str | None = Field(None, description="the sweep this job belongs to")
+    sweep: dict[str, Any] | None = Field(None, description="this job's values in its sweep")
+    worker: dict[str, Any] | None = Field(None, description="where it ran: host, pid, and with --ray the Ray "
+                                          "node id and address")
 
 
 class JobList(BaseModel):
@@ -152,3 +165,35 @@ class Health(BaseModel):
     auth: bool = Field(description="whether a bearer token is required")
     memory_cache: dict[str, int] = Field(description="the shared value cache: items, bytes, budget_bytes "
                                          "($NODEFLOW_MEMORY_CACHE_MB)")
+
+
+class SweepAxis(BaseModel):
+    target: str = Field(description="node.input")
+    values: list[Any]
+
+
+class GroupJob(BaseModel):
+    id: str
+    status: JobStatus
+    values: dict[str, Any] = Field(description="this variation's values")
+    url: str
+    outputs: list[OutputFile] = Field(default_factory=list)
+
+
+class ContactSheet(BaseModel):
+    node: str = Field(description="the output node whose images it shows")
+    name: str
+    url: str
+    layout: dict[str, Any] = Field(description="row and column labels, and each cell's box and file")
+
+
+class Group(BaseModel):
+    id: str
+    client_id: str | None = None
+    created: float
+    finished: float | None = None
+    status: Literal["running", "finished"]
+    sweep: list[SweepAxis]
+    jobs: list[GroupJob]
+    contact_sheets: list[ContactSheet] = Field(default_factory=list)
+    error: str | None = None

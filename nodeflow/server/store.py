@@ -36,7 +36,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     result       TEXT                -- {"nodes": ..., "outputs": ..., "error": ...}
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, seq);
+CREATE TABLE IF NOT EXISTS groups (  -- a sweep: its jobs carry its id
+    id           TEXT PRIMARY KEY,
+    client_id    TEXT,
+    sweep        TEXT NOT NULL,      -- [{"target": "node.input", "values": [...]}, ...]
+    created      REAL NOT NULL,
+    finished     REAL,               -- set when its last job has ended
+    result       TEXT                -- {"contact_sheets": [...]}
+);
 """
+# Columns added after the first release: a store from before gets them on open.
+_ADDED_COLUMNS = {"group_id": "TEXT", "worker": "TEXT"}
 
 
 @dataclass
@@ -51,13 +61,16 @@ class Job:
     attempts: int
     result: dict[str, Any] | None
     seq: int = 0
+    group_id: str | None = None
+    worker: dict[str, Any] | None = None   # where it ran: host, pid (and the Ray node id)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Job":
         return cls(id=row["id"], status=row["status"], client_id=row["client_id"],
                    request=json.loads(row["request"]), created=row["created"],
                    started=row["started"], finished=row["finished"], attempts=row["attempts"],
-                   result=json.loads(row["result"]) if row["result"] else None, seq=row["seq"])
+                   result=json.loads(row["result"]) if row["result"] else None, seq=row["seq"],
+                   group_id=row["group_id"], worker=json.loads(row["worker"]) if row["worker"] else None)
 
 
 class JobStore:
@@ -74,6 +87,11 @@ class JobStore:
             self._db.execute("PRAGMA synchronous=FULL")  # a 202 means the job is on disk
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(_SCHEMA)
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
+            for name, kind in _ADDED_COLUMNS.items():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+            self._db.execute("CREATE INDEX IF NOT EXISTS jobs_group ON jobs(group_id)")
 
     def close(self) -> None:
         with self._lock:
@@ -92,6 +110,64 @@ class JobStore:
         row = self._one("INSERT INTO jobs (id, status, client_id, request, created) VALUES (?, ?, ?, ?, ?) "
                         "RETURNING *", (job_id, QUEUED, client_id, json.dumps(request), time.time()))
         return Job.from_row(row)
+
+    def add_group(self, group_id: str, sweep: list[dict], requests: list[tuple[str, dict]],
+                  client_id: str | None = None) -> list[Job]:
+        """A sweep's group and its jobs (job id, request), queued in one transaction."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT INTO groups (id, client_id, sweep, created) VALUES (?, ?, ?, ?)",
+                                 (group_id, client_id, json.dumps(sweep), now))
+                rows = [self._db.execute(
+                    "INSERT INTO jobs (id, status, client_id, request, created, group_id) "
+                    "VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+                    (job_id, QUEUED, client_id, json.dumps(request), now, group_id)).fetchone()
+                    for job_id, request in requests]
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return [Job.from_row(r) for r in rows]
+
+    def group(self, group_id: str) -> dict[str, Any] | None:
+        row = self._one("SELECT * FROM groups WHERE id = ?", (group_id,))
+        if row is None:
+            return None
+        return {"id": row["id"], "client_id": row["client_id"], "sweep": json.loads(row["sweep"]),
+                "created": row["created"], "finished": row["finished"],
+                "result": json.loads(row["result"]) if row["result"] else None}
+
+    def group_jobs(self, group_id: str) -> list[Job]:
+        return [Job.from_row(r) for r in self._all("SELECT * FROM jobs WHERE group_id = ? ORDER BY seq", (group_id,))]
+
+    def finish_group(self, group_id: str, result: dict[str, Any]) -> bool:
+        row = self._one("UPDATE groups SET finished = ?, result = ? WHERE id = ? AND finished IS NULL RETURNING id",
+                        (time.time(), json.dumps(result), group_id))
+        return row is not None
+
+    def unfinished_groups(self) -> list[str]:
+        return [r[0] for r in self._all("SELECT id FROM groups WHERE finished IS NULL ORDER BY created")]
+
+    def prune_groups(self) -> list[str]:
+        """Delete finished groups none of whose jobs are kept any more; return their ids."""
+        rows = self._all("SELECT id FROM groups WHERE finished IS NOT NULL "
+                         "AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.group_id = groups.id)")
+        ids = [r[0] for r in rows]
+        if ids:
+            with self._lock:
+                self._db.executemany("DELETE FROM groups WHERE id = ?", [(i,) for i in ids])
+        return ids
+
+    def set_worker(self, job_id: str, worker: dict[str, Any]) -> None:
+        self._one("UPDATE jobs SET worker = ? WHERE id = ?", (json.dumps(worker), job_id))
+
+    def requeue(self, job_id: str) -> bool:
+        """Put a running job back in the queue, in its old place (its worker died)."""
+        row = self._one("UPDATE jobs SET status = ?, started = NULL WHERE id = ? AND status = ? RETURNING id",
+                        (QUEUED, job_id, RUNNING))
+        return row is not None
 
     def get(self, job_id: str) -> Job | None:
         row = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))

@@ -5,7 +5,9 @@ node modules live in this process, so all jobs share them.
 """
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import threading
 import time
 import traceback
@@ -17,6 +19,7 @@ from ..errors import GraphInvalid
 from ..executor import Executor, RunResult
 from ..graph import apply_overrides, parse_graph
 from ..plan import Plan, build_plan
+from ..sweep import tag_settings
 from . import store as st
 from .broadcast import TERMINAL, Broker, JobEmitter, relative_name
 from .config import ServerConfig
@@ -32,9 +35,11 @@ def job_settings(config: ServerConfig, job_id: str) -> Settings:
 
 
 def plan_request(config: ServerConfig, job_id: str, request: dict[str, Any]) -> Plan:
-    """The one validation path, at submit and again when the job runs. Raises GraphInvalid."""
+    """The one validation path, at submit and again when the job runs. Raises GraphInvalid.
+    A sweep's job carries its values ("sweep"): they tag its output files."""
     graph = apply_overrides(parse_graph(request["graph"]), request.get("overrides") or {})
-    plan = build_plan(graph, job_settings(config, job_id), only=request.get("only") or None)
+    settings = tag_settings(job_settings(config, job_id), request.get("sweep"))
+    plan = build_plan(graph, settings, only=request.get("only") or None, available=config.devices)
     check_plan(plan, config.allow_downloads)
     return plan
 
@@ -54,9 +59,17 @@ def summarize(job_id: str, result: RunResult, out_dir: Any) -> dict[str, Any]:
     return {"nodes": nodes, "outputs": outputs, "error": error, "seconds": round(result.seconds, 4)}
 
 
+class WorkerLost(Exception):
+    """The process that ran a job died (a Ray actor, or its machine): the job may run again."""
+
+
 class WorkerPool:
-    def __init__(self, config: ServerConfig, store: st.JobStore, broker: Broker, executor: Executor):
+    def __init__(self, config: ServerConfig, store: st.JobStore, broker: Broker, executor: Executor,
+                 backend: Any = None):
+        """backend: runs a job's plan elsewhere (the Ray backend) instead of on `executor`."""
         self.config, self.store, self.broker, self.executor = config, store, broker, executor
+        self.backend = backend
+        self.groups: Any = None  # groups.Groups: told when a job ends
         self._lock = threading.Lock()          # claim + token registration vs. cancel
         self._tokens: dict[str, CancelToken] = {}
         self._live: dict[str, JobEmitter] = {}
@@ -81,6 +94,8 @@ class WorkerPool:
         self.notify()
         for t in self._threads:
             t.join(timeout)
+        if self.backend is not None:
+            self.backend.close()
 
     def notify(self) -> None:
         with self._wake:
@@ -104,13 +119,15 @@ class WorkerPool:
     def cancel(self, job_id: str) -> str | None:
         """'cancelled' (it was queued), 'cancelling' (it stops at its next check), or None."""
         with self._lock:
-            if self.store.cancel_queued(job_id):
-                self.broker.publish(job_id, {"event": TERMINAL, "status": st.CANCELLED})
-                return st.CANCELLED
+            cancelled = self.store.cancel_queued(job_id)
             token = self._tokens.get(job_id)
-            if token is not None:
+            if token is not None and not cancelled:
                 token.cancel()
                 return "cancelling"
+        if cancelled:
+            self.broker.publish(job_id, {"event": TERMINAL, "status": st.CANCELLED})
+            self._ended(job_id)
+            return st.CANCELLED
         return None
 
     def _loop(self) -> None:
@@ -150,35 +167,66 @@ class WorkerPool:
                                              "error": {"message": "the graph is no longer valid"}})
             return
         try:
-            result = self.executor.run(plan, emit=emitter, cancel=token, run_id=job.id)
+            if self.backend is not None:
+                status, summary = self.backend.run(job, plan, emitter, token,
+                                                   lambda info: self.store.set_worker(job.id, info))
+            else:
+                self.store.set_worker(job.id, {"host": socket.gethostname(), "pid": os.getpid(),
+                                               "thread": threading.current_thread().name})
+                result = self.executor.run(plan, emit=emitter, cancel=token, run_id=job.id)
+                status, summary = result.status, summarize(job.id, result, out_dir)
+        except WorkerLost as exc:
+            self._lost(job, str(exc))
+            return
         except Exception as exc:  # an engine bug must fail the job, not the worker
             self._finish(job.id, st.FAILED, {"nodes": {}, "outputs": [],
                                              "error": {"message": f"{exc.__class__.__name__}: {exc}"}})
             return
-        if result.status == st.CANCELLED and self._stop.is_set():
+        if status == st.CANCELLED and self._stop.is_set():
             return  # server shutting down: left 'running' for recovery at the next start
-        self._finish(job.id, result.status, summarize(job.id, result, out_dir))
+        self._finish(job.id, status, summary)
+
+    def _lost(self, job: st.Job, reason: str) -> None:
+        """Its worker died: queue it again in its old place, unless it has used up its
+        attempts (a job that keeps killing workers must not kill them forever)."""
+        if job.attempts < st.MAX_ATTEMPTS and self.store.requeue(job.id):
+            self.broker.publish(job.id, {"event": "job_requeued", "attempt": job.attempts, "reason": reason})
+            self.notify()
+            return
+        self._finish(job.id, st.FAILED, {"nodes": {}, "outputs": [], "error": {
+            "message": f"its worker died {job.attempts} time(s) while running it; last: {reason}"}})
 
     def _finish(self, job_id: str, status: str, result: dict[str, Any]) -> None:
         self.store.finish(job_id, status, result)
         self.broker.publish(job_id, {"event": TERMINAL, "status": status,
                                      "error": (result.get("error") or {}).get("message")})
+        self._ended(job_id)
         self.prune()
 
     def forget_finished(self, job_ids: list[str] | None) -> None:
         """Delete finished jobs (None: all of them) with their outputs."""
         for job_id in self.store.delete_finished(job_ids):
             self._forget(job_id)
+        self._prune_groups()
 
     def _forget(self, job_id: str) -> None:
         shutil.rmtree(self.config.job_output_dir(job_id), ignore_errors=True)
         self.broker.forget(job_id)
+
+    def _ended(self, job_id: str) -> None:
+        if self.groups is not None:
+            self.groups.job_ended(job_id)
+
+    def _prune_groups(self) -> None:
+        for group_id in self.store.prune_groups():  # sweeps none of whose jobs are kept
+            shutil.rmtree(self.config.job_output_dir(group_id), ignore_errors=True)
 
     def prune(self) -> None:
         """Keep the history within its limit, and the disk cache within its budget
         ($NODEFLOW_DISK_CACHE_GB; checked at most once a minute: it walks the cache)."""
         for job_id in self.store.prune(self.config.history_limit):
             self._forget(job_id)
+        self._prune_groups()
         now = time.monotonic()
         with self._lock:
             due = now - self._disk_pruned >= DISK_PRUNE_SECONDS
