@@ -107,6 +107,29 @@ class Broker:
             self._replay.pop(job_id, None)
 
 
+class Throttle:
+    """Drops progress and previews beyond their rates (the last progress always goes).
+    Used by JobEmitter, and by Ray workers before events cross the network."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], float] = {}
+
+    def _skip(self, kind: str, node: str, interval: float, final: bool) -> bool:
+        now = time.monotonic()
+        last = self._last.get((kind, node))
+        if not final and last is not None and now - last < interval:
+            return True
+        self._last[(kind, node)] = now
+        return False
+
+    def drops(self, event: ev.Event) -> bool:
+        if isinstance(event, ev.NodeProgress):
+            return self._skip("progress", event.node, PROGRESS_INTERVAL, event.value >= event.total)
+        if isinstance(event, ev.NodePreview):
+            return self._skip("preview", event.node, PREVIEW_INTERVAL, False)
+        return False
+
+
 class JobEmitter:
     """The `emit` callback a job's Executor.run gets: turns engine events into
     messages, throttles progress, encodes previews, and tracks live node states."""
@@ -117,15 +140,7 @@ class JobEmitter:
         self.output_dir = output_dir
         self.nodes: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()  # the worker writes `nodes`, HTTP threads read it
-        self._last: dict[tuple[str, str], float] = {}
-
-    def _throttled(self, kind: str, node: str, interval: float, final: bool) -> bool:
-        now = time.monotonic()
-        last = self._last.get((kind, node))
-        if not final and last is not None and now - last < interval:
-            return True
-        self._last[(kind, node)] = now
-        return False
+        self._throttle = Throttle()
 
     def snapshot(self) -> dict[str, dict[str, Any]]:
         with self.lock:
@@ -138,6 +153,8 @@ class JobEmitter:
             self.broker.publish(self.job_id, d)
 
     def _message(self, event: ev.Event) -> dict[str, Any] | None:
+        if self._throttle.drops(event):
+            return None
         d = event.to_dict()
         if isinstance(event, ev.RunStarted):
             for nid in event.nodes:
@@ -153,12 +170,8 @@ class JobEmitter:
         elif isinstance(event, ev.NodeFailed):
             self.nodes.setdefault(event.node, {}).update(state="failed", error=event.error)
         elif isinstance(event, ev.NodeProgress):
-            if self._throttled("progress", event.node, PROGRESS_INTERVAL, event.value >= event.total):
-                return None
             self.nodes.setdefault(event.node, {})["progress"] = [event.value, event.total]
         elif isinstance(event, ev.NodePreview):
-            if self._throttled("preview", event.node, PREVIEW_INTERVAL, False):
-                return None
             png = encode_preview(event.image)
             if png is None:
                 return None

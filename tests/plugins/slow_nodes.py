@@ -1,4 +1,4 @@
-"""A slow node for the server tests, loaded by the test server process through
+"""Slow (and deadly) nodes for the server tests, loaded by the test server process through
 $NODEFLOW_PLUGINS (the operator's way to add local node modules). Not part of
 the built-in library."""
 from __future__ import annotations
@@ -28,11 +28,12 @@ class SlowInvert(Node):
         steps: int = Input(10, ge=1, le=10000)
         delay: float = Input(0.1, ge=0, le=10)
         gate: str = Input("", description="wait until this file exists (absolute path; test use only)")
+        log_every: int = Input(0, ge=0, description="a log line every this many steps (0: none)")
 
     class Outputs(NodeOutputs):
         image: Any = Output(IMAGE, "inverted image")
 
-    def run(self, image: Any, steps: int, delay: float, gate: str) -> dict:
+    def run(self, image: Any, steps: int, delay: float, gate: str, log_every: int) -> dict:
         if gate:
             self._wait_for(gate)
         for i in range(steps):
@@ -40,6 +41,8 @@ class SlowInvert(Node):
             time.sleep(delay)
             self.ctx.progress(i + 1, steps)
             self.ctx.preview(image)
+            if log_every and (i + 1) % log_every == 0:
+                self.ctx.log(f"step {i + 1} of {steps}")
         return {"image": np.ascontiguousarray(1.0 - image, dtype=np.float32)}
 
     def _wait_for(self, gate: str) -> None:
@@ -50,3 +53,20 @@ class SlowInvert(Node):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{gate} did not appear in {GATE_TIMEOUT:.0f} s")
             time.sleep(0.01)
+
+class KillProcess(Node):
+    """Kill the process that runs it (kill -9 of itself): a job that keeps killing its
+    Ray workers. Never use it with local worker threads: it would kill the server."""
+    version = "1"
+    category = "test"
+
+    class Inputs(NodeInputs):
+        image: Any = Input(port=IMAGE, description="passed through, were it to survive")
+
+    class Outputs(NodeOutputs):
+        image: Any = Output(IMAGE, "never produced")
+
+    def run(self, image: Any) -> dict:
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
+        return {"image": image}

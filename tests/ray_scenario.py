@@ -1,0 +1,224 @@
+"""The Ray scenario, run inside a loopback-only namespace by tests/test_ray.py:
+`python tests/ray_scenario.py RESULT.json`.
+
+Starts a two-node Ray cluster (one CPU each), `nodeflow serve --ray` with two workers,
+and a client; records what happened as facts in RESULT.json (written after every
+step, so a failure still leaves what was seen). The test asserts on them.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent / "plugins")]
+from ray_cluster import LocalCluster  # noqa: E402
+from server_harness import Server, events, slow_graph, submit, upload, wait_job  # noqa: E402
+
+
+def local_pixels(graph: dict, input_dir: Path, sweep: dict | None = None) -> list:
+    """The same graph on an in-process Executor: the pixels of its Save."""
+    import slow_nodes  # noqa: F401  (registers SlowInvert here too)
+    from nodeflow.context import Settings
+    from nodeflow.executor import Executor
+    from nodeflow.graph import apply_overrides, parse_graph
+    from nodeflow.plan import build_plan
+    from nodeflow.sweep import tag_settings
+    out = Path(tempfile.mkdtemp(prefix="local-"))
+    settings = tag_settings(Settings(input_dir=input_dir, output_dir=out), sweep)
+    plan = build_plan(apply_overrides(parse_graph(graph), sweep or {}), settings)
+    result = Executor().run(plan)
+    (path,) = result.nodes["save"].outputs
+    return np.asarray(Image.open(path)).tolist()
+
+
+def pixels(data: bytes) -> list:
+    return np.asarray(Image.open(io.BytesIO(data))).tolist()
+
+
+def wait_until(fn, timeout: float, step: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout}s waiting for {fn.__name__}")
+
+
+def edges_graph(path: str) -> dict:
+    return {"nodes": {
+        "load": {"type": "LoadImage", "inputs": {"path": path, "max_size": 48}},
+        "sobel": {"type": "Sobel", "inputs": {"image": {"from": "load.image"}}},
+        "save": {"type": "Save", "inputs": {"image": {"from": "sobel.magnitude"}, "filename": "edges.png"}},
+    }}
+
+
+def step_batch(c, srv, name: str) -> dict:
+    """Four jobs, two workers: both nodes take jobs, in queue order; pixels as local."""
+    graphs = [slow_graph(name, steps=15 + i, delay=0.1) for i in range(4)]
+    for i, g in enumerate(graphs):
+        g["nodes"]["load"]["inputs"]["max_size"] = 24 + 8 * i
+    ids = [submit(c, g) for g in graphs]
+    jobs = [wait_job(c, j, timeout=300) for j in ids]
+    out = []
+    for g, job in zip(graphs, jobs):
+        files = {o["name"]: c.get(o["url"]).content for o in job["outputs"]}
+        out.append({"status": job["status"], "started": job["started"], "worker": job["worker"],
+                    "outputs": sorted(files),
+                    "folder": sorted(p.name for p in (srv.data_dir / "outputs" / job["id"]).iterdir()),
+                    "pixels_equal_local": bool(files) and pixels(files["slow.png"]) == local_pixels(
+                        g, srv.data_dir / "inputs")})
+    return {"jobs": out}
+
+
+def step_live(c, name: str) -> dict:
+    """Progress, previews and log lines arrive while the job runs, not after."""
+    g = slow_graph(name, steps=40, delay=0.1)
+    g["nodes"]["slow"]["inputs"]["log_every"] = 10
+    job = submit(c, g)
+    seen = []
+    t0 = time.monotonic()
+    for e in events(c, f"/jobs/{job}/events", stop=lambda e: e["event"] == "job_finished", timeout=300):
+        item = {"t": round(time.monotonic() - t0, 3), "event": e["event"]}
+        if e["event"] == "node_preview":
+            im = Image.open(io.BytesIO(base64.b64decode(e["image"]["base64"])))
+            item["preview_size"] = list(im.size)
+        if e["event"] == "log":
+            item["message"] = e["message"]
+        if e["event"] == "node_progress":
+            item["value"] = e["value"]
+        seen.append(item)
+    return {"events": seen, "status": c.get(f"/jobs/{job}").json()["status"]}
+
+
+def step_kill(c, name: str) -> dict:
+    """kill -9 of the actor running a job: the job is queued again and succeeds."""
+    job = submit(c, slow_graph(name, steps=60, delay=0.1))
+
+    def progressing():
+        j = c.get(f"/jobs/{job}").json()
+        return j if j["status"] == "running" and j["worker"] and (j["nodes"].get("slow") or {}).get("progress") else None
+    before = wait_until(progressing, 300)
+    os.kill(before["worker"]["pid"], signal.SIGKILL)
+    killed = time.monotonic()
+
+    def elsewhere():
+        j = c.get(f"/jobs/{job}").json()
+        return j if j["worker"] and j["worker"]["pid"] != before["worker"]["pid"] and j["status"] == "running" else None
+    again = wait_until(elsewhere, 300, step=0.02)
+    running_again = time.monotonic() - killed
+    after = wait_job(c, job, timeout=300)
+    kinds = [e["event"] for e in events(c, f"/jobs/{job}/events", stop=lambda e: e["event"] == "job_finished")]
+    return {"before": before["worker"], "again": again["worker"], "after": after["worker"],
+            "status": after["status"], "attempts": after["attempts"], "seconds_to_running_again": running_again,
+            "events": kinds}
+
+
+def step_cancel(c, name: str) -> dict:
+    job = submit(c, slow_graph(name, steps=600, delay=0.1))
+
+    def progressing():
+        j = c.get(f"/jobs/{job}").json()
+        return j if (j["nodes"].get("slow") or {}).get("progress") else None
+    wait_until(progressing, 300)
+    t0 = time.monotonic()
+    answer = c.post(f"/jobs/{job}/cancel").json()["status"]
+    final = wait_job(c, job, timeout=120)
+    return {"answer": answer, "status": final["status"], "seconds": time.monotonic() - t0,
+            "slow_state": final["nodes"].get("slow", {}).get("state"), "attempts": final["attempts"]}
+
+
+def step_deadly(c, name: str) -> dict:
+    """A job that kills every worker it runs on ends failed after its attempts."""
+    g = {"nodes": {
+        "load": {"type": "LoadImage", "inputs": {"path": name, "max_size": 16}},
+        "kill": {"type": "KillProcess", "inputs": {"image": {"from": "load.image"}}},
+        "save": {"type": "Save", "inputs": {"image": {"from": "kill.image"}, "filename": "never.png"}},
+    }}
+    job = wait_job(c, submit(c, g), timeout=400)
+    return {"status": job["status"], "attempts": job["attempts"], "error": job["error"]}
+
+
+def step_sweep(c, srv, name: str) -> dict:
+    g = edges_graph(name)
+    r = c.post("/jobs", json={"graph": g, "sweep": {"sobel.normalize": ["max", "fixed"], "load.max_size": [32, 48]}})
+    body = r.json()
+    deadline = time.monotonic() + 300
+    group = c.get(body["url"]).json()
+    while group["status"] != "finished" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        group = c.get(body["url"]).json()
+    jobs = []
+    for j in group["jobs"]:
+        job = c.get(j["url"]).json()
+        (out,) = job["outputs"] or [{"name": None, "url": None}]
+        data = c.get(out["url"]).content if out["url"] else b""
+        jobs.append({"status": job["status"], "values": j["values"], "output": out["name"], "worker": job["worker"],
+                     "pixels_equal_local": bool(data) and pixels(data) == local_pixels(
+                         g, srv.data_dir / "inputs", j["values"])})
+    sheets = []
+    for s in group["contact_sheets"]:
+        im = Image.open(io.BytesIO(c.get(s["url"]).content))
+        sheets.append({"name": s["name"], "layout": json.loads(im.info["nodeflow:contact_sheet"])})
+    bad = c.post("/jobs", json={"graph": g, "sweep": {"sobel.normalize": ["max", "sideways"], "load.nope": [1]}})
+    return {"status": r.status_code, "group": group["status"], "jobs": jobs, "sheets": sheets,
+            "invalid": {"status": bad.status_code, "issues": bad.json().get("issues")}}
+
+
+def main(result_path: str) -> int:
+    result: dict = {"steps": {}, "errors": {}}
+
+    def save() -> None:
+        Path(result_path).write_text(json.dumps(result, indent=1))
+
+    cluster = LocalCluster(nodes=2)
+    result["temp_dir"] = str(cluster.temp_dir)
+    srv = None
+    try:
+        t0 = time.monotonic()
+        cluster.start()
+        result["cluster_seconds"] = time.monotonic() - t0
+        save()
+        srv = Server(cluster.temp_dir / "server", "--workers", "2", "--ray", cluster.address,
+                     env={"NODEFLOW_RAY_NODE_IP": "127.0.0.1",
+                          "NODEFLOW_RAY_RESOURCES": json.dumps({"nodeflow_worker": 1})})
+        srv.start(timeout=240)
+        result["server_pid"] = srv.proc.pid
+        save()
+        with srv.client() as c:
+            name = upload(c)
+            steps = [("batch", lambda: step_batch(c, srv, name)), ("live", lambda: step_live(c, name)),
+                     ("kill", lambda: step_kill(c, name)), ("cancel", lambda: step_cancel(c, name)),
+                     ("sweep", lambda: step_sweep(c, srv, name)), ("deadly", lambda: step_deadly(c, name))]
+            for step, fn in steps:
+                t = time.monotonic()
+                try:
+                    result["steps"][step] = fn()
+                except Exception:
+                    result["errors"][step] = traceback.format_exc()
+                result.setdefault("seconds", {})[step] = round(time.monotonic() - t, 2)
+                save()
+    except Exception:
+        result["errors"]["setup"] = traceback.format_exc()
+    finally:
+        if srv is not None:
+            srv.stop()
+            result["server_log"] = srv.log.read_text(errors="replace")[-6000:]
+        cluster.stop()
+        save()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
