@@ -60,7 +60,12 @@ class ActorPool:
                 ray.kill(other.pop())
                 self._count -= 1
             self._count += 1
-        return self.create(kind)
+        try:
+            return self.create(kind)
+        except BaseException:
+            with self._lock:
+                self._count -= 1
+            raise
 
     def release(self, kind: str, actor: Any) -> None:
         with self._lock:
