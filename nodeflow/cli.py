@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="run every combination of these values (repeatable) and save a labelled "
                      "contact sheet; values are JSON if they parse, else text")
     run.add_argument("--sweep-limit", type=int, metavar="N", help="most variations allowed (default 64)")
+    run.add_argument("--ray", metavar="ADDRESS", help="with --sweep: run the variations on a Ray cluster "
+                     "(auto, or the head's host:port), as many at once as it has CPUs (or GPUs)")
 
     val = sub.add_parser("validate", help="check graphs without running them")
     val.add_argument("graphs", nargs="+")

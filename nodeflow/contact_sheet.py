@@ -102,24 +102,27 @@ def draw(axes: list[Axis], files: list[Path | None]) -> tuple[Any, dict]:
 
 
 def save(axes: list[Axis], files: list[Path | None], target: Path) -> tuple[Path, dict]:
-    """Draw and write the sheet atomically, its layout in the PNG text. A file already
-    there is never overwritten: identical bytes are left alone, else the next free
-    numbered name is used."""
+    """Draw the sheet and write it (write_new), its layout in the PNG text."""
     from PIL.PngImagePlugin import PngInfo
     canvas, layout = draw(axes, files)
     info = PngInfo()
     info.add_itxt(METADATA_KEY, json.dumps(layout))
     buf = io.BytesIO()
     canvas.save(buf, "PNG", pnginfo=info)
-    data = buf.getvalue()
+    return write_new(target, buf.getvalue()), layout
+
+
+def write_new(target: Path, data: bytes) -> Path:
+    """Write data atomically at target, or at the next free numbered name (name_0001.png)
+    if another file holds that name; a file that holds these bytes already is kept."""
     target.parent.mkdir(parents=True, exist_ok=True)
     for i in range(MAX_NUMBERED + 1):
         cand = target if i == 0 else target.with_name(f"{target.stem}_{i:04d}{target.suffix}")
         if not cand.exists():
             atomic_write(cand, data)
-            return cand, layout
+            return cand
         if cand.read_bytes() == data:
-            return cand, layout
+            return cand
     raise OSError(f"{MAX_NUMBERED} numbered files named like {target.name} exist")
 
 

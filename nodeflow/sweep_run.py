@@ -2,12 +2,14 @@
 so what no swept input touches runs once and the cache serves it to the others."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from .contact_sheet import sheets_for
 from .cache import DiskCache, default_cache_dir, disk_budget
+from .errors import GraphInvalid, Issue
 from .executor import Executor, RunResult
 from .graph import Graph, apply_overrides
 from .plan import build_plan
@@ -24,14 +26,44 @@ def run_sweep(graph: Graph, settings: Any, args: Any) -> str:
     overall status: succeeded, failed (some variation failed) or cancelled."""
     parsed = parse_specs(args.sweep)
     limit = args.sweep_limit if args.sweep_limit is not None else DEFAULT_LIMIT
-    planned = plan_sweep(parsed, lambda v: build_plan(apply_overrides(graph, v.values), v.settings(settings),
-                                                    device=args.device, only=args.only), limit)
+    if args.ray:
+        return _run_on_ray(graph, parsed, settings, args, limit)
+    planned = plan_sweep(parsed, _builder(graph, settings, args), limit)
     disk = None if args.no_cache else DiskCache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
     try:
         return _run_all(parsed[0], planned, settings, Executor(disk=disk), args.quiet)
     finally:
         if disk is not None:
             disk.prune(disk_budget())
+
+
+def _builder(graph: Graph, settings: Any, args: Any, available: dict | None = None):
+    return lambda v: build_plan(apply_overrides(graph, v.values), v.settings(settings), device=args.device,
+                                only=args.only, available=available)
+
+
+def _run_on_ray(graph: Graph, parsed: tuple, settings: Any, args: Any, limit: int) -> str:
+    """The variations on a Ray cluster's warm workers, planned for the cluster's devices."""
+    issues = list(parsed[1])
+    if args.device:
+        issues.append(Issue("invalid_option", "--device is not used with --ray: workers place nodes on "
+                            "their own devices; pin devices in the graph instead"))
+    if issues:
+        raise GraphInvalid(issues)
+    from .server.ray_backend.fanout import RayFanout
+    fan = RayFanout(args.ray)
+    try:
+        planned = plan_sweep(parsed, _builder(graph, settings, args, fan.devices), limit)
+        outputs, status = fan.run(json.loads(graph.to_json()), args.only, planned, settings)
+    finally:
+        fan.close()
+    _print_sheets(sheets_for(parsed[0], outputs, settings.output_dir))
+    return status
+
+
+def _print_sheets(sheets: list[dict]) -> None:
+    for s in sheets:
+        print(f"nodeflow: contact sheet ({s['node']}): {s['path']}", file=sys.stderr)
 
 
 def _run_all(axes: list, planned: list, settings: Any, executor: Executor, quiet: bool) -> str:
@@ -51,7 +83,5 @@ def _run_all(axes: list, planned: list, settings: Any, executor: Executor, quiet
         if result.status == "failed":
             print(f"error: {result.error}", file=sys.stderr)
             status = "failed"
-    sheets = sheets_for(axes, outputs, settings.output_dir)
-    for s in sheets:
-        print(f"nodeflow: contact sheet ({s['node']}): {s['path']}", file=sys.stderr)
+    _print_sheets(sheets_for(axes, outputs, settings.output_dir))
     return status

@@ -23,7 +23,7 @@ from PIL import Image
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent / "plugins")]
 from ray_cluster import LocalCluster  # noqa: E402
-from server_harness import Server, events, slow_graph, submit, upload, wait_job  # noqa: E402
+from server_harness import ASSETS, Server, events, slow_graph, submit, upload, wait_job  # noqa: E402
 
 
 def local_pixels(graph: dict, input_dir: Path, sweep: dict | None = None) -> list:
@@ -176,11 +176,42 @@ def step_sweep(c, srv, name: str) -> dict:
             "invalid": {"status": bad.status_code, "issues": bad.json().get("issues")}}
 
 
+def step_cli_sweep(cluster: LocalCluster) -> dict:
+    """`nodeflow run --sweep ... --ray`: the variations on the cluster, pixels as a local sweep's."""
+    import subprocess
+    root = Path(__file__).resolve().parents[1]
+    spec = ["graphs/edges.json", "--input-dir", str(ASSETS), "--sweep", "sobel.normalize=max,fixed",
+            "--sweep", "load.max_size=32,48", "-q"]
+    env = dict(os.environ, NODEFLOW_RAY_NODE_IP="127.0.0.1", NODEFLOW_RAY_RESOURCES=json.dumps({"nodeflow_worker": 1}))
+    remote, local = cluster.temp_dir / "cli-ray", cluster.temp_dir / "cli-local"
+    runs = {}
+    for out, extra in ((remote, ["--ray", cluster.address]), (local, ["--no-cache"])):
+        p = subprocess.run([sys.executable, "-m", "nodeflow", "run", *spec, "--out", str(out), *extra],
+                           cwd=root, env=env, capture_output=True, text=True, timeout=600)
+        runs[out.name] = {"rc": p.returncode, "stderr": p.stderr[-4000:],
+                          "files": sorted(f.name for f in out.iterdir()) if out.exists() else []}
+    same = all(np.array_equal(np.asarray(Image.open(remote / f)), np.asarray(Image.open(local / f)))
+               for f in runs["cli-local"]["files"] if f in runs["cli-ray"]["files"] and "__sweep" not in f)
+    sheet = remote / "edges__sweep.png"
+    layout = json.loads(Image.open(sheet).info["nodeflow:contact_sheet"]) if sheet.exists() else None
+    return {"runs": runs, "pixels_equal_local": same, "layout": layout}
+
+
 def main(result_path: str) -> int:
-    result: dict = {"steps": {}, "errors": {}}
+    result: dict = {"steps": {}, "errors": {}, "seconds": {}}
 
     def save() -> None:
         Path(result_path).write_text(json.dumps(result, indent=1))
+
+    def run(steps: list) -> None:
+        for step, fn in steps:
+            t = time.monotonic()
+            try:
+                result["steps"][step] = fn()
+            except Exception:
+                result["errors"][step] = traceback.format_exc()
+            result["seconds"][step] = round(time.monotonic() - t, 2)
+            save()
 
     cluster = LocalCluster(nodes=2)
     result["temp_dir"] = str(cluster.temp_dir)
@@ -198,17 +229,11 @@ def main(result_path: str) -> int:
         save()
         with srv.client() as c:
             name = upload(c)
-            steps = [("batch", lambda: step_batch(c, srv, name)), ("live", lambda: step_live(c, name)),
-                     ("kill", lambda: step_kill(c, name)), ("cancel", lambda: step_cancel(c, name)),
-                     ("sweep", lambda: step_sweep(c, srv, name)), ("deadly", lambda: step_deadly(c, name))]
-            for step, fn in steps:
-                t = time.monotonic()
-                try:
-                    result["steps"][step] = fn()
-                except Exception:
-                    result["errors"][step] = traceback.format_exc()
-                result.setdefault("seconds", {})[step] = round(time.monotonic() - t, 2)
-                save()
+            run([("batch", lambda: step_batch(c, srv, name)), ("live", lambda: step_live(c, name)),
+                 ("kill", lambda: step_kill(c, name)), ("cancel", lambda: step_cancel(c, name)),
+                 ("sweep", lambda: step_sweep(c, srv, name)), ("deadly", lambda: step_deadly(c, name))])
+        srv.stop()  # its actors hold the cluster's two CPUs: the CLI's turn
+        run([("cli_sweep", lambda: step_cli_sweep(cluster))])
     except Exception:
         result["errors"]["setup"] = traceback.format_exc()
     finally:

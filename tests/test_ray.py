@@ -112,3 +112,17 @@ def test_a_sweep_on_the_cluster_gives_every_output_and_the_contact_sheet(seen):
     assert [c["file"] for c in sheet["layout"]["cells"]] == [j["output"] for j in jobs]
     assert sweep["invalid"]["status"] == 422
     assert {(i["node"], i["input"]) for i in sweep["invalid"]["issues"]} == {("sobel", "normalize"), ("load", "nope")}
+
+
+def test_the_cli_fans_a_sweep_out_over_the_cluster(seen):
+    cli = step(seen, "cli_sweep")
+    remote, local = cli["runs"]["cli-ray"], cli["runs"]["cli-local"]
+    assert remote["rc"] == 0, remote["stderr"]
+    assert local["rc"] == 0, local["stderr"]
+    assert remote["files"] == local["files"] and len(remote["files"]) == 5  # 4 variations + the sheet
+    assert cli["pixels_equal_local"]
+    assert "4 variation(s) on the Ray cluster, 2 at once" in remote["stderr"]
+    nodes = {line.split("(Ray node ")[1][:12] for line in remote["stderr"].splitlines() if "(Ray node " in line}
+    assert len(nodes) == 2  # both nodes ran variations
+    assert cli["layout"]["rows"] == ["normalize = max", "normalize = fixed"]
+    assert cli["layout"]["columns"] == ["max_size = 32", "max_size = 48"]

@@ -209,3 +209,10 @@ def test_a_store_from_before_groups_opens_with_its_jobs_and_takes_groups(tmp_pat
     assert store.requeue("old") and store.get("old").status == "queued"
     assert store.finish_group("g1", {"contact_sheets": []}) and not store.finish_group("g1", {})
     store.close()
+
+
+def test_cli_sweep_on_ray_reports_bad_options_before_connecting(cli, tmp_path):
+    r = cli("run", "graphs/edges.json", "--sweep", "sobel.normalize=max,fixed", "--sweep", "bad",
+            "--ray", "127.0.0.1:9", "--device", "cpu", timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "--device is not used with --ray" in r.stderr and "expected NODE.INPUT=v1,v2" in r.stderr

@@ -102,7 +102,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         backend = None
         if config.ray_address:
             from .ray_backend import RayBackend  # Ray is imported only here
-            backend = await asyncio.to_thread(RayBackend, config, broker)
+            backend = await asyncio.to_thread(RayBackend, config)
         pool = WorkerPool(config, store, broker, Executor(disk=DiskCache(config.cache_dir)), backend)
         pool.groups = groups = Groups(config, store, broker, plan_request)
         state.update(store=store, pool=pool, groups=groups)

@@ -22,7 +22,7 @@ from ...context import CancelToken
 from ...plan import Plan
 from ...registry import load_nodes
 from .. import store as st
-from ..broadcast import Broker, JobEmitter
+from ..broadcast import JobEmitter
 from ..config import ServerConfig
 from ..worker import WorkerLost
 from .actor import DONE, EVENT, WORKER, WorkerActor
@@ -91,8 +91,8 @@ class ActorPool:
 
 
 class RayBackend:
-    def __init__(self, config: ServerConfig, broker: Broker):
-        self.config, self.broker = config, broker
+    def __init__(self, config: ServerConfig):
+        self.config = config
         kwargs: dict[str, Any] = {"namespace": "nodeflow", "log_to_driver": False, "logging_level": "warning"}
         if os.environ.get("NODEFLOW_RAY_NODE_IP"):
             kwargs["_node_ip_address"] = os.environ["NODEFLOW_RAY_NODE_IP"]
@@ -115,12 +115,24 @@ class RayBackend:
         self.pool.close()
         ray.shutdown()
 
+    def capacity(self, plans: list) -> int:
+        """How many of these plans' jobs the cluster can run at once: its GPUs if any plan
+        uses CUDA, else its CPUs (and no more than the custom resources allow)."""
+        kind = "gpu" if any(needs_gpu(p) for _, p in plans) else "cpu"
+        want = actor_resources(kind)
+        have = ray.cluster_resources()
+        counts = [have.get("CPU", 0) / want["num_cpus"]]
+        if want["num_gpus"]:
+            counts.append(have.get("GPU", 0) / want["num_gpus"])
+        counts += [have.get(name, 0) / amount for name, amount in want.get("resources", {}).items() if amount]
+        return int(min(counts))
+
     def run(self, job: st.Job, plan: Plan, emitter: JobEmitter, token: CancelToken,
             started: Callable[[dict], None]) -> tuple[str, dict[str, Any]]:
         """Run the job on an actor; (status, summary) as the local worker gives them.
         Raises WorkerLost when the actor or its machine died."""
-        kind = "gpu" if any(p.device.startswith("cuda") for p in plan.nodes.values()) else "cpu"
-        inputs = job_inputs(plan, self.config.input_dir)
+        kind = "gpu" if needs_gpu(plan) else "cpu"
+        inputs = job_inputs(plan, plan.settings.input_dir)
         out_dir = self.config.job_output_dir(job.id)
         actor = self.pool.acquire(kind)
         finished = threading.Event()
@@ -158,6 +170,10 @@ class RayBackend:
                 if not finished.wait(CANCEL_GRACE_SECONDS):
                     ray.kill(actor)
                 return
+
+
+def needs_gpu(plan: Plan) -> bool:
+    return any(p.device.startswith("cuda") for p in plan.nodes.values())
 
 
 def relocated(event: ev.Event, out_dir: Path) -> ev.Event:
