@@ -64,6 +64,36 @@ def test_websocket_needs_the_token(server):
                 break
 
 
+def test_the_login_page_trades_the_token_for_a_strict_http_only_cookie(server):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+    html = {"Accept": "text/html"}
+    with server.client(token=None) as anon:
+        r = anon.get("/", headers=html, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/login"  # a browser is sent to log in
+        assert anon.get("/api/object_info").status_code == 401             # the API still says 401
+        assert 'type="password"' in anon.get("/login").text
+        wrong = anon.post("/login", data={"token": "guess"}, follow_redirects=False)
+        assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
+        r = anon.post("/login", data={"token": TOKEN}, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        cookie = r.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and TOKEN not in cookie
+        session = cookie.split(";")[0]
+    with server.client(token=None) as browser:
+        browser.headers["cookie"] = session
+        assert browser.get("/api/object_info").status_code == 200
+        assert browser.get("/jobs").status_code == 200
+        assert browser.get("/", headers=html, follow_redirects=False).status_code != 303
+    with connect(f"ws://127.0.0.1:{server.port}/ws?clientId=c", open_timeout=30,
+                 additional_headers={"Cookie": session}) as ws:
+        assert json.loads(ws.recv(timeout=30))["type"] == "status"
+    with pytest.raises(InvalidStatus):
+        with connect(f"ws://127.0.0.1:{server.port}/ws?clientId=c", open_timeout=30,
+                     additional_headers={"Cookie": session[:-4] + "0000"}):
+            pass
+
+
 def test_binding_beyond_loopback_without_a_token_refuses_to_start(tmp_path):
     srv = Server(tmp_path / "data", "--host", "0.0.0.0")
     r = subprocess.run(srv.command(), env=srv.environ(), capture_output=True, text=True, timeout=120)

@@ -32,6 +32,7 @@ from ..registry import load_nodes
 from . import models as m
 from . import store as st
 from .auth import BodyLimit, RedactToken, TokenAuth
+from . import login
 from .comfy import mount as comfy_mount
 from .broadcast import TERMINAL, Broker
 from .config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, default_data_dir
@@ -390,6 +391,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                         jobs=store().counts(), auth=config.token is not None,
                         memory_cache=pool().memory_cache_stats())
 
+    app.include_router(login.create_router(config.token))
     # ComfyUI's protocol and the web editor (last: the editor's static files sit under /).
     comfy_mount.mount(app, config, broker, store, pool)
     return app

@@ -1,5 +1,9 @@
 """Bearer-token auth and request-body limits, as plain ASGI middleware (so they
-cover every route, streaming and WebSocket included, and run before any parsing)."""
+cover every route, streaming and WebSocket included, and run before any parsing).
+
+Browsers (the web editor) can't send the bearer header: /login trades the token for a
+session cookie (HttpOnly, SameSite=Strict), which every route then accepts too. A browser
+asking for a page without either is sent to /login."""
 from __future__ import annotations
 
 import hmac
@@ -11,8 +15,30 @@ from urllib.parse import parse_qs
 
 from starlette.exceptions import HTTPException
 
-# Open without a token: liveness, and the API description (no data in it).
-PUBLIC_PATHS = {"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+# Open without a token: liveness, the API description (no data in it), the login page.
+LOGIN_PATH = "/login"
+PUBLIC_PATHS = {"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", LOGIN_PATH}
+SESSION_COOKIE = "nodeflow_session"
+SESSION_DAYS = 30
+
+
+def session_value(token: str) -> str:
+    """The cookie a login sets: derived from the token (so it survives restarts and a new
+    token ends every session) without revealing it."""
+    return hmac.new(token.encode(), b"nodeflow browser session", "sha256").hexdigest()
+
+
+def session_cookie(token: str, secure: bool) -> str:
+    return (f"{SESSION_COOKIE}={session_value(token)}; HttpOnly; SameSite=Strict; Path=/; "
+            f"Max-Age={SESSION_DAYS * 86400}" + ("; Secure" if secure else ""))
+
+
+def _cookie(scope: dict, name: str) -> str | None:
+    for part in (_header(scope, b"cookie") or "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
 
 
 async def _send_json(send: Callable, status: int, body: dict, headers: list | None = None) -> None:
@@ -34,6 +60,11 @@ class TokenAuth:
     def __init__(self, app: Any, token: str | None):
         self.app = app
         self.token = token.encode() if token else None
+        self.session = session_value(token).encode() if token else None
+
+    def _has_session(self, scope: dict) -> bool:
+        cookie = _cookie(scope, SESSION_COOKIE)
+        return cookie is not None and self.session is not None and hmac.compare_digest(cookie.encode(), self.session)
 
     def _provided(self, scope: dict) -> str | None:
         auth = _header(scope, b"authorization")
@@ -50,8 +81,13 @@ class TokenAuth:
         if self.token is None or scope["type"] not in ("http", "websocket") or scope["path"] in PUBLIC_PATHS:
             return await self.app(scope, receive, send)
         given = self._provided(scope)
-        if given is not None and hmac.compare_digest(given.encode(), self.token):
+        if (given is not None and hmac.compare_digest(given.encode(), self.token)) or self._has_session(scope):
             return await self.app(scope, receive, send)
+        if scope["type"] == "http" and scope.get("method") == "GET" and "text/html" in (_header(scope, b"accept") or ""):
+            await send({"type": "http.response.start", "status": 303,
+                        "headers": [(b"location", LOGIN_PATH.encode()), (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": "bearer token required"})
             return
