@@ -191,6 +191,10 @@ class JobStore:
     def counts(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self._all("SELECT status, COUNT(*) FROM jobs GROUP BY status")}
 
+    def unfinished(self) -> int:
+        """Jobs queued or running (an index lookup, whatever the history's size)."""
+        return self._one("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", (QUEUED, RUNNING))[0]
+
     def position(self, job: Job) -> int:
         """How many queued jobs are ahead of this one."""
         return self._one("SELECT COUNT(*) FROM jobs WHERE status = ? AND seq < ?", (QUEUED, job.seq))[0]

@@ -18,7 +18,7 @@ from typing import Any
 
 from .. import store as st
 from ..broadcast import TERMINAL
-from .history import ComfyView, class_types, execution_error, images
+from .history import ComfyView, class_types, error_payload, execution_error, images
 
 PREVIEW_IMAGE, PREVIEW_WITH_METADATA = 1, 4
 PNG_FORMAT = 2
@@ -49,23 +49,32 @@ def _now_ms() -> int:
 
 
 class RunTranslator:
-    """Translates one job's messages; remembers the running node (for interruptions)."""
+    """Translates one job's messages. It remembers the running node (for an interruption)
+    and a node's failure, so the end of a run needs no store lookup unless a job failed
+    without a node failing (its graph no longer validated, say)."""
 
     def __init__(self, job: st.Job, v: ComfyView):
         self.job_id = job.id
         self.view = v
         self.back = v.back
         self.current: str | None = None
+        self.ran = job.started is not None
+        self.failure: dict[str, Any] | None = None
 
     def _node(self, msg: dict) -> str | None:
         return self.back.get(msg.get("node") or "")
 
-    def translate(self, msg: dict, finished: st.Job | None = None, metadata_previews: bool = False) -> list[dict | bytes]:
-        """ComfyUI messages for one broker message. `finished`: the stored job, for job_finished;
-        metadata_previews: the client takes type-4 preview frames."""
+    def needs_stored_job(self, msg: dict) -> bool:
+        return (msg.get("event") == TERMINAL and msg.get("status") not in (st.SUCCEEDED, st.CANCELLED)
+                and self.failure is None)
+
+    def translate(self, msg: dict, stored: st.Job | None = None, metadata_previews: bool = False) -> list[dict | bytes]:
+        """ComfyUI messages for one broker message. `stored`: the finished job, when
+        needs_stored_job(msg); metadata_previews: the client takes type-4 preview frames."""
         event, pid = msg.get("event"), self.job_id
         node = self._node(msg)
         if event == "job_started":
+            self.ran = True
             return [message("execution_start", {"prompt_id": pid, "timestamp": _now_ms()})]
         if event == "node_cached" and node:
             return [message("execution_cached", {"nodes": [node], "prompt_id": pid, "timestamp": _now_ms()})]
@@ -84,23 +93,27 @@ class RunTranslator:
                 return [message("executed", {"node": node, "display_node": node, "output": {"images": refs},
                                              "prompt_id": pid})]
             return []
-        if event == TERMINAL and finished is not None:
-            return self._end(finished)
+        if event == "node_failed" and node:
+            where = f"{msg['input']}: " if msg.get("input") else ""
+            self.failure = error_payload(pid, node, msg.get("type", ""), where + str(msg.get("error")))
+            return []
+        if event == TERMINAL:
+            return self._end(msg.get("status"), stored)
         return []
 
-    def _end(self, job: st.Job) -> list[dict | bytes]:
-        pid = job.id
-        if job.started is None:
+    def _end(self, status: str | None, stored: st.Job | None) -> list[dict | bytes]:
+        pid = self.job_id
+        if not self.ran:
             return []  # cancelled while queued: it never ran
-        if job.status == st.SUCCEEDED:
+        if status == st.SUCCEEDED:
             out = [message("execution_success", {"prompt_id": pid, "timestamp": _now_ms()})]
-        elif job.status == st.CANCELLED:
+        elif status == st.CANCELLED:
             node = self.current or ""
             out = [message("execution_interrupted", {
                 "prompt_id": pid, "node_id": node, "node_type": class_types(self.view).get(node, ""),
                 "executed": [], "timestamp": _now_ms()})]
         else:
-            err = execution_error(job, self.back, class_types(self.view)) or {}
-            out = [message("execution_error", {**err, "timestamp": _now_ms()})]
+            err = self.failure or (execution_error(stored, self.back, class_types(self.view)) if stored else None)
+            out = [message("execution_error", {**(err or error_payload(pid, "", "", "failed")), "timestamp": _now_ms()})]
         out.append(message("executing", {"node": None, "display_node": None, "prompt_id": pid}))
         return out

@@ -79,6 +79,15 @@ def _ms(t: float | None) -> int | None:
     return int(t * 1000) if t is not None else None
 
 
+def error_payload(prompt_id: str, node_id: str, node_type: str, message: str,
+                  interrupted: bool = False) -> dict[str, Any]:
+    """ComfyUI's execution_error data."""
+    return {"prompt_id": prompt_id, "node_id": node_id, "node_type": node_type, "executed": [],
+            "exception_message": message,
+            "exception_type": "InterruptProcessingException" if interrupted else "NodeFailed",
+            "traceback": [], "current_inputs": {}, "current_outputs": {}}
+
+
 def execution_error(job: st.Job, back: dict[str, str], class_types: dict[str, str]) -> dict[str, Any] | None:
     if job.status not in (st.FAILED, st.INTERRUPTED):
         return None
@@ -89,10 +98,8 @@ def execution_error(job: st.Job, back: dict[str, str], class_types: dict[str, st
     message = err.get("message") or "failed"
     if issues:
         message += ": " + "; ".join(i.get("message", "") for i in issues)
-    return {"prompt_id": job.id, "node_id": cid, "node_type": err.get("type") or class_types.get(cid, ""),
-            "executed": [], "exception_message": message,
-            "exception_type": "InterruptProcessingException" if job.status == st.INTERRUPTED else "NodeFailed",
-            "traceback": [], "current_inputs": {}, "current_outputs": {}}
+    return error_payload(job.id, cid, err.get("type") or class_types.get(cid, ""), message,
+                         job.status == st.INTERRUPTED)
 
 
 def status_messages(job: st.Job, v: ComfyView) -> list:

@@ -55,11 +55,6 @@ def bad(type_: str, message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": error(type_, message), "node_errors": {}}, status_code=status)
 
 
-def queue_remaining(store: st.JobStore) -> int:
-    counts = store.counts()
-    return counts.get(st.QUEUED, 0) + counts.get(st.RUNNING, 0)
-
-
 def prompt_request(body: dict) -> tuple[dict, dict[str, str], list]:
     """(the job's request, nodeflow id -> prompt id, issues found while translating).
     Raises PromptInvalid."""
@@ -120,7 +115,7 @@ def create_router(config: ServerConfig, store: Callable[[], st.JobStore], pool: 
 
     @both(router, "GET", "/prompt")
     def get_prompt() -> Any:
-        return {"exec_info": {"queue_remaining": queue_remaining(store())}}
+        return {"exec_info": {"queue_remaining": store().unfinished()}}
 
     @both(router, "GET", "/object_info")
     def object_info() -> Any:

@@ -1,8 +1,9 @@
 """WS /ws?clientId=ID: ComfyUI's message stream, from the one event broker.
 
 Each connection subscribes to the broker's stream of every job. Queue changes go to every
-client as `status`; a job's run messages go only to the client_id that submitted it, each
-translated with that job's id map (looked up once per job).
+client as `status` (once a burst of messages is sent, so the store is never asked between a
+run's last message and the client); a job's run messages go only to the client_id that
+submitted it, each translated with that job's id map (looked up once per job).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Callable
 from fastapi import WebSocket, WebSocketDisconnect
 
 from .. import store as st
-from ..broadcast import TERMINAL, Broker
+from ..broadcast import Broker
 from . import events as ev
 from .history import view
 
@@ -34,8 +35,7 @@ async def serve_socket(ws: WebSocket, broker: Broker, store: Callable[[], st.Job
     client_features: dict = {}
 
     async def remaining() -> int:
-        counts = await asyncio.to_thread(store().counts)
-        return counts.get(st.QUEUED, 0) + counts.get(st.RUNNING, 0)
+        return await asyncio.to_thread(store().unfinished)
 
     async def run_of(job_id: str) -> ev.RunTranslator | None:
         """This client's translator for the job, or None for someone else's job."""
@@ -63,21 +63,25 @@ async def serve_socket(ws: WebSocket, broker: Broker, store: Callable[[], st.Job
 
     async def write() -> None:
         await ws.send_json(ev.status(await remaining(), sid))
+        status_due = False
         while True:
+            if status_due and sub.queue.empty():
+                # After the burst: the end of a run goes out before the store is asked.
+                status_due = False
+                await ws.send_json(ev.status(await remaining()))
+                continue
             msg = await sub.queue.get()
-            event = msg.get("event")
             run = await run_of(msg["job_id"])
-            finished = None
-            if run is not None and event == TERMINAL:
-                finished = await asyncio.to_thread(store().get, msg["job_id"])
+            stored = None
+            if run is not None and run.needs_stored_job(msg):
+                stored = await asyncio.to_thread(store().get, msg["job_id"])
             rich = client_features.get("supports_preview_metadata") is True
-            for out in run.translate(msg, finished, rich) if run is not None else []:
+            for out in run.translate(msg, stored, rich) if run is not None else []:
                 if isinstance(out, bytes):
                     await ws.send_bytes(out)
                 else:
                     await ws.send_json(out)
-            if event in ev.QUEUE_EVENTS:
-                await ws.send_json(ev.status(await remaining()))
+            status_due = status_due or msg.get("event") in ev.QUEUE_EVENTS
 
     tasks = [asyncio.create_task(read()), asyncio.create_task(write())]
     try:
