@@ -193,3 +193,26 @@ def test_a_foreign_origin_can_not_queue_a_prompt_or_open_the_socket(server, clie
     own = {"Origin": server.url}  # the editor's own page passes
     assert client.post("/prompt", json={"prompt": {"1": {"class_type": "Nope", "inputs": {}}}},
                        headers=own).status_code == 400
+
+
+def test_history_delete_and_clear(client):
+    job_id = submit(client, small_graph(upload(client), filename="gone.png"))
+    assert wait_job(client, job_id)["status"] == "succeeded"
+    assert client.post("/history", json={"delete": [job_id]}).status_code == 200
+    assert client.get(f"/history/{job_id}").json() == {}
+    assert client.get(f"/jobs/{job_id}").status_code == 404
+    assert client.post("/api/history", json={"clear": True}).status_code == 200
+    assert client.get("/history").json() == {}
+
+
+def test_without_the_frontend_the_root_says_how_to_install_it(tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from nodeflow.server.app import create_app
+    from nodeflow.server.comfy import frontend
+    from nodeflow.server.config import ServerConfig
+    monkeypatch.setattr(frontend, "static_root", lambda: None)
+    with TestClient(create_app(ServerConfig(data_dir=tmp_path)), base_url="http://127.0.0.1") as c:
+        page = c.get("/")
+        assert page.status_code == 200 and 'pip install "nodeflow[ui]"' in page.text
+        assert c.get("/api/object_info/Save").json()["Save"]["output_node"] is True  # the API still works

@@ -1,6 +1,7 @@
 """The official ComfyUI editor (comfyui-frontend-package) against nodeflow, in headless
 Chromium driven by Playwright: it starts cleanly, runs the bundled edges graph and shows the
-result on the Save node, and shows the optimizer's previews while style transfer runs.
+result on the Save node, loads a graph from an output PNG, outlines an invalid node, and
+shows the optimizer's previews while style transfer runs.
 Screenshots of each check are kept in the test's tmp folder."""
 from __future__ import annotations
 
@@ -89,6 +90,26 @@ def test_the_editor_opens_on_edges_runs_it_and_shows_the_result(browser, server,
     assert "filename=edges.png" in src and "type=output" in src
     editor.page.screenshot(path=str(tmp_path / "edges_result.png"))
     assert editor.startup_failures() == []
+
+    # Dropping the output PNG on the editor loads its graph (the workflow chunk Save wrote).
+    editor.page.evaluate("""async (src) => {
+        const blob = await (await fetch(src)).blob();
+        app.graph.clear();
+        window.dropped = app.handleFile(new File([blob], 'edges.png', {type: 'image/png'}));
+    }""", src)
+    editor.page.wait_for_function("app.graph._nodes.length === 6", timeout=30_000)
+    loaded = sorted(editor.page.evaluate("app.graph._nodes.map(n => n.type)"))
+    assert loaded == ["Grid", "HighPass", "HighPass", "LoadImage", "Save", "Sobel"]
+
+    # An invalid graph is refused by the planner and the node is outlined, its input named.
+    sobel = editor.page.evaluate("""() => {
+        const s = app.graph._nodes.find(n => n.type === 'Sobel'); s.disconnectInput(0); return String(s.id) }""")
+    editor.run()
+    editor.page.wait_for_function(f"app.lastNodeErrors && app.lastNodeErrors['{sobel}']", timeout=30_000)
+    error = editor.page.evaluate(f"app.lastNodeErrors['{sobel}'].errors[0]")
+    assert error["type"] == "required_input_missing" and error["extra_info"]["input_name"] == "image"
+    assert editor.page.evaluate(f"app.graph.getNodeById({sobel}).has_errors") is True
+    editor.page.screenshot(path=str(tmp_path / "edges_error.png"))
     editor.page.close()
 
 

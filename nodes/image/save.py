@@ -33,6 +33,17 @@ def _key_from_comment(comment: Any) -> str | None:
     return None
 
 
+def _add_text(info: Any, key: str, text: str) -> None:
+    """Compressed zTXt when the text is Latin-1, else plain iTXt: the web editor's PNG reader
+    hangs on compressed iTXt (so a dropped PNG would never load), and skips zTXt."""
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        info.add_itxt(key, text, zip=False)
+        return
+    info.add_text(key, str.__str__(text), zip=True)  # a plain str: Pillow writes its iTXt strings as iTXt
+
+
 def _target(filename: str, settings: Any) -> tuple[Path, str]:
     """The path in the output directory and the image format, or InputError."""
     target = settings.output_path(filename, "filename")
@@ -110,11 +121,11 @@ class Save(Node):
             from PIL.PngImagePlugin import PngInfo
             info = PngInfo()
             info.add_text(KEY_FIELD, self.ctx.key)
-            info.add_itxt(PNG_GRAPH_KEY, self.ctx.graph_json, zip=True)
+            _add_text(info, PNG_GRAPH_KEY, self.ctx.graph_json)
             for key, text in self._comfy_chunks().items():
                 info.add_text(key, text)
             if metadata:
-                info.add_itxt(META_FIELD, metadata, zip=True)
+                _add_text(info, META_FIELD, metadata)
             for key, text in self.ctx.settings.output_metadata.items():  # e.g. a sweep's values
                 info.add_itxt(key, text)
             im.save(buf, "PNG", pnginfo=info)
