@@ -1,7 +1,10 @@
 """The SQLite job store: atomic claims, crash recovery, history pruning."""
 from __future__ import annotations
 
+import sqlite3
 import threading
+
+import pytest
 
 from nodeflow.server import store as st
 
@@ -66,3 +69,66 @@ def test_prune_keeps_the_newest_finished_jobs_and_every_unfinished_one(tmp_path)
     waiting = db.add({})
     assert db.prune(2) == done[2::-1]
     assert [j.id for j in db.list()] == [waiting.id, done[4], done[3]]
+
+
+def test_list_filters_orders_newest_first_and_pages(tmp_path):
+    db = st.JobStore(tmp_path / "jobs.sqlite")
+    a, b, c = db.add({}, "alice"), db.add({}, "bob"), db.add({}, "alice")
+    assert db.claim().id == a.id
+    ids = lambda jobs: [j.id for j in jobs]  # noqa: E731
+    assert ids(db.list()) == [c.id, b.id, a.id]
+    assert ids(db.list(status=st.QUEUED)) == [c.id, b.id]
+    assert ids(db.list(client_id="alice")) == [c.id, a.id]
+    assert ids(db.list(status=st.QUEUED, client_id="alice")) == [c.id]
+    assert ids(db.list(limit=1)) == [c.id] and ids(db.list(limit=1, offset=1)) == [b.id]
+    assert db.counts() == {st.QUEUED: 2, st.RUNNING: 1}
+    assert (db.position(b), db.position(c)) == (0, 1)
+    assert db.get("nope") is None
+
+
+def test_a_job_records_its_times_attempts_and_result(tmp_path):
+    db = st.JobStore(tmp_path / "jobs.sqlite")
+    job = db.add({"graph": {"nodes": {}}}, job_id="j1")
+    assert (job.id, job.status, job.started, job.finished, job.attempts, job.result) == ("j1", st.QUEUED, None, None, 0, None)
+    running = db.claim()
+    assert running.status == st.RUNNING and running.attempts == 1 and running.started >= job.created
+    db.finish("j1", st.FAILED, {"error": {"message": "boom"}})
+    done = db.get("j1")
+    assert done.status == st.FAILED and done.finished >= done.started and done.result == {"error": {"message": "boom"}}
+    assert done.seq == job.seq and db.add({}).seq > job.seq
+
+
+def test_finish_touches_only_a_running_job(tmp_path):
+    db = st.JobStore(tmp_path / "jobs.sqlite")
+    queued, cancelled = db.add({}), db.add({})
+    assert db.cancel_queued(cancelled.id) and not db.cancel_queued(cancelled.id)
+    for job in (queued, cancelled):
+        db.finish(job.id, st.SUCCEEDED, {"outputs": []})
+    assert db.get(queued.id).status == st.QUEUED and db.get(queued.id).result is None
+    assert db.get(cancelled.id).status == st.CANCELLED and db.get(cancelled.id).result is None
+    assert db.get(cancelled.id).finished is not None and db.get(cancelled.id).started is None
+    assert db.claim().id == queued.id and db.claim() is None
+
+
+def test_recovery_leaves_queued_and_finished_jobs_alone(tmp_path):
+    db = st.JobStore(tmp_path / "jobs.sqlite")
+    done, running, waiting = db.add({}), db.add({}), db.add({})
+    db.claim()
+    db.finish(done.id, st.SUCCEEDED, {"outputs": ["x"]})
+    db.claim()
+    assert db.recover(requeue=True) == ([], [running.id])
+    again = db.get(running.id)
+    assert again.status == st.QUEUED and again.started is None and again.attempts == 1 and again.result is None
+    assert db.get(waiting.id).status == st.QUEUED and db.get(done.id).result == {"outputs": ["x"]}
+    assert db.recover(requeue=True) == ([], [])  # nothing was running
+
+
+def test_the_queue_is_durable_and_closes(tmp_path):
+    db = st.JobStore(tmp_path / "sub" / "jobs.sqlite")  # its folder is created
+    pragma = lambda name: db._one(f"PRAGMA {name}")[0]  # noqa: E731
+    assert (pragma("journal_mode"), pragma("synchronous"), pragma("busy_timeout")) == ("wal", 2, 5000)
+    db.add({})
+    db.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        db.counts()
+    assert st.JobStore(tmp_path / "sub" / "jobs.sqlite").counts() == {st.QUEUED: 1}
