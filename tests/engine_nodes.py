@@ -6,7 +6,7 @@ import random
 import time
 from typing import Any, Literal
 
-from nodeflow.node import Input, Node, NodeInputs, NodeOutputs, Output
+from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Output
 from nodeflow.types import FLOAT, INT, STRING
 
 CALLS: dict[str, int] = {}
@@ -143,3 +143,67 @@ class TCount(Node):
 
     def run(self, n: int) -> dict:
         return {"n": n}
+
+
+class TCtx(Node):
+    """Records what its context tells it."""
+    seen: list = []
+
+    class Inputs(NodeInputs):
+        value: float = Input(0.0)
+
+    class Outputs(NodeOutputs):
+        value: Any = Output(FLOAT)
+
+    def run(self, value: float) -> dict:
+        c = self.ctx
+        TCtx.seen.append({"node": c.node_id, "type": c.node_type, "device": c.device, "key": c.key,
+                          "settings": c.settings, "graph_json": c.graph_json})
+        return {"value": value}
+
+
+class TPartial(Node):
+    """Forgets to return its outputs."""
+    class Inputs(NodeInputs):
+        value: float = Input(0.0)
+
+    class Outputs(NodeOutputs):
+        b: Any = Output(FLOAT)
+        a: Any = Output(FLOAT)
+
+    def run(self, value: float) -> dict:
+        return {}
+
+
+class TRejects(Node):
+    """Finds its input bad only when it runs."""
+    class Inputs(NodeInputs):
+        value: float = Input(1.0)
+
+    class Outputs(NodeOutputs):
+        value: Any = Output(FLOAT)
+
+    def run(self, value: float) -> dict:
+        raise InputError("value", "must be even")
+
+
+class TFile(Node):
+    """An output node that writes a text file, or finds it already written."""
+    output_node = True
+
+    class Inputs(NodeInputs):
+        value: float = Input()
+        name: str = Input("value.txt")
+
+    class Outputs(NodeOutputs):
+        pass
+
+    def run(self, value: float, name: str) -> dict:
+        path = self.ctx.settings.output_path(name)
+        if path.is_file() and path.read_text() == f"{value:g}":
+            self.ctx.mark_up_to_date(path)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{value:g}")
+            self.ctx.wrote(path)
+        return {}

@@ -7,6 +7,7 @@ from typing import Any
 
 import engine_nodes  # noqa: F401
 from nodeflow import devices
+from nodeflow.cache import DiskCache
 from nodeflow.errors import GraphInvalid
 from nodeflow.executor import Executor
 from nodeflow.graph import parse_graph
@@ -108,6 +109,76 @@ def test_values_move_only_across_device_edges():
     _, plan = place(nodes, {"torch": {"cpu", "cuda"}})
     Executor().run(plan)
     assert MOVES == ["cpu"]
+
+
+# A value that knows which device it is on: (device, n). Its size depends on it.
+TAGGED = port_type("TEST_TAGGED", "a value that knows its device",
+                   to_device=lambda v, d: MOVES.append(d) or (d, v[1]), nbytes=lambda v: 100 + v[1])
+RECEIVED: list = []
+
+
+class TMakeTagged(Node):
+    frameworks = ("torch",)
+    devices = ("cuda", "cpu")
+
+    class Inputs(NodeInputs):
+        n: int = Input(7)
+
+    class Outputs(NodeOutputs):
+        t: Any = Output(TAGGED)
+
+    def run(self, n: int) -> dict:
+        return {"t": (self.ctx.device, n)}
+
+
+class TUseTagged(Node):
+    output_node = True
+    frameworks = ("torch",)
+    devices = ("cuda", "cpu")
+
+    class Inputs(NodeInputs):
+        t: Any = Input(port=TAGGED)
+
+    class Outputs(NodeOutputs):
+        pass
+
+    def run(self, t: Any) -> dict:
+        RECEIVED.append((self.ctx.device, t))
+        return {}
+
+
+def tagged_plan(make: str, use: str):
+    nodes = {"make": {"type": "TMakeTagged", "device": make},
+             "use": {"type": "TUseTagged", "device": use, "inputs": {"t": {"from": "make.t"}}}}
+    return place(nodes, {"torch": {"cpu", "cuda"}})[1]
+
+
+def test_the_disk_cache_holds_cpu_values_and_the_memory_cache_device_ones(tmp_path):
+    MOVES.clear()
+    RECEIVED.clear()
+    plan = tagged_plan("cuda", "cuda")
+    ex = Executor(disk=DiskCache(tmp_path))
+    ex.run(plan)
+    key = plan.nodes["make"].key
+    assert RECEIVED == [("cuda", ("cuda", 7))] and MOVES == ["cpu"]  # the one move: onto disk
+    assert ex.memory.get(key) == ({"t": ("cuda", 7)}, "cuda") and ex.memory.used == 107
+    assert DiskCache(tmp_path).get(key) == {"t": ("cpu", 7)}
+    # A new process reads it from disk, on the CPU, and moves it where its consumer is.
+    MOVES.clear()
+    ex.memory.clear()
+    result = ex.run(plan)
+    assert result.nodes["make"].source == "disk" and MOVES == ["cuda"] and RECEIVED[-1] == ("cuda", ("cuda", 7))
+    MOVES.clear()
+    ex.memory.clear()
+    result = ex.run(tagged_plan("cuda", "cpu"))  # the same key; a consumer on the CPU
+    assert result.nodes["make"].source == "disk" and MOVES == [] and RECEIVED[-1] == ("cpu", ("cpu", 7))
+
+
+def test_a_value_made_on_the_cpu_is_stored_as_it_is(tmp_path):
+    MOVES.clear()
+    plan = tagged_plan("cpu", "cpu")
+    Executor(disk=DiskCache(tmp_path)).run(plan)
+    assert MOVES == [] and DiskCache(tmp_path).get(plan.nodes["make"].key) == {"t": ("cpu", 7)}
 
 
 def test_resolve_rejects_unknown_device_names():
