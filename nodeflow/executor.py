@@ -154,7 +154,7 @@ class Executor:
         for name, link in p.links.items():
             value = values[link.node][link.output]
             port = plan.nodes[link.node].cls.output_specs[link.output].port
-            if port.to_device is not None and where.get(link.node, "cpu") != p.device:
+            if port.to_device is not None and where[link.node] != p.device:
                 value = port.to_device(value, p.device)  # only at edges that cross devices
             inputs[name] = value
         return inputs
