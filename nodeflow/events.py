@@ -22,6 +22,7 @@ class RunStarted(Event):
     run_id: str
     nodes: list[str]               # the nodes this run needs, in execution order
     placement: dict[str, str] = field(default_factory=dict)
+    frameworks: dict[str, str] = field(default_factory=dict)   # for nodes that run on one
 
 
 @dataclass

@@ -70,7 +70,8 @@ class Executor:
         to_run, twins = self._decide(plan, values, where, reports, emit)
         graph_json = plan.graph.to_json()  # embedded by Save; serialised once per run
 
-        emit(ev.RunStarted(run_id, plan.order, {n: p.device for n, p in plan.nodes.items()}))
+        emit(ev.RunStarted(run_id, plan.order, {n: p.device for n, p in plan.nodes.items()},
+                           {n: p.framework for n, p in plan.nodes.items() if p.framework}))
         for nid, p in plan.nodes.items():
             if p.placement_note:
                 emit(ev.Log(f"placement: {nid} ({p.cls.type}) on {p.device}: {p.placement_note}", nid))

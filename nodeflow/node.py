@@ -135,9 +135,13 @@ class Node:
     # A node that is not deterministic is re-run every time, unless its seed input is set.
     deterministic: ClassVar[bool] = True
     seed_input: ClassVar[str | None] = None
-    # Frameworks the node needs (for device probing) and devices it can run on.
+    # Frameworks the node can run on (the first is its default; device probing asks the one it
+    # runs on) and devices it can run on.
     frameworks: ClassVar[tuple[str, ...]] = ()
     devices: ClassVar[tuple[str, ...]] = ("cpu",)
+    # A literal input that chooses the framework (VGGFeatures' `framework`). Nodes that take a
+    # framework-bound value (see PortType.framework_bound) run on that value's framework.
+    framework_input: ClassVar[str | None] = None
 
     Inputs: ClassVar[type[NodeInputs]] = NodeInputs
     Outputs: ClassVar[type[NodeOutputs]] = NodeOutputs
@@ -170,6 +174,11 @@ class Node:
         """Validate literal inputs against the environment before anything runs (a path
         stays inside its directory, a format is supported). Linked inputs are absent from
         `inputs`. Raise InputError: it is reported like any other validation error."""
+
+    @classmethod
+    def check_framework(cls, framework: str | None, inputs: dict[str, Any]) -> None:
+        """Validate literal inputs against the framework the node's links bind it to (which
+        `check` cannot see). Raise InputError: it is reported like any other validation error."""
 
     @classmethod
     def fingerprint(cls, inputs: dict[str, Any], settings: Any) -> Any:

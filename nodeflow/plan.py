@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from . import devices
 from .context import Settings
 from .errors import GraphInvalid, Issue
+from .frameworks import bind_frameworks
 from .graph import Graph, Link, as_link
 from .hashing import Unhashable, digest
 from .node import InputError, Node
@@ -30,6 +31,7 @@ class PlannedNode:
     links: dict[str, Link]
     device: str = "cpu"
     placement_note: str = ""
+    framework: str | None = None      # what it runs on (see nodeflow.frameworks)
     key: str = ""
     stable: bool = True               # False: not deterministic (unseeded), or unhashable inputs
 
@@ -179,6 +181,7 @@ def build_plan(graph: Graph, settings: Settings | None = None, *, device: str | 
     order = list(nx.lexicographical_topological_sort(links.subgraph(needed), key=file_order.get))
     plan = Plan(graph, {n: planned[n] for n in order}, targets, settings)
 
+    issues.extend(bind_frameworks(plan))
     _place(plan, graph, device, available, issues)
     _key(plan, settings, issues)
     if issues:
@@ -191,7 +194,7 @@ def _place(plan: Plan, graph: Graph, override: str | None, available: dict | Non
         pinned = graph.nodes[nid].device
         requested = pinned or override or graph.defaults.device
         seen: set[str] = {"cpu"}
-        for fw in p.cls.frameworks:
+        for fw in [p.framework] if p.framework else []:
             seen |= devices.probe(fw) if available is None else available.get(fw, {"cpu"})
         try:
             placement = devices.resolve(requested, p.cls.devices, seen, pinned=bool(pinned))

@@ -32,7 +32,8 @@ class ConsoleRenderer:
             print(f"nodeflow: {title}: {len(event.nodes)} node(s)", file=self.stream)
             by_device: dict[str, list[str]] = {}
             for node, device in event.placement.items():
-                by_device.setdefault(device, []).append(node)
+                fw = event.frameworks.get(node)
+                by_device.setdefault(f"{device} ({fw})" if fw else device, []).append(node)
             print("  placement: " + "; ".join(f"{d}: {', '.join(ns)}" for d, ns in by_device.items()),
                   file=self.stream)
         elif isinstance(event, ev.NodeCached):

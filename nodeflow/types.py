@@ -26,6 +26,8 @@ class PortType:
     nbytes: Callable[[Any], int] = _default_nbytes
     # Moves a value to a device ("cpu", "cuda", "mps"); None means device-free.
     to_device: Callable[[Any, str], Any] | None = None
+    # A value tied to one framework (a model, tensors): a node taking it runs on that framework.
+    framework_bound: bool = False
 
     def __str__(self) -> str:
         return self.name

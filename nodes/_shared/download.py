@@ -21,11 +21,14 @@ def downloads_dir() -> Path:
 
 
 def fetch(url: str, dest: Path, sha256: str | None,
-          progress: Callable[[int, int], None] | None = None, timeout: float = 30.0) -> Path:
+          progress: Callable[[int, int], None] | None = None, timeout: float = 30.0,
+          algorithm: str = "sha256") -> Path:
     """Return `dest`, downloading `url` there first if it is missing.
 
     The bytes must match `sha256` (when given) or nothing is kept. Checksum prefixes
     (as torchvision file names carry) are accepted: the digest must start with them.
+    `algorithm` names another hashlib digest for files whose publisher gives only that
+    (Keras publishes md5 sums).
     """
     dest = Path(dest)
     if dest.exists():
@@ -35,7 +38,7 @@ def fetch(url: str, dest: Path, sha256: str | None,
         raise DownloadError(f"only http(s) URLs can be downloaded, not {url!r}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    digest = hashlib.sha256()
+    digest = hashlib.new(algorithm)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             total = int(resp.headers.get("Content-Length") or 0)
@@ -48,7 +51,7 @@ def fetch(url: str, dest: Path, sha256: str | None,
                     progress(done, total)
         got = digest.hexdigest()
         if sha256 and not got.startswith(sha256.lower()):
-            raise DownloadError(f"checksum mismatch for {url}: expected sha256 {sha256}, got {got}; "
+            raise DownloadError(f"checksum mismatch for {url}: expected {algorithm} {sha256}, got {got}; "
                                 "the file was not kept")
         os.replace(tmp, dest)
         return dest

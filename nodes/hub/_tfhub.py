@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from nodeflow.devices import base
 from nodeflow.node import InputError
+
+from nodes._shared.tf_device import tf_device
 
 from ._style import pad_to_multiple
 
@@ -75,16 +76,6 @@ def _check_reachable(handle: str, timeout: float = 10.0) -> None:
         return  # the host answered; let tensorflow_hub deal with redirects and formats
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise InputError("handle", _offline_message(handle, str(getattr(exc, "reason", exc)))) from None
-
-
-def tf_device(device: str) -> str:
-    """TF's name for the engine device; CPU when TF sees no such GPU."""
-    import tensorflow as tf
-    if base(device) == "cuda":
-        index = int(device.split(":", 1)[1]) if ":" in device else 0
-        if len(tf.config.list_physical_devices("GPU")) > index:
-            return f"/GPU:{index}"
-    return "/CPU:0"
 
 
 _tf_models: dict[tuple[str, str], Any] = {}

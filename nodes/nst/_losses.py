@@ -1,4 +1,5 @@
-"""Loss terms of the TensorFlow NST tutorial's objective.
+"""Loss terms of the TensorFlow NST tutorial's objective (the torch side; _tf_losses.py
+holds the TensorFlow side of the same formulas).
 
 Gram matrices divided by H*W, the mean squared error of each layer averaged over the
 layers, and TV as summed absolute differences. A term (the value of a LOSS port) is
@@ -81,11 +82,19 @@ class LossTerm:
     resize_to_input: bool = False   # content: targets follow the optimized image's size
     _targets: dict = field(default_factory=dict, repr=False)
 
+    @property
+    def framework(self) -> str | None:
+        """The framework of the extractor the term is bound to; None for TV (either)."""
+        return self.vgg.framework if self.vgg is not None else None
+
     def targets(self, size: tuple[int, int], device: str) -> dict:
         """The target of each layer, computed once per (size, device)."""
-        import torch
         key = (tuple(size) if self.resize_to_input else None, device)
+        if key not in self._targets and self.framework == "tensorflow":
+            from ._tf_losses import tf_targets
+            self._targets[key] = tf_targets(self, size, device)
         if key not in self._targets:
+            import torch
             x = image_tensor(self.image, device)
             if self.resize_to_input:
                 x = resize_tensor(x, size)

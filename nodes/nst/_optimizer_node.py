@@ -6,6 +6,7 @@ import io
 import json
 from typing import Any, Literal
 
+import numpy as np
 from pydantic import create_model
 
 from nodes._shared.ports import LOSS_HISTORY
@@ -50,7 +51,7 @@ class OptimizerOutputs(NodeOutputs):
 
 class OptimizerNode(Node, abstract=True):
     category = "style transfer"
-    frameworks = ("torch",)
+    frameworks = ("torch",)   # AdamOptimize adds tensorflow
     devices = ("cuda", "mps", "cpu")
     deterministic = False  # the noise start; seeded, so still cached
     seed_input = "seed"
@@ -60,46 +61,47 @@ class OptimizerNode(Node, abstract=True):
     def optimize(self, terms: list, start: Any, stages: list, hooks: Any, **options: Any) -> tuple:
         raise NotImplementedError
 
+    @classmethod
+    def check_framework(cls, framework: str | None, inputs: dict[str, Any]) -> None:
+        if framework == "tensorflow" and inputs.get("precision") == "bfloat16":
+            raise InputError("precision", "bfloat16 convolutions are on the torch route only; "
+                                          "TensorFlow loss terms optimize in float32")
+
     def run(self, image: Any, init: str, init_image: Any, seed: int, schedule: str, precision: str,
             preview_every: int, save_frames: bool, frame_prefix: str, steps: int, **rest: Any) -> dict:
-        import torch
-
         from nodes._shared.pixels import fit_max_side, from_torch, resize, to_rgb
         terms = [rest.pop(f"loss{i}") for i in range(1, LOSS_SLOTS + 1)]
         terms = [t for t in terms if t is not None]
         if not terms:
             raise InputError("loss1", "link at least one loss term (StyleLoss, ContentLoss, TVLoss)")
-        device = self.ctx.device
+        # The planner has checked that the terms share one framework (TV terms have none).
+        framework = next((t.framework for t in terms if t.framework), self.frameworks[0])
         content = to_rgb(image)
         h, w = content.shape[:2]
         try:
             stages = parse_schedule(schedule, (h, w), steps)
         except ValueError as exc:
             raise InputError("schedule", str(exc)) from None
-        if init == "image":
-            if init_image is None:
-                raise InputError("init_image", "init=image needs an init_image link")
-            start = image_tensor(resize(to_rgb(init_image), w, h), device)
-        elif init == "noise":
-            gen = torch.Generator().manual_seed(seed)
-            start = torch.rand(1, 3, h, w, generator=gen).to(device)
-        else:
-            start = image_tensor(content, device)
+        if init == "image" and init_image is None:
+            raise InputError("init_image", "init=image needs an init_image link")
+        first = resize(to_rgb(init_image), w, h) if init == "image" else content
+        start = _start_image(framework, first, init == "noise", seed, self.ctx.device)
 
         def preview(x: Any, step: int) -> None:
-            frame = from_torch(x)
+            frame = x if isinstance(x, np.ndarray) else from_torch(x)
             self.ctx.preview(fit_max_side(frame, 512))
             if save_frames:
                 self._save_frame(frame, f"{frame_prefix}_{step:05d}.png")
 
         hooks = Hooks(step=lambda i, n: self.ctx.progress(i, n), preview=preview,
                       cancelled=self.ctx.check_cancelled, preview_every=preview_every)
-        result, history = self.optimize(terms, start, stages, hooks, precision=precision, **rest)
-        out = from_torch(resize_tensor(result, (h, w)))
+        result, history = self.optimize(terms, start, stages, hooks, precision=precision, framework=framework,
+                                        **rest)
+        out = resize(result, w, h) if isinstance(result, np.ndarray) else from_torch(resize_tensor(result, (h, w)))
         weights = sorted({t.vgg.info for t in terms if t.vgg is not None})
         info = {"weights": weights[0] if len(weights) == 1 else weights,
                 "weight_files": sorted({t.vgg.weights for t in terms if t.vgg is not None}),
-                "route": self.route, "precision": precision, "stages": [[list(s), n] for s, n in stages],
+                "route": self.route, "framework": framework, "precision": precision, "stages": [[list(s), n] for s, n in stages],
                 "terms": [t.describe() for t in terms],
                 "steps": len(history.total), "final_loss": history.total[-1] if history.total else None,
                 "seconds": history.seconds[-1] if history.seconds else 0.0}
@@ -117,3 +119,15 @@ class OptimizerNode(Node, abstract=True):
         to_pil(frame).save(buf, "PNG")
         atomic_write(path, buf.getvalue())
         self.ctx.wrote(path)
+
+
+def _start_image(framework: str, image: np.ndarray, noise: bool, seed: int, device: str) -> Any:
+    """The optimizers' start: a 1 x 3 x H x W tensor on torch, an H x W x 3 array for the
+    TensorFlow route; with `noise`, seeded uniform noise of the image's size instead."""
+    h, w = image.shape[:2]
+    if framework == "tensorflow":
+        return np.random.default_rng(seed).random((h, w, 3), dtype=np.float32) if noise else image
+    if noise:
+        import torch
+        return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(seed)).to(device)
+    return image_tensor(image, device)

@@ -1,5 +1,5 @@
-"""Loaded VGG stacks, kept once per process: keyed by source, weights file and device,
-never in the value cache."""
+"""Loaded VGG stacks, kept once per process: keyed by framework, source, weights file and
+device, never in the value cache."""
 from __future__ import annotations
 
 import threading
@@ -17,14 +17,19 @@ _models_lock = threading.Lock()
 
 def load_source(name: str, path: str | None, device: str,
                 progress: Callable[[int, int], None] | None = None,
-                log: Callable[[str], None] | None = None) -> tuple[Any, str]:
-    """(module, weights description), from the model cache when already loaded here."""
+                log: Callable[[str], None] | None = None, framework: str = "torch") -> tuple[Any, str]:
+    """(module, weights description), from the model cache when already loaded here: a torch
+    module, or a Keras model for framework "tensorflow"."""
     source = SOURCES[name]
-    key = (name, path or "", device)
+    key = (framework, name, path or "", device)
     with _models_lock:
         hit = _models.get(key)
         if hit is not None:
             return hit
+        if framework == "tensorflow":
+            from ._tf_vgg import build_keras_vgg
+            _models[key] = build_keras_vgg(name, path, device, progress, log)
+            return _models[key]
         if name == "vgg19":
             state, where = vgg19_weights(path, progress=progress, log=log)
         else:
@@ -39,7 +44,7 @@ def clear_model_cache() -> None:
         _models.clear()
 
 
-def weights_state(name: str, path: str | None) -> str:
+def weights_state(name: str, path: str | None, framework: str = "torch") -> str:
     """Cache-key material: which file a source would load now, without downloading."""
     if path:
         p = Path(path).expanduser()
@@ -47,6 +52,9 @@ def weights_state(name: str, path: str | None) -> str:
             return f"{name}:missing:{p}"
         st = p.stat()
         return f"{name}:file:{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+    if name == "vgg19" and framework == "tensorflow":
+        from ._tf_vgg import KERAS_VGG19_FILE, keras_models_dir
+        return f"keras vgg19:{'present' if (keras_models_dir() / KERAS_VGG19_FILE).exists() else 'not downloaded'}"
     if name == "vgg19":
         dest = torch_hub_checkpoints() / VGG19_FILE
         return f"vgg19:{'present' if dest.exists() else 'not downloaded'}"

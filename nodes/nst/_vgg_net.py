@@ -90,7 +90,8 @@ def build_stack(arch: str, state: dict):
 
 
 class VGG:
-    """The value of a VGG port: a frozen extractor plus where its weights came from."""
+    """The value of a VGG port on torch: a frozen extractor plus where its weights came from."""
+    framework = "torch"
 
     def __init__(self, source: Source, module: Any, weights: str, device: str, info: str):
         self.source = source

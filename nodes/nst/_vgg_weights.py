@@ -89,8 +89,8 @@ def convert_torchvision_state(state: dict, arch: str) -> dict:
     return out
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
@@ -101,7 +101,7 @@ def load_torchvision_file(path: Path, arch: str, sha256_prefix: str | None) -> d
     """Load and convert a torchvision VGG .pth; refuse it if its checksum is wrong."""
     import torch
     if sha256_prefix:
-        got = sha256_of(path)
+        got = file_digest(path)
         if not got.startswith(sha256_prefix):
             raise WeightsUnavailable(f"{path} has sha256 {got[:16]}..., expected it to start with "
                                      f"{sha256_prefix}: delete the file and download it again")
@@ -183,9 +183,14 @@ def extract_vgg16_from_onnx(onnx_path: Path, dest: Path) -> Path:
     return dest
 
 
-def vgg16_weights(path: str | None, log: Callable[[str], None] | None = None) -> tuple[dict, str]:
-    """(state, description) for the Keras VGG16, from the cached safetensors file."""
-    from safetensors.torch import load_file
+def vgg16_weights(path: str | None, log: Callable[[str], None] | None = None,
+                  as_numpy: bool = False) -> tuple[dict, str]:
+    """(state, description) for the Keras VGG16, from the cached safetensors file: torch
+    tensors, or numpy arrays for the TensorFlow route (which then never loads torch)."""
+    if as_numpy:
+        from safetensors.numpy import load_file
+    else:
+        from safetensors.torch import load_file
     if path:
         p = Path(path).expanduser()
         if not p.is_file():

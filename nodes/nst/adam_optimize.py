@@ -16,6 +16,7 @@ class AdamOptimize(OptimizerNode):
     step and a preview every `preview_every` steps; stops cleanly when cancelled."""
     version = "2"  # 2: Gram backward in the features' own dtype (bfloat16 results change slightly)
     route = "adam"
+    frameworks = ("torch", "tensorflow")   # its loss terms'
 
     Inputs = optimizer_inputs(
         "AdamOptimizeInputs",
@@ -28,8 +29,12 @@ class AdamOptimize(OptimizerNode):
                                                           "decay to 10% within each stage")),
     )
 
-    def optimize(self, terms, start, stages, hooks, precision, lr, beta1, beta2, epsilon, lr_schedule):
-        from ._optimizers import run_adam
+    def optimize(self, terms, start, stages, hooks, precision, framework, lr, beta1, beta2, epsilon, lr_schedule):
         self.route = "adam" + (f" ({lr_schedule} lr)" if lr_schedule != "constant" else "")
+        if framework == "tensorflow":
+            from ._tf_optimize import run_adam_tf
+            return run_adam_tf(terms, start, stages=stages, lr=lr, beta1=beta1, beta2=beta2, eps=epsilon,
+                               lr_schedule=lr_schedule, device=self.ctx.device, hooks=hooks)
+        from ._optimizers import run_adam
         return run_adam(terms, start, stages=stages, lr=lr, beta1=beta1, beta2=beta2, eps=epsilon,
                         lr_schedule=lr_schedule, precision=precision, device=self.ctx.device, hooks=hooks)

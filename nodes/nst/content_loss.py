@@ -16,7 +16,7 @@ class ContentLoss(Node):
     (a coarse-to-fine run compares against the content image at that size)."""
     version = "1"
     category = "style transfer"
-    frameworks = ("torch",)
+    frameworks = ("torch", "tensorflow")   # its extractor's
     devices = ("cuda", "mps", "cpu")
 
     class Inputs(NodeInputs):

@@ -34,7 +34,7 @@ class LBFGSOptimize(OptimizerNode):
                                                                "decay to 10% over the Adam steps")),
     )
 
-    def optimize(self, terms, start, stages, hooks, precision, history_size, tv_smoothing, adam_steps, adam_lr,
+    def optimize(self, terms, start, stages, hooks, precision, framework, history_size, tv_smoothing, adam_steps, adam_lr,
                  adam_lr_schedule):
         from ._optimizers import run_lbfgs
         self.route = "lbfgs" + (f" + {adam_steps} adam steps" if adam_steps else "")

