@@ -46,9 +46,10 @@ def keras_vgg19_url() -> str:
 
 
 def keras_vgg19_file(path: str | None, progress: Callable[[int, int], None] | None = None,
-                     log: Callable[[str], None] | None = None, md5: str = KERAS_VGG19_MD5) -> Path:
+                     log: Callable[[str], None] | None = None) -> Path:
     """The Keras VGG19 notop weights file: `path` if given, else the Keras cache's copy,
     downloaded there first if missing. The cached file is checked on every load."""
+    md5 = KERAS_VGG19_MD5
     if path:
         p = Path(path).expanduser()
         if not p.is_file():
