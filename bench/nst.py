@@ -6,7 +6,8 @@
 It prints, on this machine and in this run:
   1. seconds per step of a faithful TensorFlow reimplementation of the tutorial recipe
      (Keras VGG16 with the same offline weights, the same objective, Keras Adam lr 0.02,
-     beta1 0.99, epsilon 0.1, clipping) and of nodeflow's AdamOptimize, and their ratio;
+     beta1 0.99, epsilon 0.1, clipping) and of nodeflow's AdamOptimize on torch and on
+     TensorFlow (with and without XLA), and their ratios;
   2. nodeflow's step time against the FLOP limit: conv FLOPs of forward plus backward (input
      gradient only; the weights are frozen) to the deepest layer, over a measured matmul GFLOP/s;
   3. for the faster routes, the wall time to reach the objective value the recipe reaches after
@@ -183,6 +184,23 @@ def nodeflow_step_fn(content, style, precision: str = "float32"):
     return step
 
 
+def nodeflow_tf_step_fn(content, style, jit_compile: bool = False):
+    """One AdamOptimize step on TensorFlow (the train step the node runs), as a callable
+    that waits for its result, as the node does every step."""
+    import tensorflow as tf
+
+    from nodes.nst import _losses, _tf_optimize, _tf_vgg, _vgg_models
+    model, where = _vgg_models.load_source("vgg16", None, "cpu", framework="tensorflow")
+    vgg = _tf_vgg.TFVGG(_tf_vgg.TF_SOURCES["vgg16"], model, where, "cpu", "vgg16")
+    terms = [_losses.feature_term("style", vgg, style, ",".join(STYLE_LAYERS), STYLE_WEIGHT, "cpu"),
+             _losses.feature_term("content", vgg, content, ",".join(CONTENT_LAYERS), CONTENT_WEIGHT, "cpu"),
+             _losses.LossTerm("tv", TV_WEIGHT)]
+    objective = _tf_optimize.TFObjective(terms, content.shape[:2], "cpu")
+    image = tf.Variable(content[None])
+    step = _tf_optimize.TrainStep(objective, image, _tf_optimize._keras_adam(0.02, 0.99, 0.999, 0.1), jit_compile)
+    return lambda: float(tf.reduce_sum(step()).numpy())
+
+
 # ------------------------------------------------------------------ routes
 
 def run_route(name: str, content, style, budget_steps: int, target: float | None = None):
@@ -252,6 +270,7 @@ def main() -> int:
                          "(then Adam, its lr cosine-decayed to 10%% over STEPS unless constant), or "
                          "adam:SCHEDULE|LR|LR_SCHEDULE; @bf16 for bfloat16 convolutions")
     ap.add_argument("--skip-tf", action="store_true")
+    ap.add_argument("--skip-xla", action="store_true", help="don't time the TF route compiled with XLA")
     ap.add_argument("--save", metavar="DIR", help="save each route's final image here")
     ap.add_argument("--skip-routes", action="store_true")
     args = ap.parse_args()
@@ -270,7 +289,11 @@ def main() -> int:
         steps = {"nodeflow": nodeflow_step_fn(content, style),
                  "bfloat16": nodeflow_step_fn(content, style, "bfloat16")}
         if not args.skip_tf:
-            steps["tf"] = TFRecipe(state, content, style).step
+            recipe = TFRecipe(state, content, style)
+            steps["tf"] = lambda: float(recipe.step().numpy()[0])
+            steps["nodeflow tf"] = nodeflow_tf_step_fn(content, style)
+            if not args.skip_xla:
+                steps["nodeflow tf xla"] = nodeflow_tf_step_fn(content, style, jit_compile=True)
         got = time_steps(steps, args.steps)
         (nf, nf_value), (bf, bf_value) = got["nodeflow"], got["bfloat16"]
         line = f"  {size}px: nodeflow {nf:.3f} s (bfloat16 convs: {bf:.3f} s)"
@@ -288,6 +311,17 @@ def main() -> int:
         if not args.skip_tf:
             same += f", TF {tf_value:.5g} (relative difference {abs(nf_value - tf_value) / tf_value:.1e})"
         print(same, flush=True)
+        if not args.skip_tf:
+            (ntf, ntf_value) = got["nodeflow tf"]
+            line = (f"  {size}px TensorFlow route: AdamOptimize {ntf:.3f} s, TF recipe {tf_s:.3f} s, ratio "
+                    f"{ntf / tf_s:.2f} (target <= 1.05); vs the torch route {ntf / nf:.2f}x")
+            if "nodeflow tf xla" in got:
+                xla, xla_value = got["nodeflow tf xla"]
+                line += f"; with XLA {xla:.3f} s ({xla / tf_s:.2f}x the recipe, {xla / ntf:.2f}x without XLA)"
+            print(line, flush=True)
+            print(f"  {size}px objective at step {args.steps + 2}: AdamOptimize on TF {ntf_value:.5g} "
+                  f"(relative difference to the TF recipe {abs(ntf_value - tf_value) / tf_value:.1e})"
+                  + (f", with XLA {xla_value:.5g}" if "nodeflow tf xla" in got else ""), flush=True)
 
     if args.skip_routes:
         return 0

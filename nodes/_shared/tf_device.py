@@ -11,7 +11,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _probe() -> set[str]:
-    import tensorflow as tf
+    try:
+        import tensorflow as tf
+    except ImportError:  # reported by the node that asks for TensorFlow (VGGFeatures.check)
+        return {"cpu"}
     gpus = tf.config.list_physical_devices("GPU")
     return {"cpu"} | ({"cuda"} | {f"cuda:{i}" for i in range(len(gpus))} if gpus else set())
 

@@ -13,7 +13,8 @@ class AdamOptimize(OptimizerNode):
     clipping them to [0, 1] after each step. Defaults are the TensorFlow NST tutorial's
     (lr 0.02, beta1 0.99, epsilon 0.1, 1000 steps, start from the content image).
     Faster: a coarse-to-fine `schedule` and a cosine `lr_schedule`. Emits progress every
-    step and a preview every `preview_every` steps; stops cleanly when cancelled."""
+    step and a preview every `preview_every` steps; stops cleanly when cancelled. With
+    TensorFlow loss terms it runs the tutorial's train step as a tf.function (Keras Adam)."""
     version = "2"  # 2: Gram backward in the features' own dtype (bfloat16 results change slightly)
     route = "adam"
     frameworks = ("torch", "tensorflow")   # its loss terms'

@@ -42,6 +42,13 @@ class VGGFeatures(Node):
         vgg: Any = Output(VGG_PORT, "the extractor")
 
     @classmethod
+    def check(cls, inputs: dict[str, Any], settings: Any) -> None:
+        import importlib.util
+        if inputs["framework"] == "tensorflow" and importlib.util.find_spec("tensorflow") is None:
+            raise InputError("framework", "TensorFlow is not installed: pip install 'nodeflow[nst-tf]', "
+                                          "or use framework torch")
+
+    @classmethod
     def fingerprint(cls, inputs: dict[str, Any], settings: Any) -> Any:
         # Which weight files exist now (not downloaded): a new download means a new key.
         from ._vgg_models import weights_state
