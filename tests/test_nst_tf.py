@@ -15,10 +15,10 @@ torch = pytest.importorskip("torch")
 from nodeflow import events as ev  # noqa: E402
 from nodeflow.context import CancelToken  # noqa: E402
 from nodeflow.errors import GraphInvalid  # noqa: E402
-from nodeflow.executor import Executor  # noqa: E402
 from nodeflow.graph import parse_graph  # noqa: E402
 from nodeflow.plan import build_plan  # noqa: E402
 from nodes.nst import _tf_vgg, _vgg_models  # noqa: E402
+from test_nst_run import _run as run  # noqa: E402
 from test_nst_vgg import http_dir  # noqa: E402,F401  (fixture)
 
 L = lambda ref: {"from": ref}
@@ -49,17 +49,6 @@ def tiny(framework: str = "tensorflow", optimizer: str = "AdamOptimize", vgg: di
         "save": {"type": "Save", "inputs": {"image": L("opt.image"), "filename": "r.png",
                                             "metadata": L("opt.info")}},
     }}
-
-
-def run(graph: dict, cancel: CancelToken | None = None, emit=None):
-    events = []
-
-    def on(e):
-        events.append(e)
-        if emit:
-            emit(e)
-    plan = build_plan(parse_graph(graph), only=["save", "opt"])
-    return Executor().run(plan, emit=on, cancel=cancel), events
 
 
 def issues_of(graph: dict) -> list:

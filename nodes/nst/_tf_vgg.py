@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from nodes._shared.tf_device import tf_device
 
-from ._vgg_net import Source
+from ._vgg_net import VGG, Source
 from ._vgg_weights import WeightsUnavailable, file_digest, vgg16_weights
 
 KERAS_VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -101,21 +101,14 @@ def build_keras_vgg(name: str, path: str | None, device: str,
     return model, where
 
 
-class TFVGG:
-    """The value of a VGG port on TensorFlow: a frozen Keras VGG plus where its weights came from."""
+class TFVGG(VGG):
+    """The value of a VGG port on TensorFlow: a frozen Keras VGG (`module`) plus where its
+    weights came from."""
     framework = "tensorflow"
 
-    def __init__(self, source: Source, model: Any, weights: str, device: str, info: str):
-        self.source = source
-        self.model = model
-        self.weights = weights
-        self.device = device
-        self.info = info
+    def __init__(self, source: Source, module: Any, weights: str, device: str, info: str):
+        super().__init__(source, module, weights, device, info)
         self._extractors: dict[tuple[str, ...], Any] = {}
-
-    @property
-    def arch(self) -> str:
-        return self.source.arch
 
     def extractor(self, layers) -> tuple[tuple[str, ...], Any]:
         """(layer names, a Keras model from the image to those layers' outputs), as in the
@@ -123,8 +116,8 @@ class TFVGG:
         import tensorflow as tf
         names = tuple(sorted(set(layers)))
         if names not in self._extractors:
-            outputs = [self.model.get_layer(n).output for n in names]
-            self._extractors[names] = tf.keras.Model([self.model.input], outputs)
+            outputs = [self.module.get_layer(n).output for n in names]
+            self._extractors[names] = tf.keras.Model([self.module.input], outputs)
         return names, self._extractors[names]
 
     def features(self, image, layers) -> dict:
