@@ -271,6 +271,8 @@ def main() -> int:
                          "adam:SCHEDULE|LR|LR_SCHEDULE; @bf16 for bfloat16 convolutions")
     ap.add_argument("--skip-tf", action="store_true")
     ap.add_argument("--skip-xla", action="store_true", help="don't time the TF route compiled with XLA")
+    ap.add_argument("--skip-bf16", action="store_true", help="don't time bfloat16 convolutions (slow on "
+                                                             "CPUs without bfloat16 instructions)")
     ap.add_argument("--save", metavar="DIR", help="save each route's final image here")
     ap.add_argument("--skip-routes", action="store_true")
     args = ap.parse_args()
@@ -286,8 +288,9 @@ def main() -> int:
     for size in [int(s) for s in args.sizes.split(",") if s]:
         # As in the tutorial, both images are loaded at the same max side.
         content, style = load("astronaut.png", size), load("starry_night.jpg", size)
-        steps = {"nodeflow": nodeflow_step_fn(content, style),
-                 "bfloat16": nodeflow_step_fn(content, style, "bfloat16")}
+        steps = {"nodeflow": nodeflow_step_fn(content, style)}
+        if not args.skip_bf16:
+            steps["bfloat16"] = nodeflow_step_fn(content, style, "bfloat16")
         if not args.skip_tf:
             recipe = TFRecipe(state, content, style)
             steps["tf"] = lambda: float(recipe.step().numpy()[0])
@@ -295,7 +298,7 @@ def main() -> int:
             if not args.skip_xla:
                 steps["nodeflow tf xla"] = nodeflow_tf_step_fn(content, style, jit_compile=True)
         got = time_steps(steps, args.steps)
-        (nf, nf_value), (bf, bf_value) = got["nodeflow"], got["bfloat16"]
+        (nf, nf_value), (bf, bf_value) = got["nodeflow"], got.get("bfloat16", (float("nan"), float("nan")))
         line = f"  {size}px: nodeflow {nf:.3f} s (bfloat16 convs: {bf:.3f} s)"
         if not args.skip_tf:
             tf_s, tf_value = got["tf"]

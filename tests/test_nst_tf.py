@@ -63,6 +63,7 @@ def test_tf_objective_and_gradient_equal_torch_on_the_same_image_and_weights(ass
     from PIL import Image
     load = lambda name: fit_max_side(from_pil(Image.open(assets / name).convert("RGB")), 64)
     content, style = load("astronaut.png"), load("starry_night.jpg")
+    _vgg_models.clear_model_cache()   # both from this test's weights dir
     module, where = _vgg_models.load_source("vgg16", None, "cpu")
     model, tf_where = _vgg_models.load_source("vgg16", None, "cpu", framework="tensorflow")
     assert where == tf_where
