@@ -53,7 +53,7 @@ def test_a_run_reports_every_step_in_order():
     result, events = run(plan, run_id="r1")
     assert timeless(events) == [
         {"event": "run_started", "run_id": "r1", "nodes": ["one", "ctx", "sink"],
-         "placement": {"one": "cpu", "ctx": "cpu", "sink": "cpu"}},
+         "placement": {"one": "cpu", "ctx": "cpu", "sink": "cpu"}, "frameworks": {}},
         {"event": "node_started", "node": "one", "type": "TNumber", "device": "cpu"},
         {"event": "node_finished", "node": "one", "type": "TNumber", "outputs": []},
         {"event": "node_started", "node": "ctx", "type": "TCtx", "device": "cpu"},
