@@ -25,6 +25,8 @@ def run_sweep(graph: Graph, settings: Any, args: Any) -> str:
     """Validate and run the cross product, then save the contact sheets. Returns the
     overall status: succeeded, failed (some variation failed) or cancelled."""
     parsed = parse_specs(args.sweep)
+    if getattr(args, "run_log", None):
+        parsed[1].append(Issue("invalid_option", "--run-log records a single run, not a sweep"))
     limit = args.sweep_limit if args.sweep_limit is not None else DEFAULT_LIMIT
     if args.ray:
         return _run_on_ray(graph, parsed, settings, args, limit)

@@ -216,3 +216,12 @@ def test_cli_sweep_on_ray_reports_bad_options_before_connecting(cli, tmp_path):
             "--ray", "127.0.0.1:9", "--device", "cpu", timeout=60)
     assert r.returncode == 2, r.stderr
     assert "--device is not used with --ray" in r.stderr and "expected NODE.INPUT=v1,v2" in r.stderr
+
+
+def test_an_unreachable_ray_address_is_a_clear_error(cli, tmp_path):
+    from server_harness import free_port
+    address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    r = cli("run", "graphs/edges.json", "--sweep", "sobel.normalize=max,fixed", "--ray", address, timeout=120)
+    assert r.returncode == 2 and "cannot reach the Ray cluster" in r.stderr and "Traceback" not in r.stderr
+    r = cli("serve", "--port", str(free_port()), "--data-dir", str(tmp_path / "data"), "--ray", address, timeout=120)
+    assert r.returncode == 2 and "cannot reach the Ray cluster" in r.stderr and "Traceback" not in r.stderr

@@ -414,6 +414,9 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, data_dir: str | Pa
     config.allowed_hosts += allowed_hosts or []
     config.allowed_origins += allowed_origins or []
     problem = config.check()
+    if not problem and config.ray_address:
+        from .ray_backend.backend import unreachable
+        problem = unreachable(config.ray_address)
     if problem:
         print(f"nodeflow serve: error: {problem}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -42,6 +43,19 @@ def actor_resources(kind: str) -> dict[str, Any]:
     if extra:
         opts["resources"] = extra
     return opts
+
+
+def unreachable(address: str) -> str | None:
+    """Why the head at host:port can't be reached, or None. Checked first because
+    ray.init keeps retrying an address that doesn't answer for minutes."""
+    if address == "auto" or "://" in address:
+        return None
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=5):
+            return None
+    except (OSError, ValueError) as exc:
+        return f"cannot reach the Ray cluster at {address!r} ({exc}); give the head's host:port, or auto"
 
 
 class ActorPool:

@@ -24,11 +24,15 @@ from .. import store as st
 from ..config import ServerConfig
 from ..groups import variation_request
 from ..worker import WorkerLost
-from .backend import RayBackend
+from ...errors import GraphInvalid, Issue
+from .backend import RayBackend, unreachable
 
 
 class RayFanout:
     def __init__(self, address: str):
+        problem = unreachable(address)
+        if problem:
+            raise GraphInvalid([Issue("ray_unreachable", f"--ray: {problem}")])
         plugins = [m.strip() for m in os.environ.get("NODEFLOW_PLUGINS", "").split(",") if m.strip()]
         self.config = ServerConfig(data_dir=Path(tempfile.mkdtemp(prefix="nodeflow-sweep-")),
                                    ray_address=address, plugins=plugins)
