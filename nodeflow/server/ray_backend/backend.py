@@ -23,7 +23,6 @@ from ...context import CancelToken
 from ...plan import Plan
 from ...registry import load_nodes
 from .. import store as st
-from ..broadcast import JobEmitter
 from ..config import ServerConfig
 from ..worker import WorkerLost
 from .actor import DONE, EVENT, WORKER, WorkerActor
@@ -129,10 +128,10 @@ class RayBackend:
         self.pool.close()
         ray.shutdown()
 
-    def capacity(self, plans: list) -> int:
+    def capacity(self, plans: list[Plan]) -> int:
         """How many of these plans' jobs the cluster can run at once: its GPUs if any plan
         uses CUDA, else its CPUs (and no more than the custom resources allow)."""
-        kind = "gpu" if any(needs_gpu(p) for _, p in plans) else "cpu"
+        kind = "gpu" if any(map(needs_gpu, plans)) else "cpu"
         want = actor_resources(kind)
         have = ray.cluster_resources()
         counts = [have.get("CPU", 0) / want["num_cpus"]]
@@ -141,7 +140,7 @@ class RayBackend:
         counts += [have.get(name, 0) / amount for name, amount in want.get("resources", {}).items() if amount]
         return int(min(counts))
 
-    def run(self, job: st.Job, plan: Plan, emitter: JobEmitter, token: CancelToken,
+    def run(self, job: st.Job, plan: Plan, emitter: Callable[[ev.Event], None], token: CancelToken,
             started: Callable[[dict], None]) -> tuple[str, dict[str, Any]]:
         """Run the job on an actor; (status, summary) as the local worker gives them.
         Raises WorkerLost when the actor or its machine died."""

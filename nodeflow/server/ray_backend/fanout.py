@@ -36,7 +36,11 @@ class RayFanout:
         plugins = [m.strip() for m in os.environ.get("NODEFLOW_PLUGINS", "").split(",") if m.strip()]
         self.config = ServerConfig(data_dir=Path(tempfile.mkdtemp(prefix="nodeflow-sweep-")),
                                    ray_address=address, plugins=plugins)
-        self.backend = RayBackend(self.config)
+        try:
+            self.backend = RayBackend(self.config)
+        except Exception as exc:  # e.g. a token the cluster doesn't accept
+            raise GraphInvalid([Issue("ray_unavailable", f"--ray: cannot join the Ray cluster at "
+                                      f"{address!r}: {exc.__class__.__name__}: {exc}")]) from None
         self._print = threading.Lock()
 
     @property
@@ -51,7 +55,8 @@ class RayFanout:
             settings: Settings) -> tuple[list[dict[str, list[Path]]], str]:
         """Run every variation; (the files each one's nodes wrote, the overall status)."""
         base = {"graph": graph, "overrides": {}, "only": only}
-        self.backend.pool.size = at_once = max(1, min(len(planned), self.backend.capacity(planned)))
+        capacity = self.backend.capacity([plan for _, plan in planned])
+        self.backend.pool.size = at_once = max(1, min(len(planned), capacity))
         print(f"nodeflow: {len(planned)} variation(s) on the Ray cluster, {at_once} at once", file=sys.stderr)
         with ThreadPoolExecutor(at_once) as pool:
             results = list(pool.map(lambda vp: self._one(base, vp[0], vp[1], settings, len(planned)), planned))
