@@ -105,7 +105,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             from .ray_backend import RayBackend  # Ray is imported only here
             backend = await asyncio.to_thread(RayBackend, config)
         pool = WorkerPool(config, store, broker, Executor(disk=DiskCache(config.cache_dir)), backend)
-        pool.groups = groups = Groups(config, store, broker, plan_request)
+        pool.groups = groups = Groups(config, store, plan_request)
         state.update(store=store, pool=pool, groups=groups)
         for group_id in store.unfinished_groups():  # its last job ended just before a crash
             groups.finish_if_done(group_id)

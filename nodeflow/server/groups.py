@@ -19,7 +19,7 @@ from .. import contact_sheet
 from ..sweep import Axis, axes_from_mapping, plan_sweep
 from . import models as m
 from . import store as st
-from .broadcast import Broker, relative_name
+from .broadcast import relative_name
 from .config import ServerConfig
 
 
@@ -29,9 +29,9 @@ def variation_request(request: dict[str, Any], values: dict[str, Any]) -> dict[s
 
 
 class Groups:
-    def __init__(self, config: ServerConfig, store: st.JobStore, broker: Broker,
+    def __init__(self, config: ServerConfig, store: st.JobStore,
                  plan_request: Callable[[ServerConfig, str, dict], Any]):
-        self.config, self.store, self.broker, self.plan_request = config, store, broker, plan_request
+        self.config, self.store, self.plan_request = config, store, plan_request
         self._lock = threading.Lock()  # one thread draws a group's sheets
 
     def submit(self, request: dict[str, Any], sweep: dict[str, Any], client_id: str | None) -> tuple[str, list[st.Job]]:
