@@ -29,9 +29,8 @@ def why_no_namespace() -> str | None:
         return "the Ray tests need root, to run the cluster in a loopback-only network namespace (unshare -n)"
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         return "the Ray tests need `unshare` and `ip` (util-linux, iproute2) for a loopback-only network namespace"
-    try:
-        import ray  # noqa: F401
-    except ImportError:
+    import importlib.util
+    if importlib.util.find_spec("ray") is None:
         return "ray is not installed (pip install -e '.[ray]')"
     return None
 

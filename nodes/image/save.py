@@ -127,7 +127,7 @@ class Save(Node):
             if metadata:
                 _add_text(info, META_FIELD, metadata)
             for key, text in self.ctx.settings.output_metadata.items():  # e.g. a sweep's values
-                info.add_itxt(key, text)
+                _add_text(info, key, text)
             im.save(buf, "PNG", pnginfo=info)
         else:
             im.convert("RGB").save(buf, "JPEG", quality=quality, comment=f"{KEY_FIELD}={self.ctx.key}")
