@@ -216,3 +216,31 @@ def test_without_the_frontend_the_root_says_how_to_install_it(tmp_path, monkeypa
         page = c.get("/")
         assert page.status_code == 200 and 'pip install "nodeflow[ui]"' in page.text
         assert c.get("/api/object_info/Save").json()["Save"]["output_node"] is True  # the API still works
+
+
+def test_partial_execution_runs_only_what_the_targets_need(client):
+    prompt = json.loads(json.dumps(EDGES_PROMPT))
+    prompt["7"] = {"class_type": "Save", "inputs": {"image": ["2", 1], "filename": "sobel_x.png"}}
+    r = client.post("/prompt", json={"prompt": prompt, "partial_execution_targets": ["7"]})
+    prompt_id = r.json()["prompt_id"]
+    assert wait_job(client, prompt_id)["status"] == "succeeded"
+    entry = client.get(f"/history/{prompt_id}").json()[prompt_id]
+    assert list(entry["outputs"]) == ["7"] and entry["prompt"][4] == ["7"]
+    bad = client.post("/prompt", json={"prompt": prompt, "partial_execution_targets": ["99"]})
+    assert bad.status_code == 400 and "partial_execution_targets" in bad.json()["error"]["message"]
+
+
+def test_the_workflow_browser_lists_saved_and_bundled_workflows(client):
+    listed = client.get("/api/userdata", params={"dir": "workflows", "recurse": "true", "full_info": "true"}).json()
+    assert {"nodeflow/edges.json", "nodeflow/nst_starry.json"} <= {f["path"] for f in listed}
+    bundled = client.get("/api/userdata/workflows%2Fnodeflow%2Fedges.json").json()
+    assert bundled["extra"]["nodeflow"]["title"] == "Edge views"
+    body = json.dumps(bundled).encode()
+    assert client.post("/api/userdata/workflows%2Fmine.json", content=body).json() == "workflows/mine.json"
+    assert client.post("/api/userdata/workflows%2Fmine.json?overwrite=false", content=body).status_code == 409
+    assert client.get("/api/userdata/workflows%2Fmine.json").json() == bundled
+    assert client.post("/api/userdata/workflows%2Fmine.json/move/workflows%2Fours.json").json() == "workflows/ours.json"
+    assert client.delete("/api/userdata/workflows%2Fours.json").status_code == 204
+    assert client.get("/api/userdata/workflows%2Fours.json").status_code == 404
+    assert client.get("/api/userdata/..%2F..%2Fjobs.sqlite").status_code in (400, 403)
+    assert client.post("/api/userdata/..%2Fescape.json", content=b"{}").status_code in (400, 403)

@@ -7,16 +7,19 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from starlette.exceptions import HTTPException
+
 from ..config import ServerConfig
 
 ANNOTATION = re.compile(r"^(.*) \[(input|output|temp)\]$")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._ ()-]+")
 
 
-class FileRefused(Exception):
+class FileRefused(HTTPException):
+    """An HTTPException: the app answers it as {"error", "message"} with its status."""
+
     def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
+        super().__init__(status, message)
 
 
 def folder(config: ServerConfig, kind: str) -> Path:

@@ -124,16 +124,20 @@ def class_types(v: ComfyView) -> dict[str, str]:
     return {cid: n.get("class_type", "") for cid, n in v.prompt.items()}
 
 
+def _status(job: st.Job, v: ComfyView) -> dict[str, Any]:
+    ok = job.status == st.SUCCEEDED
+    return {"status_str": "success" if ok else "error", "completed": ok, "messages": status_messages(job, v)}
+
+
 def history_entry(job: st.Job) -> dict[str, Any]:
     v = view(job)
-    ok = job.status == st.SUCCEEDED
+    outputs = node_outputs(job, v.back)
     return {
         "prompt": queue_item(job, v),
-        "outputs": node_outputs(job, v.back),
-        "status": {"status_str": "success" if ok else "error", "completed": ok,
-                   "messages": status_messages(job, v)},
+        "outputs": outputs,
+        "status": _status(job, v),
         "meta": {cid: {"node_id": cid, "display_node": cid, "parent_node": None, "real_node_id": cid}
-                 for cid in node_outputs(job, v.back)},
+                 for cid in outputs},
     }
 
 
@@ -154,5 +158,5 @@ def job_item(job: st.Job, detail: bool = False) -> dict[str, Any]:
     if detail:
         item.update(outputs=outputs, update_time=_ms(job.finished or job.started or job.created),
                     workflow={"prompt": v.prompt, "extra_data": v.extra_data},
-                    execution_status=history_entry(job)["status"] if job.status in st.FINISHED else None)
+                    execution_status=_status(job, v) if job.status in st.FINISHED else None)
     return item

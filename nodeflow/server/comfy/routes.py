@@ -25,7 +25,7 @@ from ..uploads import UploadRejected, check_image
 from ..worker import WorkerPool, plan_request
 from . import catalogue, history
 from .errors import error, node_errors
-from .files import FileRefused, confined, free_name, resolve, safe_filename
+from .files import confined, free_name, resolve, safe_filename
 from .translate import PromptInvalid, prompt_to_graph, with_workflow_meta
 
 PROMPT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
@@ -206,10 +206,7 @@ def create_router(config: ServerConfig, store: Callable[[], st.JobStore], pool: 
 
     @both(router, "GET", "/view")
     def view(filename: str = "", subfolder: str = "", type: str = "output", preview: str | None = None) -> Any:
-        try:
-            path = resolve(config, filename, subfolder, type)
-        except FileRefused as exc:
-            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        path = resolve(config, filename, subfolder, type)
         if preview:
             return _preview(path, preview)
         media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
@@ -245,9 +242,7 @@ def create_router(config: ServerConfig, store: Callable[[], st.JobStore], pool: 
         try:
             return await asyncio.to_thread(store_file)
         except UploadRejected as exc:
-            return JSONResponse({"error": exc.message}, status_code=exc.status)
-        except FileRefused as exc:
-            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+            return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
 
     return router
 

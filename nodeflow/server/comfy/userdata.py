@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from ...cache import atomic_write
-from .files import FileRefused, confined
+from .files import confined
 from .routes import both
 
 BUNDLED_DIR = "workflows/nodeflow"  # the workflow browser lists "workflows" recursively
@@ -23,10 +23,6 @@ def _info(path: Path, root: Path) -> dict[str, Any]:
     st = path.stat()
     return {"path": path.relative_to(root).as_posix(), "size": st.st_size, "modified": st.st_mtime,
             "created": st.st_ctime}
-
-
-def _refused(exc: FileRefused) -> Response:
-    return JSONResponse({"error": str(exc)}, status_code=exc.status)
 
 
 def create_router(root: Path, bundled: Any) -> APIRouter:
@@ -44,10 +40,7 @@ def create_router(root: Path, bundled: Any) -> APIRouter:
     def list_files(dir: str = "", recurse: str = "", full_info: str = "", split: str = "") -> Any:
         if not dir:
             return JSONResponse({"error": "dir is required"}, status_code=400)
-        try:
-            base = confined(root, dir)
-        except FileRefused as exc:
-            return _refused(exc)
+        base = confined(root, dir)
         files = [p for p in (base.rglob("*") if recurse == "true" else base.glob("*")) if p.is_file()]
         out: list[Any] = [_info(p, base) if full_info == "true" else p.relative_to(base).as_posix() for p in sorted(files)]
         if dir.strip("/") == "workflows" and recurse == "true":
@@ -62,10 +55,7 @@ def create_router(root: Path, bundled: Any) -> APIRouter:
     @router.post("/api/userdata/{file:path}/move/{dest:path}", include_in_schema=False)
     @router.post("/userdata/{file:path}/move/{dest:path}", include_in_schema=False)
     def move(file: str, dest: str, overwrite: str = "true", full_info: str = "false") -> Any:
-        try:
-            src, target = confined(root, file), confined(root, dest)
-        except FileRefused as exc:
-            return _refused(exc)
+        src, target = confined(root, file), confined(root, dest)
         if not src.is_file():
             return JSONResponse({"error": f"no file {file!r}"}, status_code=404)
         if overwrite == "false" and target.exists():
@@ -76,10 +66,7 @@ def create_router(root: Path, bundled: Any) -> APIRouter:
 
     @both(router, "GET", "/userdata/{file:path}")
     def get_file(file: str) -> Any:
-        try:
-            path = confined(root, file)
-        except FileRefused as exc:
-            return _refused(exc)
+        path = confined(root, file)
         if path.is_file():
             return FileResponse(path, media_type="application/json" if path.suffix == ".json" else None)
         shown = virtual(file)
@@ -92,10 +79,7 @@ def create_router(root: Path, bundled: Any) -> APIRouter:
 
     @both(router, "POST", "/userdata/{file:path}")
     async def put_file(file: str, request: Request, overwrite: str = "true", full_info: str = "false") -> Any:
-        try:
-            path = confined(root, file)
-        except FileRefused as exc:
-            return _refused(exc)
+        path = confined(root, file)
         if overwrite == "false" and path.exists():
             return JSONResponse({"error": "File already exists"}, status_code=409)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -104,10 +88,7 @@ def create_router(root: Path, bundled: Any) -> APIRouter:
 
     @both(router, "DELETE", "/userdata/{file:path}")
     def delete_file(file: str) -> Any:
-        try:
-            path = confined(root, file)
-        except FileRefused as exc:
-            return _refused(exc)
+        path = confined(root, file)
         if not path.is_file():
             return JSONResponse({"error": f"no file {file!r}"}, status_code=404)
         path.unlink()
