@@ -2,13 +2,14 @@
 ComfyUI adapter) against POST /jobs (nodeflow's own API, the baseline), interleaved; and
 the web editor's load in headless Chromium (time and bytes from the server).
 
-    .venv/bin/python bench/comfy.py [--jobs 30] [--loads 3]
+    .venv/bin/python bench/comfy.py [--jobs 30] [--rounds 3] [--loads 3]
 
 Starts a real server (python server.py) on a free loopback port with a fresh data dir.
 Both routes are followed the way their clients do: one WebSocket opened beforehand
 (/ws?clientId= for ComfyUI, /jobs/ws for nodeflow); a job is done at `executing` with node
 null (ComfyUI) or `job_finished` (nodeflow). Each job gets a slightly different graph, so
-it runs instead of being a cache hit. Prints medians and the ratio /prompt : /jobs.
+it runs instead of being a cache hit. Prints each round's medians and ratio /prompt : /jobs,
+and the median ratio over the rounds.
 Timings on a shared machine are noisy: compare the ratios, run it more than once.
 """
 from __future__ import annotations
@@ -67,28 +68,33 @@ def via_prompt(client, ws, client_id: str, i: int) -> float:
                 return time.perf_counter() - t0
 
 
-def bench_routes(server: Server, jobs: int) -> None:
+def bench_routes(server: Server, jobs: int, rounds: int) -> None:
     from websockets.sync.client import connect
     client_id = uuid.uuid4().hex
     base = f"ws://127.0.0.1:{server.port}"
+    ratios = []
     with server.client() as client, connect(base + "/jobs/ws", open_timeout=30) as jobs_ws, \
             connect(f"{base}/ws?clientId={client_id}", open_timeout=30, max_size=None) as comfy_ws:
         comfy_ws.recv(timeout=30)  # status
         for i in range(3):  # warm up both paths (imports, caches of the unchanged nodes)
             via_jobs(client, jobs_ws, -1 - i)
             via_prompt(client, comfy_ws, client_id, -100 - i)
-        jobs_s, prompt_s = [], []
-        for i in range(jobs):
-            if i % 2:
-                prompt_s.append(via_prompt(client, comfy_ws, client_id, 2 * i))
-                jobs_s.append(via_jobs(client, jobs_ws, 2 * i + 1))
-            else:
-                jobs_s.append(via_jobs(client, jobs_ws, 2 * i))
-                prompt_s.append(via_prompt(client, comfy_ws, client_id, 2 * i + 1))
-    mj, mp = statistics.median(jobs_s), statistics.median(prompt_s)
-    print(f"submit-to-done, {jobs} jobs each, interleaved:")
-    print(f"  POST /jobs   (baseline)  median {mj * 1000:7.1f} ms")
-    print(f"  POST /prompt             median {mp * 1000:7.1f} ms   ratio {mp / mj:.3f}x  (target <= 1.05x)")
+        print(f"submit-to-done, {jobs} jobs each per round, interleaved:")
+        for r in range(rounds):
+            jobs_s, prompt_s = [], []
+            for i in range(jobs):
+                n = 2 * (r * jobs + i)
+                if i % 2:
+                    prompt_s.append(via_prompt(client, comfy_ws, client_id, n))
+                    jobs_s.append(via_jobs(client, jobs_ws, n + 1))
+                else:
+                    jobs_s.append(via_jobs(client, jobs_ws, n))
+                    prompt_s.append(via_prompt(client, comfy_ws, client_id, n + 1))
+            mj, mp = statistics.median(jobs_s), statistics.median(prompt_s)
+            ratios.append(mp / mj)
+            print(f"  round {r + 1}: POST /jobs (baseline) median {mj * 1000:6.1f} ms, "
+                  f"POST /prompt median {mp * 1000:6.1f} ms, ratio {mp / mj:.3f}x")
+    print(f"  median ratio /prompt : /jobs over {rounds} rounds: {statistics.median(ratios):.3f}x (target <= 1.05x)")
 
 
 def bench_editor(server: Server, loads: int, tmp: Path) -> None:
@@ -125,6 +131,7 @@ def bench_editor(server: Server, loads: int, tmp: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--loads", type=int, default=3)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -133,7 +140,7 @@ def main() -> int:
         shutil.copy(ASSETS / "astronaut.png", data / "inputs" / "astronaut.png")
         server = Server(data).start()
         try:
-            bench_routes(server, args.jobs)
+            bench_routes(server, args.jobs, args.rounds)
             if args.loads:
                 bench_editor(server, args.loads, Path(tmp))
         finally:

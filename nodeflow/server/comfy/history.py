@@ -6,6 +6,8 @@ graph order), so every job shows in the editor's queue and history panels.
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -45,6 +47,26 @@ def view(job: st.Job) -> ComfyView:
     only = job.request.get("only") or []
     return ComfyView(graph_to_prompt(graph, to_comfy), {}, job.seq, {c: n for n, c in to_comfy.items()},
                      [to_comfy[n] for n in only if n in to_comfy])
+
+
+class RecentJobs:
+    """Jobs this process just queued through /prompt, so the sockets translating their
+    events needn't read them back from the store (bounded: older ones are read)."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self._jobs: OrderedDict[str, st.Job] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, job: st.Job) -> None:
+        with self._lock:
+            self._jobs[job.id] = job
+            while len(self._jobs) > self.size:
+                self._jobs.popitem(last=False)
+
+    def get(self, job_id: str) -> st.Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
 
 
 def image_ref(job_id: str, name: str) -> dict[str, str] | None:

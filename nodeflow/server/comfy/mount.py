@@ -10,6 +10,7 @@ from ..broadcast import Broker
 from ..config import ServerConfig
 from ..worker import WorkerPool
 from . import frontend, routes
+from .history import RecentJobs
 from .websocket import serve_socket, server_features
 
 # Bodies over the default limit: image uploads.
@@ -18,12 +19,13 @@ UPLOAD_PATHS = ("/upload/image", "/api/upload/image")
 
 def mount(app: FastAPI, config: ServerConfig, broker: Broker, store: Callable[[], st.JobStore],
           pool: Callable[[], WorkerPool]) -> None:
-    app.include_router(routes.create_router(config, store, pool))
+    recent = RecentJobs()
+    app.include_router(routes.create_router(config, store, pool, recent))
     app.include_router(frontend.create_router(config))
     features = server_features(config.max_upload_bytes)
 
     @app.websocket("/ws")
     async def comfy_socket(ws: WebSocket) -> None:
-        await serve_socket(ws, broker, store, features)
+        await serve_socket(ws, broker, store, recent, features)
 
     frontend.mount_editor(app)  # last: static files under /

@@ -77,7 +77,8 @@ def prompt_request(body: dict) -> tuple[dict, dict[str, str], list]:
     return request, tr.back, tr.issues
 
 
-def create_router(config: ServerConfig, store: Callable[[], st.JobStore], pool: Callable[[], WorkerPool]) -> APIRouter:
+def create_router(config: ServerConfig, store: Callable[[], st.JobStore], pool: Callable[[], WorkerPool],
+                  recent: history.RecentJobs) -> APIRouter:
     router = APIRouter()
 
     @both(router, "POST", "/prompt")
@@ -109,6 +110,7 @@ def create_router(config: ServerConfig, store: Callable[[], st.JobStore], pool: 
                 types = {cid: n["class_type"] for cid, n in body["prompt"].items()}
                 return JSONResponse(node_errors(exc.issues, back, types), status_code=400)
             job = pool().enqueue(req, client_id, job_id)
+            recent.add(job)
             return {"prompt_id": job.id, "number": req["comfy"].get("number", job.seq), "node_errors": {}}
 
         return await asyncio.to_thread(validate_and_queue)

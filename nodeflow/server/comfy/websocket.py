@@ -3,7 +3,8 @@
 Each connection subscribes to the broker's stream of every job. Queue changes go to every
 client as `status` (once a burst of messages is sent, so the store is never asked between a
 run's last message and the client); a job's run messages go only to the client_id that
-submitted it, each translated with that job's id map (looked up once per job).
+submitted it, each translated with that job's id map (looked up once per job: in the jobs
+this process just queued, else in the store).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from .. import store as st
 from ..broadcast import Broker
 from . import events as ev
-from .history import view
+from .history import RecentJobs, view
 
 KNOWN_JOBS = 64
 
@@ -27,7 +28,8 @@ def server_features(max_upload_bytes: int) -> dict:
     return {"supports_preview_metadata": True, "max_upload_size": max_upload_bytes}
 
 
-async def serve_socket(ws: WebSocket, broker: Broker, store: Callable[[], st.JobStore], features: dict) -> None:
+async def serve_socket(ws: WebSocket, broker: Broker, store: Callable[[], st.JobStore], recent: RecentJobs,
+                       features: dict) -> None:
     await ws.accept()
     sid = ws.query_params.get("clientId") or uuid.uuid4().hex
     sub, _ = broker.subscribe(None)
@@ -37,11 +39,15 @@ async def serve_socket(ws: WebSocket, broker: Broker, store: Callable[[], st.Job
     async def remaining() -> int:
         return await asyncio.to_thread(store().unfinished)
 
-    async def run_of(job_id: str) -> ev.RunTranslator | None:
-        """This client's translator for the job, or None for someone else's job."""
+    async def run_of(msg: dict) -> ev.RunTranslator | None:
+        """This client's translator for the message's job, or None for someone else's job."""
+        job_id = msg["job_id"]
         if job_id not in runs:
-            job = await asyncio.to_thread(store().get, job_id)
-            runs[job_id] = ev.RunTranslator(job, view(job)) if job is not None and job.client_id == sid else None
+            if msg.get("event") == "job_queued" and msg.get("client_id") != sid:
+                runs[job_id] = None  # queued by another client: no need to look it up
+            else:
+                job = recent.get(job_id) or await asyncio.to_thread(store().get, job_id)
+                runs[job_id] = ev.RunTranslator(job, view(job)) if job is not None and job.client_id == sid else None
             while len(runs) > KNOWN_JOBS:
                 runs.popitem(last=False)
         return runs[job_id]
@@ -71,7 +77,7 @@ async def serve_socket(ws: WebSocket, broker: Broker, store: Callable[[], st.Job
                 await ws.send_json(ev.status(await remaining()))
                 continue
             msg = await sub.queue.get()
-            run = await run_of(msg["job_id"])
+            run = await run_of(msg)
             stored = None
             if run is not None and run.needs_stored_job(msg):
                 stored = await asyncio.to_thread(store().get, msg["job_id"])
