@@ -81,6 +81,15 @@ def test_the_editor_opens_on_edges_runs_it_and_shows_the_result(browser, server,
     assert editor.node_types() == {"LoadImage", "Sobel", "HighPass", "Grid", "Save"}  # the default workflow
     editor.page.wait_for_timeout(1000)
     assert editor.startup_failures() == []
+    # The bundled graphs are templates, and in the workflow browser.
+    editor.page.get_by_text("Templates", exact=True).first.click()
+    editor.page.get_by_text("Neural style transfer: tiny test run").first.wait_for(timeout=30_000)
+    editor.page.screenshot(path=str(tmp_path / "templates.png"))
+    editor.page.keyboard.press("Escape")
+    editor.page.get_by_text("Workflows", exact=True).first.click()
+    editor.page.get_by_text("nodeflow", exact=True).first.wait_for(timeout=30_000)
+    editor.page.get_by_text("Workflows", exact=True).first.click()
+    assert editor.startup_failures() == []
     editor.run()
     editor.page.wait_for_function(
         "(() => { const n = app.graph._nodes.find(n => n.type === 'Save');"

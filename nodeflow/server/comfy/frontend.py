@@ -18,8 +18,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from ... import __version__
 from ...cache import atomic_write
 from ..config import ServerConfig
-from .catalogue import BUNDLED_GRAPHS
 from . import userdata
+from .catalogue import BUNDLED_GRAPHS
 from .routes import body_json, both
 from .thumbnail import graph_svg
 from .websocket import server_features
@@ -159,6 +159,10 @@ def create_router(config: ServerConfig) -> APIRouter:
     @router.get("/templates/index.json", include_in_schema=False)
     def templates() -> Any:
         return template_index()
+
+    @router.get("/templates/index_logo.json", include_in_schema=False)
+    def template_logos() -> Any:
+        return {}
 
     @router.get("/templates/{name}.json", include_in_schema=False)
     def template(name: str) -> Any:

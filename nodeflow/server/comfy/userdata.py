@@ -16,7 +16,8 @@ from .routes import both
 
 BUNDLED_DIR = "workflows/nodeflow"  # the workflow browser lists "workflows" recursively
 # Files the editor asks for at start-up; absent, they read as empty.
-EMPTY_FILES = {"user.css": ("", "text/css"), "comfy.templates.json": ("[]", "application/json")}
+EMPTY_FILES = {"user.css": ("", "text/css"), "comfy.templates.json": ("[]", "application/json"),
+               "workflows/.index.json": ('{"favorites": []}', "application/json")}
 
 
 def _info(path: Path, root: Path) -> dict[str, Any]:
