@@ -110,3 +110,30 @@ def test_bad_requests_exit_2_and_nothing_is_overwritten(tmp_path, capsys):
     assert main(["show", edges, "-o", str(tmp_path / "y.svg"), "--run-log", str(tmp_path / "none.json")]) == 2
     err = capsys.readouterr().err
     assert ".svg or .png" in err and "--force" in err and "per-node states" in err and "cannot read" in err
+
+
+def test_run_log_can_be_a_job_url(tmp_path, monkeypatch):
+    import functools
+    import http.server
+    import threading
+    seen = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            super().do_GET()
+
+        def log_message(self, *args):
+            pass
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "abc").write_text(json.dumps({"id": "abc", "nodes": {"save": {"state": "failed"}}}))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("NODEFLOW_TOKEN", "s3cret")
+        url = f"http://127.0.0.1:{server.server_address[1]}/jobs/abc"
+        assert main(["show", str(GRAPHS / "edges.json"), "-o", str(tmp_path / "g.svg"), "--run-log", url]) == 0
+    finally:
+        server.shutdown()
+    assert seen == ["Bearer s3cret"]
+    assert header_fill(ET.parse(tmp_path / "g.svg").getroot(), "save") == STATE_FILL["failed"]
