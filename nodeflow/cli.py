@@ -81,19 +81,24 @@ def _print_issues(issues) -> None:
 
 
 def _parse_sets(items: list[str]) -> dict:
-    from .errors import GraphInvalid, Issue
+    from .errors import GraphInvalid, Issue, shown
+    from .jsonload import clean, loads, path_text
     out, issues = {}, []
     for item in items:
         target, eq, raw = item.partition("=")
         if not eq:
-            issues.append(Issue("invalid_override", f"--set {item!r}: expected NODE.INPUT=VALUE"))
+            issues.append(Issue("invalid_override", f"--set {shown(item)}: expected NODE.INPUT=VALUE"))
             continue
         try:
-            out[target] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[target] = raw
+            value, problems = loads(raw)
+        except ValueError:  # not JSON: the text itself
+            value, problems = clean(raw)
+        node, _, inp = target.partition(".")
+        issues += [Issue(p.code, f"--set {shown(target)}: {path_text(p.path)}: {p.message}", node or None, inp or None)
+                   for p in problems]
+        out[target] = value
     if issues:
-        raise GraphInvalid(issues)
+        raise GraphInvalid(issues, partial=out)
     return out
 
 
@@ -101,19 +106,21 @@ def cmd_run(args) -> int:
     from .cache import DiskCache, default_cache_dir, disk_budget
     from .context import Settings, default_input_dir, default_output_dir
     from .executor import Executor
-    from .graph import apply_overrides, read_graph_file
-    from .plan import build_plan
+    from .graph import read_graph_file
     from .render import ConsoleRenderer
+    from .validate import plan_graph
 
-    graph = apply_overrides(read_graph_file(args.graph), _parse_sets(args.set))
     settings = Settings(
         input_dir=Path(args.input_dir) if args.input_dir else default_input_dir(),
         output_dir=Path(args.out) if args.out else default_output_dir())
     if args.sweep:
+        from .graph import apply_overrides
         from .sweep_run import run_sweep
+        graph = apply_overrides(read_graph_file(args.graph), _parse_sets(args.set))
         status = run_sweep(graph, settings, args)
         return {"succeeded": EXIT_OK, "failed": EXIT_FAILED}.get(status, EXIT_CANCELLED)
-    plan = build_plan(graph, settings, device=args.device, only=args.only)
+    plan = plan_graph(lambda: read_graph_file(args.graph), lambda: _parse_sets(args.set),
+                      settings=settings, device=args.device, only=args.only)
     disk = None if args.no_cache else DiskCache(Path(args.cache_dir) if args.cache_dir else default_cache_dir())
     renderer = ConsoleRenderer(plan, quiet=args.quiet)
     try:
@@ -134,11 +141,12 @@ def cmd_run(args) -> int:
 def cmd_validate(args) -> int:
     from .errors import GraphInvalid
     from .graph import read_graph_file
-    from .plan import build_plan
+    from .validate import plan_graph
     status = EXIT_OK
     for path in args.graphs:
         try:
-            plan = build_plan(read_graph_file(path))
+            # No framework is loaded to check devices, unless a node asks for a GPU by name.
+            plan = plan_graph(lambda: read_graph_file(path), probe=False)
             print(f"{path}: ok ({len(plan.graph.nodes)} nodes)")
         except GraphInvalid as exc:
             print(f"{path}:", file=sys.stderr)

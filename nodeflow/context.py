@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import events as ev
-from .errors import Cancelled
+from .errors import Cancelled, shown
+from .filenames import file_name_problem
 from .node import InputError
 
 
@@ -25,7 +26,8 @@ def default_output_dir() -> Path:
 class Settings:
     input_dir: Path = field(default_factory=default_input_dir)
     output_dir: Path = field(default_factory=default_output_dir)
-    # The HTTP server confines every path a graph names to these two directories.
+    # The HTTP server confines every path a graph names to these two directories. Output
+    # names are confined everywhere: a graph from elsewhere (a PNG) must not write outside.
     confine_paths: bool = False
     # A sweep variation's values: a suffix for every output file name (before the
     # extension) and text that every saved PNG carries.
@@ -39,22 +41,37 @@ class Settings:
         p = Path(name)
         if self.output_suffix and p.name not in ("", ".", ".."):
             name = str(p.with_name(p.stem + self.output_suffix + p.suffix))
-        return _resolve(self.output_dir, name, self.confine_paths, input)
+        return _resolve(self.output_dir, name, True, input)
+
+    def shown_path(self, path: Path | str) -> str:
+        """A path for a message: in the server, relative to its folder (clients never
+        see the server's own paths); in the CLI, as it is."""
+        if not self.confine_paths:
+            return str(path)
+        path = Path(path)
+        for base in (self.input_dir, self.output_dir):
+            for root in (base, base.resolve()):
+                if path == root or root in path.parents:
+                    return str(Path(base.name) / path.relative_to(root))
+        return path.name
 
 
 def _resolve(base: Path, name: str, confine: bool, input: str) -> Path:
     if not name:
         raise InputError(input, "the path is empty")
-    path = Path(os.path.expanduser(name))
+    problem = file_name_problem(name)
+    if problem:
+        raise InputError(input, f"{shown(name)} can't name a file: {problem}")
+    path = Path(os.path.expanduser(name)) if not confine else Path(name)
     if not confine:
         return path if path.is_absolute() else base / path
-    if path.is_absolute() or ".." in path.parts:
-        raise InputError(input, f"{name!r} must be a plain name inside {base.name}/ "
+    if path.is_absolute() or ".." in path.parts or name.startswith("~"):
+        raise InputError(input, f"{shown(name)} must be a plain name inside {base.name}/ "
                                 "(no absolute paths, no '..')")
     root = base.resolve()
     full = (root / path).resolve()  # follows symlinks, so a link that escapes is caught
     if full != root and root not in full.parents:
-        raise InputError(input, f"{name!r} leads outside {base.name}/ (symlink?)")
+        raise InputError(input, f"{shown(name)} leads outside {base.name}/ (symlink?)")
     return full
 
 

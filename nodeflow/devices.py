@@ -6,6 +6,7 @@ support. Precedence: the node's own `device` > `--device` > the graph default.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -24,6 +25,17 @@ def probe(framework: str) -> set[str]:
         fn = _PROBES.get(framework)
         _probe_cache[framework] = fn() if fn else {"cpu"}
     return _probe_cache[framework]
+
+
+DEVICE_NAME = re.compile(r"(auto|cpu|mps|cuda(:[0-9]{1,4})?)")
+
+
+def name_problem(device: object) -> str | None:
+    """Why `device` is not a device name (checked before any probing), or None."""
+    if isinstance(device, str) and DEVICE_NAME.fullmatch(device):
+        return None
+    from .errors import shown
+    return f"{shown(device)} is not a device: use auto, cpu, cuda, cuda:N (N a GPU index) or mps"
 
 
 def base(device: str) -> str:

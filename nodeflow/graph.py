@@ -17,11 +17,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import GraphInvalid, Issue
+from . import jsonload
+from .errors import GraphInvalid, Issue, shown
 
 NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 LINK_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*\.[A-Za-z_][A-Za-z0-9_]*$"
 PNG_GRAPH_KEY = "nodeflow:graph"
+# The type of a node whose structure was too broken to check further (already reported).
+UNCHECKED = jsonload.Refused("unchecked", "the node's structure is invalid")
 
 
 @dataclass(frozen=True)
@@ -69,51 +72,111 @@ class Graph(BaseModel):
         return self.model_dump_json(by_alias=True, exclude_none=True, indent=2)
 
 
-def parse_graph(data: Any, source: str = "graph") -> Graph:
-    """Validate the file structure (not node types or inputs: see plan.py)."""
+def _structure_issues(exc: ValidationError, source: str) -> list[Issue]:
+    issues = []
+    for err in exc.errors():
+        if isinstance(err.get("input"), jsonload.Refused):
+            continue  # already reported by the JSON reader
+        loc = [str(p) for p in err["loc"]]
+        node = loc[1] if len(loc) > 1 and loc[0] == "nodes" else None
+        inp = loc[3] if len(loc) > 3 and loc[2] == "inputs" else None
+        if node is not None and len(loc) == 3 and loc[2] == "device":
+            inp = "device"
+        where = jsonload.path_text(tuple(err["loc"]))
+        issues.append(Issue("invalid_structure", f"{source}: {where}: {err['msg']}", node, inp))
+    return issues
+
+
+def _salvage(data: dict) -> Graph | None:
+    """What can still be checked of a graph whose structure has problems: every node with a
+    type and an inputs object (its other fields dropped), and valid defaults."""
+    nodes = data.get("nodes")
+    if not isinstance(nodes, dict):
+        return None
+    kept = {}
+    for nid, spec in nodes.items():
+        try:
+            kept[nid] = NodeSpec.model_validate(spec)
+        except ValidationError:
+            if isinstance(spec, dict) and isinstance(spec.get("type"), str) and isinstance(spec.get("inputs", {}), dict):
+                kept[nid] = NodeSpec(type=spec["type"], inputs=spec.get("inputs", {}))
+            else:  # kept, so links to it are not reported as links to nothing, but not checked
+                kept[nid] = NodeSpec.model_construct(type=UNCHECKED, inputs={}, device=None, title=None)
+    try:
+        defaults = GraphDefaults.model_validate(data.get("defaults", {}))
+    except ValidationError:
+        defaults = GraphDefaults()
+    return Graph.model_construct(nodes=kept, defaults=defaults, title=None, description=None, schema_ref=None)
+
+
+def _device_issues(graph: Graph, source: str) -> list[Issue]:
+    from .devices import name_problem
+    issues = []
+    problem = name_problem(graph.defaults.device)
+    if problem:
+        issues.append(Issue("invalid_device", f"{source}: defaults.device: {problem}"))
+    for nid, spec in graph.nodes.items():
+        problem = spec.device is not None and name_problem(spec.device)
+        if problem:
+            issues.append(Issue("invalid_device", problem, nid, "device"))
+    return issues
+
+
+def parse_graph(data: Any, source: str = "graph", problems: list[jsonload.Problem] | None = None) -> Graph:
+    """Validate the file structure, node ids and device names (not node types or inputs:
+    see plan.py). `problems` are the JSON reader's. Raises GraphInvalid with every issue,
+    and with the part of the graph that can still be checked as `partial`."""
+    issues = [json_issue(p, source) for p in problems or []]
+    if problems is None:
+        data, found = jsonload.clean(data)  # a graph parsed elsewhere (an HTTP body)
+        issues += [json_issue(p, source) for p in found]
     if not isinstance(data, dict):
-        raise GraphInvalid([Issue("invalid_structure", f'{source}: a graph must be a JSON object '
-                                  f'with a "nodes" object, not a {type(data).__name__}')])
+        raise GraphInvalid(issues + [Issue("invalid_structure", f'{source}: a graph must be a JSON object '
+                                           f'with a "nodes" object, not a {type(data).__name__}')])
     try:
         graph = Graph.model_validate(data)
     except ValidationError as exc:
-        issues = []
-        for err in exc.errors():
-            loc = [str(p) for p in err["loc"]]
-            node = loc[1] if len(loc) > 1 and loc[0] == "nodes" else None
-            inp = loc[3] if len(loc) > 3 and loc[2] == "inputs" else None
-            where = ".".join(loc) or "(top level)"
-            issues.append(Issue("invalid_structure", f"{source}: {where}: {err['msg']}", node, inp))
-        raise GraphInvalid(issues) from None
-    bad_ids = [i for i in graph.nodes if not re.match(NODE_ID_PATTERN, i)]
-    if bad_ids:
-        raise GraphInvalid([Issue("invalid_node_id", "node ids must start with a letter or _ and "
-                                  "use only letters, digits, _ and -", i) for i in bad_ids])
+        issues += _structure_issues(exc, source)
+        graph = _salvage(data)
+    if graph is not None:
+        issues += [Issue("invalid_node_id", "node ids must start with a letter or _ and use only letters, "
+                         "digits, _ and -", i) for i in graph.nodes if not re.match(NODE_ID_PATTERN, i)]
+        issues += _device_issues(graph, source)
+    if issues:
+        raise GraphInvalid(issues, partial=graph)
     return graph
+
+
+def json_issue(problem: jsonload.Problem, source: str, prefix: tuple = ()) -> Issue:
+    """An Issue for a JSON reader's problem, by node and input when it lies in a graph."""
+    node, inp = jsonload.graph_location(problem.path[len(prefix):]) \
+        if problem.path[:len(prefix)] == prefix else (None, None)
+    return Issue(problem.code, f"{source}: {jsonload.path_text(problem.path)}: {problem.message}", node, inp)
 
 
 def read_graph_file(path: str | Path) -> Graph:
     """Read a graph from .json, or from a PNG written by Save (graph in its metadata)."""
     path = Path(path)
+    name = shown(str(path))
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise GraphInvalid([Issue("file_not_found", f"graph file not found: {path}")]) from None
-    except OSError as exc:
-        raise GraphInvalid([Issue("file_unreadable", f"cannot read graph file {path}: {exc.strerror}")]) from None
+        raise GraphInvalid([Issue("file_not_found", f"graph file not found: {name}")]) from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise GraphInvalid([Issue("file_unreadable", f"cannot read graph file {name}: {reason}")]) from None
     if raw.startswith(b"\x89PNG"):
         text = _graph_from_png(path)
     else:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise GraphInvalid([Issue("invalid_json", f"{path}: not UTF-8 text")]) from None
+        text = raw
     try:
-        data = json.loads(text)
+        data, problems = jsonload.loads(text)
+    except UnicodeDecodeError:
+        raise GraphInvalid([Issue("invalid_json", f"{name}: not UTF-8 text")]) from None
     except json.JSONDecodeError as exc:
-        raise GraphInvalid([Issue("invalid_json", f"{path}: invalid JSON at line {exc.lineno}, "
+        raise GraphInvalid([Issue("invalid_json", f"{name}: invalid JSON at line {exc.lineno}, "
                                   f"column {exc.colno}: {exc.msg}")]) from None
-    return parse_graph(data, source=str(path))
+    return parse_graph(data, source=str(path), problems=problems)
 
 
 def _graph_from_png(path: Path) -> str:
@@ -122,9 +185,12 @@ def _graph_from_png(path: Path) -> str:
         with Image.open(path) as im:
             text = im.info.get(PNG_GRAPH_KEY)
     except (UnidentifiedImageError, OSError) as exc:
-        raise GraphInvalid([Issue("file_unreadable", f"{path}: not a readable PNG ({exc})")]) from None
+        raise GraphInvalid([Issue("file_unreadable", f"{shown(str(path))}: not a readable PNG ({exc})")]) from None
+    except Exception as exc:  # Pillow raises ValueError, SyntaxError, ... for malformed files
+        raise GraphInvalid([Issue("file_unreadable", f"{shown(str(path))}: a malformed PNG "
+                                  f"({exc.__class__.__name__})")]) from None
     if not text:
-        raise GraphInvalid([Issue("no_graph", f"{path}: this PNG carries no nodeflow graph")])
+        raise GraphInvalid([Issue("no_graph", f"{shown(str(path))}: this PNG carries no nodeflow graph")])
     return text
 
 
@@ -135,11 +201,11 @@ def apply_overrides(graph: Graph, overrides: dict[str, Any]) -> Graph:
     for target, value in overrides.items():
         node, sep, inp = target.partition(".")
         if not sep or not inp:
-            issues.append(Issue("invalid_override", f"override {target!r} must be NODE.INPUT"))
+            issues.append(Issue("invalid_override", f"override {shown(target)} must be NODE.INPUT"))
         elif node not in data.nodes:
-            issues.append(Issue("unknown_node", f"override {target!r}: no such node", node, inp))
+            issues.append(Issue("unknown_node", f"override {shown(target)}: no such node", node, inp))
         else:
             data.nodes[node].inputs[inp] = value
     if issues:
-        raise GraphInvalid(issues)
+        raise GraphInvalid(issues, partial=data)
     return data

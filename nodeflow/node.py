@@ -44,10 +44,12 @@ class InputError(Exception):
 
 
 def Input(default: Any = PydanticUndefined, *, port: PortType | None = None,
-          description: str = "", file: bool = False, **constraints: Any) -> Any:
+          description: str = "", file: bool = False, names_file: bool = False, **constraints: Any) -> Any:
     """An input field. No default means required; any default (even None) means optional.
-    `file=True` marks a path whose file content goes into the cache key."""
-    extra = {"nodeflow_port": port.name if port else None, "nodeflow_file": file}
+    `file=True` marks a path whose file content goes into the cache key. `names_file=True`
+    marks text that names a file or folder: it is checked for NUL bytes and over-long names."""
+    extra = {"nodeflow_port": port.name if port else None, "nodeflow_file": file,
+             "nodeflow_names_file": names_file}
     return Field(default, description=description, json_schema_extra=extra, **constraints)
 
 
@@ -66,6 +68,7 @@ class InputSpec:
     file: bool
     adapter: TypeAdapter | None  # None: link-only (no literal allowed)
     literal_schema: dict | None = None
+    names_file: bool = False
 
     def validate_literal(self, value: Any) -> Any:
         return self.adapter.validate_python(value, strict=True)
@@ -120,7 +123,7 @@ def _input_spec(name: str, info: FieldInfo) -> InputSpec:
                      default=None if required else info.default,
                      description=info.description or "", choices=choices,
                      file=bool(extra.get("nodeflow_file")), adapter=adapter,
-                     literal_schema=schema)
+                     literal_schema=schema, names_file=bool(extra.get("nodeflow_names_file")))
 
 
 class Node:

@@ -9,10 +9,12 @@ from pydantic import ValidationError
 
 from . import devices
 from .context import Settings
-from .errors import GraphInvalid, Issue
+from .errors import GraphInvalid, Issue, shown
+from .filenames import file_name_problem
 from .frameworks import bind_frameworks
 from .graph import Graph, Link, as_link
 from .hashing import Unhashable, digest
+from .jsonload import Refused
 from .node import InputError, Node
 from .registry import load_nodes
 
@@ -34,6 +36,7 @@ class PlannedNode:
     framework: str | None = None      # what it runs on (see nodeflow.frameworks)
     key: str = ""
     stable: bool = True               # False: not deterministic (unseeded), or unhashable inputs
+    extra: Any = None                 # the node's fingerprint (cache-key material)
 
 
 @dataclass
@@ -59,15 +62,21 @@ def _check_literal(nid: str, cls: type[Node], name: str, value: Any, issues: lis
                             '{"from": "node.output"}, not a literal', nid, name))
         return None
     try:
-        return spec.validate_literal(value)
+        checked = spec.validate_literal(value)
     except ValidationError as exc:
         for err in exc.errors():
+            if isinstance(err.get("input"), Refused):
+                continue  # reported by the JSON reader
             code = _PYDANTIC_CODES.get(err["type"], "invalid_type")
             msg = err["msg"]
             if code == "invalid_choice":
-                msg = f"{value!r} is not one of: {', '.join(map(str, spec.choices or []))}"
-            issues.append(Issue(code, f"{msg} (got {value!r})", nid, name))
+                msg = f"{shown(value)} is not one of: {', '.join(map(str, spec.choices or []))}"
+            issues.append(Issue(code, f"{msg} (got {shown(value)})", nid, name))
         return None
+    problem = spec.names_file and isinstance(checked, str) and file_name_problem(checked)
+    if problem:
+        issues.append(Issue("invalid_file_name", f"{shown(checked)} can't name a file: {problem}", nid, name))
+    return checked
 
 
 def _check_node(nid: str, spec_inputs: dict, cls: type[Node], graph: Graph,
@@ -76,7 +85,7 @@ def _check_node(nid: str, spec_inputs: dict, cls: type[Node], graph: Graph,
     for name, value in spec_inputs.items():
         if name not in cls.input_specs:
             known = ", ".join(cls.input_specs) or "none"
-            issues.append(Issue("unknown_input", f"{cls.type} has no input {name!r} (inputs: {known})", nid, name))
+            issues.append(Issue("unknown_input", f"{cls.type} has no input {shown(name)} (inputs: {known})", nid, name))
             continue
         link = as_link(value)
         if isinstance(link, str):
@@ -84,7 +93,7 @@ def _check_node(nid: str, spec_inputs: dict, cls: type[Node], graph: Graph,
         elif link is None:
             literals[name] = _check_literal(nid, cls, name, value, issues)
         elif link.node not in graph.nodes:
-            issues.append(Issue("missing_node", f"link to {link}: there is no node {link.node!r}", nid, name))
+            issues.append(Issue("missing_node", f"link to {shown(str(link))}: there is no node {shown(link.node)}", nid, name))
         else:
             src_cls = registry.get(graph.nodes[link.node].type)
             if src_cls is None:
@@ -92,10 +101,10 @@ def _check_node(nid: str, spec_inputs: dict, cls: type[Node], graph: Graph,
             out = src_cls.output_specs.get(link.output)
             want = cls.input_specs[name].port
             if out is None:
-                issues.append(Issue("missing_output", f"link to {link}: {src_cls.type} has no output "
-                                    f"{link.output!r} (outputs: {', '.join(src_cls.output_specs)})", nid, name))
+                issues.append(Issue("missing_output", f"link to {shown(str(link))}: {src_cls.type} has no output "
+                                    f"{shown(link.output)} (outputs: {', '.join(src_cls.output_specs)})", nid, name))
             elif out.port is not want:
-                issues.append(Issue("type_mismatch", f"link to {link} gives {out.port.name}, "
+                issues.append(Issue("type_mismatch", f"link to {shown(str(link))} gives {out.port.name}, "
                                     f"this input takes {want.name}", nid, name))
             else:
                 links[name] = link
@@ -141,22 +150,32 @@ def _cycle_issues(g) -> list[Issue]:
 
 
 def build_plan(graph: Graph, settings: Settings | None = None, *, device: str | None = None,
-               only: list[str] | None = None, available: dict[str, set[str]] | None = None) -> Plan:
-    """Validate `graph` and return the plan for the requested outputs.
+               only: list[str] | None = None, available: dict[str, set[str]] | None = None,
+               probe: bool = True) -> Plan:
+    """Validate `graph` and return the plan for the requested outputs. Every node in the
+    graph is checked, not only those the outputs need, and every problem is reported.
 
     device: the --device override of the graph default. only: target node ids (default:
     every output node). available: {framework: devices} to fake device probing in tests.
+    probe: False to check devices without loading frameworks unless a node asks for a GPU
+    (`nodeflow validate`).
     """
     settings = settings or Settings()
     registry = load_nodes()
     issues: list[Issue] = []
     planned: dict[str, PlannedNode] = {}
+    inputs_ok: set[str] = set()
     for nid, spec in graph.nodes.items():
+        if isinstance(spec.type, Refused):
+            continue  # its structure was reported by parse_graph
         cls = registry.get(spec.type)
         if cls is None:
-            issues.append(Issue("unknown_type", f"unknown node type {spec.type!r} (see `nodeflow nodes`)", nid))
+            issues.append(Issue("unknown_type", f"unknown node type {shown(spec.type)} (see `nodeflow nodes`)", nid))
             continue
+        before = len(issues)
         planned[nid] = _check_node(nid, spec.inputs, cls, graph, registry, issues)
+        if len(issues) == before:
+            inputs_ok.add(nid)
 
     links = _link_graph(planned)
     issues.extend(_cycle_issues(links))
@@ -164,7 +183,7 @@ def build_plan(graph: Graph, settings: Settings | None = None, *, device: str | 
     if only:
         for nid in only:
             if nid not in graph.nodes:
-                issues.append(Issue("unknown_node", f"--only {nid}: there is no such node", nid))
+                issues.append(Issue("unknown_node", f"--only {shown(nid)}: there is no such node", nid))
         targets = list(only)
     else:
         targets = [nid for nid, p in planned.items() if p.cls.output_node]
@@ -172,30 +191,43 @@ def build_plan(graph: Graph, settings: Settings | None = None, *, device: str | 
             issues.append(Issue("no_output", "the graph has no output node (such as Save), so nothing would run"))
     if not graph.nodes:
         issues.append(Issue("empty_graph", "the graph has no nodes"))
+
+    problem = device is not None and devices.name_problem(device)
+    if problem:
+        issues.append(Issue("invalid_device", f"--device: {problem}"))
+        device = None
+    import networkx as nx
+    file_order = {nid: i for i, nid in enumerate(planned)}
+    acyclic = not any(i.code == "cycle" for i in issues)
+    every = list(nx.lexicographical_topological_sort(links, key=file_order.get)) if acyclic else list(planned)
+    issues.extend(bind_frameworks(Plan(graph, {n: planned[n] for n in every}, targets, settings)))
+    _place(planned, graph, device, available, probe, issues)
+    _check_environment({n: planned[n] for n in inputs_ok}, settings, issues)
     if issues:
         raise GraphInvalid(issues)
 
-    import networkx as nx
     needed = set(targets).union(*(nx.ancestors(links, t) for t in targets))
-    file_order = {nid: i for i, nid in enumerate(planned)}
     order = list(nx.lexicographical_topological_sort(links.subgraph(needed), key=file_order.get))
     plan = Plan(graph, {n: planned[n] for n in order}, targets, settings)
-
-    issues.extend(bind_frameworks(plan))
-    _place(plan, graph, device, available, issues)
-    _key(plan, settings, issues)
-    if issues:
-        raise GraphInvalid(issues)
+    _key(plan)
     return plan
 
 
-def _place(plan: Plan, graph: Graph, override: str | None, available: dict | None, issues: list[Issue]) -> None:
-    for nid, p in plan.nodes.items():
+def _place(planned: dict[str, PlannedNode], graph: Graph, override: str | None, available: dict | None,
+           probe: bool, issues: list[Issue]) -> None:
+    """Without `probe`, frameworks are probed only for a node that asks for a GPU by name;
+    otherwise what the node supports is assumed (a check, not a placement)."""
+    for nid, p in planned.items():
         pinned = graph.nodes[nid].device
         requested = pinned or override or graph.defaults.device
-        seen: set[str] = {"cpu"}
-        for fw in [p.framework] if p.framework else []:
-            seen |= devices.probe(fw) if available is None else available.get(fw, {"cpu"})
+        if devices.name_problem(requested):
+            continue  # reported by parse_graph
+        if not probe and available is None and requested in ("auto", "cpu"):
+            seen = set(p.cls.devices) | {"cpu"}
+        else:
+            seen = {"cpu"}
+            for fw in [p.framework] if p.framework else []:
+                seen |= devices.probe(fw) if available is None else available.get(fw, {"cpu"})
         try:
             placement = devices.resolve(requested, p.cls.devices, seen, pinned=bool(pinned))
         except devices.DeviceError as exc:
@@ -204,21 +236,28 @@ def _place(plan: Plan, graph: Graph, override: str | None, available: dict | Non
         p.device, p.placement_note = placement.device, placement.note
 
 
-def _key(plan: Plan, settings: Settings, issues: list[Issue]) -> None:
-    for nid, p in plan.nodes.items():
+def _check_environment(planned: dict[str, PlannedNode], settings: Settings, issues: list[Issue]) -> None:
+    """Each node's own checks against the environment (files exist, names are usable)."""
+    for nid, p in planned.items():
         try:
             p.cls.check(dict(p.literals), settings)
-            extra = p.cls.fingerprint(dict(p.literals), settings)
+            p.extra = p.cls.fingerprint(dict(p.literals), settings)
         except InputError as exc:
             issues.append(Issue("invalid_input", exc.message, nid, exc.input))
-            continue
+        except (OSError, ValueError) as exc:  # a path the file system refuses, found by a node's own check
+            reason = getattr(exc, "strerror", None) or exc.__class__.__name__
+            issues.append(Issue("invalid_input", f"{p.cls.type} can't use its inputs: {reason}", nid))
+
+
+def _key(plan: Plan) -> None:
+    for nid, p in plan.nodes.items():
         seed = p.literals.get(p.cls.seed_input) if p.cls.seed_input else None
         seeded = p.cls.seed_input in p.links or seed is not None
         p.stable = (p.cls.deterministic or seeded) and all(
             plan.nodes[l.node].stable for l in p.links.values())
         # The device is part of the key: fp16 on CUDA and fp32 on the CPU give different pixels.
         parts: dict[str, Any] = {
-            "type": p.cls.type, "version": p.cls.version, "device": p.device, "extra": extra,
+            "type": p.cls.type, "version": p.cls.version, "device": p.device, "extra": p.extra,
             "literals": p.literals,
             "links": {k: [plan.nodes[l.node].key, l.output] for k, l in sorted(p.links.items())},
         }

@@ -57,7 +57,7 @@ class HubStylize(Node):
         strength: float = Input(1.0, ge=0.0, le=1.0, description="0: the content's own style, 1: the full style")
         model_source: Literal["onnx", "tfhub"] = Input("onnx", description="onnx: offline, bundled model; "
                                                        "tfhub: TensorFlow Hub (needs nodeflow[tfhub])")
-        handle: str = Input(DEFAULT_TFHUB_HANDLE, min_length=1,
+        handle: str = Input(DEFAULT_TFHUB_HANDLE, min_length=1, names_file=True,
                             description="tfhub: TF Hub URL or local SavedModel directory")
         style_size: int = Input(256, ge=64, le=1024, description="style images are centre-cropped and scaled to this square")
         style_pool: bool = Input(True, description="3x3 average pool on the style image (as the TF Hub colab)")

@@ -22,7 +22,8 @@ class LoadImage(Node):
     category = "image/io"
 
     class Inputs(NodeInputs):
-        path: str = Input(description="file name, relative to the input directory", min_length=1)
+        path: str = Input(description="file name, relative to the input directory", min_length=1,
+                          names_file=True)
         max_size: int | None = Input(None, ge=8, le=16384, description="longest side in pixels; keeps the aspect ratio")
         url: str | None = Input(None, description="where to download the file if it is not in the input directory")
         sha256: str | None = Input(None, pattern=r"^[0-9a-fA-F]{64}$", description="checksum the download must match")

@@ -65,7 +65,7 @@ class Save(Node):
 
     class Inputs(NodeInputs):
         image: Any = Input(port=IMAGE, description="image to save")
-        filename: str = Input("nodeflow.png", min_length=1, description="name in the output directory; .png, .jpg or .jpeg")
+        filename: str = Input("nodeflow.png", min_length=1, names_file=True, description="name in the output directory; .png, .jpg or .jpeg")
         overwrite: bool = Input(False, description="replace an existing file of the same name")
         quality: int = Input(95, ge=1, le=100, description="JPEG quality")
         metadata: str | None = Input(None, port=STRING, description="text stored in the file (e.g. which weights made it)")

@@ -39,7 +39,7 @@ def optimizer_inputs(name: str, **fields: Any) -> type[NodeInputs]:
                                                           "losses stay float32")),
         preview_every=(int, Input(50, ge=0, description="emit a preview image every N steps (0: never)")),
         save_frames=(bool, Input(False, description="also save each preview as a PNG in the output directory")),
-        frame_prefix=(str, Input("nst_frame", min_length=1, description="file name prefix of saved frames")),
+        frame_prefix=(str, Input("nst_frame", min_length=1, names_file=True, description="file name prefix of saved frames")),
     )
 
 

@@ -32,7 +32,7 @@ class VGGFeatures(Node):
         model: Literal["vgg19", "vgg16"] = Input("vgg19", description="which ImageNet weights")
         fallback: Literal["none", "vgg16", "vgg19"] = Input("none", description="model to use if `model` "
                                                             "has no usable weights (never silent: logged and recorded)")
-        weights: str | None = Input(None, description="local weights file for `model` (vgg19: a torchvision "
+        weights: str | None = Input(None, names_file=True, description="local weights file for `model` (vgg19: a torchvision "
                                     ".pth on torch, Keras's notop .h5 on tensorflow; vgg16: a converted "
                                     ".safetensors); skips the download")
         framework: Literal["torch", "tensorflow"] = Input("torch", description="run the extractor, its "

@@ -47,9 +47,9 @@ class SDImg2Img(Node):
         scheduler: SchedulerName = Input("default", description="sampler: default (the model's own, PNDM "
                                          "for SD v1.5), pndm, ddim, euler, euler_ancestral ('Euler a'), "
                                          "dpmpp_2m ('DPM++ 2M'), dpmpp_2m_karras")
-        model: str = Input(DEFAULT_MODEL, min_length=1, description="Hugging Face repo id, or a local "
+        model: str = Input(DEFAULT_MODEL, min_length=1, names_file=True, description="Hugging Face repo id, or a local "
                            "diffusers folder or .safetensors checkpoint (relative to the input directory)")
-        config: str | None = Input(None, description="single-file checkpoints only: a diffusers folder or "
+        config: str | None = Input(None, names_file=True, description="single-file checkpoints only: a diffusers folder or "
                                    "repo id with the model's configs (default: inferred, from the Hub once)")
         dtype: Literal["auto", "fp16", "bf16", "fp32"] = Input("auto", description="auto: fp16 on CUDA, fp32 "
                                                                 "on the CPU and MPS")

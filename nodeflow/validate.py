@@ -1,0 +1,33 @@
+"""Every stage of validation in one pass: reading the file, overrides, then the plan.
+A stage that finds problems hands on what it could read, so the later stages still check
+it and every problem is reported at once."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .errors import GraphInvalid, Issue
+from .graph import Graph, apply_overrides
+from .plan import Plan, build_plan
+
+
+def plan_graph(load: Callable[[], Graph], overrides: Callable[[], dict[str, Any]] | dict[str, Any] | None = None,
+               **plan_options: Any) -> Plan:
+    """load() reads the graph; overrides (or a function that parses them) are applied;
+    then build_plan(**plan_options). Raises GraphInvalid with the issues of every stage."""
+    issues: list[Issue] = []
+
+    def stage(step: Callable[[], Any]) -> Any:
+        try:
+            return step()
+        except GraphInvalid as exc:
+            issues.extend(exc.issues)
+            return exc.partial
+
+    graph = stage(load)
+    values = stage(overrides) if callable(overrides) else overrides
+    if graph is not None and values:
+        graph = stage(lambda: apply_overrides(graph, values))
+    plan = stage(lambda: build_plan(graph, **plan_options)) if graph is not None else None
+    if issues:
+        raise GraphInvalid(issues)
+    return plan
