@@ -190,6 +190,12 @@ class Node:
         return None
 
     @classmethod
+    def downloads(cls, inputs: dict[str, Any], settings: Any) -> list[tuple[str, str]]:
+        """What running now would download: [(input, URL or source)], for a server that
+        refuses downloads to say so before anything runs. Called after check()."""
+        return []
+
+    @classmethod
     def describe(cls) -> dict[str, Any]:
         """The catalogue entry (used by `nodeflow nodes --json` and the HTTP API)."""
         def inp(s: InputSpec) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from nodeflow.plan import build_plan
 
 
 @pytest.fixture
-def http_assets(assets):
+def http_assets(assets, monkeypatch):
+    monkeypatch.setenv("NODEFLOW_DOWNLOAD_ALLOW_PRIVATE", "1")  # the test server is on loopback
     requests: list[str] = []
 
     class Handler(http.server.SimpleHTTPRequestHandler):

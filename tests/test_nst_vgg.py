@@ -30,8 +30,9 @@ def weights_env(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def http_dir(tmp_path):
+def http_dir(tmp_path, monkeypatch):
     """Serve tmp_path/www on 127.0.0.1; yields (root dir, base url)."""
+    monkeypatch.setenv("NODEFLOW_DOWNLOAD_ALLOW_PRIVATE", "1")  # a mirror on loopback
     root = tmp_path / "www"
     root.mkdir()
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))

@@ -25,9 +25,8 @@ from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..cache import DiskCache
-from ..errors import GraphInvalid
+from ..errors import GraphInvalid, shown
 from ..executor import Executor
-from ..graph import parse_graph
 from ..registry import load_nodes
 from . import models as m
 from . import store as st
@@ -35,9 +34,13 @@ from .auth import BodyLimit, RedactToken, TokenAuth
 from . import login
 from .comfy import mount as comfy_mount
 from .broadcast import TERMINAL, Broker
-from .config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, default_data_dir
+from .config import (DEFAULT_HOST, DEFAULT_PORT, ServerConfig, default_data_dir, keep_downloads_inside,
+                     make_private)
+from .jsonguard import StrictJSON
+from .openapi_doc import declare_guards
 from .origin import HostOriginGuard, allowed_host_names
 from .groups import Groups, add_group_routes
+from .scrub import Scrubber
 from .uploads import UploadRejected, store_upload
 from .worker import WorkerPool, plan_request
 
@@ -45,6 +48,7 @@ BUNDLED_GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 GRAPH_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 UPLOAD_OVERHEAD = 64 * 1024  # multipart framing around the file
 KEEPALIVE_SECONDS = 15.0
+MAX_OFFSET = 2**31  # far past any history, and well inside sqlite's integers
 
 
 class ServerError(Exception):
@@ -65,21 +69,31 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": code, "message": message}, status_code=status)
 
 
-def _issues_from_request(exc: RequestValidationError) -> tuple[str, list[dict]]:
-    """A bad submit body gets the CLI's own issue list: the graph goes through parse_graph."""
+def _issues_from_request(exc: RequestValidationError, config: ServerConfig) -> tuple[str, list[dict]]:
+    """A bad submit body gets the CLI's own issue list: its graph goes through every stage
+    of validation, and the rest of the body's problems are added."""
     body = getattr(exc, "body", None)
+    issues: list[dict] = []
+    graph_problem = False
     if isinstance(body, dict) and "graph" in body:
+        overrides, only = body.get("overrides"), body.get("only")
+        request = {"graph": body["graph"], "overrides": overrides if isinstance(overrides, dict) else {},
+                   "only": only if isinstance(only, list) and all(isinstance(o, str) for o in only) else None}
         try:
-            parse_graph(body["graph"], source="graph")
+            plan_request(config, "validation", request)
         except GraphInvalid as gi:
-            return "invalid_graph", [i.to_dict() for i in gi.issues]
-    issues = []
+            issues += [i.to_dict() for i in gi.issues]
+            graph_problem = True
+    request_problem = False
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ())]
+        if graph_problem and loc[:2] == ["body", "graph"]:
+            continue  # reported above, by node and input
+        request_problem = True
         code = "invalid_json" if err.get("type") == "json_invalid" else "invalid_request"
         where = ".".join(loc[1:] if loc[:1] == ["body"] else loc) or "(body)"
-        issues.append({"code": code, "message": f"{where}: {err.get('msg')}", "node": None, "input": None})
-    return "invalid_request", issues
+        issues.append({"code": code, "message": f"{shown(where)}: {err.get('msg')}", "node": None, "input": None})
+    return ("invalid_request" if request_problem or not graph_problem else "invalid_graph"), issues
 
 
 def _sse(message: dict) -> str:
@@ -88,11 +102,13 @@ def _sse(message: dict) -> str:
 
 def create_app(config: ServerConfig) -> FastAPI:
     load_plugins(config.plugins)
-    broker = Broker()
+    scrub = Scrubber(config.data_dir)
+    broker = Broker(clean=scrub.deep)
     state: dict[str, Any] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        make_private(config.data_dir)
         for d in (config.input_dir, config.output_root, config.cache_dir):
             d.mkdir(parents=True, exist_ok=True)
         store = st.JobStore(config.db_path)
@@ -104,7 +120,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         if config.ray_address:
             from .ray_backend import RayBackend  # Ray is imported only here
             backend = await asyncio.to_thread(RayBackend, config)
-        pool = WorkerPool(config, store, broker, Executor(disk=DiskCache(config.cache_dir)), backend)
+        pool = WorkerPool(config, store, broker, Executor(disk=DiskCache(config.cache_dir)), backend, scrub)
         pool.groups = groups = Groups(config, store, plan_request)
         state.update(store=store, pool=pool, groups=groups)
         for group_id in store.unfinished_groups():  # its last job ended just before a crash
@@ -122,8 +138,10 @@ def create_app(config: ServerConfig) -> FastAPI:
                   responses={422: {"model": m.InvalidRequest, "description": "invalid request or graph"}},
                   description="Submit node graphs, follow their progress, fetch their outputs. "
                               "Send `Authorization: Bearer TOKEN` when the server has a token.")
-    # The last added runs first: Host and Origin, auth, the body limit, then routing and parsing.
+    # The last added runs first: Host and Origin, auth, the body limit, strict JSON, then
+    # routing and parsing.
     upload_limit = config.max_upload_bytes + UPLOAD_OVERHEAD
+    app.add_middleware(StrictJSON)
     app.add_middleware(BodyLimit, default=config.max_body_bytes,
                        per_path={p: upload_limit for p in ("/uploads", *comfy_mount.UPLOAD_PATHS)})
     app.add_middleware(TokenAuth, token=config.token)
@@ -146,7 +164,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             graph.pop("$id", None)
             components["GraphWithNodeTypes"] = {**graph, "title": "GraphWithNodeTypes", "description":
                                                 "The graph in a submit, with each node type's inputs spelled out."}
-            app.openapi_schema = spec
+            app.openapi_schema = declare_guards(spec, token_required=config.token is not None)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -165,8 +183,8 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        code, issues = _issues_from_request(exc)
-        return JSONResponse({"error": code, "issues": issues}, status_code=422)
+        code, issues = _issues_from_request(exc, config)
+        return JSONResponse({"error": code, "issues": scrub.deep(issues)}, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -190,7 +208,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                 return submit_sweep(request, body.sweep, body.client_id, response)
             plan_request(config, job_id, request)
         except GraphInvalid as exc:
-            return JSONResponse({"error": "invalid_graph", "issues": [i.to_dict() for i in exc.issues]},
+            return JSONResponse({"error": "invalid_graph", "issues": scrub.deep([i.to_dict() for i in exc.issues])},
                                 status_code=422)
         job = pool().enqueue(request, body.client_id, job_id)
         response.headers["Location"] = f"/jobs/{job.id}"
@@ -211,7 +229,7 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.get("/jobs", response_model=m.JobList, tags=["jobs"])
     def list_jobs(status: m.JobStatus | None = None, client_id: str | None = None,
-                  limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)) -> Any:
+                  limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> Any:
         """Jobs, newest first."""
         jobs = store().list(status, client_id, limit, offset)
         return m.JobList(jobs=[_summary(j) for j in jobs], counts=store().counts())
@@ -405,7 +423,8 @@ def _summary(job: st.Job) -> m.JobSummary:
 def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, data_dir: str | Path | None = None,
           token: str | None = None, workers: int = 1, requeue_interrupted: bool = False,
           log_level: str = "info", allowed_hosts: list[str] | None = None,
-          allowed_origins: list[str] | None = None, ray: str | None = None) -> int:
+          allowed_origins: list[str] | None = None, ray: str | None = None,
+          allow_downloads: bool | None = None) -> int:
     """Start the API with uvicorn (blocks). Returns an exit code."""
     config = ServerConfig(data_dir=Path(data_dir) if data_dir else default_data_dir(), host=host, port=port,
                           token=token or os.environ.get("NODEFLOW_TOKEN") or None, workers=workers,
@@ -413,6 +432,8 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, data_dir: str | Pa
                           ray_address=ray or os.environ.get("NODEFLOW_RAY_ADDRESS") or None)
     config.allowed_hosts += allowed_hosts or []
     config.allowed_origins += allowed_origins or []
+    if allow_downloads is not None:
+        config.allow_downloads = allow_downloads
     problem = config.check()
     if not problem and config.ray_address:
         from .ray_backend.backend import unreachable
@@ -420,6 +441,7 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, data_dir: str | Pa
     if problem:
         print(f"nodeflow serve: error: {problem}", file=sys.stderr)
         return 2
+    keep_downloads_inside(config)
     try:
         app = create_app(config)
     except ServerError as exc:

@@ -13,7 +13,7 @@ import itertools
 import threading
 import time
 from collections import OrderedDict, deque
-from typing import Any
+from typing import Any, Callable
 
 from .. import events as ev
 
@@ -68,7 +68,8 @@ class Subscriber:
 
 
 class Broker:
-    def __init__(self) -> None:
+    def __init__(self, clean: Callable[[Any], Any] | None = None) -> None:
+        self._clean = clean or (lambda payload: payload)  # e.g. a Scrubber's deep(): no server paths
         self._lock = threading.Lock()
         self._subs: set[Subscriber] = set()
         self._replay: OrderedDict[str, deque] = OrderedDict()
@@ -77,7 +78,7 @@ class Broker:
         self._seq = itertools.count(time.time_ns() // 1000)
 
     def publish(self, job_id: str, payload: dict[str, Any]) -> None:
-        message = {"seq": next(self._seq), "job_id": job_id, "time": round(time.time(), 3), **payload}
+        message = {"seq": next(self._seq), "job_id": job_id, "time": round(time.time(), 3), **self._clean(payload)}
         with self._lock:
             log = self._replay.get(job_id)
             if log is None:

@@ -53,8 +53,9 @@ class ServerConfig:
     max_body_bytes: int = field(default_factory=lambda: _env_int("NODEFLOW_MAX_BODY_KB", 1024) * 1024)
     max_upload_bytes: int = field(default_factory=lambda: _env_int("NODEFLOW_MAX_UPLOAD_MB", 25) << 20)
     max_upload_pixels: int = field(default_factory=lambda: _env_int("NODEFLOW_MAX_UPLOAD_MPIX", 50) * 1_000_000)
-    # May a graph's LoadImage fetch a missing file from its http(s) url?
-    allow_downloads: bool = field(default_factory=lambda: os.environ.get("NODEFLOW_DOWNLOADS", "1") != "0")
+    # May a graph make the server download (LoadImage url, VGG weights, TF Hub, SD models)?
+    # Off unless the operator says so (--allow-downloads, $NODEFLOW_DOWNLOADS=1).
+    allow_downloads: bool = field(default_factory=lambda: os.environ.get("NODEFLOW_DOWNLOADS", "0") == "1")
     # Most variations one sweep may queue.
     sweep_limit: int = field(default_factory=lambda: _env_int("NODEFLOW_SWEEP_LIMIT", 64))
     # Operator-named node modules imported at start-up (never named by a client).
@@ -102,3 +103,20 @@ class ServerConfig:
         if self.history_limit < 1:
             return "$NODEFLOW_HISTORY_LIMIT must be at least 1"
         return None
+
+
+def make_private(data_dir: Path) -> None:
+    """The data folder is the server's alone: 0700, and everything the process creates
+    from now on 0600 (folders 0700), through the umask."""
+    os.umask(0o077)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
+
+
+def keep_downloads_inside(config: "ServerConfig") -> None:
+    """The server's own downloads go into its data folder (unless the operator placed them),
+    and with downloads off the Hugging Face hub is not asked either."""
+    os.environ.setdefault("NODEFLOW_DOWNLOAD_DIR", str(config.data_dir / "downloads"))
+    os.environ.setdefault("TFHUB_CACHE_DIR", str(config.data_dir / "tfhub_modules"))
+    if not config.allow_downloads:
+        os.environ["HF_HUB_OFFLINE"] = "1"

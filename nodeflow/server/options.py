@@ -16,7 +16,11 @@ def add_guard_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allowed-origins", type=_names, default=[], metavar="URL1,URL2",
                    help="origins (scheme://host:port) allowed to make cross-site requests "
                         "(or $NODEFLOW_ALLOWED_ORIGINS)")
+    p.add_argument("--allow-downloads", action="store_true", default=None,
+                   help="let graphs make the server download files (LoadImage url, model weights); "
+                        "off by default ($NODEFLOW_DOWNLOADS=1 also turns it on)")
 
 
 def guard_kwargs(args: argparse.Namespace) -> dict:
-    return {"allowed_hosts": args.allowed_hosts, "allowed_origins": args.allowed_origins}
+    return {"allowed_hosts": args.allowed_hosts, "allowed_origins": args.allowed_origins,
+            "allow_downloads": args.allow_downloads}

@@ -1,15 +1,16 @@
 """What the server refuses that the CLI allows: rules on a validated plan.
 
-Paths are confined by the engine itself (Settings(confine_paths=True)). Here: a
-download URL in a graph must be http(s), so no client can make the server read a
-local file through file:// (and learn its checksum from the error); and the
-operator may turn downloads off altogether ($NODEFLOW_DOWNLOADS=0).
+Paths are confined by the engine itself (Settings(confine_paths=True)). Here: a URL in a
+graph must be http(s), so no client can make the server read a local file through
+file:// (and learn its checksum from the error); and downloads are off unless the
+operator turns them on (--allow-downloads): each node says what it would download
+(Node.downloads), and with downloads off that is refused before the job is queued.
 """
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from ..errors import GraphInvalid, Issue
+from ..errors import GraphInvalid, Issue, shown
 from ..plan import Plan
 
 URL_INPUTS = ("url",)
@@ -21,24 +22,18 @@ def check_plan(plan: Plan, allow_downloads: bool) -> None:
     for nid, p in plan.nodes.items():
         for name in URL_INPUTS:
             url = p.literals.get(name)
-            if not isinstance(url, str) or not url:
-                continue
-            if urlsplit(url).scheme.lower() not in ALLOWED_SCHEMES:
-                issues.append(Issue("url_refused", f"only http(s) URLs are fetched by the server, not {url!r}",
+            if isinstance(url, str) and url and urlsplit(url).scheme.lower() not in ALLOWED_SCHEMES:
+                issues.append(Issue("url_refused", f"only http(s) URLs are fetched by the server, not {shown(url)}",
                                     nid, name))
-            elif not allow_downloads and _would_download(p, plan):
-                issues.append(Issue("downloads_off", "this server does not download files: upload the file "
-                                    "(POST /uploads) and name it in 'path'", nid, name))
+        if allow_downloads or any(i.node == nid for i in issues):
+            continue
+        try:
+            wanted = p.cls.downloads(dict(p.literals), plan.settings)
+        except Exception:  # its own checks passed in build_plan; be safe rather than sorry
+            wanted = [(None, "a file")]
+        for name, what in wanted:
+            issues.append(Issue("downloads_off", f"this server does not download files ({shown(what)} is "
+                                "not here): upload the file (POST /uploads) and name it instead, or ask the "
+                                "operator to start the server with --allow-downloads", nid, name))
     if issues:
         raise GraphInvalid(issues)
-
-
-def _would_download(p, plan: Plan) -> bool:
-    """A node that tells where its file is (LoadImage.locate) downloads only when it's missing."""
-    locate = getattr(p.cls, "locate", None)
-    if locate is None:
-        return True
-    try:
-        return not locate(p.literals, plan.settings)[1]
-    except Exception:
-        return True

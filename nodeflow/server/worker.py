@@ -17,13 +17,15 @@ from ..cache import disk_budget
 from ..context import CancelToken, Settings
 from ..errors import GraphInvalid
 from ..executor import Executor, RunResult
-from ..graph import apply_overrides, parse_graph
-from ..plan import Plan, build_plan
+from ..graph import parse_graph
+from ..plan import Plan
 from ..sweep import tag_settings
+from ..validate import plan_graph
 from . import store as st
 from .broadcast import TERMINAL, Broker, JobEmitter, relative_name
 from .config import ServerConfig
 from .policy import check_plan
+from .scrub import Scrubber
 
 POLL_SECONDS = 0.5
 DISK_PRUNE_SECONDS = 60.0
@@ -37,9 +39,9 @@ def job_settings(config: ServerConfig, job_id: str) -> Settings:
 def plan_request(config: ServerConfig, job_id: str, request: dict[str, Any]) -> Plan:
     """The one validation path, at submit and again when the job runs. Raises GraphInvalid.
     A sweep's job carries its values ("sweep"): they tag its output files."""
-    graph = apply_overrides(parse_graph(request["graph"]), request.get("overrides") or {})
     settings = tag_settings(job_settings(config, job_id), request.get("sweep"))
-    plan = build_plan(graph, settings, only=request.get("only") or None, available=config.devices)
+    plan = plan_graph(lambda: parse_graph(request["graph"]), request.get("overrides") or {},
+                      settings=settings, only=request.get("only") or None, available=config.devices)
     check_plan(plan, config.allow_downloads)
     return plan
 
@@ -65,11 +67,12 @@ class WorkerLost(Exception):
 
 class WorkerPool:
     def __init__(self, config: ServerConfig, store: st.JobStore, broker: Broker, executor: Executor,
-                 backend: Any = None):
+                 backend: Any = None, scrub: Scrubber | None = None):
         """backend: runs a job's plan elsewhere (the Ray backend) instead of on `executor`."""
         self.config, self.store, self.broker, self.executor = config, store, broker, executor
         self.backend = backend
         self.groups: Any = None  # groups.Groups: told when a job ends
+        self.scrub = scrub or Scrubber(config.data_dir)
         self._lock = threading.Lock()          # claim + token registration vs. cancel
         self._tokens: dict[str, CancelToken] = {}
         self._live: dict[str, JobEmitter] = {}
@@ -103,7 +106,7 @@ class WorkerPool:
 
     def live_nodes(self, job_id: str) -> dict[str, dict] | None:
         emitter = self._live.get(job_id)
-        return emitter.snapshot() if emitter else None
+        return self.scrub.deep(emitter.snapshot()) if emitter else None
 
     def memory_cache_stats(self) -> dict[str, int]:
         mem = self.executor.memory
@@ -197,6 +200,7 @@ class WorkerPool:
             "message": f"its worker died {job.attempts} time(s) while running it; last: {reason}"}})
 
     def _finish(self, job_id: str, status: str, result: dict[str, Any]) -> None:
+        result = self.scrub.deep(result)
         self.store.finish(job_id, status, result)
         self.broker.publish(job_id, {"event": TERMINAL, "status": status,
                                      "error": (result.get("error") or {}).get("message")})

@@ -21,6 +21,8 @@ from ._style import pad_to_multiple
 
 
 DEFAULT_TFHUB_HANDLE = "https://tfhub.dev/google/magenta/arbitrary-image-stylization-v1-256/2"
+DEFAULT_TFHUB_MAX_BYTES = 300 << 20
+UNPACKED_MAX_BYTES = 2 << 30
 
 
 def is_url(handle: str) -> bool:
@@ -63,19 +65,42 @@ def tfhub_local_path(handle: str, input: str = "handle") -> Path | None:
     return path
 
 
-def _check_reachable(handle: str, timeout: float = 10.0) -> None:
-    """Fail fast and clearly when offline, before tensorflow_hub tries (with no timeout)."""
-    if not handle.startswith(("http://", "https://")):
-        return
-    import urllib.error
-    import urllib.request
+def download_tfhub(handle: str, cancel=None, progress=None) -> Path:
+    """Fetch `handle`'s compressed SavedModel into its cache folder, as tensorflow_hub would,
+    but through the guarded downloader (http(s) on every hop, public hosts only, size cap,
+    deadline, cancellation), and unpack it with tarfile's 'data' filter (no links out, no
+    absolute names)."""
+    import tarfile
+
+    from nodes._shared.download import DownloadError, fetch
+    target = tfhub_cached_path(handle)
+    url = handle + ("&" if "?" in handle else "?") + "tf-hub-format=compressed"
+    archive = target.with_name(target.name + ".tar.gz")
+    # The default model is about 90 MB; a handle a client chose gets the default cap.
+    cap = DEFAULT_TFHUB_MAX_BYTES if handle == DEFAULT_TFHUB_HANDLE else None
     try:
-        with urllib.request.urlopen(urllib.request.Request(handle, method="HEAD"), timeout=timeout):
-            pass
-    except urllib.error.HTTPError:
-        return  # the host answered; let tensorflow_hub deal with redirects and formats
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise InputError("handle", _offline_message(handle, str(getattr(exc, "reason", exc)))) from None
+        fetch(url, archive, None, progress, cancel=cancel, max_bytes=cap)
+    except DownloadError as exc:
+        raise InputError("handle", _offline_message(handle, str(exc))) from None
+    unpacking = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            members = tar.getmembers()
+            if sum(m.size for m in members) > UNPACKED_MAX_BYTES:
+                raise InputError("handle", f"{handle}: the archive unpacks to over {UNPACKED_MAX_BYTES >> 20} MB")
+            tar.extractall(unpacking, filter="data")
+        if not _is_saved_model(unpacking):
+            raise InputError("handle", f"{handle} is not a TF Hub SavedModel (no saved_model.pb inside)")
+        os.replace(unpacking, target)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise InputError("handle", f"{handle}: the download is not a readable SavedModel archive "
+                                   f"({exc.__class__.__name__})") from None
+    finally:
+        archive.unlink(missing_ok=True)
+        if unpacking.exists():
+            import shutil
+            shutil.rmtree(unpacking, ignore_errors=True)
+    return target
 
 
 _tf_models: dict[tuple[str, str], Any] = {}
@@ -83,12 +108,13 @@ _tf_models: dict[tuple[str, str], Any] = {}
 _tf_lock = threading.Lock()
 
 
-def load_tfhub(handle: str, device: str, log=lambda msg: None):
+def load_tfhub(handle: str, device: str, log=lambda msg: None, cancel=None, progress=None):
     """The loaded TF Hub module (cached per handle and device)."""
     local = tfhub_local_path(handle)
     if local is None:
-        _check_reachable(handle)
-    key = (str(local or handle), device)
+        log(f"downloading {handle} into {tfhub_cache_dir()}")
+        local = download_tfhub(handle, cancel, progress)
+    key = (str(local), device)
     with _tf_lock:
         if key in _tf_models:
             return _tf_models[key]
@@ -99,14 +125,10 @@ def load_tfhub(handle: str, device: str, log=lambda msg: None):
         except ImportError as exc:
             raise InputError("model_source", f"the tfhub route needs TensorFlow ({exc}): "
                                              "pip install 'nodeflow[tfhub]', or use model_source 'onnx'") from None
-        if local is None:
-            log(f"downloading {handle} into {tfhub_cache_dir()}")
         try:
             with tf.device(tf_device(device)):
-                module = hub.load(str(local or handle))
-        except Exception as exc:  # network, format, or a broken SavedModel
-            if local is None:
-                raise InputError("handle", _offline_message(handle, f"{type(exc).__name__}: {exc}")) from None
+                module = hub.load(str(local))
+        except Exception as exc:  # a broken SavedModel
             raise InputError("handle", f"cannot load the SavedModel in {local}: {type(exc).__name__}: {exc}") from None
         _tf_models[key] = module
         return module

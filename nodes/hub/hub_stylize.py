@@ -78,6 +78,12 @@ class HubStylize(Node):
         return sorted((str(p.relative_to(local)), p.stat().st_size, p.stat().st_mtime_ns)
                       for p in local.rglob("*") if p.is_file())
 
+    @classmethod
+    def downloads(cls, inputs: dict[str, Any], settings: Any) -> list[tuple[str, str]]:
+        if inputs["model_source"] == "tfhub" and tfhub_local_path(inputs["handle"]) is None:
+            return [("handle", inputs["handle"])]
+        return []
+
     def run(self, content: Any, style_vector: Any, style_weights: str, strength: float, model_source: str,
             handle: str, style_size: int, style_pool: bool, content_max_size: int | None, **slots: Any) -> dict:
         from nodes._shared.pixels import fit_max_side, to_rgb
@@ -111,7 +117,8 @@ class HubStylize(Node):
         if style_vector is not None:
             raise InputError("style_vector", "the TF Hub module takes style images, not style vectors: "
                                              "connect `style`, or use model_source 'onnx'")
-        module = load_tfhub(handle, device, log=self.ctx.log)
+        module = load_tfhub(handle, device, log=self.ctx.log, cancel=self.ctx.check_cancelled,
+                            progress=lambda done, total: self.ctx.progress(done, total or done))
         # The module hides its style vector: blend and weaken by mixing outputs instead.
         parts = [(w, s) for w, s in zip(weights, styles)]
         if strength < 1.0:

@@ -41,12 +41,19 @@ class LoadImage(Node):
             if not inputs.get("sha256"):
                 raise InputError("sha256", "a url needs the sha256 of the file, so a download can be verified")
             from nodes._shared.download import downloads_dir
-            name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(inputs["path"]).name)
-            return downloads_dir() / f"{inputs['sha256'].lower()[:16]}-{name}", False
+            # Cached under the full checksum (fetch verifies it again on reuse).
+            name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(inputs["path"]).name)[:100]
+            return downloads_dir() / f"{inputs['sha256'].lower()}-{name}", False
+        shown = settings.shown_path(local)
         if local.exists():
-            raise InputError("path", f"{local} is not a file")
-        raise InputError("path", f"file not found: {local} (put it in the input directory "
-                                 f"{settings.input_dir}/, or pass --input-dir)")
+            raise InputError("path", f"{shown} is not a file")
+        raise InputError("path", f"file not found: {shown} (put it in the input directory "
+                                 f"{settings.shown_path(settings.input_dir)}/, or pass --input-dir)")
+
+    @classmethod
+    def downloads(cls, inputs: dict[str, Any], settings: Any) -> list[tuple[str, str]]:
+        path, local = cls.locate(inputs, settings)
+        return [] if local or path.exists() else [("url", inputs["url"])]
 
     @classmethod
     def fingerprint(cls, inputs: dict[str, Any], settings: Any) -> Any:
@@ -61,14 +68,16 @@ class LoadImage(Node):
 
         from nodes._shared.pixels import fit_max_side, from_pil
         file, local = self.locate({"path": path, "url": url, "sha256": sha256}, self.ctx.settings)
-        if not local and not file.exists():
+        if not local:  # downloaded now, or a cached download verified again
             from nodes._shared.download import DownloadError, fetch
-            self.ctx.log(f"downloading {url}")
+            if not file.exists():
+                self.ctx.log(f"downloading {url}")
             try:
-                fetch(url, file, sha256, progress=lambda d, t: self.ctx.progress(d, t or d))
+                fetch(url, file, sha256, progress=lambda d, t: self.ctx.progress(d, t or d),
+                      cancel=self.ctx.check_cancelled)
             except DownloadError as exc:
                 raise InputError("url", f"{exc}. Offline? Put {Path(path).name} in "
-                                        f"{self.ctx.settings.input_dir}/ instead") from None
+                                        f"{self.ctx.settings.shown_path(self.ctx.settings.input_dir)}/ instead") from None
         try:
             with Image.open(file) as im:
                 if im.width * im.height > MAX_PIXELS:

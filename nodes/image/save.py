@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from nodeflow.cache import atomic_write
+from nodeflow.errors import shown
+from nodeflow.filenames import NAME_MAX
 from nodeflow.graph import PNG_GRAPH_KEY
 from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Output
 from nodeflow.types import STRING, IMAGE
@@ -49,7 +51,14 @@ def _target(filename: str, settings: Any) -> tuple[Path, str]:
     target = settings.output_path(filename, "filename")
     fmt = FORMATS.get(target.suffix.lower())
     if fmt is None:
-        raise InputError("filename", f"{filename!r}: use a .png, .jpg or .jpeg name")
+        raise InputError("filename", f"{shown(filename)}: use a .png, .jpg or .jpeg name")
+    if any(ord(c) < 32 or ord(c) == 127 for c in filename):
+        raise InputError("filename", f"{shown(filename)}: control characters (such as a line break) "
+                                     "are not allowed in file names")
+    # Room for the numbered name (name_0001.png) used when the name is taken.
+    if len(target.name.encode("utf-8", "surrogateescape")) + len(f"_{MAX_NUMBERED}") > NAME_MAX:
+        raise InputError("filename", f"{shown(filename)}: the name is too long (at most "
+                                     f"{NAME_MAX - len(f'_{MAX_NUMBERED}')} bytes)")
     return target, fmt
 
 

