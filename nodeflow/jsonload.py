@@ -51,21 +51,24 @@ class Problem:
 
 
 class _Pairs(dict):
-    """An object that had a key more than once: the repeated keys, for the walk to report."""
+    """An object that had a key more than once: the repeated keys, and the values the last
+    one replaced (the walk reports their problems too, then drops them)."""
     repeated: list[str]
+    replaced: list[tuple[str, Any]]
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict:
     seen: dict[str, Any] = {}
-    repeated = []
+    replaced = []
     for k, v in pairs:
-        if k in seen and k not in repeated:
-            repeated.append(k)
+        if k in seen:
+            replaced.append((k, seen[k]))
         seen[k] = v
-    if not repeated:
+    if not replaced:
         return seen
     out = _Pairs(seen)
-    out.repeated = repeated
+    out.repeated = list(dict.fromkeys(k for k, _ in replaced))
+    out.replaced = replaced
     return out
 
 
@@ -119,6 +122,8 @@ def clean(data: Any) -> tuple[Any, list[Problem]]:
                 for k in getattr(value, "repeated", ()):
                     problems.append(Problem(path + (k,), "duplicate_key", f"the key {shown(k, 80)} is given more "
                                             "than once in one object (only one is allowed)"))
+                for k, v in getattr(value, "replaced", ()):
+                    stack.append(([v], 0, path + (k,), depth + 1))  # checked, then dropped
                 fixed = {_clean_text(k, path + (k,), problems): v for k, v in value.items()}
                 if type(value) is not dict or any(a != b for a, b in zip(fixed, value)):
                     value = parent[key] = fixed

@@ -5,13 +5,28 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..cache import atomic_write
 
 FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif", "GIF": ".gif"}
+# Full decodes run on a few threads of their own: each may take width x height x 4 bytes
+# (200 MB at 50 megapixels), so concurrent uploads wait their turn instead of adding up. Their
+# own threads, not the request threads: the C allocator keeps freed memory per thread, so
+# decoding on every request thread would keep 200 MB in each ($NODEFLOW_UPLOAD_DECODES, default 2).
+_decodes = os.environ.get("NODEFLOW_UPLOAD_DECODES", "")
+DECODER = ThreadPoolExecutor(int(_decodes) if _decodes.isdigit() and int(_decodes) > 0 else 2,
+                             thread_name_prefix="nodeflow-decode")
+
+
+def _decode(data: bytes) -> None:
+    from PIL import Image
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()  # verify() skips pixel data; a truncated file fails here
 
 
 class UploadRejected(Exception):
@@ -49,8 +64,7 @@ def check_image(data: bytes, max_pixels: int) -> tuple[str, int, int]:
                 raise UploadRejected(413, "image_too_large", f"the image is {w}x{h}, over the "
                                      f"{max_pixels // 1_000_000} megapixel limit (decompression bomb?)")
             im.verify()
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()  # verify() skips pixel data; a truncated file fails here
+        DECODER.submit(_decode, data).result()
     except UploadRejected:
         raise
     except Image.DecompressionBombError as exc:  # Pillow's own guard, for the most extreme sizes
