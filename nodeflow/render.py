@@ -1,10 +1,18 @@
-"""Renders the event stream on a terminal: one line per node, tqdm bars for progress."""
+"""Renders the event stream: one line per node; on a terminal, tqdm bars for progress,
+and in a log (stdout or stderr not a terminal: CI, `| tee`) a plain progress line every
+10 % or every 10 s instead of carriage-return bars."""
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from . import events as ev
+
+# Node ids are padded to line up up to this width; a longer id is printed as it is.
+MAX_ID_WIDTH = 24
+LOG_PROGRESS_STEP = 0.10
+LOG_PROGRESS_SECONDS = 10.0
 
 
 class ConsoleRenderer:
@@ -12,9 +20,12 @@ class ConsoleRenderer:
         self.plan = plan
         self.quiet = quiet
         self.stream = stream or sys.stderr
-        self.width = max((len(n) for n in plan.nodes), default=4)
+        self.width = min(max((len(n) for n in plan.nodes), default=4), MAX_ID_WIDTH)
         self.bar = None
         self.counts = {"ran": 0, "cached": 0}
+        isatty = getattr(self.stream, "isatty", None)
+        self.interactive = bool(isatty and isatty())
+        self._logged: dict[str, tuple[int, float]] = {}  # node -> (10 % step, time) last logged
 
     def _line(self, node: str, text: str) -> None:
         self._close_bar()
@@ -45,6 +56,9 @@ class ConsoleRenderer:
         elif isinstance(event, ev.NodeProgress):
             if self.quiet:
                 return
+            if not self.interactive:
+                self._log_progress(event)
+                return
             if self.bar is None:
                 from tqdm import tqdm
                 self.bar = tqdm(total=event.total, desc=f"  {event.node}", file=self.stream,
@@ -65,6 +79,19 @@ class ConsoleRenderer:
             self._close_bar()
             print(f"{event.status} in {event.seconds:.2f}s: {self.counts['ran']} ran, "
                   f"{self.counts['cached']} cached", file=self.stream)
+
+    def _log_progress(self, event: ev.NodeProgress) -> None:
+        fraction = event.value / event.total if event.total else 0.0
+        step = int(fraction / LOG_PROGRESS_STEP + 1e-9)
+        now = time.monotonic()
+        last_step, last_time = self._logged.get(event.node, (0, now))
+        if event.node in self._logged and step <= last_step and now - last_time < LOG_PROGRESS_SECONDS:
+            return
+        if event.node not in self._logged and step == 0:
+            self._logged[event.node] = (0, now)  # the clock starts at the first report
+            return
+        self._logged[event.node] = (step, now)
+        self._line(event.node, f"{fraction:.0%} ({event.value:g}/{event.total:g})")
 
     def close(self) -> None:
         self._close_bar()
