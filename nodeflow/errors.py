@@ -68,6 +68,8 @@ ECHO_LIMIT = 200
 def shown(value: object, limit: int = ECHO_LIMIT) -> str:
     """repr(value) for an error message, cut to about `limit` characters: a bad value is
     echoed so it can be found, not sent back whole (it may be megabytes)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 10_000:
+        return f"<an integer of about {int(value.bit_length() * 0.30103)} digits>"  # repr() would refuse it
     text = repr(value)
     if len(text) <= limit:
         return text

@@ -20,6 +20,7 @@ from .errors import shown
 # (pydantic, hashing, pickling).
 MAX_DEPTH = 64
 MAX_INT_DIGITS = 4300  # Python's default int-string limit (sys.get_int_max_str_digits())
+MAX_INT_BITS = int(MAX_INT_DIGITS * 3.3219)  # the same, for integers that come parsed (an HTTP body)
 
 Path = tuple  # of str keys and int indexes
 
@@ -108,6 +109,10 @@ def clean(data: Any) -> tuple[Any, list[Problem]]:
         value = parent[key]
         if isinstance(value, Refused):
             problems.append(Problem(path, value.code, value.message))
+        elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
+            parent[key] = Refused("int_too_long", f"an integer of about {int(value.bit_length() * 0.30103)} digits "
+                                                  f"is too long (at most {MAX_INT_DIGITS})")
+            problems.append(Problem(path, parent[key].code, parent[key].message))
         elif isinstance(value, float) and not math.isfinite(value):
             parent[key] = _non_finite(str(value))
             problems.append(Problem(path, parent[key].code, parent[key].message))
