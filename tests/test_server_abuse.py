@@ -263,3 +263,29 @@ def test_the_server_is_still_up_and_logged_no_traceback(server):
         job_id = c.post("/jobs", json={"graph": small_graph(upload(c), filename="after.png")}).json()["job_id"]
         assert wait_job(c, job_id)["status"] == "succeeded"
     assert "Traceback" not in server.log.read_text()
+
+
+def test_the_data_folder_is_private(server):
+    import stat
+    with server.client() as c:
+        name = upload(c)
+        job_id = c.post("/jobs", json={"graph": small_graph(name, filename="private.png")}).json()["job_id"]
+        assert wait_job(c, job_id)["status"] == "succeeded"
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)
+    assert mode(server.data_dir) == 0o700
+    for path in [server.data_dir / "jobs.sqlite", server.data_dir / "inputs" / name,
+                 server.data_dir / "outputs" / job_id / "private.png"]:
+        assert mode(path) == 0o600, path
+    assert mode(server.data_dir / "outputs" / job_id) == 0o700
+
+
+def test_the_openapi_document_declares_auth_and_error_answers(server):
+    with server.client() as c:
+        spec = c.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["bearerAuth"] == {**spec["components"]["securitySchemes"]["bearerAuth"],
+                                                                   "type": "http", "scheme": "bearer"}
+    submit = spec["paths"]["/jobs"]["post"]
+    assert {"401", "413", "422"} <= set(submit["responses"]) and submit["security"][0] == {"bearerAuth": []}
+    assert {"401", "413", "422"} <= set(spec["paths"]["/uploads"]["post"]["responses"])
+    assert "401" in spec["paths"]["/jobs"]["get"]["responses"]
+    assert "security" not in spec["paths"]["/health"]["get"]

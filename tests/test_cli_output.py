@@ -51,3 +51,19 @@ def test_slow_progress_is_logged_every_ten_seconds(assets, monkeypatch):
         render(ev.NodeProgress("load", i, 1000))
     lines = [line for line in out.getvalue().splitlines() if "%" in line]
     assert len(lines) == 7  # at 12, 22, ... 72 s
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    import os
+    import stat
+
+    from nodeflow.cache import atomic_write
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "a.png", b"x")
+        os.umask(0o027)
+        atomic_write(tmp_path / "b.png", b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.png").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "b.png").stat().st_mode) == 0o640
