@@ -67,10 +67,9 @@ def generated(tmp_path) -> dict[str, list]:
 
     def with_input(node: str, name: str, raw: str) -> str:
         text = json.dumps(base)
-        marker = json.dumps({"from": "load.image"})
         if node == "load":
             return text.replace('"max_size": 512', f'"max_size": {raw}', 1)
-        return text.replace(f'"columns": 2', f'"columns": 2, "{name}": {raw}', 1)
+        return text.replace('"columns": 2', f'"columns": 2, "{name}": {raw}', 1)
 
     cases["huge_int"] = (with_input("load", "max_size", "1" * 5000), [("load", "max_size", "int_too_long")])
     cases["deep_100"] = (with_input("load", "max_size", "[" * 100 + "]" * 100), [("load", "max_size", "too_deep")])

@@ -185,7 +185,8 @@ def test_quick_graph_end_to_end_on_the_cli(cli, tmp_path):
     assert (out / "nst_quick_edges.png").exists() and (out / "nst_quick_loss.png").exists()
 
 
-def test_images_download_once_from_their_url_with_a_strict_checksum(tmp_path, assets, isolated_env):
+def test_images_download_once_from_their_url_with_a_strict_checksum(tmp_path, assets, isolated_env, monkeypatch):
+    monkeypatch.setenv("NODEFLOW_DOWNLOAD_ALLOW_PRIVATE", "1")  # the test server is on loopback
     www = tmp_path / "www"
     www.mkdir()
     shutil.copy(assets / "astronaut.png", www / "astronaut.png")

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from server_harness import Server, small_graph, slow_graph, upload, wait_job
+from server_harness import Server, small_graph, upload, wait_job
 
 SHA = "ab" * 32
 
@@ -71,6 +71,11 @@ def local_site():
     yield f"http://127.0.0.1:{site.server_address[1]}", hits
     site.shutdown()
     site.server_close()
+
+
+def download_graph(path: str, url: str) -> dict:
+    return {"nodes": {"load": {"type": "LoadImage", "inputs": {"path": path, "url": url, "sha256": SHA}},
+                      "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}}}}
 
 
 def post_raw(client: httpx.Client, body: str | bytes, path: str = "/jobs") -> httpx.Response:
@@ -167,9 +172,7 @@ def test_list_routes_refuse_out_of_range_numbers(server):
 
 def test_downloads_are_off_by_default(server):
     with server.client() as c:
-        graph = {"nodes": {"load": {"type": "LoadImage", "inputs": {
-            "path": "fresh.png", "url": "https://example.com/fresh.png", "sha256": SHA}},
-            "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}}}}
+        graph = download_graph("fresh.png", "https://example.com/fresh.png")
         located(c.post("/jobs", json={"graph": graph}), "load", "url", "downloads_off")
 
 
@@ -179,20 +182,14 @@ def test_ssrf_to_a_local_port_is_refused(downloading, local_site):
     with downloading.client() as c:
         for url in (f"{base}/secret", "http://localhost:9/x", "http://[::1]:22/x", "http://169.254.169.254/x",
                     "http://10.1.2.3/x", "file:///etc/passwd", "ftp://example.com/x"):
-            graph = {"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "fresh.png", "url": url,
-                                                                        "sha256": SHA}},
-                               "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}}}}
-            located(c.post("/jobs", json={"graph": graph}), "load", "url", "url_refused")
+            located(c.post("/jobs", json={"graph": download_graph("fresh.png", url)}), "load", "url", "url_refused")
     assert len(hits) == before
 
 
 def test_a_redirect_to_another_scheme_fails_the_job_clearly(mirror, local_site):
     base, hits = local_site
     with mirror.client() as c:
-        graph = {"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "r.png", "url": f"{base}/to-ftp",
-                                                                    "sha256": SHA}},
-                           "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}}}}
-        r = c.post("/jobs", json={"graph": graph})
+        r = c.post("/jobs", json={"graph": download_graph("r.png", f"{base}/to-ftp")})
         assert r.status_code == 202, r.text
         job = wait_job(c, r.json()["job_id"], timeout=60)
         assert job["status"] == "failed" and job["error"]["input"] == "url"
@@ -202,10 +199,7 @@ def test_a_redirect_to_another_scheme_fails_the_job_clearly(mirror, local_site):
 def test_a_slow_download_is_cancelled(mirror, local_site):
     base, hits = local_site
     with mirror.client() as c:
-        graph = {"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "slow.png", "url": f"{base}/slow",
-                                                                    "sha256": SHA}},
-                           "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}}}}
-        job_id = c.post("/jobs", json={"graph": graph}).json()["job_id"]
+        job_id = c.post("/jobs", json={"graph": download_graph("slow.png", f"{base}/slow")}).json()["job_id"]
         deadline = time.monotonic() + 30
         while "/slow" not in hits and time.monotonic() < deadline:
             time.sleep(0.1)

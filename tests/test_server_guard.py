@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 
-import httpx
 import pytest
 
 from server_harness import Server, small_graph, upload, wait_job

@@ -8,10 +8,10 @@ operator turns them on (--allow-downloads): each node says what it would downloa
 """
 from __future__ import annotations
 
-import ipaddress
 from urllib.parse import urlsplit
 
 from ..errors import GraphInvalid, Issue, shown
+from ..netpolicy import local_on_its_face, private_allowed
 from ..plan import Plan
 
 URL_INPUTS = ("url",)
@@ -28,7 +28,7 @@ def check_plan(plan: Plan, allow_downloads: bool) -> None:
             if urlsplit(url).scheme.lower() not in ALLOWED_SCHEMES:
                 issues.append(Issue("url_refused", f"only http(s) URLs are fetched by the server, not {shown(url)}",
                                     nid, name))
-            elif _local_host(url) and not _private_allowed():
+            elif local_on_its_face(url) and not private_allowed():
                 issues.append(Issue("url_refused", f"{shown(url)} names a local or private address: the server "
                                     "downloads only from public hosts", nid, name))
         if allow_downloads or any(i.node == nid for i in issues):
@@ -44,23 +44,3 @@ def check_plan(plan: Plan, allow_downloads: bool) -> None:
     if issues:
         raise GraphInvalid(issues)
 
-
-def _local_host(url: str) -> bool:
-    """A host that is local on its face (an address literal, localhost); names that resolve
-    to one are refused when the download connects."""
-    try:
-        host = (urlsplit(url).hostname or "").rstrip(".")
-    except ValueError:
-        return True
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not ip.is_global or ip.is_multicast
-
-
-def _private_allowed() -> bool:
-    from nodes._shared.download import private_allowed  # the downloader's own rule (an operator's mirror)
-    return private_allowed()

@@ -27,6 +27,7 @@ from urllib.parse import urljoin, urlsplit
 
 from nodeflow.cache import current_umask, user_cache_subdir
 from nodeflow.errors import shown
+from nodeflow.netpolicy import private_allowed, refused_address
 
 SCHEMES = ("http", "https")
 MAX_REDIRECTS = 5
@@ -56,26 +57,12 @@ def download_deadline() -> float:
     return _env_number("NODEFLOW_DOWNLOAD_DEADLINE_S", 600)
 
 
-def private_allowed() -> bool:
-    return os.environ.get("NODEFLOW_DOWNLOAD_ALLOW_PRIVATE", "") == "1"
-
-
 def check_url(url: str) -> None:
     """DownloadError unless `url` is an http(s) URL with a host."""
     parts = urlsplit(url)
     if parts.scheme.lower() not in SCHEMES or not parts.hostname:
         # file:// and other schemes would let a graph read local files through the checksum error.
         raise DownloadError(f"only http(s) URLs can be downloaded, not {shown(url)}")
-
-
-def _refused_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    mapped = getattr(ip, "ipv4_mapped", None)
-    if mapped is not None:
-        ip = mapped
-    for kind in ("loopback", "private", "link_local", "multicast", "reserved", "unspecified"):
-        if getattr(ip, f"is_{kind}"):
-            return kind.replace("_", "-")
-    return None if ip.is_global else "non-public"
 
 
 def resolve_public(host: str, port: int) -> str:
@@ -87,7 +74,7 @@ def resolve_public(host: str, port: int) -> str:
     addresses = [info[4][0] for info in infos]
     if not private_allowed():
         for a in addresses:
-            why = _refused_address(ipaddress.ip_address(a.split("%")[0]))
+            why = refused_address(ipaddress.ip_address(a.split("%")[0]))
             if why:
                 raise DownloadError(f"{shown(host)} is a {why} address ({a}): downloads only "
                                     "reach public hosts")

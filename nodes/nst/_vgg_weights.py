@@ -8,12 +8,12 @@ torch, onnx and safetensors are imported inside functions only.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Callable
 
 from nodeflow.cache import user_cache_subdir
+from nodes._shared.download import sha256_file as file_digest
 
 from ._vgg_net import BLOCKS, VGG16_CONV_PARAMS, conv_shapes
 
@@ -89,14 +89,6 @@ def convert_torchvision_state(state: dict, arch: str) -> dict:
                                      f"expected {(cout, cin, 3, 3)}: not a torchvision {arch} file")
         out[layer + ".weight"], out[layer + ".bias"] = w, b
     return out
-
-
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_torchvision_file(path: Path, arch: str, sha256_prefix: str | None) -> dict:
