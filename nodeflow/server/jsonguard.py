@@ -4,20 +4,19 @@ FastAPI reads bodies with json.loads, which quietly drops repeated keys, accepts
 Infinity, and fails with a 400 or a 500 on integers past the int-string limit or nesting
 past the recursion limit. Here every JSON body is read once with nodeflow.jsonload first:
 any such problem is a 422 that names its place (node and input inside a graph), and the
-body is then handed on unchanged. Covers routes that other packages add too.
+body is then handed on unchanged. Covers routes that other packages add too (a ComfyUI
+{"prompt": ...} is located by node and input like nodeflow's {"graph": ...}).
 """
 from __future__ import annotations
 
 import json
 from typing import Any, Callable
 
-from ..graph import json_issue
-from ..jsonload import loads
+from ..errors import Issue
+from ..jsonload import graph_location, loads, path_text
 from .auth import _header, _send_json
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-# Where a graph sits in a request body: nodeflow's {"graph": ...}, and the ComfyUI API's {"prompt": ...}.
-GRAPH_KEYS = ("graph", "prompt")
 
 
 def _is_json(scope: dict) -> bool:
@@ -40,9 +39,12 @@ def body_issues(body: bytes) -> tuple[str, list[dict]] | None:
     issues = []
     in_graph = False
     for p in problems:
-        prefix = p.path[:1] if p.path[:1] in [(k,) for k in GRAPH_KEYS] else ()
-        in_graph |= bool(prefix)
-        issues.append(json_issue(p, "request body", prefix).to_dict())
+        node = inp = None
+        if p.path[:1] in (("graph",), ("prompt",)):
+            in_graph = True
+            # nodeflow's graph has its nodes under "nodes"; a ComfyUI prompt is the nodes object itself.
+            node, inp = graph_location(p.path[1:] if p.path[0] == "graph" else ("nodes",) + p.path[1:])
+        issues.append(Issue(p.code, f"request body: {path_text(p.path)}: {p.message}", node, inp).to_dict())
     return ("invalid_graph" if in_graph else "invalid_request"), issues
 
 
