@@ -120,3 +120,4 @@ def keep_downloads_inside(config: "ServerConfig") -> None:
     os.environ.setdefault("TFHUB_CACHE_DIR", str(config.data_dir / "tfhub_modules"))
     if not config.allow_downloads:
         os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["NODEFLOW_OFFLINE"] = "1"  # nodes' own downloads fail at once (and fall back if they can)

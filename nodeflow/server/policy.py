@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from ..errors import GraphInvalid, Issue, shown
 from ..netpolicy import local_on_its_face, private_allowed
+from ..node import Node
 from ..plan import Plan
 
 URL_INPUTS = ("url",)
@@ -33,10 +34,7 @@ def check_plan(plan: Plan, allow_downloads: bool) -> None:
                                     "downloads only from public hosts", nid, name))
         if allow_downloads or any(i.node == nid for i in issues):
             continue
-        try:
-            wanted = p.cls.downloads(dict(p.literals), plan.settings)
-        except Exception:  # its own checks passed in build_plan; be safe rather than sorry
-            wanted = [(None, "a file")]
+        wanted = _downloads(p, plan)
         for name, what in wanted:
             issues.append(Issue("downloads_off", f"this server does not download files ({shown(what)} is "
                                 "not here): upload the file (POST /uploads) and name it instead, or ask the "
@@ -44,3 +42,16 @@ def check_plan(plan: Plan, allow_downloads: bool) -> None:
     if issues:
         raise GraphInvalid(issues)
 
+
+
+def _downloads(p, plan: Plan) -> list[tuple[str | None, str]]:
+    """What the node says it would download; a node that can't say (no downloads() of its
+    own, or one that fails) and has a URL is taken to download it."""
+    urls = [(name, p.literals[name]) for name in URL_INPUTS if isinstance(p.literals.get(name), str)
+            and p.literals[name]]
+    if getattr(p.cls.downloads, "__func__", None) is Node.downloads.__func__:
+        return urls
+    try:
+        return p.cls.downloads(dict(p.literals), plan.settings)
+    except Exception:  # its own checks passed in build_plan; be safe rather than sorry
+        return urls or [(None, "a file")]

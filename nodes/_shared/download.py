@@ -9,7 +9,8 @@ a URL turn the download against the machine it runs on.
 - a size cap ($NODEFLOW_DOWNLOAD_MAX_MB, default 100) and an overall deadline
   ($NODEFLOW_DOWNLOAD_DEADLINE_S, default 600), besides the timeout of each read;
 - `cancel` is called between chunks (it raises to stop);
-- a cached file is verified again on reuse; errors never echo what was fetched.
+- a cached file is verified again on reuse; errors never echo what was fetched;
+- nothing at all is fetched where $NODEFLOW_OFFLINE=1 (a server without --allow-downloads).
 """
 from __future__ import annotations
 
@@ -168,6 +169,8 @@ def fetch(url: str, dest: Path, sha256: str | None,
             return dest
         dest.unlink(missing_ok=True)  # changed since it was cached: fetched again
     check_url(url)
+    if os.environ.get("NODEFLOW_OFFLINE") == "1":  # a server without --allow-downloads
+        raise DownloadError(f"could not download {shown(url)}: downloads are turned off here")
     cap = max_bytes if max_bytes is not None else max_download_bytes()
     deadline = time.monotonic() + (deadline_s if deadline_s is not None else download_deadline())
     dest.parent.mkdir(parents=True, exist_ok=True)
