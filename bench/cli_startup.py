@@ -26,11 +26,11 @@ ASSETS = ROOT.parent / "shared" / "assets"
 VALIDATED = ["edges.json", "nst_starry.json", "hub_starry.json", "sd_vangogh.json"]
 
 
-def median_seconds(cmd: list[str], repeat: int, env: dict) -> float:
+def median_seconds(cmd: list[str], repeat: int, env: dict, cwd: Path = ROOT) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True)
+        subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -57,8 +57,9 @@ def main() -> None:
         for label, tree in checkouts.items():
             tree_env = dict(env, PYTHONPATH=str(tree))
             for graph in VALIDATED:
-                cmd = [py, "-m", "nodeflow", "validate", str(ROOT / "graphs" / graph)]
-                validate[f"{label}validate {graph}"] = median_seconds(cmd, args.repeat, tree_env)
+                cmd = [py, "-m", "nodeflow", "validate", str(tree / "graphs" / graph)]
+                # Run from the checkout: `python -m` puts the working directory first on sys.path.
+                validate[f"{label}validate {graph}"] = median_seconds(cmd, args.repeat, tree_env, cwd=tree)
     base = rows["python -c pass (baseline)"]
     print(f"{'command':<42} {'median s':>9} {'x baseline':>11}")
     for name, seconds in rows.items():
