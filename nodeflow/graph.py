@@ -126,10 +126,10 @@ def parse_graph(data: Any, source: str = "graph", problems: list[jsonload.Proble
     """Validate the file structure, node ids and device names (not node types or inputs:
     see plan.py). `problems` are the JSON reader's. Raises GraphInvalid with every issue,
     and with the part of the graph that can still be checked as `partial`."""
-    issues = [json_issue(p, source) for p in problems or []]
+    issues = [_json_issue(p, source) for p in problems or []]
     if problems is None:
         data, found = jsonload.clean(data)  # a graph parsed elsewhere (an HTTP body)
-        issues += [json_issue(p, source) for p in found]
+        issues += [_json_issue(p, source) for p in found]
     if not isinstance(data, dict):
         raise GraphInvalid(issues + [Issue("invalid_structure", f'{source}: a graph must be a JSON object '
                                            f'with a "nodes" object, not a {type(data).__name__}')])
@@ -147,10 +147,9 @@ def parse_graph(data: Any, source: str = "graph", problems: list[jsonload.Proble
     return graph
 
 
-def json_issue(problem: jsonload.Problem, source: str, prefix: tuple = ()) -> Issue:
-    """An Issue for a JSON reader's problem, by node and input when it lies in a graph."""
-    node, inp = jsonload.graph_location(problem.path[len(prefix):]) \
-        if problem.path[:len(prefix)] == prefix else (None, None)
+def _json_issue(problem: jsonload.Problem, source: str) -> Issue:
+    """An Issue for a JSON reader's problem, by node and input when it lies in a node."""
+    node, inp = jsonload.graph_location(problem.path)
     return Issue(problem.code, f"{source}: {jsonload.path_text(problem.path)}: {problem.message}", node, inp)
 
 
