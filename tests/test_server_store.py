@@ -124,11 +124,109 @@ def test_recovery_leaves_queued_and_finished_jobs_alone(tmp_path):
 
 
 def test_the_queue_is_durable_and_closes(tmp_path):
-    db = st.JobStore(tmp_path / "sub" / "jobs.sqlite")  # its folder is created
+    db = st.JobStore(tmp_path / "sub" / "dir" / "jobs.sqlite")  # its folders are created
     pragma = lambda name: db._one(f"PRAGMA {name}")[0]  # noqa: E731
     assert (pragma("journal_mode"), pragma("synchronous"), pragma("busy_timeout")) == ("wal", 2, 5000)
     db.add({})
     db.close()
     with pytest.raises(sqlite3.ProgrammingError):
         db.counts()
-    assert st.JobStore(tmp_path / "sub" / "jobs.sqlite").counts() == {st.QUEUED: 1}
+    assert st.JobStore(tmp_path / "sub" / "dir" / "jobs.sqlite").counts() == {st.QUEUED: 1}
+
+
+def test_a_sweep_group_is_stored_with_its_jobs_and_finished_once(tmp_path):
+    db = st.JobStore(tmp_path / "jobs.sqlite")
+    sweep = [{"target": "a.b", "values": [1, 2]}]
+    jobs = db.add_group("g1", sweep, [("j1", {"n": 1}), ("j2", {"n": 2})], client_id="me")
+    assert [(j.id, j.request, j.group_id, j.client_id, j.status) for j in jobs] == [
+        ("j1", {"n": 1}, "g1", "me", st.QUEUED), ("j2", {"n": 2}, "g1", "me", st.QUEUED)]
+    other = db.add_group("g2", [], [("j3", {})])
+    group = db.group("g1")
+    assert {k: group[k] for k in ("id", "client_id", "sweep", "finished", "result")} == {
+        "id": "g1", "client_id": "me", "sweep": sweep, "finished": None, "result": None}
+    assert group["created"] == jobs[0].created and db.group("nope") is None
+    assert [j.request for j in db.group_jobs("g1")] == [{"n": 1}, {"n": 2}] and db.group_jobs("g2") == other
+    assert db.unfinished_groups() == ["g1", "g2"]
+    assert db.finish_group("g1", {"contact_sheets": ["s.png"]}) and not db.finish_group("g1", {})
+    assert db.group("g1")["result"] == {"contact_sheets": ["s.png"]} and db.group("g1")["finished"] >= group["created"]
+    assert db.unfinished_groups() == ["g2"]
+
+
+def test_a_group_that_cannot_be_queued_whole_queues_nothing(tmp_path):
+    db = st.JobStore(tmp_path / "jobs.sqlite")
+    db.add({}, job_id="taken")
+    with pytest.raises(sqlite3.IntegrityError):
+        db.add_group("g", [], [("fresh", {}), ("taken", {})])
+    assert db.group("g") is None and db.get("fresh") is None
+    assert db.add_group("g", [], [("fresh", {})])[0].id == "fresh"  # no transaction left open
+
+
+def test_finished_groups_go_once_none_of_their_jobs_is_kept(tmp_path):
+    db = st.JobStore(tmp_path / "jobs.sqlite")
+    db.add_group("done", [], [("d1", {})])
+    db.add_group("open", [], [("o1", {})])
+    db.finish_group("done", {})
+    assert db.prune_groups() == []  # its job is still kept
+    db.claim()
+    db.finish("d1", st.SUCCEEDED, {})
+    assert db.delete_finished(["d1"]) == ["d1"]
+    assert db.prune_groups() == ["done"] and db.group("done") is None and db.group("open") is not None
+    assert db.prune_groups() == []
+
+
+def test_deleting_finished_jobs_leaves_unfinished_ones(tmp_path):
+    db = st.JobStore(tmp_path / "jobs.sqlite")
+    done = [db.add({}) for _ in range(3)]
+    for job in done:
+        db.claim()
+        db.finish(job.id, st.SUCCEEDED, {})
+    running, queued = db.add({}), db.add({})
+    db.claim()
+    assert db.unfinished() == 2
+    assert db.delete_finished([done[0].id, running.id, queued.id, "nope"]) == [done[0].id]
+    assert db.delete_finished(None) == [done[1].id, done[2].id]
+    assert [j.id for j in db.list()] == [queued.id, running.id] and db.unfinished() == 2
+
+
+def test_list_takes_several_statuses_and_a_hundred_by_default(tmp_path):
+    db = st.JobStore(tmp_path / "jobs.sqlite")
+    ids = [db.add({}).id for _ in range(101)]
+    db.claim()
+    assert len(db.list()) == 100 and db.list()[0].id == ids[-1]
+    assert [j.id for j in db.list(status=[st.RUNNING, st.CANCELLED])] == [ids[0]]
+    assert len(db.list(status=(st.QUEUED, st.RUNNING), limit=1000)) == 101
+
+
+def test_workers_and_requeues_are_recorded(tmp_path):
+    db = st.JobStore(tmp_path / "jobs.sqlite")
+    job = db.add({})
+    assert db.get(job.id).worker is None and not db.requeue(job.id)  # not running
+    db.claim()
+    db.set_worker(job.id, {"host": "h", "pid": 7})
+    assert db.get(job.id).worker == {"host": "h", "pid": 7}
+    assert db.requeue(job.id) and db.get(job.id).status == st.QUEUED and db.get(job.id).started is None
+
+
+def test_an_interrupted_job_says_why_and_a_failed_recovery_changes_nothing(tmp_path):
+    db = st.JobStore(tmp_path / "jobs.sqlite")
+    job = db.add({})
+    db.claim()
+
+    class FailingUpdates:
+        """The connection, except that marking a job interrupted fails half-way."""
+        def __init__(self, real):
+            self.real = real
+
+        def execute(self, sql, *args):
+            if sql.startswith("UPDATE jobs SET status = ?, finished"):
+                raise RuntimeError("disk gone")
+            return self.real.execute(sql, *args)
+
+    real = db._db
+    db._db = FailingUpdates(real)
+    with pytest.raises(RuntimeError, match="disk gone"):
+        db.recover(requeue=False)
+    db._db = real
+    assert db.get(job.id).status == st.RUNNING  # rolled back, and no transaction left open
+    assert db.recover(requeue=False) == ([job.id], [])
+    assert db.get(job.id).result == {"error": {"message": "the server stopped while this job was running"}}
