@@ -69,7 +69,12 @@ def refusals(plan, allow_downloads: bool) -> list[tuple[str, str, str]]:
                                  "/etc/passwd", "data:image/png;base64,AAAA"])
 @pytest.mark.parametrize("allow", [True, False])
 def test_only_http_urls_are_accepted_whatever_the_download_setting(url, allow):
-    assert refusals(loaded("missing.png", url), allow) == [("url_refused", "load", "url")]
+    plan = loaded("missing.png", url)
+    assert refusals(plan, allow) == [("url_refused", "load", "url")]
+    with pytest.raises(GraphInvalid) as info:
+        check_plan(plan, allow)
+    assert info.value.issues[0].message.startswith("only http(s) URLs are fetched by the server, not ")
+    assert url in info.value.issues[0].message
 
 
 @pytest.mark.parametrize("url", ["https://example.com/a.png", "HTTP://example.com/a.png"])
@@ -82,7 +87,8 @@ def test_downloads_off_refuses_only_a_file_that_would_be_downloaded():
     assert refusals(plan, False) == [("downloads_off", "load", "url")]
     with pytest.raises(GraphInvalid) as info:
         check_plan(plan, False)
-    assert "POST /uploads" in info.value.issues[0].message
+    message = info.value.issues[0].message
+    assert message.startswith("this server does not download files") and "upload the file (POST /uploads)" in message
     check_plan(loaded("astronaut.png", "https://example.com/a.png"), allow_downloads=False)  # it is here
 
 
