@@ -66,55 +66,11 @@ def test_pinning_a_cpu_node_to_cuda_is_an_error():
 
 
 MOVES: list[str] = []
-# A port type with a move hook, on a node pair of its own (declared once: tests may run twice in a process).
-TENSOR = port_type("TEST_TENSOR", "fake tensor", to_device=lambda v, d: MOVES.append(d) or v)
-
-
-class TMake(Node):
-    frameworks = ("torch",)
-    devices = ("cuda", "cpu")
-
-    class Inputs(NodeInputs):
-        pass
-
-    class Outputs(NodeOutputs):
-        t: Any = Output(TENSOR)
-
-    def run(self) -> dict:
-        return {"t": 1.0}
-
-
-class TUse(Node):
-    output_node = True
-    frameworks = ("torch",)
-    devices = ("cuda", "cpu")
-
-    class Inputs(NodeInputs):
-        t: Any = Input(port=TENSOR)
-
-    class Outputs(NodeOutputs):
-        pass
-
-    def run(self, t: Any) -> dict:
-        return {}
-
-
-def test_values_move_only_across_device_edges():
-    MOVES.clear()
-    nodes = {"make": {"type": "TMake"}, "use": {"type": "TUse", "inputs": {"t": {"from": "make.t"}}}}
-    _, plan = place(nodes, {"torch": {"cpu", "cuda"}})
-    Executor().run(plan)
-    assert MOVES == []  # same device: no move
-    nodes["use"]["device"] = "cpu"
-    _, plan = place(nodes, {"torch": {"cpu", "cuda"}})
-    Executor().run(plan)
-    assert MOVES == ["cpu"]
-
-
-# A value that knows which device it is on: (device, n). Its size depends on it.
+RECEIVED: list = []
+# A value that knows which device it is on: (device, n); its size depends on n. Declared
+# once, with its nodes (tests may run twice in one process).
 TAGGED = port_type("TEST_TAGGED", "a value that knows its device",
                    to_device=lambda v, d: MOVES.append(d) or (d, v[1]), nbytes=lambda v: 100 + v[1])
-RECEIVED: list = []
 
 
 class TMakeTagged(Node):
@@ -151,6 +107,14 @@ def tagged_plan(make: str, use: str):
     nodes = {"make": {"type": "TMakeTagged", "device": make},
              "use": {"type": "TUseTagged", "device": use, "inputs": {"t": {"from": "make.t"}}}}
     return place(nodes, {"torch": {"cpu", "cuda"}})[1]
+
+
+def test_values_move_only_across_device_edges():
+    MOVES.clear()
+    Executor().run(tagged_plan("cuda", "cuda"))
+    assert MOVES == []  # same device: no move
+    Executor().run(tagged_plan("cuda", "cpu"))
+    assert MOVES == ["cpu"]
 
 
 def test_the_disk_cache_holds_cpu_values_and_the_memory_cache_device_ones(tmp_path):
