@@ -114,3 +114,20 @@ def test_image_tensor_is_a_contiguous_copy_the_optimizers_may_write_into():
     assert torch.equal(x[0].permute(1, 2, 0), torch.from_numpy(img))
     x.add_(1.0)
     assert img.max() < 1.0  # the IMAGE value (maybe cached) is untouched
+
+
+def test_precision_auto_picks_bfloat16_only_where_it_is_fast(monkeypatch):
+    from nodes.nst import _precision
+    monkeypatch.setattr(_precision, "fast_bfloat16", lambda device: device == "cuda")
+    assert _precision.resolve_precision("auto", "cuda") == ("bfloat16", "")
+    assert _precision.resolve_precision("auto", "cpu") == ("float32", "")
+    assert _precision.resolve_precision("float32", "cuda") == ("float32", "")
+    precision, note = _precision.resolve_precision("bfloat16", "cpu")
+    assert precision == "bfloat16" and "emulated" in note and "auto" in note
+    assert _precision.resolve_precision("bfloat16", "cuda") == ("bfloat16", "")
+
+
+def test_the_cpu_probe_answers_without_raising():
+    from nodes.nst._precision import fast_bfloat16
+    assert fast_bfloat16("cpu") in (True, False)
+    assert fast_bfloat16("mps") is False

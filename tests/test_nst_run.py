@@ -121,6 +121,14 @@ def test_bfloat16_convolutions_give_nearly_the_same_objective_and_still_descend(
     assert json.loads(fast.values["opt"]["info"])["precision"] == "bfloat16"
 
 
+def test_precision_auto_runs_what_the_hardware_does_fast_and_records_it():
+    from nodes.nst._precision import fast_bfloat16
+    result, events = _run(_tiny(steps=2, precision="auto"))
+    assert result.status == "succeeded", result.error
+    expected = "bfloat16" if fast_bfloat16("cpu") else "float32"
+    assert json.loads(result.values["opt"]["info"])["precision"] == expected
+
+
 def test_noise_init_is_seeded():
     a, _ = _run(_tiny(steps=1, init="noise", seed=3))
     b, _ = _run(_tiny(steps=1, init="noise", seed=3))

@@ -34,9 +34,11 @@ def optimizer_inputs(name: str, **fields: Any) -> type[NodeInputs]:
         seed=(int, Input(0, ge=0, description="seed of the noise start")),
         schedule=(str, Input("", description="coarse-to-fine stages SIDE:STEPS, e.g. '128:150,256:100,full:40' "
                                              "(longest side; overrides steps); empty: all steps at full size")),
-        precision=(Literal["float32", "bfloat16"], Input("float32", description="VGG convolutions in "
-                                                          "bfloat16: about 2x faster on recent CPUs and GPUs; "
-                                                          "losses stay float32")),
+        precision=(Literal["float32", "bfloat16", "auto"], Input("float32", description="VGG convolutions "
+                                                                  "in bfloat16: about 2x faster on CPUs with "
+                                                                  "AVX512-BF16/AMX and on GPUs, far slower elsewhere; "
+                                                                  "auto: bfloat16 only where it is fast. Losses "
+                                                                  "stay float32")),
         preview_every=(int, Input(50, ge=0, description="emit a preview image every N steps (0: never)")),
         save_frames=(bool, Input(False, description="also save each preview as a PNG in the output directory")),
         frame_prefix=(str, Input("nst_frame", min_length=1, names_file=True, description="file name prefix of saved frames")),
@@ -86,6 +88,13 @@ class OptimizerNode(Node, abstract=True):
             raise InputError("init_image", "init=image needs an init_image link")
         first = resize(to_rgb(init_image), w, h) if init == "image" else content
         start = _start_image(framework, first, init == "noise", seed, self.ctx.device)
+        if framework == "torch":
+            from ._precision import resolve_precision
+            precision, note = resolve_precision(precision, self.ctx.device)
+            if note:
+                self.ctx.log(note)
+        elif precision == "auto":
+            precision = "float32"
 
         def preview(x: Any, step: int) -> None:
             frame = x if isinstance(x, np.ndarray) else from_torch(x)
