@@ -146,11 +146,8 @@ def layout(graph: Graph, states: dict[str, dict] | None = None) -> Shapes:
     shapes = Shapes(x - COL_GAP + MARGIN, MARGIN + title_h + height + legend_h + MARGIN)
     if graph.title:
         shapes.items.append(("text", MARGIN, MARGIN + ROW * 0.5, graph.title, BODY, "#222", "start", True))
-    for nid, spec in graph.nodes.items():   # wires first: boxes and port dots go over them
-        for name, value in spec.inputs.items():
-            link = as_link(value)
-            if link is not None and not isinstance(link, str) and link.node in boxes:
-                shapes.items.append(("wire", boxes[link.node].output_at(link.output), boxes[nid].input_at(name)))
+    for nid, name, link in graph.links():   # wires first: boxes and port dots go over them
+        shapes.items.append(("wire", boxes[link.node].output_at(link.output), boxes[nid].input_at(name)))
     for b in boxes.values():
         _box_shapes(b, shapes)
     if states:

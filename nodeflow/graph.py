@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -67,6 +67,14 @@ class Graph(BaseModel):
     description: str | None = None
     defaults: GraphDefaults = Field(default_factory=GraphDefaults)
     nodes: dict[str, NodeSpec]
+
+    def links(self) -> Iterator[tuple[str, str, Link]]:
+        """(node id, input name, link) for every well-formed link to a node of this graph."""
+        for nid, spec in self.nodes.items():
+            for name, value in spec.inputs.items():
+                link = as_link(value)
+                if isinstance(link, Link) and link.node in self.nodes:
+                    yield nid, name, link
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, exclude_none=True, indent=2)

@@ -5,19 +5,14 @@ graph looks the same everywhere. networkx is imported here only, when a layout i
 """
 from __future__ import annotations
 
-from .graph import Graph, as_link
+from .graph import Graph
 
 
 def upstream(graph: Graph) -> dict[str, list[str]]:
     """{node id: the ids it takes links from, in input order} (links to unknown nodes skipped)."""
-    out: dict[str, list[str]] = {}
-    for nid, spec in graph.nodes.items():
-        ups = []
-        for value in spec.inputs.values():
-            link = as_link(value)
-            if link is not None and not isinstance(link, str) and link.node in graph.nodes:
-                ups.append(link.node)
-        out[nid] = ups
+    out: dict[str, list[str]] = {nid: [] for nid in graph.nodes}
+    for nid, _, link in graph.links():
+        out[nid].append(link.node)
     return out
 
 
