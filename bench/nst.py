@@ -1,17 +1,19 @@
 """Neural style transfer benchmark (not a test): nodeflow against the TF tutorial, in one run.
 
-    .venv/bin/python bench/nst.py                      # the full benchmark (hours on 2 CPU cores)
-    .venv/bin/python bench/nst.py --sizes 128 --steps 5 --recipe-steps 100 --checkpoints 50,100
+    .venv/bin/python bench/nst.py                      # the full benchmark (about an hour on 2 CPU cores)
+    .venv/bin/python bench/nst.py --sizes 128 --steps 3 --skip-routes
 
 It prints, on this machine and in this run:
   1. seconds per step of a faithful TensorFlow reimplementation of the tutorial recipe
      (Keras VGG16 with the same offline weights, the same objective, Keras Adam lr 0.02,
-     beta1 0.99, epsilon 0.1, clipping) and of nodeflow's AdamOptimize on torch and on
-     TensorFlow (with and without XLA), and their ratios;
+     beta1 0.99, epsilon 0.1, clipping) and of nodeflow's AdamOptimize on torch (channels-last,
+     and the NCHW layout for comparison) and on TensorFlow (with and without XLA), and their ratios;
   2. nodeflow's step time against the FLOP limit: conv FLOPs of forward plus backward (input
      gradient only; the weights are frozen) to the deepest layer, over a measured matmul GFLOP/s;
-  3. for the faster routes, the wall time to reach the objective value the recipe reaches after
-     N steps (the tutorial objective at full size), as a ratio of the recipe's time.
+  3. for the bundled graphs (nst_starry.json, nst_starry_hq.json) on several content/style
+     pairs at 512 px, the wall time to reach the objective the recipe reaches after 300, 400 and
+     1000 steps, as a ratio of the recipe's time (bench/nst_routes.py; the recipe's curves are
+     TSVs under bench/, written once by bench/nst_recipe.py).
 Timings on a shared machine are noisy: medians are printed, and ratios come from one run.
 """
 from __future__ import annotations
@@ -112,10 +114,18 @@ class TFRecipe:
 
 # ------------------------------------------------------------------ nodeflow
 
-def nodeflow_terms(content: np.ndarray, style: np.ndarray) -> list:
-    """The tutorial's three terms, as the StyleLoss, ContentLoss and TVLoss nodes build them."""
+def nodeflow_terms(content: np.ndarray, style: np.ndarray, channels_last: bool = True) -> list:
+    """The tutorial's three terms, as the StyleLoss, ContentLoss and TVLoss nodes build them;
+    channels_last=False runs the VGG stack in the NCHW layout it used before."""
+    import copy
+
+    import torch
+
     from nodes.nst import _losses, _vgg_models, _vgg_net
     module, where = _vgg_models.load_source("vgg16", None, "cpu")
+    if not channels_last:
+        module = copy.deepcopy(module).to(memory_format=torch.contiguous_format)
+        module.memory_format = torch.contiguous_format
     vgg = _vgg_net.VGG(_vgg_net.SOURCES["vgg16"], module, where, "cpu", "vgg16")
     return [_losses.LossTerm("style", STYLE_WEIGHT, list(STYLE_LAYERS), vgg, style),
             _losses.LossTerm("content", CONTENT_WEIGHT, list(CONTENT_LAYERS), vgg, content, resize_to_input=True),
@@ -164,12 +174,12 @@ def time_steps(steps: dict, n: int, warmup: int = 2) -> dict:
     return {k: (statistics.median(times[k]), float(np.asarray(values[k]).reshape(-1)[0])) for k in steps}
 
 
-def nodeflow_step_fn(content, style, precision: str = "float32"):
+def nodeflow_step_fn(content, style, precision: str = "float32", channels_last: bool = True):
     """One AdamOptimize step (the same code the node runs), as a callable."""
     import torch
 
     from nodes.nst import _objective, _optimizers, _tensors
-    terms = nodeflow_terms(content, style)
+    terms = nodeflow_terms(content, style, channels_last)
     objective = _objective.Objective(terms, content.shape[:2], "cpu", precision=precision)
     x = _tensors.image_tensor(content, "cpu").requires_grad_(True)
     opt = _optimizers.KerasAdam(x, 0.02, 0.99, 0.999, 0.1)
@@ -201,79 +211,20 @@ def nodeflow_tf_step_fn(content, style, jit_compile: bool = False):
     return lambda: float(tf.reduce_sum(step()).numpy())
 
 
-# ------------------------------------------------------------------ routes
-
-def run_route(name: str, content, style, budget_steps: int, target: float | None = None):
-    """Run one route, until `target` is reached at full size or the budget is spent;
-    return (seconds, objective) pairs at full size, and the image."""
-    from nodes.nst import _optimizers, _tensors
-    full = content.shape[:2]
-    name, _, precision = name.partition("@")
-    precision = {"": "float32", "bf16": "bfloat16"}[precision]
-    hooks = _optimizers.Hooks(stop=lambda total, size: target is not None and tuple(size) == tuple(full)
-                       and total <= target)
-    start = _tensors.image_tensor(content, "cpu")
-    terms = nodeflow_terms(content, style)
-    kind, _, rest = name.partition(":")
-    if kind == "recipe":
-        x, h = _optimizers.run_adam(terms, start, stages=[(full, budget_steps)], lr=0.02, beta1=0.99,
-                             beta2=0.999, eps=0.1, precision=precision, hooks=hooks)
-    elif kind == "adam":
-        sched, lr, lrs = rest.split("|")
-        x, h = _optimizers.run_adam(terms, start, stages=_optimizers.parse_schedule(sched, full, budget_steps),
-                             lr=float(lr), beta1=0.99, beta2=0.999, eps=0.1, lr_schedule=lrs, precision=precision, hooks=hooks)
-    elif kind == "lbfgs":
-        sched, _, adam = rest.partition("+adam:")
-        stages = _optimizers.parse_schedule(sched, full, budget_steps)
-        adam_lr, adam_steps, adam_schedule = (adam.split(":") + ["cosine"])[:3] if adam else (0.05, 0, "cosine")
-        x, h = _optimizers.run_lbfgs(terms, start, stages=stages, precision=precision, hooks=hooks,
-                              adam_steps_after=int(adam_steps), adam_lr=float(adam_lr),
-                              adam_lr_schedule=adam_schedule)
-    else:
-        raise SystemExit(f"unknown route {name}")
-    pts = [(s, v) for s, v, size in zip(h.seconds, h.total, h.size) if tuple(size) == tuple(full)]
-    return pts, x
-
-
-def float32_objective(content, style, image) -> float:
-    from nodes.nst import _objective
-    _, parts = _objective.Objective(nodeflow_terms(content, style), content.shape[:2], "cpu")(image)
-    return sum(parts.values())
-
-
-def first_time_at_or_below(points, target: float) -> float | None:
-    for s, v in points:
-        if v <= target:
-            return s
-    return None
-
-
-def save_image(folder: str | None, name: str, x) -> None:
-    if folder:
-        import re
-
-        from nodes._shared.pixels import from_torch, to_pil
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        to_pil(from_torch(x)).save(Path(folder) / (re.sub(r"[^A-Za-z0-9@._-]", "_", name) + ".png"))
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="256,512", help="max sides for the step timings")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per measurement (median)")
-    ap.add_argument("--route-size", type=int, default=256, help="max side for the route comparison")
-    ap.add_argument("--recipe-steps", type=int, default=1000, help="recipe steps for the route comparison")
-    ap.add_argument("--checkpoints", default="300,1000", help="recipe step counts whose objective is the target")
-    ap.add_argument("--routes", default="lbfgs:128:30,full:100+adam:0.05:420@bf16;lbfgs:128:60,full:1000@bf16;"
-                                        "lbfgs:128:30,full:100+adam:0.05:420",
-                    help="';'-separated routes: lbfgs:SCHEDULE, lbfgs:SCHEDULE+adam:LR:STEPS[:constant] "
-                         "(then Adam, its lr cosine-decayed to 10%% over STEPS unless constant), or "
-                         "adam:SCHEDULE|LR|LR_SCHEDULE; @bf16 for bfloat16 convolutions")
+    ap.add_argument("--route-size", type=int, default=512, help="max side for the graphs' comparison")
+    ap.add_argument("--pairs", default="astronaut.png:starry_night.jpg,coffee.png:starry_night.jpg,"
+                                       "chelsea.png:coffee.png",
+                    help="content:style pairs; each needs its recipe curve (bench/nst_recipe.py)")
+    ap.add_argument("--graphs", default="graphs/nst_starry.json,graphs/nst_starry_hq.json")
+    ap.add_argument("--checkpoints", default="300,400,1000", help="recipe steps whose objective is a target")
     ap.add_argument("--skip-tf", action="store_true")
     ap.add_argument("--skip-xla", action="store_true", help="don't time the TF route compiled with XLA")
     ap.add_argument("--skip-bf16", action="store_true", help="don't time bfloat16 convolutions (slow on "
                                                              "CPUs without bfloat16 instructions)")
-    ap.add_argument("--save", metavar="DIR", help="save each route's final image here")
     ap.add_argument("--skip-routes", action="store_true")
     args = ap.parse_args()
 
@@ -288,7 +239,8 @@ def main() -> int:
     for size in [int(s) for s in args.sizes.split(",") if s]:
         # As in the tutorial, both images are loaded at the same max side.
         content, style = load("astronaut.png", size), load("starry_night.jpg", size)
-        steps = {"nodeflow": nodeflow_step_fn(content, style)}
+        steps = {"nodeflow": nodeflow_step_fn(content, style),
+                 "nchw": nodeflow_step_fn(content, style, channels_last=False)}
         if not args.skip_bf16:
             steps["bfloat16"] = nodeflow_step_fn(content, style, "bfloat16")
         if not args.skip_tf:
@@ -299,12 +251,14 @@ def main() -> int:
                 steps["nodeflow tf xla"] = nodeflow_tf_step_fn(content, style, jit_compile=True)
         got = time_steps(steps, args.steps)
         (nf, nf_value), (bf, bf_value) = got["nodeflow"], got.get("bfloat16", (float("nan"), float("nan")))
-        line = f"  {size}px: nodeflow {nf:.3f} s (bfloat16 convs: {bf:.3f} s)"
+        nchw = got["nchw"][0]
+        line = (f"  {size}px: nodeflow {nf:.3f} s (NCHW layout: {nchw:.3f} s, channels-last/NCHW {nf / nchw:.2f}; "
+                f"bfloat16 convs: {bf:.3f} s)")
         if not args.skip_tf:
             tf_s, tf_value = got["tf"]
             tf_step[size] = tf_s
-            line += (f", TF recipe {tf_s:.3f} s, ratio nodeflow/TF {nf / tf_s:.2f} "
-                     f"(bfloat16 {bf / tf_s:.2f}; target <= 0.8)")
+            line += (f", TF recipe {tf_s:.3f} s, ratio nodeflow/TF {nf / tf_s:.2f} (target <= 1.0; NCHW "
+                     f"{nchw / tf_s:.2f}) (bfloat16 {bf / tf_s:.2f}; target <= 0.5)")
         limit = 2 * conv_flops(content.shape[:2]) / (gflops * 1e9)
         line += (f"; FLOP limit (float32) {limit:.3f} s, nodeflow/limit {nf / limit:.2f} "
                  f"(bfloat16 {bf / limit:.2f}; target <= 1.3)")
@@ -326,33 +280,10 @@ def main() -> int:
                   f"(relative difference to the TF recipe {abs(ntf_value - tf_value) / tf_value:.1e})"
                   + (f", with XLA {xla_value:.5g}" if "nodeflow tf xla" in got else ""), flush=True)
 
-    if args.skip_routes:
-        return 0
-    content, style = load("astronaut.png", args.route_size), load("starry_night.jpg", args.route_size)
-    checkpoints = [int(c) for c in args.checkpoints.split(",") if int(c) <= args.recipe_steps]
-    print(f"\n3. routes at {args.route_size}px, under the tutorial objective; recipe = AdamOptimize defaults")
-    recipe_pts, image = run_route("recipe", content, style, args.recipe_steps)
-    save_image(args.save, "recipe", image)
-    targets = {n: (recipe_pts[n - 1][1], recipe_pts[n - 1][0]) for n in checkpoints}
-    for n, (value, secs) in targets.items():
-        print(f"  recipe step {n}: objective {value:.4g} at {secs:.1f} s")
-    for route in [r for r in args.routes.split(";") if r]:
-        pts, image = run_route(route, content, style, args.recipe_steps,
-                               target=min(v for v, _ in targets.values()))
-        save_image(args.save, route, image)
-        if route.endswith("@bf16"):
-            # A bfloat16 route stops on its own (bfloat16) objective: check the image in float32.
-            print(f"  {route}: final image, float32 objective {float32_objective(content, style, image):.5g} "
-                  f"(the route's own {pts[-1][1]:.5g})", flush=True)
-        for n, (value, secs) in targets.items():
-            t = first_time_at_or_below(pts, value)
-            if t is None:
-                got = f"not reached (best {min(v for _, v in pts):.4g} in {pts[-1][0]:.1f} s)"
-            else:
-                got = f"{t:.1f} s, {t / secs:.2f}x nodeflow's recipe time"
-                if args.route_size in tf_step:
-                    got += f", {t / (n * tf_step[args.route_size]):.2f}x the TF recipe's ({n} x {tf_step[args.route_size]:.3f} s)"
-            print(f"  {route}: recipe's step-{n} objective {value:.4g}: {got}", flush=True)
+    if not args.skip_routes:
+        from nst_routes import report_routes
+        report_routes([tuple(p.split(":")) for p in args.pairs.split(",") if p], args.route_size,
+                      [g for g in args.graphs.split(",") if g], [int(c) for c in args.checkpoints.split(",")])
     return 0
 
 

@@ -29,6 +29,19 @@ def test_gram_gradient_matches_autograd_of_the_plain_formula():
     assert torch.allclose(mine.reshape(4, 15).float(), plain, rtol=1e-5, atol=1e-6)
 
 
+def test_gram_takes_channels_last_features_as_they_are():
+    f = torch.randn(1, 4, 3, 5, dtype=torch.float64)
+    nhwc = f.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    nchw = f.clone().requires_grad_(True)
+    assert torch.allclose(gram(nhwc), gram(nchw))
+    target = torch.randn(4, 4)
+    g_nhwc, = torch.autograd.grad(((gram(nhwc) - target) ** 2).sum(), nhwc)
+    g_nchw, = torch.autograd.grad(((gram(nchw) - target) ** 2).sum(), nchw)
+    assert torch.allclose(g_nhwc, g_nchw)
+    # The gradient keeps the features' layout: no reorder on the way back into the network.
+    assert g_nhwc.is_contiguous(memory_format=torch.channels_last)
+
+
 def test_gram_of_bfloat16_features_is_float32_with_a_bfloat16_gradient():
     f = torch.randn(1, 8, 6, 6).bfloat16().requires_grad_(True)
     g = gram(f)
@@ -131,3 +144,4 @@ def test_the_cpu_probe_answers_without_raising():
     from nodes.nst._precision import fast_bfloat16
     assert fast_bfloat16("cpu") in (True, False)
     assert fast_bfloat16("mps") is False
+

@@ -169,7 +169,7 @@ def test_changing_save_or_sobel_does_not_rerun_the_optimization(tmp_path):
 
 
 def test_the_bundled_graphs_validate(cli):
-    graphs = [str(ROOT / "graphs" / n) for n in ("nst_starry.json", "nst_tutorial.json", "nst_quick.json")]
+    graphs = [str(ROOT / "graphs" / n) for n in ("nst_starry.json", "nst_starry_hq.json", "nst_tutorial.json", "nst_quick.json")]
     proc = cli("validate", *graphs)
     assert proc.returncode == 0, proc.stderr
     tutorial = read_graph_file(ROOT / "graphs" / "nst_tutorial.json")

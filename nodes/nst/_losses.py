@@ -31,9 +31,11 @@ TUTORIAL_TV_WEIGHT = 30.0
 
 
 def gram(features):
-    """1 x C x H x W -> float32 C x C Gram matrix divided by H*W (the number of locations)."""
+    """1 x C x H x W -> float32 C x C Gram matrix divided by H*W (the number of locations).
+    Channels-last features (the VGG stack's layout) become a locations x channels matrix
+    without a copy."""
     _, c, h, w = features.shape
-    return _gram_function().apply(features.reshape(c, h * w))
+    return _gram_function().apply(features.permute(0, 2, 3, 1).reshape(h * w, c))
 
 
 @functools.cache
@@ -41,20 +43,21 @@ def _gram_function():
     import torch
 
     class Gram(torch.autograd.Function):
-        """G = F F^T / N. Autograd would spend two matmuls on the backward pass; G is symmetric,
-        so dF = (dG + dG^T) F / N takes one, in the features' own dtype (bfloat16 features
-        get a bfloat16 matmul). The forward pass stays float32: G is compared with a target."""
+        """G = F^T F / N for N x C features F. Autograd would spend two matmuls on the backward
+        pass; G is symmetric, so dF = F (dG + dG^T) / N takes one, in the features' own dtype
+        (bfloat16 features get a bfloat16 matmul). The forward pass stays float32: G is
+        compared with a target."""
 
         @staticmethod
         def forward(ctx, f):
             ctx.save_for_backward(f)
             f32 = f.float()
-            return (f32 @ f32.t()) / f.shape[1]
+            return (f32.t() @ f32) / f.shape[0]
 
         @staticmethod
         def backward(ctx, grad):
             f, = ctx.saved_tensors
-            return ((grad + grad.t()) / f.shape[1]).to(f.dtype) @ f
+            return f @ ((grad + grad.t()) / f.shape[0]).to(f.dtype)
 
     return Gram
 

@@ -23,6 +23,8 @@ class Hooks:
     preview_every: int = 0
     # Stop early (used by the benchmark): called with each step's objective and image size.
     stop: Callable[[float, tuple], bool] = lambda total, size: False
+    # Every evaluation as it happens: objective, its terms, image size (the benchmark logs them).
+    evaluated: Callable[[float, dict, tuple], None] = lambda total, parts, size: None
 
 
 class _Stop(Exception):
@@ -108,6 +110,7 @@ class _Run:
     def record(self, total: float, parts: dict[str, float], size) -> bool:
         """Log one evaluation; False when the stop hook says the run is over."""
         self.history.add(total, parts, size)
+        self.hooks.evaluated(total, parts, size)
         return not self.hooks.stop(total, size)
 
     def stepped(self, image) -> None:

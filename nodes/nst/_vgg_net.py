@@ -72,12 +72,17 @@ def build_stack(arch: str, state: dict):
                 self.convs[name] = conv
             self.requires_grad_(False)
             self.eval()
+            # NHWC, as TensorFlow runs it: oneDNN convolves channels-last tensors without
+            # reordering them at every layer (bench/nst.py's step table measures both).
+            self.memory_format = torch.channels_last
+            self.to(memory_format=self.memory_format)
 
         def features(self, x, layers) -> dict:
             """Run only as deep as the deepest of `layers`; return their ReLU outputs."""
             wanted = set(layers)
             last = max(self.names.index(n) for n in wanted)
             out = {}
+            x = x.contiguous(memory_format=self.memory_format)
             for i, name in enumerate(self.names[:last + 1]):
                 if name.endswith("_conv1") and i > 0:
                     x = torch.nn.functional.max_pool2d(x, 2)

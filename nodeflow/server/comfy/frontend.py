@@ -29,7 +29,7 @@ FRONTEND_PACKAGE = "comfyui_frontend_package"
 FRONTEND_PIN = "comfyui-frontend-package==1.58.1"
 WEB = Path(__file__).resolve().parent / "web"
 DEFAULT_TEMPLATE = "edges"
-TEMPLATE_ORDER = ["edges", "nst_quick", "nst_starry", "nst_tutorial", "hub_starry", "sd_vangogh"]
+TEMPLATE_ORDER = ["edges", "nst_quick", "nst_starry", "nst_starry_hq", "nst_tutorial", "hub_starry", "sd_vangogh"]
 # Settings a new user starts with: no first-run template dialog (the default workflow is
 # a bundled graph already).
 DEFAULT_SETTINGS = {"Comfy.TutorialCompleted": True}

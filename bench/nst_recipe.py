@@ -1,0 +1,101 @@
+"""The tutorial recipe's objective curve, computed once and kept as a TSV under bench/.
+
+At 512 px the recipe's 1000 steps take most of an hour on 2 CPU cores, so bench/nst.py reads
+the curve from here instead of recomputing it; it times a few recipe steps in its own run to
+turn step counts into seconds. Write (or extend) a curve:
+
+    .venv/bin/python bench/nst_recipe.py --content astronaut.png --style starry_night.jpg --size 512 --steps 1000
+
+The recipe is AdamOptimize's defaults (Keras Adam lr 0.02, beta1 0.99, epsilon 0.1, clipped to
+[0, 1]) in float32 from the content image, under the tutorial's objective on the offline VGG16.
+Row n is the objective of the image after n - 1 updates: the value the recipe reports at step n.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(BENCH.parent))
+
+COLUMNS = ["step", "seconds", "total", "style", "content", "tv"]
+
+
+def curve_path(content: str, style: str, size: int) -> Path:
+    return BENCH / f"nst_recipe_{Path(content).stem}_{Path(style).stem}_{size}.tsv"
+
+
+def read_curve(path: Path) -> list[dict[str, float]]:
+    """The rows of a curve file, as numbers; [] when there is none."""
+    if not path.exists():
+        return []
+    with path.open() as f:
+        rows = csv.DictReader((line for line in f if not line.startswith("#")), delimiter="\t")
+        return [{k: float(v) for k, v in row.items()} for row in rows]
+
+
+def compute_curve(content_name: str, style_name: str, size: int, steps: int,
+                  images: Path | None = None, every: int = 100) -> Path:
+    """Run the recipe for `steps` steps, writing each row as it comes (the file is usable
+    while it grows); save the image every `every` steps into `images`, if given."""
+    import torch
+
+    from nodes._shared.pixels import from_torch, to_pil
+    from nodes.nst import _optimizers, _tensors
+    from nst import load, nodeflow_terms
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    content, style = load(content_name, size), load(style_name, size)
+    path = curve_path(content_name, style_name, size)
+    tmp = path.with_suffix(".tsv.partial")
+    out = tmp.open("w")
+    out.write(f"# recipe curve: {content_name} x {style_name}, max side {size} px, "
+              f"{content.shape[1]}x{content.shape[0]}, AdamOptimize defaults, float32, vgg16, "
+              f"torch {torch.__version__}, {os.cpu_count()} CPU threads; seconds are wall time "
+              f"on a shared machine\n")
+    out.write("\t".join(COLUMNS) + "\n")
+    step = 0
+
+    def evaluated(total, parts, _size):
+        nonlocal step
+        step += 1
+        out.write(f"{step}\t{time.perf_counter() - started:.2f}\t{total:.6g}\t{parts['style']:.6g}\t"
+                  f"{parts['content']:.6g}\t{parts['tv']:.6g}\n")
+        out.flush()
+
+    def preview(image, i):
+        if images:
+            images.mkdir(parents=True, exist_ok=True)
+            to_pil(from_torch(image)).save(images / f"{path.stem}_step{i}.png")
+
+    hooks = _optimizers.Hooks(evaluated=evaluated, preview=preview, preview_every=every)
+    started = time.perf_counter()
+    _optimizers.run_adam(nodeflow_terms(content, style), _tensors.image_tensor(content, "cpu"),
+                         stages=[(content.shape[:2], steps)], lr=0.02, beta1=0.99, beta2=0.999,
+                         eps=0.1, hooks=hooks)
+    out.close()
+    tmp.replace(path)
+    return path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--content", default="astronaut.png")
+    ap.add_argument("--style", default="starry_night.jpg")
+    ap.add_argument("--size", type=int, default=512)
+    ap.add_argument("--steps", type=int, default=1000)
+    ap.add_argument("--images", type=Path, help="save the recipe's image every 100 steps here")
+    args = ap.parse_args()
+    print(compute_curve(args.content, args.style, args.size, args.steps, args.images))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
