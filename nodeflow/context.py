@@ -37,6 +37,14 @@ class Settings:
     def input_path(self, name: str, input: str = "path") -> Path:
         return _resolve(self.input_dir, name, self.confine_paths, input)
 
+    def local_path(self, name: str, input: str) -> Path:
+        """A file or folder a node loads that is not an input image (weights, a model): in
+        the CLI as given (relative to the working directory, ~ expanded); in the server
+        confined to the input dir, like every other path a graph names."""
+        if self.confine_paths:
+            return self.input_path(name, input)
+        return Path(os.path.expanduser(name))
+
     def output_path(self, name: str, input: str = "filename") -> Path:
         p = Path(name)
         if self.output_suffix and p.name not in ("", ".", ".."):

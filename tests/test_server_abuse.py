@@ -161,6 +161,27 @@ def test_every_problem_at_once_without_server_paths(server):
         assert str(server.data_dir) not in r.text and "/inputs/" not in r.text.replace('"inputs/', "")
 
 
+@pytest.mark.parametrize("name", ["/etc/passwd", "../x", "~/.ssh/id_rsa"])
+def test_files_a_graph_loads_stay_inside_the_inputs(server, name):
+    """weights, a local TF Hub handle, an SD model or config: 422 by node and input, nothing queued."""
+    with server.client() as c:
+        image = {"from": "load.image"}
+        graph = {"nodes": {
+            "load": {"type": "LoadImage", "inputs": {"path": upload(c), "max_size": 32}},
+            "vgg": {"type": "VGGFeatures", "inputs": {"model": "vgg16", "weights": name}},
+            "hub": {"type": "HubStylize", "inputs": {"content": image, "style": image, "model_source": "tfhub",
+                                                     "handle": name}},
+            "sd": {"type": "SDImg2Img", "inputs": {"image": image, "prompt": "x", "model": name}},
+            "save": {"type": "Save", "inputs": {"image": {"from": "hub.image"}}},
+        }}
+        before = c.get("/jobs").json()["jobs"]
+        r = c.post("/jobs", json={"graph": graph})
+        for node, input in (("vgg", "weights"), ("hub", "handle"), ("sd", "model")):
+            assert "inside inputs/" in located(r, node, input, "invalid_input")["message"]
+        assert str(server.data_dir) not in r.text and str(server.data_dir.resolve()) not in r.text
+        assert c.get("/jobs").json()["jobs"] == before
+
+
 def test_list_routes_refuse_out_of_range_numbers(server):
     with server.client() as c:
         for query in ("offset=9223372036854775808", "offset=-1", "limit=0", "limit=100000",

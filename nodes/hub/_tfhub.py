@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from nodeflow.errors import shown
 from nodeflow.node import InputError
 
 from nodes._shared.tf_device import tf_device
@@ -51,17 +52,18 @@ def _offline_message(handle: str, why: str) -> str:
             "Or use model_source 'onnx', which needs no download.")
 
 
-def tfhub_local_path(handle: str, input: str = "handle") -> Path | None:
+def tfhub_local_path(handle: str, settings: Any, input: str = "handle") -> Path | None:
     """The local SavedModel directory for `handle`, or None for a URL not cached yet.
+    A local handle is as given in the CLI, and confined to the inputs in the server.
     Raises InputError for a local path that is not a SavedModel."""
     if is_url(handle):
         cached = tfhub_cached_path(handle)
         return cached if _is_saved_model(cached) else None
-    path = Path(os.path.expanduser(handle))
+    path = settings.local_path(handle, input)
     if not path.is_dir():
-        raise InputError(input, f"{handle!r} is neither a TF Hub URL nor an existing directory")
+        raise InputError(input, f"{shown(handle)} is neither a TF Hub URL nor an existing directory")
     if not _is_saved_model(path):
-        raise InputError(input, f"{path} holds no saved_model.pb: it is not a SavedModel directory")
+        raise InputError(input, f"{settings.shown_path(path)} holds no saved_model.pb: it is not a SavedModel directory")
     return path
 
 
@@ -108,9 +110,9 @@ _tf_models: dict[tuple[str, str], Any] = {}
 _tf_lock = threading.Lock()
 
 
-def load_tfhub(handle: str, device: str, log=lambda msg: None, cancel=None, progress=None):
+def load_tfhub(handle: str, device: str, settings: Any, log=lambda msg: None, cancel=None, progress=None):
     """The loaded TF Hub module (cached per handle and device)."""
-    local = tfhub_local_path(handle)
+    local = tfhub_local_path(handle, settings)
     if local is None:
         log(f"downloading {handle} into {tfhub_cache_dir()}")
         local = download_tfhub(handle, cancel, progress)

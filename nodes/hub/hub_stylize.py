@@ -10,7 +10,7 @@ from nodeflow.types import IMAGE
 
 from ._onnx import PREDICT, TRANSFORM, model_id
 from ._style import STYLE_VECTOR, VECTOR_SIZE, blend_vectors, onnx_stylize, predict_style_vector, style_input
-from ._tfhub import DEFAULT_TFHUB_HANDLE, load_tfhub, tfhub_local_path, tfhub_stylize
+from ._tfhub import DEFAULT_TFHUB_HANDLE, is_url, load_tfhub, tfhub_local_path, tfhub_stylize
 
 STYLE_SLOTS = ("style", "style2", "style3", "style4")
 
@@ -68,11 +68,16 @@ class HubStylize(Node):
         image: Any = Output(IMAGE, "stylized image, the (capped) size of the content")
 
     @classmethod
+    def check(cls, inputs: dict[str, Any], settings: Any) -> None:
+        if not is_url(inputs["handle"]):  # in the server, a local handle stays inside its inputs/
+            settings.local_path(inputs["handle"], "handle")
+
+    @classmethod
     def fingerprint(cls, inputs: dict[str, Any], settings: Any) -> Any:
         """The weights are part of the key: the ONNX files' hashes, or the SavedModel's files."""
         if inputs["model_source"] == "onnx":
             return [model_id(PREDICT), model_id(TRANSFORM)]
-        local = tfhub_local_path(inputs["handle"])
+        local = tfhub_local_path(inputs["handle"], settings)
         if local is None:
             return None  # a URL: the handle (a literal) identifies it
         return sorted((str(p.relative_to(local)), p.stat().st_size, p.stat().st_mtime_ns)
@@ -80,7 +85,7 @@ class HubStylize(Node):
 
     @classmethod
     def downloads(cls, inputs: dict[str, Any], settings: Any) -> list[tuple[str, str]]:
-        if inputs["model_source"] == "tfhub" and tfhub_local_path(inputs["handle"]) is None:
+        if inputs["model_source"] == "tfhub" and tfhub_local_path(inputs["handle"], settings) is None:
             return [("handle", inputs["handle"])]
         return []
 
@@ -117,7 +122,7 @@ class HubStylize(Node):
         if style_vector is not None:
             raise InputError("style_vector", "the TF Hub module takes style images, not style vectors: "
                                              "connect `style`, or use model_source 'onnx'")
-        module = load_tfhub(handle, device, log=self.ctx.log, cancel=self.ctx.check_cancelled,
+        module = load_tfhub(handle, device, self.ctx.settings, log=self.ctx.log, cancel=self.ctx.check_cancelled,
                             progress=lambda done, total: self.ctx.progress(done, total or done))
         # The module hides its style vector: blend and weaken by mixing outputs instead.
         parts = [(w, s) for w, s in zip(weights, styles)]

@@ -64,6 +64,12 @@ class OptimizerNode(Node, abstract=True):
         raise NotImplementedError
 
     @classmethod
+    def check(cls, inputs: dict[str, Any], settings: Any) -> None:
+        # Frame names stay inside the output folder: found before a long run, not at its first frame.
+        if inputs.get("save_frames") and isinstance(inputs.get("frame_prefix"), str):
+            settings.output_path(f"{inputs['frame_prefix']}_00000.png", "frame_prefix")
+
+    @classmethod
     def check_framework(cls, framework: str | None, inputs: dict[str, Any]) -> None:
         if framework == "tensorflow" and inputs.get("precision") == "bfloat16":
             raise InputError("precision", "bfloat16 convolutions are on the torch route only; "

@@ -15,6 +15,11 @@ DESCRIPTIONS = {
 }
 
 
+def weights_path(weights: str | None, settings: Any) -> str | None:
+    """The `weights` file as a path: as given in the CLI, confined to the inputs in the server."""
+    return str(settings.local_path(weights, "weights")) if weights else None
+
+
 class VGGFeatures(Node):
     """A frozen VGG feature extractor on the graph's device. Layers are named as in Keras
     (block4_conv2 ...). On torch, vgg19 is torchvision's ImageNet weights; on TensorFlow,
@@ -51,8 +56,9 @@ class VGGFeatures(Node):
     @classmethod
     def fingerprint(cls, inputs: dict[str, Any], settings: Any) -> Any:
         # Which weight files exist now (not downloaded): a new download means a new key.
+        # Resolving `weights` here also refuses, at validation, one outside the server's inputs.
         from ._vgg_models import weights_state
-        chain = [(inputs["model"], inputs.get("weights"))]
+        chain = [(inputs["model"], weights_path(inputs.get("weights"), settings))]
         if inputs["fallback"] not in ("none", inputs["model"]):
             chain.append((inputs["fallback"], None))
         return [weights_state(name, path, inputs["framework"]) for name, path in chain]
@@ -70,6 +76,7 @@ class VGGFeatures(Node):
 
     def run(self, model: str, fallback: str, weights: str | None, framework: str) -> dict:
         from ._vgg_weights import WeightsUnavailable
+        weights = weights_path(weights, self.ctx.settings)
         try:
             return {"vgg": self._load(framework, model, weights, model)}
         except WeightsUnavailable as exc:
