@@ -229,7 +229,7 @@ def test_a_slow_download_is_cancelled(mirror, local_site):
         assert c.post(f"/jobs/{job_id}/cancel").json()["status"] in ("cancelling", "cancelled")
         job = wait_job(c, job_id, timeout=30)
         assert job["status"] == "cancelled" and time.monotonic() - t0 < 10
-        assert not list((mirror.data_dir / "downloads").glob("*slow*"))
+        assert not list((mirror.data_dir / "downloads").rglob("*slow*"))
 
 
 def _big_png(side: int = 7000) -> bytes:

@@ -34,8 +34,8 @@ from .auth import BodyLimit, RedactToken, TokenAuth
 from . import login
 from .comfy import mount as comfy_mount
 from .broadcast import TERMINAL, Broker
-from .config import (DEFAULT_HOST, DEFAULT_PORT, ServerConfig, default_data_dir, keep_downloads_inside,
-                     make_private)
+from .config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig, default_data_dir, make_private
+from .download_env import keep_downloads_inside
 from .jsonguard import StrictJSON
 from .openapi_doc import declare_guards
 from .origin import HostOriginGuard, allowed_host_names
@@ -441,7 +441,7 @@ def serve(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, data_dir: str | Pa
     if problem:
         print(f"nodeflow serve: error: {problem}", file=sys.stderr)
         return 2
-    keep_downloads_inside(config)
+    keep_downloads_inside(config.data_dir, config.allow_downloads)
     try:
         app = create_app(config)
     except ServerError as exc:

@@ -111,13 +111,3 @@ def make_private(data_dir: Path) -> None:
     os.umask(0o077)
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir.chmod(0o700)
-
-
-def keep_downloads_inside(config: "ServerConfig") -> None:
-    """The server's own downloads go into its data folder (unless the operator placed them),
-    and with downloads off the Hugging Face hub is not asked either."""
-    os.environ.setdefault("NODEFLOW_DOWNLOAD_DIR", str(config.data_dir / "downloads"))
-    os.environ.setdefault("TFHUB_CACHE_DIR", str(config.data_dir / "tfhub_modules"))
-    if not config.allow_downloads:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["NODEFLOW_OFFLINE"] = "1"  # nodes' own downloads fail at once (and fall back if they can)

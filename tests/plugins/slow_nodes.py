@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from nodeflow.node import Input, Node, NodeInputs, NodeOutputs, Output
-from nodeflow.types import IMAGE
+from nodeflow.types import IMAGE, STRING
 
 GATE_TIMEOUT = 120.0  # seconds: a test that never opens its gate fails, it does not hang
 
@@ -70,3 +70,36 @@ class KillProcess(Node):
         import signal
         os.kill(os.getpid(), signal.SIGKILL)
         return {"image": image}
+
+
+class DownloadPlaces(Node):
+    """Write where this process's downloads would go, as the real download helpers compute
+    them, and its download policy, to a JSON file in the outputs."""
+    version = "1"
+    category = "test"
+    output_node = True
+
+    class Inputs(NodeInputs):
+        filename: str = Input("places.json")
+
+    class Outputs(NodeOutputs):
+        path: Any = Output(STRING, "the file written")
+
+    def run(self, filename: str) -> dict:
+        import json
+
+        from nodeflow.cache import atomic_write
+        from nodes._shared.download import downloads_dir
+        from nodes.hub._tfhub import tfhub_cache_dir
+        from nodes.nst._tf_vgg import keras_models_dir
+        from nodes.nst._vgg_weights import torch_hub_checkpoints, weights_dir
+        from nodes.sd._source import hf_cache_dir, hf_offline
+        places = {"files": downloads_dir(), "torch": torch_hub_checkpoints(), "keras": keras_models_dir(),
+                  "tfhub": tfhub_cache_dir(), "huggingface": hf_cache_dir(), "weights": weights_dir()}
+        report = {name: str(path) for name, path in places.items()}
+        report.update(offline=os.environ.get("NODEFLOW_OFFLINE") == "1", hf_offline=hf_offline())
+        path = self.ctx.settings.output_path(filename)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps(report).encode())
+        self.ctx.wrote(path)
+        return {"path": str(path)}
