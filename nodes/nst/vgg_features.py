@@ -95,9 +95,15 @@ class VGGFeatures(Node):
         return {"vgg": vgg}
 
     def _load(self, framework: str, name: str, weights: str | None, info: str) -> Any:
+        from nodes._shared.interruptible import interruptible, silenced
+
         from ._vgg_models import load_source
-        progress = lambda done, total: self.ctx.progress(done, total or done)
-        module, where = load_source(name, weights, self.ctx.device, progress, self.ctx.log, framework)
+        ctx = self.ctx
+        progress = silenced(lambda done, total: ctx.progress(done, total or done), lambda: ctx.cancel.cancelled)
+        log = silenced(ctx.log, lambda: ctx.cancel.cancelled)
+        # A cancel ends the job at once, even in the middle of reading the weights.
+        module, where = interruptible(lambda: load_source(name, weights, ctx.device, progress, log, framework,
+                                                          ctx.check_cancelled), ctx.check_cancelled)
         if framework == "tensorflow":
             from ._tf_vgg import TF_SOURCES, TFVGG
             return TFVGG(TF_SOURCES[name], module, where, self.ctx.device, info)

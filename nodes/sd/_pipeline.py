@@ -13,6 +13,8 @@ from typing import Any, Callable, Iterator
 
 from nodeflow.node import InputError
 
+from nodes._shared.interruptible import acquire, interruptible
+
 from ._download import missing_files, weight_names, download_repo, single_file_config_message
 from ._source import ModelSource, hf_cache_dir, hf_offline
 
@@ -45,10 +47,11 @@ def dtype_name(name: str, device: str) -> str:
 
 
 def load_pipeline(source: ModelSource, dtype: str, device: str, cpu_offload: bool, config: str | None,
-                  log: Callable[[str], None], report: Callable[[float, float], None] | None = None):
+                  log: Callable[[str], None], report: Callable[[float, float], None] | None = None,
+                  cancel: Callable[[], None] = lambda: None):
     """Load an img2img pipeline and place it. Every failure becomes an InputError.
     A repo is fetched (or found in the HF cache) before diffusers is even imported,
-    so a missing model fails fast."""
+    so a missing model fails fast. cancel() is called between fetching, reading and placing."""
     folder = variant = None
     if source.kind == "repo":
         log(f"fetching {source.ref} into {hf_cache_dir()} (once)")
@@ -56,6 +59,7 @@ def load_pipeline(source: ModelSource, dtype: str, device: str, cpu_offload: boo
     elif source.kind == "folder":
         folder = Path(source.ref)
         variant = "fp16" if dtype == "fp16" and not missing_files(folder, weight_names("fp16")) else None
+    cancel()
     import torch
     from diffusers import StableDiffusionImg2ImgPipeline
 
@@ -79,6 +83,7 @@ def load_pipeline(source: ModelSource, dtype: str, device: str, cpu_offload: boo
                          f"could not load a Stable Diffusion pipeline from {source.describe()}: "
                          f"{exc.__class__.__name__}: {exc}") from None
     pipe.set_progress_bar_config(disable=True)  # the node reports progress itself
+    cancel()
     if cpu_offload and device.startswith("cuda"):
         pipe.enable_model_cpu_offload(device=device)
     else:
@@ -147,8 +152,26 @@ class PipelineCache:
         return list(self._entries)
 
     @contextmanager
-    def use(self, key: tuple, loader: Callable[[], Any]) -> Iterator[_Entry]:
-        """The entry for `key`, loading it on a miss, held exclusively while in use."""
+    def use(self, key: tuple, loader: Callable[[], Any],
+            cancel: Callable[[], None] | None = None) -> Iterator[_Entry]:
+        """The entry for `key`, loading it on a miss, held exclusively while in use. With
+        `cancel`, a cancel ends the wait at once: for the load (interruptible) and for
+        another run's hold on the entry."""
+        if cancel is None:
+            entry = self._entry(key, loader)
+            entry.lock.acquire()
+        else:
+            entry = interruptible(lambda: self._entry(key, loader), cancel)
+            acquire(entry.lock, cancel)
+        try:
+            yield entry
+        finally:
+            entry.lock.release()
+            if self.max_entries == 0:  # keep nothing: free it as soon as the run is done
+                with self._lock:
+                    self._evict(keep=0)
+
+    def _entry(self, key: tuple, loader: Callable[[], Any]) -> _Entry:
         with self._lock:  # one load at a time: two runs must not load the same model twice
             entry = self._entries.get(key)
             if entry is None:
@@ -158,13 +181,7 @@ class PipelineCache:
                 self._entries[key] = entry
             self._entries.move_to_end(key)
             self._evict(keep=1)
-        try:
-            with entry.lock:
-                yield entry
-        finally:
-            if self.max_entries == 0:  # keep nothing: free it as soon as the run is done
-                with self._lock:
-                    self._evict(keep=0)
+            return entry
 
     def resize(self, max_entries: int) -> None:
         with self._lock:

@@ -106,16 +106,20 @@ class SDImg2Img(Node):
         if cpu_offload and not offload:
             self.ctx.log(f"cpu_offload applies to CUDA only; ignored on {device}")
 
+        from nodes._shared.interruptible import silenced
+        log = silenced(self.ctx.log, lambda: self.ctx.cancel.cancelled)  # the load may outlive a cancel
+
         def load():
-            self.ctx.log(f"loading {source.describe()} ({dtype}, {device})")
-            return load_pipeline(source, dtype, device, offload, config, self.ctx.log,
-                                     report=self.ctx.progress)
+            log(f"loading {source.describe()} ({dtype}, {device})")
+            return load_pipeline(source, dtype, device, offload, config, log,
+                                 report=silenced(self.ctx.progress, lambda: self.ctx.cancel.cancelled),
+                                 cancel=self.ctx.check_cancelled)
 
         # A repo's cached commit appears only once it is downloaded: keying on it would
         # load a second copy after the first run. Local weights are keyed by their stats.
         weights = None if source.kind == "repo" else repr(fingerprint(source))
         key = (source, weights, config, dtype, device, offload)
-        with PIPELINES.use(key, load) as entry:
+        with PIPELINES.use(key, load, self.ctx.check_cancelled) as entry:
             entry.use_scheduler(scheduler)
             entry.use_attention_slicing(attention_slicing)
             result = self._denoise(entry.pipe, image, prompt, negative_prompt, strength, guidance_scale,

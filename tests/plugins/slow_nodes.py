@@ -54,6 +54,31 @@ class SlowInvert(Node):
                 raise TimeoutError(f"{gate} did not appear in {GATE_TIMEOUT:.0f} s")
             time.sleep(0.01)
 
+class GatedLoad(Node):
+    """Load a 'model' that blocks until the file `gate` exists and ignores cancels meanwhile,
+    as torch.load or from_pretrained do, through the helper the real loaders use."""
+    version = "1"
+    category = "test"
+
+    class Inputs(NodeInputs):
+        image: Any = Input(port=IMAGE, description="passed through once the model is loaded")
+        gate: str = Input(description="the load blocks until this file exists (absolute path)")
+
+    class Outputs(NodeOutputs):
+        image: Any = Output(IMAGE, "the image")
+
+    def run(self, image: Any, gate: str) -> dict:
+        from nodes._shared.interruptible import interruptible
+
+        def load() -> None:
+            deadline = time.monotonic() + GATE_TIMEOUT
+            while not os.path.exists(gate) and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+        interruptible(load, self.ctx.check_cancelled)
+        return {"image": image}
+
+
 class KillProcess(Node):
     """Kill the process that runs it (kill -9 of itself): a job that keeps killing its
     Ray workers. Never use it with local worker threads: it would kill the server."""
