@@ -114,10 +114,10 @@ def cmd_run(args) -> int:
         input_dir=Path(args.input_dir) if args.input_dir else default_input_dir(),
         output_dir=Path(args.out) if args.out else default_output_dir())
     if args.sweep:
-        from .graph import apply_overrides
         from .sweep_run import run_sweep
-        graph = apply_overrides(read_graph_file(args.graph), _parse_sets(args.set))
-        status = run_sweep(graph, settings, args)
+        from .validate import read_graph
+        graph, issues = read_graph(lambda: read_graph_file(args.graph), lambda: _parse_sets(args.set))
+        status = run_sweep(graph, settings, args, issues)
         return {"succeeded": EXIT_OK, "failed": EXIT_FAILED}.get(status, EXIT_CANCELLED)
     plan = plan_graph(lambda: read_graph_file(args.graph), lambda: _parse_sets(args.set),
                       settings=settings, device=args.device, only=args.only)

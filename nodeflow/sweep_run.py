@@ -21,12 +21,17 @@ def written(result: RunResult) -> dict[str, list[Path]]:
     return {nid: [Path(p) for p in r.outputs] for nid, r in result.nodes.items() if r.outputs}
 
 
-def run_sweep(graph: Graph, settings: Any, args: Any) -> str:
+def run_sweep(graph: Graph | None, settings: Any, args: Any, earlier: list[Issue] = ()) -> str:
     """Validate and run the cross product, then save the contact sheets. Returns the
-    overall status: succeeded, failed (some variation failed) or cancelled."""
+    overall status: succeeded, failed (some variation failed) or cancelled. `earlier`: the
+    problems reading the graph and its --set overrides found (graph: what could be read,
+    None if nothing); they are reported with every later stage's."""
     parsed = parse_specs(args.sweep)
+    parsed[1][:0] = earlier
     if getattr(args, "run_log", None):
         parsed[1].append(Issue("invalid_option", "--run-log records a single run, not a sweep"))
+    if graph is None:
+        raise GraphInvalid(parsed[1])
     limit = args.sweep_limit if args.sweep_limit is not None else DEFAULT_LIMIT
     if args.ray:
         return _run_on_ray(graph, parsed, settings, args, limit)
@@ -50,7 +55,11 @@ def _run_on_ray(graph: Graph, parsed: tuple, settings: Any, args: Any, limit: in
     if args.device:
         issues.append(Issue("invalid_option", "--device is not used with --ray: workers place nodes on "
                             "their own devices; pin devices in the graph instead"))
-    if issues:
+    if issues:  # with the variations' own problems, checked here without joining the cluster
+        try:
+            plan_sweep(parsed, _builder(graph, settings, args), limit)
+        except GraphInvalid as exc:
+            issues += [i for i in exc.issues if i not in issues]
         raise GraphInvalid(issues)
     from .server.ray_backend.fanout import RayFanout
     fan = RayFanout(args.ray)

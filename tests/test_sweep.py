@@ -97,6 +97,31 @@ def test_cli_sweep_errors_are_all_reported_naming_node_and_input(cli, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_sweep_reports_every_stage_at_once(cli, tmp_path, assets):
+    """The file (a key given twice, a bad device), --set, the sweep specs and each swept
+    value: all named in one go, with or without --ray."""
+    graph = tmp_path / "g.json"
+    graph.write_text('{"nodes": {'
+                     '"load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 32}},'
+                     '"sobel": {"type": "Sobel", "inputs": {"image": {"from": "load.image"}, "normalize": "max",'
+                     ' "normalize": "fixed"}, "device": "cuda:abc"},'
+                     '"save": {"type": "Save", "inputs": {"image": {"from": "sobel.magnitude"}}}}}')
+    common = ["run", str(graph), "--input-dir", str(assets), "--out", str(tmp_path / "out"),
+              "--set", "nosuch.x=1", "--sweep", "sobel.normalize=max,sideways", "--sweep", "bad"]
+    for extra in ([], ["--ray", "127.0.0.1:9", "--device", "cpu"]):
+        r = cli(*common, *extra, timeout=120)
+        assert r.returncode == 2, r.stderr
+        err = r.stderr
+        assert "Traceback" not in err
+        assert "node 'sobel', input 'normalize'" in err and "[duplicate_key]" in err        # the file
+        assert "node 'sobel', input 'device'" in err                                        # the file
+        assert "node 'nosuch', input 'x'" in err                                            # --set
+        assert "expected NODE.INPUT=v1,v2" in err                                           # a sweep spec
+        assert "'sideways' is not one of" in err                                            # a swept value
+        assert ("--device is not used with --ray" in err) == bool(extra)
+    assert not (tmp_path / "out").exists()
+
+
 def test_cli_sweep_malformed_specs_and_limit(cli, tmp_path):
     r = cli("run", "graphs/edges.json", "--sweep", "sobel.normalize", "--sweep", "x=1,2",
             "--sweep", "sobel.channels=gray,gray")
