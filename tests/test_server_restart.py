@@ -77,6 +77,35 @@ def test_a_graceful_stop_interrupts_the_running_job_too(tmp_path):
         srv.kill()
 
 
+def test_a_job_shows_as_finished_only_once_the_history_is_within_its_limit(tmp_path):
+    """What a client sees the moment a job's status turns finished: no more finished jobs
+    than the limit, and the pruned jobs' outputs already gone."""
+    from nodeflow.executor import Executor
+    from nodeflow.server import store as st
+    from nodeflow.server.broadcast import Broker
+    from nodeflow.server.config import ServerConfig
+    from nodeflow.server.worker import WorkerPool
+    config = ServerConfig(data_dir=tmp_path, history_limit=2)
+    store = st.JobStore(config.db_path)
+    pool = WorkerPool(config, store, Broker(), Executor())
+    seen, finish = [], store.finish
+
+    def watched(job_id, status, result):
+        finish(job_id, status, result)
+        seen.append((len(store.list(st.FINISHED)), len(list(config.output_root.iterdir()))))
+
+    store.finish = watched
+    try:
+        for _ in range(4):
+            job = store.add({"graph": {}})
+            assert store.claim().id == job.id
+            config.job_output_dir(job.id).mkdir(parents=True)
+            pool._finish(job.id, st.SUCCEEDED, {"nodes": {}, "outputs": []})
+    finally:
+        store.close()
+    assert seen == [(1, 1), (2, 2), (2, 2), (2, 2)]
+
+
 def test_history_is_kept_within_its_limit(tmp_path):
     srv = Server(tmp_path / "data", env={"NODEFLOW_HISTORY_LIMIT": "3"}).start()
     try:

@@ -201,6 +201,8 @@ class WorkerPool:
 
     def _finish(self, job_id: str, status: str, result: dict[str, Any]) -> None:
         result = self.scrub.deep(result)
+        # Room first: once the job shows as finished, the history is already within its limit.
+        self._prune_history(self.config.history_limit - 1)
         self.store.finish(job_id, status, result)
         self.broker.publish(job_id, {"event": TERMINAL, "status": status,
                                      "error": (result.get("error") or {}).get("message")})
@@ -225,12 +227,15 @@ class WorkerPool:
         for group_id in self.store.prune_groups():  # sweeps none of whose jobs are kept
             shutil.rmtree(self.config.job_output_dir(group_id), ignore_errors=True)
 
+    def _prune_history(self, keep: int) -> None:
+        for job_id in self.store.prune(keep):
+            self._forget(job_id)
+        self._prune_groups()
+
     def prune(self) -> None:
         """Keep the history within its limit, and the disk cache within its budget
         ($NODEFLOW_DISK_CACHE_GB; checked at most once a minute: it walks the cache)."""
-        for job_id in self.store.prune(self.config.history_limit):
-            self._forget(job_id)
-        self._prune_groups()
+        self._prune_history(self.config.history_limit)
         now = time.monotonic()
         with self._lock:
             due = now - self._disk_pruned >= DISK_PRUNE_SECONDS
