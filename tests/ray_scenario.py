@@ -82,6 +82,14 @@ def step_batch(c, srv, name: str) -> dict:
     return {"jobs": out}
 
 
+def step_policy(c) -> dict:
+    """What a worker actor sees of the server's download policy (downloads off here)."""
+    job = wait_job(c, submit(c, {"nodes": {"places": {"type": "DownloadPlaces", "inputs": {}}}}), timeout=300)
+    places = c.get(f"/jobs/{job['id']}/outputs/places.json")
+    return {"status": job["status"], "worker_pid": (job.get("worker") or {}).get("pid"),
+            "places": places.json() if places.status_code == 200 else None}
+
+
 def step_live(c, name: str) -> dict:
     """Progress, previews and log lines arrive while the job runs, not after."""
     g = slow_graph(name, steps=40, delay=0.1)
@@ -229,7 +237,8 @@ def main(result_path: str) -> int:
         save()
         with srv.client() as c:
             name = upload(c)
-            run([("batch", lambda: step_batch(c, srv, name)), ("live", lambda: step_live(c, name)),
+            run([("batch", lambda: step_batch(c, srv, name)), ("policy", lambda: step_policy(c)),
+                 ("live", lambda: step_live(c, name)),
                  ("kill", lambda: step_kill(c, name)), ("cancel", lambda: step_cancel(c, name)),
                  ("sweep", lambda: step_sweep(c, srv, name)), ("deadly", lambda: step_deadly(c, name))])
         srv.stop()  # its actors hold the cluster's two CPUs: the CLI's turn

@@ -47,6 +47,12 @@ def test_the_cluster_leaves_no_process_behind(seen):
     assert left == []
 
 
+def test_workers_run_with_the_servers_download_policy(seen):
+    got = step(seen, "policy")
+    assert got["status"] == "succeeded" and got["worker_pid"] != seen["server_pid"]
+    assert got["places"]["offline"] and got["places"]["hf_offline"]  # the server runs without downloads
+
+
 def test_jobs_run_in_actors_on_both_nodes_in_queue_order_with_the_local_pixels(seen):
     jobs = step(seen, "batch")["jobs"]
     assert [j["status"] for j in jobs] == ["succeeded"] * 4

@@ -24,6 +24,7 @@ from ...plan import Plan
 from ...registry import load_nodes
 from .. import store as st
 from ..config import ServerConfig
+from ..download_env import policy_env
 from ..worker import WorkerLost
 from .actor import DONE, EVENT, WORKER, WorkerActor
 from .files import job_inputs, place_files
@@ -41,6 +42,17 @@ def actor_resources(kind: str) -> dict[str, Any]:
     opts: dict[str, Any] = {"num_cpus": 1, "num_gpus": 1 if kind == "gpu" else 0}
     if extra:
         opts["resources"] = extra
+    return opts
+
+
+def actor_options(kind: str, allow_downloads: bool) -> dict[str, Any]:
+    """How a worker actor starts: its resources, and the server's download policy in its
+    environment, so that a worker neither downloads what the server refuses nor fails to
+    fall back where the server's own worker would."""
+    opts: dict[str, Any] = {"max_concurrency": 2, **actor_resources(kind)}
+    env = policy_env(allow_downloads, dict(os.environ))
+    if env:
+        opts["runtime_env"] = {"env_vars": env}
     return opts
 
 
@@ -121,7 +133,7 @@ class RayBackend:
               f"{resources.get('GPU', 0):g} GPU(s)", file=sys.stderr, flush=True)
 
     def _start_actor(self, kind: str) -> Any:
-        return self.remote_class.options(max_concurrency=2, **actor_resources(kind)).remote(
+        return self.remote_class.options(**actor_options(kind, self.config.allow_downloads)).remote(
             self.config.plugins, self.config.allow_downloads)
 
     def close(self) -> None:
