@@ -2,10 +2,7 @@
 the operator chose wins); without, nothing is fetched and the libraries' caches stay."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-import pytest
 
 from nodeflow.server.download_env import download_places, policy_env
 from server_harness import Server, submit, wait_job
