@@ -66,7 +66,7 @@ def test_interruptible_returns_raises_and_leaves_on_cancel():
     background_loads_finish()
     assert done == [True]
     reports = []
-    report = silenced(reports.append, lambda: token.cancelled)
+    report = silenced(reports.append, token)
     report("after the cancel")
     assert reports == []
 

@@ -10,7 +10,7 @@ job. The worker thread is free for the next job meanwhile; the server stays up.
 from __future__ import annotations
 
 import threading
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -39,10 +39,10 @@ def interruptible(work: Callable[[], T], cancel: Callable[[], None], name: str =
     return outcome["value"]  # type: ignore[return-value]
 
 
-def silenced(report: Callable[..., None], cancelled: Callable[[], bool]) -> Callable[..., None]:
-    """`report` (a progress or log callback), silent once the job is cancelled: a load left
-    running in the background must not report into a job that has ended."""
-    return lambda *args: None if cancelled() else report(*args)
+def silenced(report: Callable[..., None], token: Any) -> Callable[..., None]:
+    """`report` (a progress or log callback), silent once `token` (the job's CancelToken) is
+    cancelled: a load left running in the background must not report into a job that has ended."""
+    return lambda *args: None if token.cancelled else report(*args)
 
 
 def acquire(lock: threading.Lock, cancel: Callable[[], None]) -> None:

@@ -123,11 +123,10 @@ class HubStylize(Node):
             raise InputError("style_vector", "the TF Hub module takes style images, not style vectors: "
                                              "connect `style`, or use model_source 'onnx'")
         from nodes._shared.interruptible import interruptible, silenced
-        ctx = self.ctx
-        cancelled = lambda: ctx.cancel.cancelled  # the load may outlive a cancel: it then reports nothing
+        ctx = self.ctx  # the load may outlive a cancel: it then reports nothing
         module = interruptible(lambda: load_tfhub(
-            handle, device, ctx.settings, log=silenced(ctx.log, cancelled), cancel=ctx.check_cancelled,
-            progress=silenced(lambda done, total: ctx.progress(done, total or done), cancelled)),
+            handle, device, ctx.settings, log=silenced(ctx.log, ctx.cancel), cancel=ctx.check_cancelled,
+            progress=silenced(lambda done, total: ctx.progress(done, total or done), ctx.cancel)),
             ctx.check_cancelled)
         # The module hides its style vector: blend and weaken by mixing outputs instead.
         parts = [(w, s) for w, s in zip(weights, styles)]

@@ -99,8 +99,8 @@ class VGGFeatures(Node):
 
         from ._vgg_models import load_source
         ctx = self.ctx
-        progress = silenced(lambda done, total: ctx.progress(done, total or done), lambda: ctx.cancel.cancelled)
-        log = silenced(ctx.log, lambda: ctx.cancel.cancelled)
+        progress = silenced(lambda done, total: ctx.progress(done, total or done), ctx.cancel)
+        log = silenced(ctx.log, ctx.cancel)
         # A cancel ends the job at once, even in the middle of reading the weights.
         module, where = interruptible(lambda: load_source(name, weights, ctx.device, progress, log, framework,
                                                           ctx.check_cancelled), ctx.check_cancelled)

@@ -152,17 +152,12 @@ class PipelineCache:
         return list(self._entries)
 
     @contextmanager
-    def use(self, key: tuple, loader: Callable[[], Any],
-            cancel: Callable[[], None] | None = None) -> Iterator[_Entry]:
-        """The entry for `key`, loading it on a miss, held exclusively while in use. With
-        `cancel`, a cancel ends the wait at once: for the load (interruptible) and for
-        another run's hold on the entry."""
-        if cancel is None:
-            entry = self._entry(key, loader)
-            entry.lock.acquire()
-        else:
-            entry = interruptible(lambda: self._entry(key, loader), cancel)
-            acquire(entry.lock, cancel)
+    def use(self, key: tuple, loader: Callable[[], Any], cancel: Callable[[], None]) -> Iterator[_Entry]:
+        """The entry for `key`, loading it on a miss, held exclusively while in use. A cancel
+        (cancel() raises) ends the wait at once: for the load (interruptible) and for another
+        run's hold on the entry."""
+        entry = interruptible(lambda: self._entry(key, loader), cancel)
+        acquire(entry.lock, cancel)
         try:
             yield entry
         finally:

@@ -107,12 +107,12 @@ class SDImg2Img(Node):
             self.ctx.log(f"cpu_offload applies to CUDA only; ignored on {device}")
 
         from nodes._shared.interruptible import silenced
-        log = silenced(self.ctx.log, lambda: self.ctx.cancel.cancelled)  # the load may outlive a cancel
+        log = silenced(self.ctx.log, self.ctx.cancel)  # the load may outlive a cancel
 
         def load():
             log(f"loading {source.describe()} ({dtype}, {device})")
             return load_pipeline(source, dtype, device, offload, config, log,
-                                 report=silenced(self.ctx.progress, lambda: self.ctx.cancel.cancelled),
+                                 report=silenced(self.ctx.progress, self.ctx.cancel),
                                  cancel=self.ctx.check_cancelled)
 
         # A repo's cached commit appears only once it is downloaded: keying on it would
