@@ -244,6 +244,12 @@ def _check_environment(planned: dict[str, PlannedNode], settings: Settings, issu
             p.extra = p.cls.fingerprint(dict(p.literals), settings)
         except InputError as exc:
             issues.append(Issue("invalid_input", exc.message, nid, exc.input))
+        except KeyError as exc:  # the node checks an input before the run that the graph links
+            name = exc.args[0] if exc.args else None
+            if name not in p.links:
+                raise
+            issues.append(Issue("invalid_link", f"{p.cls.type} checks {shown(name)} before running (a file, "
+                                "a model): give it as a value, not a link", nid, name))
         except (OSError, ValueError) as exc:  # a path the file system refuses, found by a node's own check
             reason = getattr(exc, "strerror", None) or exc.__class__.__name__
             issues.append(Issue("invalid_input", f"{p.cls.type} can't use its inputs: {reason}", nid))

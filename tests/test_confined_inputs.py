@@ -128,3 +128,16 @@ def test_the_cli_reads_weights_and_handles_where_they_are(tmp_path, monkeypatch,
     from nodes.hub._tfhub import tfhub_local_path
     assert tfhub_local_path(str(model), cli) == model
     assert tfhub_local_path("model", cli) == Path("model")
+
+
+def test_an_input_checked_before_the_run_cannot_be_a_link(assets):
+    """A file-naming input fed by another node's text (a graph the fuzzer found): named, no KeyError."""
+    nodes = {"first": image(),
+             "save1": {"type": "Save", "inputs": {"image": {"from": "first.image"}}},
+             "load": {"type": "LoadImage", "inputs": {"path": {"from": "save1.path"}}},
+             "vgg": {"type": "VGGFeatures", "inputs": {"model": {"from": "save1.path"}}},
+             "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}}}
+    got = {(i.code, i.node, i.input): i.message for i in issues_of(nodes, Settings(input_dir=assets))}
+    assert got[("invalid_link", "load", "path")] == ("LoadImage checks 'path' before running (a file, a model): "
+                                                     "give it as a value, not a link")
+    assert ("invalid_link", "vgg", "model") in got
