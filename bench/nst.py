@@ -22,6 +22,7 @@ import argparse
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -226,6 +227,8 @@ def main() -> int:
     ap.add_argument("--skip-bf16", action="store_true", help="don't time bfloat16 convolutions (slow on "
                                                              "CPUs without bfloat16 instructions)")
     ap.add_argument("--skip-routes", action="store_true")
+    ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "nodeflow-bench-nst",
+                    help="where the graphs' files go (bench/nst_side_by_side.py takes them from there)")
     args = ap.parse_args()
 
     import torch
@@ -283,7 +286,8 @@ def main() -> int:
     if not args.skip_routes:
         from nst_routes import report_routes
         report_routes([tuple(p.split(":")) for p in args.pairs.split(",") if p], args.route_size,
-                      [g for g in args.graphs.split(",") if g], [int(c) for c in args.checkpoints.split(",")])
+                      [g for g in args.graphs.split(",") if g], [int(c) for c in args.checkpoints.split(",")],
+                      args.out)
     return 0
 
 

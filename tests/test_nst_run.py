@@ -90,6 +90,33 @@ def test_lbfgs_and_coarse_to_fine_lower_the_objective_and_save_frames(isolated_e
     assert sorted(p.name for p in isolated_env["NODEFLOW_OUTPUT_DIR"].glob("f_*.png")) == ["f_00003.png", "f_00006.png"]
 
 
+def test_lbfgs_on_a_pyramid_starts_from_the_content_and_lowers_the_objective():
+    plain, _ = _run(_tiny("LBFGSOptimize", steps=8))
+    pyramid, _ = _run(_tiny("LBFGSOptimize", steps=8, pyramid=4))
+    assert pyramid.status == "succeeded", pyramid.error
+    p, h = _history(plain), _history(pyramid)
+    # The coarse levels start at zero: the first evaluation is the content image's, as without them.
+    assert h["total"][0] == pytest.approx(p["total"][0], rel=1e-6)
+    assert h["total"][-1] < 0.5 * h["total"][0]
+    # A different parametrization takes a different path.
+    assert h["total"][-1] != pytest.approx(p["total"][-1], rel=1e-3)
+
+
+def test_the_pyramid_sums_its_upsampled_levels_and_spreads_gradients_down():
+    from nodes.nst._optimizers import Pyramid
+    image = torch.rand(1, 3, 8, 12)
+    pyr = Pyramid(image, 3)
+    assert [tuple(level.shape[-2:]) for level in pyr.levels] == [(8, 12), (4, 6), (2, 3)]
+    assert torch.equal(pyr.image(), image)
+    with torch.no_grad():
+        pyr.levels[2].fill_(0.25)
+    assert torch.allclose(pyr.image(), image + 0.25)
+    pyr.image().sum().backward()
+    # Each coarse value feeds (side ratio)^2 full-size pixels: its gradient is their sum.
+    assert torch.allclose(pyr.levels[1].grad, torch.full((1, 3, 4, 6), 4.0))
+    assert torch.allclose(pyr.levels[2].grad, torch.full((1, 3, 2, 3), 16.0))
+
+
 def test_lbfgs_then_warm_adam_keeps_lowering_the_objective_without_a_jump():
     result, events = _run(_tiny("LBFGSOptimize", steps=6, adam_steps=6, preview_every=0))
     assert result.status == "succeeded", result.error

@@ -16,7 +16,8 @@ class LBFGSOptimize(OptimizerNode):
     fastest route (bench/nst.py measures it)."""
     # 2: Gram backward in the features' own dtype (bfloat16 results change slightly).
     # 3: L-BFGS gets the gradient at the clipped image as is; the Adam finish.
-    version = "3"
+    # 4: channels-last VGG (float rounding differs); the pyramid input.
+    version = "4"
     route = "lbfgs"
 
     Inputs = optimizer_inputs(
@@ -26,6 +27,10 @@ class LBFGSOptimize(OptimizerNode):
         tv_smoothing=(float, Input(0.0, ge=0, le=1, description="differentiate TV terms as sqrt(d^2+s^2)-s "
                                                                 "(smooth at 0, what L-BFGS needs); the history "
                                                                 "still reports the exact objective")),
+        pyramid=(int, Input(1, ge=1, le=8, description="optimize the image as a pyramid of this many levels "
+                                                       "(full size plus coarser images, each half the side, "
+                                                       "upsampled and summed): coarse structure settles in "
+                                                       "fewer evaluations; 1: the pixels themselves")),
         adam_steps=(int, Input(0, ge=0, le=100000, description="then this many Adam steps at the last "
                                                                "stage's size, warm-started from the L-BFGS "
                                                                "gradients (L-BFGS stalls late, Adam does not)")),
@@ -34,10 +39,10 @@ class LBFGSOptimize(OptimizerNode):
                                                                "decay to 10% over the Adam steps")),
     )
 
-    def optimize(self, terms, start, stages, hooks, precision, framework, history_size, tv_smoothing, adam_steps, adam_lr,
-                 adam_lr_schedule):
+    def optimize(self, terms, start, stages, hooks, precision, framework, history_size, tv_smoothing, pyramid,
+                 adam_steps, adam_lr, adam_lr_schedule):
         from ._optimizers import run_lbfgs
         self.route = "lbfgs" + (f" + {adam_steps} adam steps" if adam_steps else "")
         return run_lbfgs(terms, start, stages=stages, history_size=history_size, tv_smoothing=tv_smoothing,
-                         precision=precision, device=self.ctx.device, adam_steps_after=adam_steps,
+                         precision=precision, device=self.ctx.device, pyramid=pyramid, adam_steps_after=adam_steps,
                          adam_lr=adam_lr, adam_lr_schedule=adam_lr_schedule, hooks=hooks)
