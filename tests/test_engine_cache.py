@@ -3,14 +3,20 @@ a write torn by a full disk, a corrupt payload that still unpickles."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import pickle
+import stat
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
 
-from nodeflow.cache import DiskCache, MemoryCache
+import pytest
+
+import nodeflow.cache as cache_module
+from nodeflow.cache import DiskCache, MemoryCache, atomic_write, current_umask
 
 KEY = "ab" + "0" * 62
 
@@ -196,3 +202,86 @@ def test_a_corrupt_entry_already_discarded_by_another_reader_is_no_error(tmp_pat
 
     monkeypatch.setattr(Path, "read_bytes", read_then_lose_the_race)
     assert disk.get(KEY) is None and not path.exists()
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask for one test, and put the old one back."""
+    set_umask = os.umask  # a test may patch os.umask
+    old = set_umask(0o022)
+    set_umask(old)
+    yield set_umask
+    set_umask(old)
+
+
+@pytest.mark.parametrize("mask, mode", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600), (0o027, 0o640)])
+def test_entries_get_the_mode_a_plain_open_would_give(tmp_path, umask, mask, mode):
+    """mkstemp makes 0600 files: the entry is chmodded to 0666 less the umask, like open()."""
+    umask(mask)
+    disk = DiskCache(tmp_path)
+    disk.put(KEY, {"v": 1})
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    assert stat.S_IMODE(disk._path(KEY).stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == mode
+    atomic_write(tmp_path / "out.bin", b"data")
+    assert stat.S_IMODE((tmp_path / "out.bin").stat().st_mode) == mode
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077, 0o002, 0o000, 0o777])
+def test_the_umask_is_read_without_being_set(umask, monkeypatch, mask):
+    """Setting it, even briefly, would race with other threads creating files."""
+    umask(mask)
+    monkeypatch.setattr(os, "umask", lambda *a: pytest.fail("os.umask called while /proc is readable"))
+    assert current_umask() == mask
+
+
+@pytest.mark.parametrize("status", [OSError("no /proc here"), "Name:\tpython\nUmask:\tzz\n", "Name:\tpython\n"])
+def test_without_a_usable_proc_status_the_umask_is_read_by_setting_it_back(umask, monkeypatch, status):
+    """No /proc (another OS, a sandbox), or a line it can't parse, or none: os.umask,
+    set and put straight back."""
+    umask(0o027)
+
+    def fake_open(path, *args, **kwargs):
+        assert path == "/proc/self/status"
+        if isinstance(status, Exception):
+            raise status
+        return io.StringIO(status)
+
+    monkeypatch.setattr(cache_module, "open", fake_open, raising=False)
+    assert current_umask() == 0o027
+    monkeypatch.undo()
+    assert current_umask() == 0o027  # the umask the process had, not what the fallback set
+
+
+def test_a_failed_rename_leaves_no_temp_file_and_its_error_is_the_one_raised(tmp_path, monkeypatch):
+    def no_room(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", no_room)
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write(tmp_path / "out.bin", b"data")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_temp_file_already_removed_by_a_cleaner_does_not_hide_the_error(tmp_path, monkeypatch):
+    """Another process (a tmp cleaner, a concurrent prune) removed the temp file before the
+    rename failed: the rename's error is raised, not FileNotFoundError from the cleanup."""
+    def vanish_then_fail(src, dst):
+        os.unlink(src)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", vanish_then_fail)
+    with pytest.raises(OSError, match="No space left") as info:
+        atomic_write(tmp_path / "out.bin", b"data")
+    assert not isinstance(info.value, FileNotFoundError)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_entries_are_pickled_with_the_highest_protocol(tmp_path):
+    """Protocol 5 stores large buffers (arrays, bytes) without the extra copies of the
+    default protocol."""
+    disk = DiskCache(tmp_path)
+    disk.put(KEY, {"v": b"x" * 100})
+    payload = disk._path(KEY).read_bytes()[len(b"NFCACHE1") + 32:]
+    assert payload[:2] == pickle.PROTO + bytes([pickle.HIGHEST_PROTOCOL])
+    assert pickle.loads(payload) == {"v": b"x" * 100}

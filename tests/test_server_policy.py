@@ -19,7 +19,7 @@ SHA = "0" * 64
 
 
 class TFetch(Node):
-    """Has a url but no locate(): the server can't tell whether it would download."""
+    """Has a url but no downloads() of its own: the server can't tell whether it would download."""
     output_node = True
 
     class Inputs(NodeInputs):
@@ -32,12 +32,28 @@ class TFetch(Node):
         return {"text": url or ""}
 
 
-class TFetchBrokenLocate(TFetch):
-    """locate() fails: counted as a download."""
+class TFetchBrokenDownloads(TFetch):
+    """downloads() fails: its url counts as a download, or, with none, 'a file'."""
 
     @classmethod
-    def locate(cls, inputs: dict, settings: Any):
+    def downloads(cls, inputs: dict, settings: Any):
         raise RuntimeError("cannot tell")
+
+
+class TFetchSays(TFetch):
+    """Says what it would download, under a name of its own choosing (not its url)."""
+
+    @classmethod
+    def downloads(cls, inputs: dict, settings: Any):
+        return [("model", "weights.bin")] if inputs["url"] else []
+
+
+class TFetchStatic(TFetch):
+    """downloads() written as a staticmethod (it has no __func__): still asked."""
+
+    @staticmethod
+    def downloads(inputs: dict, settings: Any):
+        return []
 
 
 class TFetchCount(TFetch):
@@ -92,7 +108,7 @@ def test_downloads_off_refuses_only_a_file_that_would_be_downloaded():
     check_plan(loaded("astronaut.png", "https://example.com/a.png"), allow_downloads=False)  # it is here
 
 
-@pytest.mark.parametrize("node_type", ["TFetch", "TFetchBrokenLocate"])
+@pytest.mark.parametrize("node_type", ["TFetch", "TFetchBrokenDownloads"])
 def test_a_node_that_cannot_say_where_its_file_is_counts_as_a_download(node_type):
     plan = plan_of({"f": {"type": node_type, "inputs": {"url": "https://example.com/x"}}})
     assert refusals(plan, False) == [("downloads_off", "f", "url")]
@@ -113,3 +129,72 @@ def test_every_refusal_is_reported_at_once():
         "sb": {"type": "Save", "inputs": {"image": {"from": "b.image"}, "filename": "b.png"}},
     })
     assert sorted(refusals(plan, False)) == [("downloads_off", "b", "url"), ("url_refused", "a", "url")]
+
+
+def messages(plan, allow_downloads: bool) -> list[str]:
+    with pytest.raises(GraphInvalid) as info:
+        check_plan(plan, allow_downloads)
+    return [f"{i.code} | {i}" for i in info.value.issues]
+
+
+DOWNLOADS_OFF = ("this server does not download files ({} is not here): upload the file (POST /uploads) "
+                 "and name it instead, or ask the operator to start the server with --allow-downloads")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1/a.png", "https://localhost:8188/a.png", "http://10.0.0.7/a.png",
+                                 "http://[::1]/a.png", "http://169.254.169.254/latest", "http://x.localhost./a"])
+@pytest.mark.parametrize("allow", [True, False])
+def test_a_url_naming_a_private_address_is_refused_in_process(monkeypatch, url, allow):
+    monkeypatch.delenv("NODEFLOW_DOWNLOAD_ALLOW_PRIVATE", raising=False)
+    plan = plan_of({"f": {"type": "TFetch", "inputs": {"url": url}},
+                    "g": {"type": "TFetch", "inputs": {"url": url}}})
+    refused = "names a local or private address: the server downloads only from public hosts"
+    assert messages(plan, allow) == [f"url_refused | node '{n}', input 'url': {url!r} {refused}" for n in "fg"]
+
+
+def test_private_addresses_pass_where_the_operator_allows_them(monkeypatch):
+    monkeypatch.setenv("NODEFLOW_DOWNLOAD_ALLOW_PRIVATE", "1")
+    plan = plan_of({"f": {"type": "TFetch", "inputs": {"url": "http://127.0.0.1/a.png"}}})
+    check_plan(plan, allow_downloads=True)
+    # Downloads are still off unless the operator turned them on too.
+    assert messages(plan, False) == [
+        "downloads_off | node 'f', input 'url': " + DOWNLOADS_OFF.format("'http://127.0.0.1/a.png'")]
+
+
+def test_a_public_address_is_not_taken_for_a_private_one(monkeypatch):
+    monkeypatch.delenv("NODEFLOW_DOWNLOAD_ALLOW_PRIVATE", raising=False)
+    check_plan(plan_of({"f": {"type": "TFetch", "inputs": {"url": "http://93.184.215.14/a.png"}}}), True)
+
+
+def test_the_scheme_refusal_in_exact_words():
+    plan = plan_of({"f": {"type": "TFetch", "inputs": {"url": "file:///etc/passwd"}}})
+    assert messages(plan, True) == [
+        "url_refused | node 'f', input 'url': only http(s) URLs are fetched by the server, not 'file:///etc/passwd'"]
+
+
+def test_the_download_refusal_in_exact_words_names_what_the_node_would_fetch(assets):
+    url = "https://example.com/a.png"
+    assert messages(loaded("missing.png", url), False) == [
+        f"downloads_off | node 'load', input 'url': {DOWNLOADS_OFF.format(repr(url))}"]
+    # A node that says what it downloads is taken at its word: its input, its file.
+    said = plan_of({"f": {"type": "TFetchSays", "inputs": {"url": url}}})
+    assert messages(said, False) == [f"downloads_off | node 'f', input 'model': {DOWNLOADS_OFF.format(repr('weights.bin'))}"]
+    check_plan(plan_of({"f": {"type": "TFetchSays", "inputs": {}}}), allow_downloads=False)
+
+
+def test_a_node_whose_downloads_fails_without_a_url_counts_as_downloading_a_file():
+    plan = plan_of({"f": {"type": "TFetchBrokenDownloads", "inputs": {}}})
+    assert messages(plan, False) == [f"downloads_off | node 'f': {DOWNLOADS_OFF.format(repr('a file'))}"]
+    check_plan(plan, allow_downloads=True)
+
+
+def test_a_staticmethod_downloads_is_asked_too():
+    check_plan(plan_of({"f": {"type": "TFetchStatic", "inputs": {"url": "https://example.com/x"}}}), False)
+
+
+def test_a_refused_url_is_not_also_reported_as_a_download(monkeypatch):
+    monkeypatch.delenv("NODEFLOW_DOWNLOAD_ALLOW_PRIVATE", raising=False)
+    plan = plan_of({"f": {"type": "TFetchSays", "inputs": {"url": "http://127.0.0.1/x"}},
+                    "g": {"type": "TFetchSays", "inputs": {"url": "https://example.com/x"}}})
+    assert [m.split(" |")[0] + " " + m.split("'")[1] for m in messages(plan, False)] == [
+        "url_refused f", "downloads_off g"]
