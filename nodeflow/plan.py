@@ -202,7 +202,7 @@ def build_plan(graph: Graph, settings: Settings | None = None, *, device: str | 
     every = list(nx.lexicographical_topological_sort(links, key=file_order.get)) if acyclic else list(planned)
     issues.extend(bind_frameworks(Plan(graph, {n: planned[n] for n in every}, targets, settings)))
     _place(planned, graph, device, available, probe, issues)
-    _check_environment({n: planned[n] for n in inputs_ok}, settings, issues)
+    _check_environment({n: p for n, p in planned.items() if n in inputs_ok}, settings, issues)  # file order
     if issues:
         raise GraphInvalid(issues)
 
@@ -274,5 +274,6 @@ def _key(plan: Plan) -> None:
         except Unhashable:
             p.stable = False
             parts["literals"] = {k: repr(v) for k, v in p.literals.items()}
+            parts["extra"] = repr(p.extra)  # a fingerprint may be what can't be hashed
             parts["nonce"] = uuid.uuid4().hex
             p.key = digest(parts)
