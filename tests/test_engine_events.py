@@ -179,3 +179,11 @@ def test_an_executor_uses_the_caches_it_is_given(tmp_path):
     run(plan_of(CHAIN), ex)
     assert len(memory) == 2 and len(disk.entries()) == 2  # one, ctx; never the output node
     assert Executor().memory.max_bytes == 2048 << 20 and Executor().disk is None
+
+
+def test_run_started_names_the_framework_of_each_node_that_has_one():
+    plan = plan_of({"gpu": {"type": "TGpu"}, "sink": {"type": "TSink", "inputs": {"value": {"from": "gpu.value"}}}},
+                   available={"torch": {"cpu", "cuda"}}, device="cpu")
+    _, events = run(plan, run_id="r2")
+    assert timeless(events)[0] == {"event": "run_started", "run_id": "r2", "nodes": ["gpu", "sink"],
+                                   "placement": {"gpu": "cpu", "sink": "cpu"}, "frameworks": {"gpu": "torch"}}
