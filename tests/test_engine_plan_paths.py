@@ -78,21 +78,6 @@ class TFsCheck(Node):
         return {"value": 1.0}
 
 
-class TProbed(Node):
-    """Runs on a framework whose devices the test decides."""
-    frameworks = ("tprobe",)
-    devices = ("cuda", "cpu")
-
-    class Inputs(NodeInputs):
-        value: float = Input(0.0)
-
-    class Outputs(NodeOutputs):
-        value: Any = Output(FLOAT)
-
-    def run(self, value: float) -> dict:
-        return {"value": value}
-
-
 class TMakeA(Node):
     """Makes a value bound to framework fa."""
     frameworks = ("fa",)
@@ -293,21 +278,21 @@ def test_a_bad_device_flag_is_one_issue_and_the_graph_default_still_applies(devi
 
 @pytest.fixture
 def probes(monkeypatch):
-    """The tprobe framework's probe: sees what the test sets; records each call."""
+    """The probe of torch (what TGpu runs on): sees what the test sets; records each call."""
     calls: list[str] = []
     seen = {"devices": {"cpu"}}
 
     def probe():
-        calls.append("tprobe")
+        calls.append("torch")
         return set(seen["devices"])
 
-    monkeypatch.setitem(devices._PROBES, "tprobe", probe)
+    monkeypatch.setitem(devices._PROBES, "torch", probe)
     monkeypatch.setattr(devices, "_probe_cache", {})
     return calls, seen
 
 
 def placed(node: dict | None = None, **kw) -> str:
-    graph = parse_graph({"nodes": {"t": {"type": "TProbed", **(node or {})},
+    graph = parse_graph({"nodes": {"t": {"type": "TGpu", **(node or {})},
                                    "s": {"type": "TSink", "inputs": {"value": {"from": "t.value"}}}}})
     return build_plan(graph, **kw).nodes["t"].device
 
@@ -316,7 +301,7 @@ def placed(node: dict | None = None, **kw) -> str:
 def test_planning_probes_the_framework_by_default(probes, found, device):
     calls, seen = probes
     seen["devices"] = found
-    assert placed() == device and calls == ["tprobe"]
+    assert placed() == device and calls == ["torch"]
 
 
 def test_a_check_without_probing_assumes_what_the_node_supports(probes):
@@ -324,7 +309,7 @@ def test_a_check_without_probing_assumes_what_the_node_supports(probes):
     assert placed(probe=False) == "cuda"  # auto: the node's best, assumed, not probed
     assert placed({"device": "cpu"}, probe=False) == "cpu"
     assert calls == []
-    assert placed(probe=False, available={"tprobe": {"cpu"}}) == "cpu"  # faked devices are used
+    assert placed(probe=False, available={"torch": {"cpu"}}) == "cpu"  # faked devices are used
     assert calls == []
 
 
@@ -332,14 +317,14 @@ def test_a_check_without_probing_still_probes_for_a_gpu_asked_by_name(probes):
     calls, seen = probes
     with pytest.raises(GraphInvalid) as info:
         placed({"device": "cuda"}, probe=False)
-    assert calls == ["tprobe"]
+    assert calls == ["torch"]
     assert [f"{i.code} | {i}" for i in info.value.issues] == [
         "invalid_device | node 't', input 'device': device 'cuda' is not available here (found: cpu)"]
 
 
 def test_faked_devices_add_to_the_cpu_and_a_framework_left_out_has_only_the_cpu(probes):
-    assert placed({"device": "cpu"}, available={"tprobe": {"cuda"}}) == "cpu"
-    assert placed(available={"tprobe": {"cuda"}}) == "cuda"
+    assert placed({"device": "cpu"}, available={"torch": {"cuda"}}) == "cpu"
+    assert placed(available={"torch": {"cuda"}}) == "cuda"
     assert placed(available={}) == "cpu"
     assert probes[0] == []
 
