@@ -78,6 +78,26 @@ class TFsCheck(Node):
         return {"value": 1.0}
 
 
+class TChecksValue(Node):
+    """Its check reads `value`, which is absent when the graph links it; or (bug) a key it
+    never had; or raises a bare KeyError."""
+    class Inputs(NodeInputs):
+        value: float = Input(0.0)
+        slip: Literal["none", "other", "bare"] = Input("none")
+
+    class Outputs(NodeOutputs):
+        value: Any = Output(FLOAT)
+
+    @classmethod
+    def check(cls, inputs: dict, settings: Any) -> None:
+        if inputs["slip"] == "bare":
+            raise KeyError()
+        inputs["nope" if inputs["slip"] == "other" else "value"]
+
+    def run(self, value: float, slip: str) -> dict:
+        return {"value": value}
+
+
 class TMakeA(Node):
     """Makes a value bound to framework fa."""
     frameworks = ("fa",)
@@ -214,6 +234,23 @@ def test_a_check_the_file_system_fails_names_the_node_and_the_reason():
         "invalid_input | node 'a': TFsCheck can't use its inputs: File name too long",
         "invalid_input | node 'b': TFsCheck can't use its inputs: ValueError",
         "invalid_input | node 'c': TFsCheck can't use its inputs: OSError"]
+
+
+def test_a_check_that_needs_a_linked_input_says_to_give_it_as_a_value():
+    assert issues({"n": {"type": "TNumber"}, "c": {"type": "TChecksValue", "inputs": {"value": {"from": "n.value"}}},
+                   "s": {"type": "TSink", "inputs": {"value": {"from": "c.value"}}}}) == [
+        "invalid_link | node 'c', input 'value': TChecksValue checks 'value' before running (a file, a model): "
+        "give it as a value, not a link"]
+
+
+@pytest.mark.parametrize("slip", ["other", "bare"])
+def test_a_key_error_that_is_no_linked_input_is_the_nodes_own_bug_and_is_not_hidden(slip):
+    graph = parse_graph({"nodes": {"n": {"type": "TNumber"},
+                                   "c": {"type": "TChecksValue", "inputs": {"value": {"from": "n.value"}, "slip": slip}},
+                                   "s": {"type": "TSink", "inputs": {"value": {"from": "c.value"}}}}})
+    with pytest.raises(KeyError) as info:
+        build_plan(graph)
+    assert info.value.args == (("nope",) if slip == "other" else ())
 
 
 # -- order ----------------------------------------------------------------------------------
