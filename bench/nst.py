@@ -227,15 +227,17 @@ def main() -> int:
     ap.add_argument("--skip-bf16", action="store_true", help="don't time bfloat16 convolutions (slow on "
                                                              "CPUs without bfloat16 instructions)")
     ap.add_argument("--skip-routes", action="store_true")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "nodeflow-bench-nst",
                     help="where the graphs' files go (bench/nst_side_by_side.py takes them from there)")
     args = ap.parse_args()
 
     import torch
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     state = vgg16_state()
     gflops = matmul_gflops()
-    print(f"machine: {os.cpu_count()} CPU threads, torch {torch.__version__}, matmul {gflops:.1f} GFLOP/s")
+    print(f"machine: {os.cpu_count()} CPU threads ({args.threads} used), torch {torch.__version__}, "
+          f"matmul {gflops:.1f} GFLOP/s")
 
     print("\n1-2. seconds per Adam step (median of %d)" % args.steps)
     tf_step: dict[int, float] = {}

@@ -42,7 +42,7 @@ def read_curve(path: Path) -> list[dict[str, float]]:
 
 
 def compute_curve(content_name: str, style_name: str, size: int, steps: int,
-                  images: Path | None = None, every: int = 100) -> Path:
+                  images: Path | None = None, every: int = 100, threads: int | None = None) -> Path:
     """Run the recipe for `steps` steps, writing each row as it comes (the file is usable
     while it grows); save the image every `every` steps into `images`, if given."""
     import torch
@@ -51,14 +51,14 @@ def compute_curve(content_name: str, style_name: str, size: int, steps: int,
     from nodes.nst import _optimizers, _tensors
     from nst import load, nodeflow_terms
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
     content, style = load(content_name, size), load(style_name, size)
     path = curve_path(content_name, style_name, size)
     tmp = path.with_suffix(".tsv.partial")
     out = tmp.open("w")
     out.write(f"# recipe curve: {content_name} x {style_name}, max side {size} px, "
               f"{content.shape[1]}x{content.shape[0]}, AdamOptimize defaults, float32, vgg16, "
-              f"torch {torch.__version__}, {os.cpu_count()} CPU threads; seconds are wall time "
+              f"torch {torch.__version__}, {torch.get_num_threads()} threads; seconds are wall time "
               f"on a shared machine\n")
     out.write("\t".join(COLUMNS) + "\n")
     step = 0
@@ -92,8 +92,9 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--images", type=Path, help="save the recipe's image every 100 steps here")
+    ap.add_argument("--threads", type=int, help="torch threads (default: all)")
     args = ap.parse_args()
-    print(compute_curve(args.content, args.style, args.size, args.steps, args.images))
+    print(compute_curve(args.content, args.style, args.size, args.steps, args.images, threads=args.threads))
     return 0
 
 

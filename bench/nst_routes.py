@@ -30,8 +30,9 @@ def recipe_step_seconds(content_name: str, style_name: str, size: int, n: int = 
 
 def run_graph(path: Path, content_name: str, style_name: str, size: int, out: Path) -> tuple[dict, float]:
     """(the optimizer's history, the graph's wall seconds): the whole graph as the CLI runs it,
-    its LoadImage nodes pointed at the pair and at `size`, its files written into `out`, with a
-    fresh value cache (the VGG model stays loaded in the process)."""
+    its LoadImage nodes pointed at the pair and at `size`, its files written into `out`, with
+    fresh value and model caches (the VGG weights load from disk, as in a new process)."""
+    from nodes.nst._vgg_models import clear_model_cache
     from nodeflow.context import Settings
     from nodeflow.executor import Executor
     from nodeflow.graph import apply_overrides, read_graph_file
@@ -40,6 +41,7 @@ def run_graph(path: Path, content_name: str, style_name: str, size: int, out: Pa
                                                     "content.max_size": size, "style.max_size": size})
     out.mkdir(parents=True, exist_ok=True)
     plan = build_plan(graph, Settings(input_dir=ASSETS, output_dir=out))
+    clear_model_cache()
     t = time.perf_counter()
     result = Executor().run(plan)
     seconds = time.perf_counter() - t
