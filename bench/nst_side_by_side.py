@@ -79,7 +79,8 @@ def main() -> int:
     for path, _ in cells:
         with Image.open(path) as im:
             images.append(from_pil(im.convert("RGB")))
-    slots = {f"image{i}": im for i, im in enumerate(images, 1)} | {f"label{i}": label for i, (_, label) in enumerate(cells, 1)}
+    slots = {f"image{i}": None for i in range(1, 9)} | {f"label{i}": "" for i in range(1, 9)}
+    slots |= {f"image{i}": im for i, im in enumerate(images, 1)} | {f"label{i}": label for i, (_, label) in enumerate(cells, 1)}
     sheet = Grid.run(None, columns=4, cell_height=448, padding=8, background="white", **slots)["image"]  # self is unused
     args.out.parent.mkdir(parents=True, exist_ok=True)
     to_pil(sheet).save(args.out, quality=88)
