@@ -40,7 +40,9 @@ def run_graph(path: Path, content_name: str, style_name: str, size: int, out: Pa
     graph = apply_overrides(read_graph_file(path), {"content.path": content_name, "style.path": style_name,
                                                     "content.max_size": size, "style.max_size": size})
     out.mkdir(parents=True, exist_ok=True)
-    plan = build_plan(graph, Settings(input_dir=ASSETS, output_dir=out))
+    # The Save nodes, as the CLI runs them, and the optimizer, for its history.
+    targets = [nid for nid, node in graph.nodes.items() if node.type == "Save"] + ["optimize"]
+    plan = build_plan(graph, Settings(input_dir=ASSETS, output_dir=out), only=targets)
     clear_model_cache()
     t = time.perf_counter()
     result = Executor().run(plan)
