@@ -8,24 +8,17 @@ load: the recipe's time to step n is n times that median.
 """
 from __future__ import annotations
 
-import statistics
 import time
 from pathlib import Path
 
-from nst import ASSETS, ROOT, load, nodeflow_step_fn
+from nst import ASSETS, ROOT, load, nodeflow_step_fn, time_steps
 from nst_recipe import curve_path, read_curve
 
 
 def recipe_step_seconds(content_name: str, style_name: str, size: int, n: int = 3) -> float:
     """Median seconds of one recipe step (AdamOptimize's float32 step) on this pair, now."""
     step = nodeflow_step_fn(load(content_name, size), load(style_name, size))
-    step()
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return time_steps({"recipe": step}, n, warmup=1)["recipe"][0]
 
 
 def run_graph(path: Path, content_name: str, style_name: str, size: int, out: Path) -> tuple[dict, float]:
@@ -52,11 +45,6 @@ def run_graph(path: Path, content_name: str, style_name: str, size: int, out: Pa
     return result.values["optimize"]["history"], seconds
 
 
-def recipe_tv_at(curve: list[dict], objective: float) -> float | None:
-    """The recipe's TV term at the first step where its objective is at or below `objective`."""
-    return next((row["tv"] for row in curve if row["total"] <= objective), None)
-
-
 def full_size_points(history: dict) -> list[tuple[float, float]]:
     """(seconds, objective) of the evaluations at the final (full) size."""
     last = history["size"][-1]
@@ -68,8 +56,8 @@ def report_pair(content_name: str, style_name: str, size: int, graphs: list[Path
     # The recipe's step is timed before and after the graphs: the machine's load may change.
     before = recipe_step_seconds(content_name, style_name, size)
     runs = []
+    folder = out / f"{Path(content_name).stem}_{Path(style_name).stem}_{size}"
     for path in graphs:
-        folder = out / f"{Path(content_name).stem}_{Path(style_name).stem}_{size}"
         history, wall = run_graph(path, content_name, style_name, size, folder)
         runs.append((path, history, wall))
     after = recipe_step_seconds(content_name, style_name, size)
@@ -98,12 +86,12 @@ def compare(name: str, history: dict, wall: float, curve: list[dict], targets: d
         line.append(f"step-{n} objective: " + (f"{t:.0f} s = {t / (n * step_s):.2f}x the recipe's {n * step_s:.0f} s"
                                                 if t is not None else "not reached"))
     # What the route is worth in recipe steps: the first step where the recipe is as low.
-    worth = next((i + 1 for i, row in enumerate(curve) if row["total"] <= final), None)
+    worth, there = next(((i + 1, row) for i, row in enumerate(curve) if row["total"] <= final), (None, None))
     if worth is None:
         line.append(f"lower than the curve's last step ({len(curve)})")
         return line
     line.append(f"the recipe gets there at step {worth} ({worth * step_s:.0f} s: {history['seconds'][-1] / (worth * step_s):.2f}x)")
-    recipe_tv = recipe_tv_at(curve, final)
+    recipe_tv = there["tv"]
     line.append(f"TV {final_tv:.4g} against the recipe's {recipe_tv:.4g} there ({final_tv / recipe_tv:.2f}x, target <= 1)")
     return line
 
