@@ -11,8 +11,9 @@ class Objective:
     """Sum of loss terms with one VGG forward per evaluation (per extractor)."""
 
     def __init__(self, terms: list[LossTerm], size: tuple[int, int], device: str,
-                 tv_smoothing: float = 0.0, precision: str = "float32"):
+                 tv_smoothing: float = 0.0, precision: str = "float32", tv_in_gradient: bool = True):
         self.terms = terms
+        self.tv_in_gradient = tv_in_gradient
         self.device = device
         self.tv_smoothing = tv_smoothing
         self.precision = precision
@@ -26,7 +27,8 @@ class Objective:
 
     def __call__(self, image) -> tuple[Any, dict[str, float]]:
         """(total to differentiate, {term name: exact value}) for a 1 x 3 x H x W image in 0..1.
-        With tv_smoothing, TV terms are differentiated in their smooth form but reported exactly."""
+        With tv_smoothing, TV terms are differentiated in their smooth form but reported exactly;
+        without tv_in_gradient (a proximal step handles them), they are only reported."""
         import torch
         feats = {}
         for vid, (vgg, layers) in self.layers.items():
@@ -39,11 +41,15 @@ class Objective:
                 feats[vid] = vgg.features(image, layers)
         parts, report = [], {}
         for name, t, tg in zip(self.names, self.terms, self.targets):
-            if t.kind == "tv" and self.tv_smoothing > 0:
+            if t.kind == "tv" and not self.tv_in_gradient:
+                with torch.no_grad():
+                    report[name] = float(t.value({}, image, {}))
+            elif t.kind == "tv" and self.tv_smoothing > 0:
                 parts.append(t.weight * total_variation(image, self.tv_smoothing))
                 with torch.no_grad():
                     report[name] = float(t.value({}, image, {}))
             else:
                 parts.append(t.value(feats.get(id(t.vgg), {}), image, tg))
                 report[name] = float(parts[-1].detach())
-        return sum(parts), report
+        # TV terms alone under a proximal step: nothing to differentiate, a zero gradient.
+        return (sum(parts) if parts else image.sum() * 0), report

@@ -77,13 +77,18 @@ class KerasAdam:
         self.v = torch.zeros_like(param)
         self.t = 0
 
-    def step(self, grad, lr: float | None = None) -> None:
+    def step(self, grad, lr: float | None = None, prox: Callable | None = None) -> None:
+        """One update; `prox(y, scale)` then maps the stepped pixels y, given each pixel's
+        step size (Adam's metric), to the proximal point of the terms left out of `grad`."""
         self.t += 1
         lr = self.lr if lr is None else lr
         alpha = lr * math.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
         self.m.lerp_(grad, 1 - self.b1)
         self.v.lerp_(grad * grad, 1 - self.b2)
-        self.p.data.addcdiv_(self.m, self.v.sqrt().add_(self.eps), value=-alpha)
+        denom = self.v.sqrt().add_(self.eps)
+        self.p.data.addcdiv_(self.m, denom, value=-alpha)
+        if prox is not None:
+            self.p.data.copy_(prox(self.p.data, alpha / denom))
 
     def resize(self, size: tuple[int, int]) -> None:
         """Carry the moments across a coarse-to-fine upsampling."""
@@ -120,8 +125,10 @@ class _Run:
             self.hooks.preview(image, self.done)
 
 
-def adam_steps(objective: Objective, opt: KerasAdam, n: int, lr: Callable[[int], float], run: _Run) -> bool:
-    """n Adam steps on opt.p (in place), clipped to [0, 1]; False if the stop hook ended the run."""
+def adam_steps(objective: Objective, opt: KerasAdam, n: int, lr: Callable[[int], float], run: _Run,
+               prox: Callable | None = None) -> bool:
+    """n Adam steps on opt.p (in place), clipped to [0, 1]; False if the stop hook ended the run.
+    prox: see KerasAdam.step (the objective then leaves its TV terms out of the gradient)."""
     import torch
     x = opt.p
     size = tuple(x.shape[-2:])
@@ -133,18 +140,23 @@ def adam_steps(objective: Objective, opt: KerasAdam, n: int, lr: Callable[[int],
         x.requires_grad_(False)
         if not run.record(sum(parts.values()), parts, size):
             return False
-        opt.step(grad, lr(i))
+        opt.step(grad, lr(i), prox)
         x.clamp_(0, 1)
         run.stepped(x)
     return True
 
 
 def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, beta2: float,
-             eps: float, lr_schedule: str = "constant", precision: str = "float32",
+             eps: float, lr_schedule: str = "constant", tv: str = "gradient", precision: str = "float32",
              device: str = "cpu", hooks: Hooks | None = None) -> tuple[Any, History]:
     """Keras-style Adam on the pixels, clipped to [0, 1] after every step.
-    `start` is the 1 x 3 x H x W starting image at full size; `stages` from parse_schedule."""
+    `start` is the 1 x 3 x H x W starting image at full size; `stages` from parse_schedule.
+    tv "proximal": TV terms leave the gradient; each step ends with their exact proximal
+    step in Adam's metric instead (proximal Adam; _tv_prox.py says why)."""
+    from ._tv_prox import TVProx
     hooks = hooks or Hooks()
+    tv_weight = sum(t.weight for t in terms if t.kind == "tv")
+    prox = TVProx(tv_weight) if tv == "proximal" and tv_weight > 0 else None
     run = _Run(hooks, sum(n for _, n in stages))
     x = resize_tensor(start, stages[0][0]).clone()
     opt = KerasAdam(x, lr, beta1, beta2, eps)
@@ -153,8 +165,8 @@ def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, b
             x = resize_tensor(x, size).clone()
             opt.p = x
             opt.resize(size)
-        objective = Objective(terms, size, device, precision=precision)
-        if not adam_steps(objective, opt, n, lambda i: lr_at(lr_schedule, lr, i, n), run):
+        objective = Objective(terms, size, device, precision=precision, tv_in_gradient=prox is None)
+        if not adam_steps(objective, opt, n, lambda i: lr_at(lr_schedule, lr, i, n), run, prox):
             break
     return x, run.history
 

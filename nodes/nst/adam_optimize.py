@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from nodeflow.node import Input
+from nodeflow.node import Input, InputError
 
 from ._optimizer_node import OptimizerNode, optimizer_inputs
 
@@ -14,7 +14,9 @@ class AdamOptimize(OptimizerNode):
     (lr 0.02, beta1 0.99, epsilon 0.1, 1000 steps, start from the content image).
     Faster: a coarse-to-fine `schedule` and a cosine `lr_schedule`. Emits progress every
     step and a preview every `preview_every` steps; stops cleanly when cancelled. With
-    TensorFlow loss terms it runs the tutorial's train step as a tf.function (Keras Adam)."""
+    TensorFlow loss terms it runs the tutorial's train step as a tf.function (Keras Adam).
+    tv "proximal" takes TV terms out of the gradient and ends each step with their exact
+    proximal step (graphs/nst_starry.json; bench/nst.py measures it)."""
     version = "2"  # 2: Gram backward in the features' own dtype (bfloat16 results change slightly)
     route = "adam"
     frameworks = ("torch", "tensorflow")   # its loss terms'
@@ -28,14 +30,27 @@ class AdamOptimize(OptimizerNode):
         epsilon=(float, Input(0.1, gt=0, description="Adam epsilon (Keras form: added to sqrt(v))")),
         lr_schedule=(Literal["constant", "cosine"], Input("constant", description="constant, or cosine "
                                                           "decay to 10% within each stage")),
+        tv=(Literal["gradient", "proximal"], Input("gradient", description="TV terms: in the gradient (the "
+                                                    "tutorial), or as an exact proximal step after each update, "
+                                                    "which flattens regions at once instead of a pixel nudge at "
+                                                    "a time (torch loss terms only)")),
     )
 
-    def optimize(self, terms, start, stages, hooks, precision, framework, lr, beta1, beta2, epsilon, lr_schedule):
-        self.route = "adam" + (f" ({lr_schedule} lr)" if lr_schedule != "constant" else "")
+    @classmethod
+    def check_framework(cls, framework, inputs):
+        super().check_framework(framework, inputs)
+        if framework == "tensorflow" and inputs.get("tv") == "proximal":
+            raise InputError("tv", "the proximal TV step is on the torch route only; "
+                                   "TensorFlow loss terms take TV in the gradient")
+
+    def optimize(self, terms, start, stages, hooks, precision, framework, lr, beta1, beta2, epsilon, lr_schedule,
+                 tv):
+        self.route = "adam" + (f" ({lr_schedule} lr)" if lr_schedule != "constant" else "") + \
+            (", proximal tv" if tv == "proximal" else "")
         if framework == "tensorflow":
             from ._tf_optimize import run_adam_tf
             return run_adam_tf(terms, start, stages=stages, lr=lr, beta1=beta1, beta2=beta2, eps=epsilon,
                                lr_schedule=lr_schedule, device=self.ctx.device, hooks=hooks)
         from ._optimizers import run_adam
         return run_adam(terms, start, stages=stages, lr=lr, beta1=beta1, beta2=beta2, eps=epsilon,
-                        lr_schedule=lr_schedule, precision=precision, device=self.ctx.device, hooks=hooks)
+                        lr_schedule=lr_schedule, tv=tv, precision=precision, device=self.ctx.device, hooks=hooks)

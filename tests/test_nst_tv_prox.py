@@ -1,0 +1,79 @@
+"""The TV proximal step: exact on cases with a closed form, optimal against perturbations,
+inside the box; and AdamOptimize's proximal route on the real offline VGG16 weights."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from nodes.nst._losses import total_variation  # noqa: E402
+from nodes.nst._tv_prox import TVProx  # noqa: E402
+
+
+def _prox_objective(x, y, scale, weight):
+    return float(((x - y) ** 2 / scale).sum() / 2 + weight * total_variation(x))
+
+
+def test_two_pixels_meet_in_the_middle_or_shrink_by_the_weight():
+    # min (x1-a)^2/2 + (x2-b)^2/2 + w|x1-x2|: equal at the mean when |a-b| <= 2w, else each moves w.
+    prox = TVProx(weight=0.1, iterations=300)
+    close = prox(torch.tensor([[[[0.40, 0.55]]]]), torch.ones(1, 1, 1, 2))
+    assert torch.allclose(close, torch.tensor([[[[0.475, 0.475]]]]), atol=1e-4)
+    far = TVProx(weight=0.1, iterations=300)(torch.tensor([[[[0.2, 0.9]]]]), torch.ones(1, 1, 1, 2))
+    assert torch.allclose(far, torch.tensor([[[[0.3, 0.8]]]]), atol=1e-4)
+
+
+def test_the_result_stays_in_the_box_and_a_flat_image_stays_put():
+    prox = TVProx(weight=0.05)
+    out = prox(torch.tensor([[[[-0.5, 1.7], [0.3, 0.3]]]]), torch.ones(1, 1, 2, 2))
+    assert 0 <= float(out.min()) and float(out.max()) <= 1
+    flat = torch.full((1, 3, 5, 7), 0.25)
+    assert torch.allclose(TVProx(weight=2.0)(flat, torch.ones_like(flat)), flat)
+
+
+def test_the_weighted_prox_beats_every_nearby_image():
+    gen = torch.Generator().manual_seed(0)
+    y = torch.rand(1, 3, 9, 11, generator=gen) * 1.2 - 0.1
+    scale = 0.02 + torch.rand(1, 3, 9, 11, generator=gen) * 0.1   # Adam's per-pixel step sizes
+    x = TVProx(weight=0.7, iterations=2000)(y, scale)
+    best = _prox_objective(x, y, scale, 0.7)
+    for _ in range(200):
+        other = (x + 0.01 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+        assert best <= _prox_objective(other, y, scale, 0.7) + 1e-5
+    # Warm-started from its last dual, a short run lands on the same point.
+    again = TVProx(weight=0.7, iterations=2000)
+    again(y, scale)
+    again.iterations = 5
+    assert torch.allclose(again(y, scale), x, atol=1e-3)
+
+
+def test_the_dual_restarts_when_the_image_size_changes():
+    prox = TVProx(weight=0.1)
+    prox(torch.rand(1, 3, 6, 6), torch.ones(1, 3, 6, 6))
+    out = prox(torch.rand(1, 3, 4, 8), torch.ones(1, 3, 4, 8))
+    assert out.shape == (1, 3, 4, 8)
+
+
+def test_proximal_adam_lowers_the_objective_and_the_tv_below_the_gradient_route():
+    from test_nst_run import _history, _run, _tiny
+    gradient, _ = _run(_tiny(steps=8, lr=0.04, beta1=0.9, preview_every=0))
+    proximal, _ = _run(_tiny(steps=8, lr=0.04, beta1=0.9, tv="proximal", preview_every=0))
+    assert proximal.status == "succeeded", proximal.error
+    g, p = _history(gradient), _history(proximal)
+    # The same start, then the TV term (still reported exactly) is held lower all the way.
+    assert p["total"][0] == pytest.approx(g["total"][0], rel=1e-6)
+    assert p["total"][-1] < 0.7 * p["total"][0]
+    assert p["terms"]["tv"][-1] < g["terms"]["tv"][-1]
+    assert p["total"][3] == pytest.approx(sum(v[3] for v in p["terms"].values()), rel=1e-4)
+    assert json.loads(proximal.values["opt"]["info"])["route"] == "adam, proximal tv"
+
+
+def test_proximal_tv_on_tensorflow_terms_is_refused_naming_the_input():
+    from nodeflow.node import InputError
+    from nodes.nst.adam_optimize import AdamOptimize
+    with pytest.raises(InputError) as info:
+        AdamOptimize.check_framework("tensorflow", {"tv": "proximal"})
+    assert info.value.input == "tv"
+    AdamOptimize.check_framework("torch", {"tv": "proximal"})
