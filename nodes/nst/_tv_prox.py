@@ -31,11 +31,13 @@ class TVProx:
         self.weight = weight
         self.iterations = iterations
         self.dual: tuple[Any, Any] | None = None
+        self.shape: tuple[int, ...] = ()
 
     def __call__(self, y, scale):
         import torch
-        if self.dual is None or self.dual[0].shape[:-1] != y.shape[:-1] or self.dual[1].shape[-1] != y.shape[-1]:
+        if self.dual is None or self.shape != tuple(y.shape):   # a new stage's size: start over
             self.dual = (torch.zeros_like(y[..., :, 1:]), torch.zeros_like(y[..., 1:, :]))
+            self.shape = tuple(y.shape)
         ws = self.weight * scale
         # The dual gradient's Lipschitz constant is 8 * weight^2 * max(scale); step 1/L.
         step = 1.0 / (8 * self.weight * float(scale.max()))
