@@ -62,12 +62,16 @@ def _gram_function():
     return Gram
 
 
+def differences(image):
+    """(horizontal, vertical) differences between neighbouring pixels: what TV sums."""
+    return image[..., :, 1:] - image[..., :, :-1], image[..., 1:, :] - image[..., :-1, :]
+
+
 def total_variation(image, smoothing: float = 0.0):
     """tf.image.total_variation: summed absolute differences between neighbours.
     smoothing > 0 gives the Charbonnier surrogate sqrt(d^2 + s^2) - s, which is smooth
     at d = 0 (what L-BFGS needs) and never more than s away from |d|."""
-    dx = image[..., :, 1:] - image[..., :, :-1]
-    dy = image[..., 1:, :] - image[..., :-1, :]
+    dx, dy = differences(image)
     if smoothing > 0:
         s2 = smoothing * smoothing
         return ((dx * dx + s2).sqrt() - smoothing).sum() + ((dy * dy + s2).sqrt() - smoothing).sum()

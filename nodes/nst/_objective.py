@@ -41,11 +41,9 @@ class Objective:
                 feats[vid] = vgg.features(image, layers)
         parts, report = [], {}
         for name, t, tg in zip(self.names, self.terms, self.targets):
-            if t.kind == "tv" and not self.tv_in_gradient:
-                with torch.no_grad():
-                    report[name] = float(t.value({}, image, {}))
-            elif t.kind == "tv" and self.tv_smoothing > 0:
-                parts.append(t.weight * total_variation(image, self.tv_smoothing))
+            if t.kind == "tv" and (self.tv_smoothing > 0 or not self.tv_in_gradient):
+                if self.tv_in_gradient:
+                    parts.append(t.weight * total_variation(image, self.tv_smoothing))
                 with torch.no_grad():
                     report[name] = float(t.value({}, image, {}))
             else:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ._losses import differences
+
 
 def _adjoint(p, q):
     """D^T (p, q) for D x = (horizontal differences, vertical differences)."""
@@ -36,7 +38,7 @@ class TVProx:
     def __call__(self, y, scale):
         import torch
         if self.dual is None or self.shape != tuple(y.shape):   # a new stage's size: start over
-            self.dual = (torch.zeros_like(y[..., :, 1:]), torch.zeros_like(y[..., 1:, :]))
+            self.dual = tuple(torch.zeros_like(d) for d in differences(y))
             self.shape = tuple(y.shape)
         ws = self.weight * scale
         # The dual gradient's Lipschitz constant is 8 * weight^2 * max(scale); step 1/L.
@@ -44,9 +46,9 @@ class TVProx:
         p, q = self.dual
         rp, rq, t = p, q, 1.0
         for _ in range(self.iterations):
-            x = (y - ws * _adjoint(rp, rq)).clamp_(0, 1)
-            pn = (rp + step * (x[..., :, 1:] - x[..., :, :-1])).clamp_(-1, 1)
-            qn = (rq + step * (x[..., 1:, :] - x[..., :-1, :])).clamp_(-1, 1)
+            dx, dy = differences((y - ws * _adjoint(rp, rq)).clamp_(0, 1))
+            pn = (rp + step * dx).clamp_(-1, 1)
+            qn = (rq + step * dy).clamp_(-1, 1)
             tn = (1 + math.sqrt(1 + 4 * t * t)) / 2
             rp = pn + (t - 1) / tn * (pn - p)
             rq = qn + (t - 1) / tn * (qn - q)
