@@ -77,3 +77,13 @@ def test_proximal_tv_on_tensorflow_terms_is_refused_naming_the_input():
         AdamOptimize.check_framework("tensorflow", {"tv": "proximal"})
     assert info.value.input == "tv"
     AdamOptimize.check_framework("torch", {"tv": "proximal"})
+
+
+def test_an_unknown_tv_mode_is_refused_naming_the_node_and_input():
+    from nodeflow.errors import GraphInvalid
+    from nodeflow.graph import parse_graph
+    from nodeflow.plan import build_plan
+    from test_nst_run import _tiny
+    with pytest.raises(GraphInvalid) as info:
+        build_plan(parse_graph(_tiny(tv="smooth")))
+    assert ("opt", "tv") in {(i.node, i.input) for i in info.value.issues}
