@@ -6,6 +6,9 @@ turn step counts into seconds. Write (or extend) a curve:
 
     .venv/bin/python bench/nst_recipe.py --content astronaut.png --style starry_night.jpg --size 512 --steps 1000
 
+It also writes, beside the curve, the TV inside REGIONS (the astronaut's face) every 100 steps;
+`--regions-from DIR` writes that file from the images an earlier `--images DIR` run saved.
+
 The recipe is AdamOptimize's defaults (Keras Adam lr 0.02, beta1 0.99, epsilon 0.1, clipped to
 [0, 1]) in float32 from the content image, under the tutorial's objective on the offline VGG16.
 Row n is the objective of the image after n - 1 updates: the value the recipe reports at step n.
@@ -30,6 +33,65 @@ COLUMNS = ["step", "seconds", "total", "style", "content", "tv"]
 
 def curve_path(content: str, style: str, size: int) -> Path:
     return BENCH / f"nst_recipe_{Path(content).stem}_{Path(style).stem}_{size}.tsv"
+
+
+# Where noise shows first, as (left, top, side) in fractions of the image's width and height:
+# the recipe's images and a route's result are compared there at the same objective.
+REGIONS = {"astronaut.png": {"face": (0.332, 0.078, 0.3125)}}
+
+def regions_path(content: str, style: str, size: int) -> Path:
+    return curve_path(content, style, size).with_name(f"{curve_path(content, style, size).stem}_regions.tsv")
+
+
+def region_tvs(content: str, image) -> dict[str, float]:
+    """{region: the weighted TV inside it} of an H x W x 3 image in 0..1, rounded to 8 bits as a
+    saved PNG is, so results and the recipe's saved images are measured alike."""
+    import numpy as np
+
+    from nodes.nst._losses import TUTORIAL_TV_WEIGHT
+    a = np.round(np.clip(image, 0, 1) * 255) / 255
+    h, w = a.shape[:2]
+    found = {}
+    for name, (left, top, side) in REGIONS.get(content, {}).items():
+        x0, y0 = round(left * w), round(top * h)
+        box = a[y0:y0 + round(side * h), x0:x0 + round(side * w)]
+        found[name] = TUTORIAL_TV_WEIGHT * float(np.abs(np.diff(box, axis=0)).sum() + np.abs(np.diff(box, axis=1)).sum())
+    return found
+
+
+def write_regions(content: str, style: str, size: int, rows: list[tuple[int, str, float]]) -> Path:
+    path = regions_path(content, style, size)
+    tmp = path.with_suffix(".tsv.partial")
+    tmp.write_text("step\tregion\ttv\n" + "".join(f"{n}\t{name}\t{tv:.6g}\n" for n, name, tv in rows))
+    tmp.replace(path)
+    return path
+
+
+def regions_from_images(content: str, style: str, size: int, folder: Path) -> Path:
+    """The region file of a curve from the images compute_curve saved (<curve>_step<N>.png)."""
+    import numpy as np
+    from PIL import Image
+    rows = []
+    for png in sorted(folder.glob(f"{curve_path(content, style, size).stem}_step*.png"),
+                      key=lambda p: int(p.stem.rsplit("step", 1)[1])):
+        with Image.open(png) as im:
+            image = np.asarray(im.convert("RGB"), dtype=np.float32) / 255
+        rows += [(int(png.stem.rsplit("step", 1)[1]), name, tv) for name, tv in region_tvs(content, image).items()]
+    if not rows:
+        raise SystemExit(f"no regions: {content} has none in REGIONS, or {folder} has no saved images of this curve")
+    return write_regions(content, style, size, rows)
+
+
+def read_regions(content: str, style: str, size: int) -> dict[str, list[tuple[int, float]]]:
+    """{region: [(step, tv), ...]} of a curve; {} when there is none."""
+    path = regions_path(content, style, size)
+    if not path.exists():
+        return {}
+    found: dict[str, list[tuple[int, float]]] = {}
+    with path.open() as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            found.setdefault(row["region"], []).append((int(row["step"]), float(row["tv"])))
+    return found
 
 
 def read_curve(path: Path) -> list[dict[str, float]]:
@@ -70,7 +132,10 @@ def compute_curve(content_name: str, style_name: str, size: int, steps: int,
                   f"{parts['content']:.6g}\t{parts['tv']:.6g}\n")
         out.flush()
 
+    region_rows = []
+
     def preview(image, i):
+        region_rows.extend((i, name, tv) for name, tv in region_tvs(content_name, from_torch(image)).items())
         if images:
             images.mkdir(parents=True, exist_ok=True)
             to_pil(from_torch(image)).save(images / f"{path.stem}_step{i}.png")
@@ -82,6 +147,8 @@ def compute_curve(content_name: str, style_name: str, size: int, steps: int,
                          eps=0.1, hooks=hooks)
     out.close()
     tmp.replace(path)
+    if region_rows:
+        write_regions(content_name, style_name, size, region_rows)
     return path
 
 
@@ -93,7 +160,12 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--images", type=Path, help="save the recipe's image every 100 steps here")
     ap.add_argument("--threads", type=int, help="torch threads (default: all)")
+    ap.add_argument("--regions-from", type=Path, metavar="DIR", help="don't run the recipe: write the "
+                    "region file of its curve from the images an earlier --images run saved in DIR")
     args = ap.parse_args()
+    if args.regions_from:
+        print(regions_from_images(args.content, args.style, args.size, args.regions_from))
+        return 0
     print(compute_curve(args.content, args.style, args.size, args.steps, args.images, threads=args.threads))
     return 0
 

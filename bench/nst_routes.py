@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from nst import ASSETS, ROOT, load, nodeflow_step_fn, time_steps
-from nst_recipe import curve_path, read_curve
+from nst_recipe import curve_path, read_curve, read_regions, region_tvs
 
 
 def recipe_step_seconds(content_name: str, style_name: str, size: int, n: int = 3) -> float:
@@ -21,8 +21,8 @@ def recipe_step_seconds(content_name: str, style_name: str, size: int, n: int = 
     return time_steps({"recipe": step}, n, warmup=1)["recipe"][0]
 
 
-def run_graph(path: Path, content_name: str, style_name: str, size: int, out: Path) -> tuple[dict, float]:
-    """(the optimizer's history, the graph's wall seconds): the whole graph as the CLI runs it,
+def run_graph(path: Path, content_name: str, style_name: str, size: int, out: Path) -> tuple[dict, object, float]:
+    """(the optimizer's history, its image, the graph's wall seconds): the whole graph as the CLI runs it,
     its LoadImage nodes pointed at the pair and at `size`, its files written into `out`, with
     fresh value and model caches (the VGG weights load from disk, as in a new process)."""
     from nodes.nst._vgg_models import clear_model_cache
@@ -42,7 +42,7 @@ def run_graph(path: Path, content_name: str, style_name: str, size: int, out: Pa
     seconds = time.perf_counter() - t
     if result.status != "succeeded":
         raise SystemExit(f"{path.name} on {content_name} x {style_name}: {result.status}: {result.error}")
-    return result.values["optimize"]["history"], seconds
+    return result.values["optimize"]["history"], result.values["optimize"]["image"], seconds
 
 
 def full_size_points(history: dict) -> list[tuple[float, float]]:
@@ -58,8 +58,8 @@ def report_pair(content_name: str, style_name: str, size: int, graphs: list[Path
     runs = []
     folder = out / f"{Path(content_name).stem}_{Path(style_name).stem}_{size}"
     for path in graphs:
-        history, wall = run_graph(path, content_name, style_name, size, folder)
-        runs.append((path, history, wall))
+        history, image, wall = run_graph(path, content_name, style_name, size, folder)
+        runs.append((path, history, region_tvs(content_name, image), wall))
     after = recipe_step_seconds(content_name, style_name, size)
     step_s = (before + after) / 2
     curve = read_curve(curve_path(content_name, style_name, size))
@@ -71,8 +71,16 @@ def report_pair(content_name: str, style_name: str, size: int, graphs: list[Path
     print(f"  {content_name} x {style_name} at {size} px: recipe step {step_s:.2f} s in this run (median of 3 "
           f"before the graphs, {before:.2f} s, and after, {after:.2f} s); its curve: {len(curve)} steps, "
           + ", ".join(f"step {n}: {v:.4g}" for n, v in targets.items()), flush=True)
-    for path, history, wall in runs:
-        print("    " + "; ".join(compare(path.name, history, wall, curve, targets, step_s)), flush=True)
+    recipe_regions = read_regions(content_name, style_name, size)
+    for path, history, regions, wall in runs:
+        line = compare(path.name, history, wall, curve, targets, step_s)
+        line += compare_regions(regions, recipe_regions, history["total"][-1], curve)
+        print("    " + "; ".join(line), flush=True)
+
+
+def recipe_step_at(curve: list[dict], objective: float) -> int | None:
+    """What an objective is worth in recipe steps: the first step where the recipe is as low."""
+    return next((i + 1 for i, row in enumerate(curve) if row["total"] <= objective), None)
 
 
 def compare(name: str, history: dict, wall: float, curve: list[dict], targets: dict, step_s: float) -> list[str]:
@@ -85,14 +93,30 @@ def compare(name: str, history: dict, wall: float, curve: list[dict], targets: d
         t = next((s for s, v in points if v <= value), None)
         line.append(f"step-{n} objective: " + (f"{t:.0f} s = {t / (n * step_s):.2f}x the recipe's {n * step_s:.0f} s"
                                                 if t is not None else "not reached"))
-    # What the route is worth in recipe steps: the first step where the recipe is as low.
-    worth, there = next(((i + 1, row) for i, row in enumerate(curve) if row["total"] <= final), (None, None))
+    worth = recipe_step_at(curve, final)
     if worth is None:
         line.append(f"lower than the curve's last step ({len(curve)})")
         return line
     line.append(f"the recipe gets there at step {worth} ({worth * step_s:.0f} s: {history['seconds'][-1] / (worth * step_s):.2f}x)")
-    recipe_tv = there["tv"]
+    recipe_tv = curve[worth - 1]["tv"]
     line.append(f"TV {final_tv:.4g} against the recipe's {recipe_tv:.4g} there ({final_tv / recipe_tv:.2f}x, target <= 1)")
+    return line
+
+
+def compare_regions(regions: dict[str, float], recipe_regions: dict[str, list[tuple[int, float]]], final: float,
+                    curve: list[dict]) -> list[str]:
+    """Each region's TV in the result against the recipe's image at the same objective
+    (interpolated between the images it saved), as report phrases."""
+    import numpy as np
+    worth = recipe_step_at(curve, final)
+    line = []
+    for name, tv in regions.items():
+        steps, tvs = zip(*recipe_regions[name]) if name in recipe_regions else ((), ())
+        if worth is None or not steps or not steps[0] <= worth <= steps[-1]:
+            line.append(f"{name} TV {tv:.3g} (no image of the recipe's near that objective)")
+            continue
+        recipe_tv = float(np.interp(worth, steps, tvs))
+        line.append(f"{name} TV {tv:.3g} against the recipe's {recipe_tv:.3g} at step {worth} ({tv / recipe_tv:.2f}x)")
     return line
 
 
