@@ -39,8 +39,10 @@ def curve_path(content: str, style: str, size: int) -> Path:
 # the recipe's images and a route's result are compared there at the same objective.
 REGIONS = {"astronaut.png": {"face": (0.332, 0.078, 0.3125)}}
 
+
 def regions_path(content: str, style: str, size: int) -> Path:
-    return curve_path(content, style, size).with_name(f"{curve_path(content, style, size).stem}_regions.tsv")
+    curve = curve_path(content, style, size)
+    return curve.with_name(f"{curve.stem}_regions.tsv")
 
 
 def region_tvs(content: str, image) -> dict[str, float]:
@@ -72,11 +74,12 @@ def regions_from_images(content: str, style: str, size: int, folder: Path) -> Pa
     import numpy as np
     from PIL import Image
     rows = []
-    for png in sorted(folder.glob(f"{curve_path(content, style, size).stem}_step*.png"),
-                      key=lambda p: int(p.stem.rsplit("step", 1)[1])):
+    saved = {int(png.stem.rsplit("step", 1)[1]): png
+             for png in folder.glob(f"{curve_path(content, style, size).stem}_step*.png")}
+    for step, png in sorted(saved.items()):
         with Image.open(png) as im:
             image = np.asarray(im.convert("RGB"), dtype=np.float32) / 255
-        rows += [(int(png.stem.rsplit("step", 1)[1]), name, tv) for name, tv in region_tvs(content, image).items()]
+        rows += [(step, name, tv) for name, tv in region_tvs(content, image).items()]
     if not rows:
         raise SystemExit(f"no regions: {content} has none in REGIONS, or {folder} has no saved images of this curve")
     return write_regions(content, style, size, rows)
@@ -135,10 +138,11 @@ def compute_curve(content_name: str, style_name: str, size: int, steps: int,
     region_rows = []
 
     def preview(image, i):
-        region_rows.extend((i, name, tv) for name, tv in region_tvs(content_name, from_torch(image)).items())
+        pixels = from_torch(image)
+        region_rows.extend((i, name, tv) for name, tv in region_tvs(content_name, pixels).items())
         if images:
             images.mkdir(parents=True, exist_ok=True)
-            to_pil(from_torch(image)).save(images / f"{path.stem}_step{i}.png")
+            to_pil(pixels).save(images / f"{path.stem}_step{i}.png")
 
     hooks = _optimizers.Hooks(evaluated=evaluated, preview=preview, preview_every=every)
     started = time.perf_counter()
