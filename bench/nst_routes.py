@@ -14,6 +14,8 @@ from pathlib import Path
 from nst import ASSETS, ROOT, load, nodeflow_step_fn, time_steps
 from nst_recipe import curve_path, read_curve, read_regions, region_tvs
 
+from nodes.nst._optimizers import result_total
+
 
 def recipe_step_seconds(content_name: str, style_name: str, size: int, n: int = 3) -> float:
     """Median seconds of one recipe step (AdamOptimize's float32 step) on this pair, now."""
@@ -74,8 +76,16 @@ def report_pair(content_name: str, style_name: str, size: int, graphs: list[Path
     recipe_regions = read_regions(content_name, style_name, size)
     for path, history, regions, wall in runs:
         line = compare(path.name, history, wall, curve, targets, step_s)
-        line += compare_regions(regions, recipe_regions, history["total"][-1], curve)
+        line += compare_regions(regions, recipe_regions, result_point(history)[0], curve)
         print("    " + "; ".join(line), flush=True)
+
+
+def result_point(history: dict) -> tuple[float, float]:
+    """(objective, TV) of the graph's result: its optimizer returns the lowest-objective image
+    it evaluated at full size."""
+    total = result_total(history)
+    i = max(i for i, v in enumerate(history["total"]) if v == total)
+    return total, history["terms"]["tv"][i]
 
 
 def recipe_step_at(curve: list[dict], objective: float) -> int | None:
@@ -86,7 +96,7 @@ def recipe_step_at(curve: list[dict], objective: float) -> int | None:
 def compare(name: str, history: dict, wall: float, curve: list[dict], targets: dict, step_s: float) -> list[str]:
     """One graph's run against the recipe's curve, as report phrases."""
     points = full_size_points(history)
-    final, final_tv = history["total"][-1], history["terms"]["tv"][-1]
+    final, final_tv = result_point(history)
     line = [f"{name}: objective {final:.4g} after {history['seconds'][-1]:.0f} s of optimizing "
             f"({wall:.0f} s for the whole graph)"]
     for n, value in targets.items():

@@ -91,7 +91,7 @@ def test_a_tiny_tensorflow_run_lowers_the_objective_with_progress_and_previews(i
     result, events = run(tiny(steps=6, preview_every=3))
     assert result.status == "succeeded", result.error
     h = result.values["opt"]["history"]
-    assert len(h["total"]) == 6 and h["total"][-1] < 0.7 * h["total"][0]
+    assert len(h["total"]) == 7 and h["total"][-1] < 0.7 * h["total"][0]
     assert set(h["terms"]) == {"style", "content", "tv"}
     img = result.values["opt"]["image"]
     assert img.shape == (48, 48, 3) and img.dtype == np.float32 and 0 <= img.min() and img.max() <= 1

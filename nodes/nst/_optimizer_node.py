@@ -108,7 +108,14 @@ class OptimizerNode(Node, abstract=True):
             if save_frames:
                 self._save_frame(frame, f"{frame_prefix}_{step:05d}.png")
 
-        hooks = Hooks(step=lambda i, n: self.ctx.progress(i, n), preview=preview,
+        done = 0
+
+        def step(i: int, n: int) -> None:
+            nonlocal done
+            done = i
+            self.ctx.progress(i, n)
+
+        hooks = Hooks(step=step, preview=preview,
                       cancelled=self.ctx.check_cancelled, preview_every=preview_every)
         result, history = self.optimize(terms, start, stages, hooks, precision=precision, framework=framework,
                                         **rest)
@@ -118,10 +125,10 @@ class OptimizerNode(Node, abstract=True):
                 "weight_files": sorted({t.vgg.weights for t in terms if t.vgg is not None}),
                 "route": self.route, "framework": framework, "precision": precision, "stages": [[list(s), n] for s, n in stages],
                 "terms": [t.describe() for t in terms],
-                "steps": len(history.total), "final_loss": history.total[-1] if history.total else None,
-                "seconds": history.seconds[-1] if history.seconds else 0.0}
-        self.ctx.log(f"{self.route}: {len(history.total)} steps, loss {history.total[0]:.4g} -> "
-                     f"{history.total[-1]:.4g} in {info['seconds']:.1f}s; weights {info['weights']}")
+                "steps": done, "evaluations": len(history.total),
+                "final_loss": history.result_total(), "seconds": history.seconds[-1] if history.seconds else 0.0}
+        self.ctx.log(f"{self.route}: {info['steps']} steps, loss {history.total[0]:.4g} -> "
+                     f"{info['final_loss']:.4g} in {info['seconds']:.1f}s; weights {info['weights']}")
         return {"image": out, "history": history.as_dict(), "info": json.dumps(info)}
 
     def _save_frame(self, frame: Any, name: str) -> None:

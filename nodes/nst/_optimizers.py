@@ -46,8 +46,19 @@ class History:
         self.seconds.append(round(time.perf_counter() - self.started, 4))
         self.size.append([int(size[0]), int(size[1])])
 
+    def result_total(self) -> float | None:
+        """The result's objective: the lowest evaluated at the final size (the Adam routes return
+        that image; L-BFGS's accepted steps only go down)."""
+        return result_total(self.as_dict())
+
     def as_dict(self) -> dict:
         return {"total": self.total, "terms": self.terms, "seconds": self.seconds, "size": self.size}
+
+
+def result_total(history: dict) -> float | None:
+    """History.result_total for a history as the node outputs it."""
+    last = history["size"][-1] if history["size"] else None
+    return min((v for v, size in zip(history["total"], history["size"]) if size == last), default=None)
 
 
 def parse_schedule(text: str, full: tuple[int, int], steps: int) -> list[tuple[tuple[int, int], int]]:
@@ -111,12 +122,22 @@ class _Run:
     total_steps: int
     history: History = field(default_factory=History)
     done: int = 0
+    # The lowest-objective image evaluated at the current stage's size: the run's result.
+    best: Any = None
+    best_total: float = math.inf
 
     def record(self, total: float, parts: dict[str, float], size) -> bool:
         """Log one evaluation; False when the stop hook says the run is over."""
         self.history.add(total, parts, size)
         self.hooks.evaluated(total, parts, size)
         return not self.hooks.stop(total, size)
+
+    def keep_if_best(self, total: float, image, copy: Callable[[Any], Any]) -> None:
+        if total < self.best_total:
+            self.best_total, self.best = total, copy(image)
+
+    def new_stage(self) -> None:
+        self.best, self.best_total = None, math.inf
 
     def stepped(self, image) -> None:
         self.done += 1
@@ -140,6 +161,7 @@ def adam_steps(objective: Objective, opt: KerasAdam, n: int, lr: Callable[[int],
         x.requires_grad_(False)
         if not run.record(sum(parts.values()), parts, size):
             return False
+        run.keep_if_best(sum(parts.values()), x, torch.Tensor.clone)
         opt.step(grad, lr(i), prox)
         x.clamp_(0, 1)
         run.stepped(x)
@@ -152,7 +174,11 @@ def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, b
     """Keras-style Adam on the pixels, clipped to [0, 1] after every step.
     `start` is the 1 x 3 x H x W starting image at full size; `stages` from parse_schedule.
     tv "proximal": TV terms leave the gradient; each step ends with their exact proximal
-    step in Adam's metric instead (proximal Adam; _tv_prox.py says why)."""
+    step in Adam's metric instead (proximal Adam; _tv_prox.py says why).
+    The last step's image is evaluated too, so the history ends with the result's objective;
+    the result is the lowest-objective image of the last stage (late steps can overshoot)."""
+    import torch
+
     from ._tv_prox import TVProx
     hooks = hooks or Hooks()
     tv_weight = sum(t.weight for t in terms if t.kind == "tv")
@@ -166,9 +192,14 @@ def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, b
             opt.p = x
             opt.resize(size)
         objective = Objective(terms, size, device, precision=precision, tv_in_gradient=prox is None)
+        run.new_stage()
         if not adam_steps(objective, opt, n, lambda i: lr_at(lr_schedule, lr, i, n), run, prox):
-            break
-    return x, run.history
+            return x, run.history
+    with torch.no_grad():
+        _, parts = objective(x)
+    run.history.add(sum(parts.values()), parts, x.shape[-2:])
+    run.keep_if_best(sum(parts.values()), x, torch.Tensor.clone)
+    return run.best, run.history
 
 
 class Pyramid:

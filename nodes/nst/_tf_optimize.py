@@ -78,8 +78,10 @@ def run_adam_tf(terms: list[LossTerm], start: np.ndarray, *, stages, lr: float, 
                 jit_compile: bool = False) -> tuple[np.ndarray, History]:
     """Keras Adam on the pixels, clipped to [0, 1] after every step, as a tf.function.
     `start` is the H x W x 3 starting image at full size; `stages` from parse_schedule.
-    Returns the H x W x 3 result at the last stage's size and the history. The stop hook
-    (benchmarks) ends the run after the step it was given."""
+    Returns the H x W x 3 result at the last stage's size and the history; as on the torch
+    route, the history ends with the last step's image's objective and the result is the
+    lowest-objective image of the last stage. The stop hook (benchmarks) ends the run after
+    the step it was given."""
     import tensorflow as tf
     hooks = hooks or Hooks()
     # Previews get numpy images, as the node expects them from either route.
@@ -95,13 +97,19 @@ def run_adam_tf(terms: list[LossTerm], start: np.ndarray, *, stages, lr: float, 
                 _carry_moments(old, opt, image, size)
             objective = TFObjective(terms, size, device)
             step = TrainStep(objective, image, opt, jit_compile)
+            run.new_stage()
             for i in range(n):
                 run.hooks.cancelled()
                 if lr_schedule != "constant":
                     opt.learning_rate = lr_at(lr_schedule, lr, i, n)
+                before = image.numpy()[0]
                 values = step().numpy()
                 parts = dict(zip(objective.names, map(float, values)))
                 if not run.record(sum(parts.values()), parts, size):
                     return image.numpy()[0], run.history
+                run.keep_if_best(sum(parts.values()), before, lambda a: a)
                 run.stepped(image)
-    return image.numpy()[0], run.history
+        parts = dict(zip(objective.names, map(float, objective(image)[1].numpy())))
+    run.history.add(sum(parts.values()), parts, size)
+    run.keep_if_best(sum(parts.values()), image.numpy()[0], lambda a: a)
+    return run.best, run.history
