@@ -56,6 +56,14 @@ def test_the_dual_restarts_when_the_image_size_changes():
     assert out.shape == (1, 3, 4, 8)
 
 
+def test_the_evened_metric_takes_the_square_root_of_the_spread_of_adams_step_sizes():
+    from nodes.nst._optimizers import evened
+    scale = torch.tensor([[[[0.01, 0.04], [0.09, 0.16]]]])
+    out = evened(scale.clone())
+    assert float(out.max() / out.min()) == pytest.approx(4.0)   # from 16x to 4x
+    assert torch.allclose(out, (scale * 0.075).sqrt())          # each pixel's step times the mean's
+
+
 def test_proximal_adam_lowers_the_objective_and_the_tv_below_the_gradient_route():
     from test_nst_run import _history, _run, _tiny
     gradient, _ = _run(_tiny(steps=8, lr=0.04, beta1=0.9, preview_every=0))

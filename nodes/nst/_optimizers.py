@@ -168,13 +168,22 @@ def adam_steps(objective: Objective, opt: KerasAdam, n: int, lr: Callable[[int],
     return True
 
 
+def evened(scale):
+    """Each pixel's step size for the TV proximal step: the geometric mean of Adam's own (step
+    size over sqrt(v)) and the image's mean. In Adam's metric the pixels where the style and
+    content gradients are strongest, the face's, got the weakest TV step and kept their
+    texture; at 512 px (90 steps) this halved spread gave a 4% lower objective and a face
+    TV 0.77x Adam's metric's (bench/nst.py)."""
+    return (scale * scale.mean()).sqrt_()
+
+
 def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, beta2: float,
              eps: float, lr_schedule: str = "constant", tv: str = "gradient", precision: str = "float32",
              device: str = "cpu", hooks: Hooks | None = None) -> tuple[Any, History]:
     """Keras-style Adam on the pixels, clipped to [0, 1] after every step.
     `start` is the 1 x 3 x H x W starting image at full size; `stages` from parse_schedule.
     tv "proximal": TV terms leave the gradient; each step ends with their exact proximal
-    step in Adam's metric instead (proximal Adam; _tv_prox.py says why).
+    step instead (proximal Adam; _tv_prox.py says why), in an evened-out Adam metric (evened).
     The last step's image is evaluated too, so the history ends with the result's objective;
     the result is the lowest-objective image of the last stage (late steps can overshoot)."""
     import torch
@@ -182,7 +191,8 @@ def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, b
     from ._tv_prox import TVProx
     hooks = hooks or Hooks()
     tv_weight = sum(t.weight for t in terms if t.kind == "tv")
-    prox = TVProx(tv_weight) if tv == "proximal" and tv_weight > 0 else None
+    tv_prox = TVProx(tv_weight)
+    prox = (lambda y, scale: tv_prox(y, evened(scale))) if tv == "proximal" and tv_weight > 0 else None
     run = _Run(hooks, sum(n for _, n in stages))
     x = resize_tensor(start, stages[0][0]).clone()
     opt = KerasAdam(x, lr, beta1, beta2, eps)
