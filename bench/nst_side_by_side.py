@@ -9,6 +9,9 @@ Grid node's own code.
     .venv/bin/python bench/nst_side_by_side.py --main /tmp/main/nst_output.png \\
         --hq /tmp/hq/nst_hq_output.png --recipe /tmp/recipe/nst_recipe_astronaut_starry_night_512_step1000.png
 
+Without an hour for the recipe, --recipe can be the recipe's cell cut from an earlier sheet
+(docs/nst_side_by_side.jpg, the fourth 448 px cell) with --recipe-label repeating that sheet's label.
+
 The graphs' wall times are their optimizers' own (the PNG's nodeflow:metadata); the recipe's
 is 1000 times its step time (--recipe-step-seconds, from bench/nst.py's table, or else the
 curve's own wall time).
@@ -58,6 +61,8 @@ def main() -> int:
     ap.add_argument("--hq", type=Path, required=True)
     ap.add_argument("--recipe", type=Path, required=True)
     ap.add_argument("--recipe-step-seconds", type=float)
+    ap.add_argument("--recipe-label", help="the recipe cell's label as given, for a recipe image cut from an "
+                    "earlier sheet (a resized JPEG can't be scored), e.g. the earlier sheet's own label")
     ap.add_argument("--out", type=Path, default=BENCH.parent / "docs" / "nst_side_by_side.jpg")
     args = ap.parse_args()
 
@@ -74,6 +79,9 @@ def main() -> int:
     for path, name, seconds in ((args.main, "nst_starry.json", optimizer_seconds(args.main)),
                                 (args.hq, "nst_starry_hq.json", optimizer_seconds(args.hq)),
                                 (args.recipe, "recipe, 1000 Adam steps", recipe_seconds)):
+        if path == args.recipe and args.recipe_label:
+            cells.append((path, args.recipe_label))
+            continue
         cells.append((path, f"{name}: {objective_of(path, content, style):.3g}, {minutes(seconds)}"))
     images = []
     for path, _ in cells:

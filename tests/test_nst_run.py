@@ -91,6 +91,17 @@ def test_adam_scores_its_last_image_and_returns_the_lowest_objective_image_it_ev
     assert float(total_variation(image)) == pytest.approx(h.total[1], rel=1e-6)
 
 
+def test_a_time_limit_stops_the_run_at_the_step_under_way_and_says_so():
+    result, _ = _run(_tiny(steps=500, time_limit=0.5, preview_every=0))
+    assert result.status == "succeeded", result.error
+    info, h = json.loads(result.values["opt"]["info"]), _history(result)
+    assert info["time_limited"] and 0 < info["steps"] < 500
+    # Every step taken was scored; the result is the best of them.
+    assert len(h["total"]) == info["steps"] + 1 and info["final_loss"] == min(h["total"])
+    unlimited, _ = _run(_tiny(steps=3, preview_every=0))
+    assert not json.loads(unlimited.values["opt"]["info"])["time_limited"]
+
+
 def test_lbfgs_and_coarse_to_fine_lower_the_objective_and_save_frames(isolated_env):
     result, _ = _run(_tiny("LBFGSOptimize", steps=8))
     h = _history(result)

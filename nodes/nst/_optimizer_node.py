@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from typing import Any, Literal
 
 import numpy as np
@@ -39,6 +40,9 @@ def optimizer_inputs(name: str, **fields: Any) -> type[NodeInputs]:
                                                                   "AVX512-BF16/AMX and on GPUs, far slower elsewhere; "
                                                                   "auto: bfloat16 only where it is fast. Losses "
                                                                   "stay float32")),
+        time_limit=(float, Input(0.0, ge=0, description="stop after this many seconds of optimizing, at the "
+                                                       "step under way, and keep the best image so far (0: no "
+                                                       "limit); the result then depends on the machine's speed")),
         preview_every=(int, Input(50, ge=0, description="emit a preview image every N steps (0: never)")),
         save_frames=(bool, Input(False, description="also save each preview as a PNG in the output directory")),
         frame_prefix=(str, Input("nst_frame", min_length=1, names_file=True, description="file name prefix of saved frames")),
@@ -76,7 +80,7 @@ class OptimizerNode(Node, abstract=True):
                                           "TensorFlow loss terms optimize in float32")
 
     def run(self, image: Any, init: str, init_image: Any, seed: int, schedule: str, precision: str,
-            preview_every: int, save_frames: bool, frame_prefix: str, steps: int, **rest: Any) -> dict:
+            time_limit: float, preview_every: int, save_frames: bool, frame_prefix: str, steps: int, **rest: Any) -> dict:
         from nodes._shared.pixels import fit_max_side, from_torch, resize, to_rgb
         terms = [rest.pop(f"loss{i}") for i in range(1, LOSS_SLOTS + 1)]
         terms = [t for t in terms if t is not None]
@@ -115,8 +119,9 @@ class OptimizerNode(Node, abstract=True):
             done = i
             self.ctx.progress(i, n)
 
-        hooks = Hooks(step=step, preview=preview,
-                      cancelled=self.ctx.check_cancelled, preview_every=preview_every)
+        started = time.perf_counter()
+        hooks = Hooks(step=step, preview=preview, cancelled=self.ctx.check_cancelled, preview_every=preview_every,
+                      stop=lambda total, size: bool(time_limit) and time.perf_counter() - started > time_limit)
         result, history = self.optimize(terms, start, stages, hooks, precision=precision, framework=framework,
                                         **rest)
         out = resize(result, w, h) if isinstance(result, np.ndarray) else from_torch(resize_tensor(result, (h, w)))
@@ -125,7 +130,7 @@ class OptimizerNode(Node, abstract=True):
                 "weight_files": sorted({t.vgg.weights for t in terms if t.vgg is not None}),
                 "route": self.route, "framework": framework, "precision": precision, "stages": [[list(s), n] for s, n in stages],
                 "terms": [t.describe() for t in terms],
-                "steps": done, "evaluations": len(history.total),
+                "steps": done, "time_limited": done < sum(n for _, n in stages), "evaluations": len(history.total),
                 "final_loss": history.result_total(), "seconds": history.seconds[-1] if history.seconds else 0.0}
         self.ctx.log(f"{self.route}: {info['steps']} steps, loss {history.total[0]:.4g} -> "
                      f"{info['final_loss']:.4g} in {info['seconds']:.1f}s; weights {info['weights']}")

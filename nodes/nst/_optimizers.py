@@ -21,7 +21,7 @@ class Hooks:
     preview: Callable[[Any, int], None] = lambda image, i: None
     cancelled: Callable[[], None] = lambda: None
     preview_every: int = 0
-    # Stop early (used by the benchmark): called with each step's objective and image size.
+    # Stop early (the benchmark; time limits): called with each step's objective and image size.
     stop: Callable[[float, tuple], bool] = lambda total, size: False
     # Every evaluation as it happens: objective, its terms, image size (the benchmark logs them).
     evaluated: Callable[[float, dict, tuple], None] = lambda total, parts, size: None
@@ -159,9 +159,10 @@ def adam_steps(objective: Objective, opt: KerasAdam, n: int, lr: Callable[[int],
         total, parts = objective(x)
         grad, = torch.autograd.grad(total, x)
         x.requires_grad_(False)
-        if not run.record(sum(parts.values()), parts, size):
-            return False
+        go_on = run.record(sum(parts.values()), parts, size)
         run.keep_if_best(sum(parts.values()), x, torch.Tensor.clone)
+        if not go_on:
+            return False
         opt.step(grad, lr(i), prox)
         x.clamp_(0, 1)
         run.stepped(x)
@@ -204,7 +205,7 @@ def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, b
         objective = Objective(terms, size, device, precision=precision, tv_in_gradient=prox is None)
         run.new_stage()
         if not adam_steps(objective, opt, n, lambda i: lr_at(lr_schedule, lr, i, n), run, prox):
-            return x, run.history
+            return run.best, run.history
     with torch.no_grad():
         _, parts = objective(x)
     run.history.add(sum(parts.values()), parts, x.shape[-2:])

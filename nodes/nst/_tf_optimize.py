@@ -81,7 +81,7 @@ def run_adam_tf(terms: list[LossTerm], start: np.ndarray, *, stages, lr: float, 
     Returns the H x W x 3 result at the last stage's size and the history; as on the torch
     route, the history ends with the last step's image's objective and the result is the
     lowest-objective image of the last stage. The stop hook (benchmarks) ends the run after
-    the step it was given."""
+    the step it was given, with the best image so far."""
     import tensorflow as tf
     hooks = hooks or Hooks()
     # Previews get numpy images, as the node expects them from either route.
@@ -105,9 +105,10 @@ def run_adam_tf(terms: list[LossTerm], start: np.ndarray, *, stages, lr: float, 
                 before = image.numpy()[0]
                 values = step().numpy()
                 parts = dict(zip(objective.names, map(float, values)))
-                if not run.record(sum(parts.values()), parts, size):
-                    return image.numpy()[0], run.history
+                go_on = run.record(sum(parts.values()), parts, size)
                 run.keep_if_best(sum(parts.values()), before, lambda a: a)
+                if not go_on:
+                    return run.best, run.history
                 run.stepped(image)
         parts = dict(zip(objective.names, map(float, objective(image)[1].numpy())))
     run.history.add(sum(parts.values()), parts, size)
