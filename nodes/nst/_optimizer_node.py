@@ -119,9 +119,15 @@ class OptimizerNode(Node, abstract=True):
             done = i
             self.ctx.progress(i, n)
 
-        started = time.perf_counter()
+        started, limited = time.perf_counter(), False
+
+        def out_of_time(total: float, size: tuple) -> bool:
+            nonlocal limited
+            limited = limited or bool(time_limit) and time.perf_counter() - started > time_limit
+            return limited
+
         hooks = Hooks(step=step, preview=preview, cancelled=self.ctx.check_cancelled, preview_every=preview_every,
-                      stop=lambda total, size: bool(time_limit) and time.perf_counter() - started > time_limit)
+                      stop=out_of_time)
         result, history = self.optimize(terms, start, stages, hooks, precision=precision, framework=framework,
                                         **rest)
         out = resize(result, w, h) if isinstance(result, np.ndarray) else from_torch(resize_tensor(result, (h, w)))
@@ -130,7 +136,7 @@ class OptimizerNode(Node, abstract=True):
                 "weight_files": sorted({t.vgg.weights for t in terms if t.vgg is not None}),
                 "route": self.route, "framework": framework, "precision": precision, "stages": [[list(s), n] for s, n in stages],
                 "terms": [t.describe() for t in terms],
-                "steps": done, "time_limited": done < sum(n for _, n in stages), "evaluations": len(history.total),
+                "steps": done, "time_limited": limited, "evaluations": len(history.total),
                 "final_loss": history.result_total(), "seconds": history.seconds[-1] if history.seconds else 0.0}
         self.ctx.log(f"{self.route}: {info['steps']} steps, loss {history.total[0]:.4g} -> "
                      f"{info['final_loss']:.4g} in {info['seconds']:.1f}s; weights {info['weights']}")

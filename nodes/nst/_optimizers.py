@@ -173,8 +173,8 @@ def evened(scale):
     """Each pixel's step size for the TV proximal step: the geometric mean of Adam's own (step
     size over sqrt(v)) and the image's mean. In Adam's metric the pixels where the style and
     content gradients are strongest, the face's, got the weakest TV step and kept their
-    texture; at 512 px (90 steps) this halved spread gave a 4% lower objective and a face
-    TV 0.77x Adam's metric's (bench/nst.py)."""
+    texture. At 512 px (90 float32 steps, astronaut x Starry Night) halving the spread this way
+    gave 2.101e6 against 2.194e6 and a face-box TV 0.77x Adam's metric's (README)."""
     return (scale * scale.mean()).sqrt_()
 
 
