@@ -136,6 +136,14 @@ class _Run:
         if total < self.best_total:
             self.best_total, self.best = total, copy(image)
 
+    def score_last(self, parts: dict[str, float], size, image, copy: Callable[[Any], Any]) -> Any:
+        """Log the last step's image, unseen by the stop and evaluation hooks, so the history ends
+        with it; return the run's result."""
+        total = sum(parts.values())
+        self.history.add(total, parts, size)
+        self.keep_if_best(total, image, copy)
+        return self.best
+
     def new_stage(self) -> None:
         self.best, self.best_total = None, math.inf
 
@@ -159,8 +167,9 @@ def adam_steps(objective: Objective, opt: KerasAdam, n: int, lr: Callable[[int],
         total, parts = objective(x)
         grad, = torch.autograd.grad(total, x)
         x.requires_grad_(False)
-        go_on = run.record(sum(parts.values()), parts, size)
-        run.keep_if_best(sum(parts.values()), x, torch.Tensor.clone)
+        value = sum(parts.values())
+        go_on = run.record(value, parts, size)
+        run.keep_if_best(value, x, torch.Tensor.clone)
         if not go_on:
             return False
         opt.step(grad, lr(i), prox)
@@ -208,9 +217,7 @@ def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, b
             return run.best, run.history
     with torch.no_grad():
         _, parts = objective(x)
-    run.history.add(sum(parts.values()), parts, x.shape[-2:])
-    run.keep_if_best(sum(parts.values()), x, torch.Tensor.clone)
-    return run.best, run.history
+    return run.score_last(parts, x.shape[-2:], x, torch.Tensor.clone), run.history
 
 
 class Pyramid:

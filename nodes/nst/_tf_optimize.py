@@ -105,12 +105,11 @@ def run_adam_tf(terms: list[LossTerm], start: np.ndarray, *, stages, lr: float, 
                 before = image.numpy()[0]
                 values = step().numpy()
                 parts = dict(zip(objective.names, map(float, values)))
-                go_on = run.record(sum(parts.values()), parts, size)
-                run.keep_if_best(sum(parts.values()), before, lambda a: a)
+                value = sum(parts.values())
+                go_on = run.record(value, parts, size)
+                run.keep_if_best(value, before, lambda a: a)
                 if not go_on:
                     return run.best, run.history
                 run.stepped(image)
         parts = dict(zip(objective.names, map(float, objective(image)[1].numpy())))
-    run.history.add(sum(parts.values()), parts, size)
-    run.keep_if_best(sum(parts.values()), image.numpy()[0], lambda a: a)
-    return run.best, run.history
+    return run.score_last(parts, size, image.numpy()[0], lambda a: a), run.history
