@@ -95,3 +95,18 @@ def test_an_unknown_tv_mode_is_refused_naming_the_node_and_input():
     with pytest.raises(GraphInvalid) as info:
         build_plan(parse_graph(_tiny(tv="smooth")))
     assert ("opt", "tv") in {(i.node, i.input) for i in info.value.issues}
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 5, 7), (1, 3, 1, 6), (1, 3, 6, 1), (1, 1, 2, 2)])
+def test_adjoint_is_the_transpose_of_the_differences(shape):
+    # <D x, (p, q)> = <x, D^T (p, q)> for every x, p, q: the in-place adjoint is exact,
+    # edges and one-pixel-wide images included.
+    from nodes.nst._losses import differences
+    from nodes.nst._tv_prox import _adjoint
+    torch.manual_seed(0)
+    x = torch.randn(shape, dtype=torch.float64)
+    dx, dy = differences(x)
+    p, q = torch.randn_like(dx), torch.randn_like(dy)
+    lhs = (dx * p).sum() + (dy * q).sum()
+    rhs = (x * _adjoint(p, q, torch.full_like(x, float("nan")))).sum()
+    assert torch.isclose(lhs, rhs, rtol=1e-12, atol=1e-12)
