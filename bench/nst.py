@@ -37,6 +37,8 @@ sys.path.insert(0, str(ROOT))
 ASSETS = Path(os.environ.get("NODEFLOW_INPUT_DIR") or ROOT.parent / "shared" / "assets")
 
 # The tutorial's layers and weights, shared by both sides (nodes._nst imports no torch).
+import nodes._shared.torch_device  # noqa: E402,F401  (the allocator setting the nodes run with)
+from nodes._shared import allocator  # noqa: E402
 from nodes.nst._losses import TUTORIAL_CONTENT_LAYERS as CONTENT_LAYERS  # noqa: E402
 from nodes.nst._losses import TUTORIAL_CONTENT_WEIGHT as CONTENT_WEIGHT  # noqa: E402
 from nodes.nst._losses import TUTORIAL_STYLE_LAYERS as STYLE_LAYERS  # noqa: E402
@@ -195,6 +197,17 @@ def nodeflow_step_fn(content, style, precision: str = "float32", channels_last: 
     return step
 
 
+def with_glibc_defaults(step):
+    """The step with glibc's own allocator settings, put back after it (allocator.py)."""
+    def run():
+        allocator.keep_freed_memory(False)
+        try:
+            return step()
+        finally:
+            allocator.keep_freed_memory(True)
+    return run
+
+
 def nodeflow_tf_step_fn(content, style, jit_compile: bool = False):
     """One AdamOptimize step on TensorFlow (the train step the node runs), as a callable
     that waits for its result, as the node does every step."""
@@ -245,7 +258,8 @@ def main() -> int:
         # As in the tutorial, both images are loaded at the same max side.
         content, style = load("astronaut.png", size), load("starry_night.jpg", size)
         steps = {"nodeflow": nodeflow_step_fn(content, style),
-                 "nchw": nodeflow_step_fn(content, style, channels_last=False)}
+                 "nchw": nodeflow_step_fn(content, style, channels_last=False),
+                 "glibc": with_glibc_defaults(nodeflow_step_fn(content, style))}
         if not args.skip_bf16:
             steps["bfloat16"] = nodeflow_step_fn(content, style, "bfloat16")
         if not args.skip_tf:
@@ -256,9 +270,10 @@ def main() -> int:
                 steps["nodeflow tf xla"] = nodeflow_tf_step_fn(content, style, jit_compile=True)
         got = time_steps(steps, args.steps)
         (nf, nf_value), (bf, bf_value) = got["nodeflow"], got.get("bfloat16", (float("nan"), float("nan")))
-        nchw = got["nchw"][0]
+        nchw, glibc = got["nchw"][0], got["glibc"][0]
         line = (f"  {size}px: nodeflow {nf:.3f} s (NCHW layout: {nchw:.3f} s, channels-last/NCHW {nf / nchw:.2f}; "
-                f"bfloat16 convs: {bf:.3f} s)")
+                f"bfloat16 convs: {bf:.3f} s; glibc's allocator defaults: {glibc:.3f} s, kept memory/defaults "
+                f"{nf / glibc:.2f})")
         if not args.skip_tf:
             tf_s, tf_value = got["tf"]
             tf_step[size] = tf_s

@@ -7,10 +7,15 @@ from typing import Any
 
 from nodeflow.devices import register_framework
 
+from . import allocator
+
 # Before torch loads: idle OpenMP threads sleep instead of spinning. On shared cores the
 # spinning threads starve each other (bench/nst.py measured a 128 px step about 4x slower).
 # A default only: set OMP_WAIT_POLICY yourself to choose otherwise.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# Large freed tensors reused, not mapped and faulted in afresh (allocator.py says why).
+allocator.apply_default()
 
 TORCH_DEVICES = ("cuda", "mps", "cpu")
 

@@ -8,14 +8,14 @@ torch is imported inside functions only.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 from nodeflow.node import InputError
 
 from ._tensors import image_tensor, resize_tensor
-from ._vgg_net import check_layers, layer_names
+from ._vgg_ops import gram_tap
+from ._vgg_net import check_layers, gram_key, layer_names
 
 
 # The TF tutorial's layers and weights.
@@ -33,33 +33,8 @@ TUTORIAL_TV_WEIGHT = 30.0
 def gram(features):
     """1 x C x H x W -> float32 C x C Gram matrix divided by H*W (the number of locations).
     Channels-last features (the VGG stack's layout) become a locations x channels matrix
-    without a copy."""
-    _, c, h, w = features.shape
-    return _gram_function().apply(features.permute(0, 2, 3, 1).reshape(h * w, c))
-
-
-@functools.cache
-def _gram_function():
-    import torch
-
-    class Gram(torch.autograd.Function):
-        """G = F^T F / N for N x C features F. Autograd would spend two matmuls on the backward
-        pass; G is symmetric, so dF = F (dG + dG^T) / N takes one, in the features' own dtype
-        (bfloat16 features get a bfloat16 matmul). The forward pass stays float32: G is
-        compared with a target."""
-
-        @staticmethod
-        def forward(ctx, f):
-            ctx.save_for_backward(f)
-            f32 = f.float()
-            return (f32.t() @ f32) / f.shape[0]
-
-        @staticmethod
-        def backward(ctx, grad):
-            f, = ctx.saved_tensors
-            return f @ ((grad + grad.t()) / f.shape[0]).to(f.dtype)
-
-    return Gram
+    without a copy; the gradient comes back in one matmul, in the features' own dtype."""
+    return gram_tap(features)[1]
 
 
 def differences(image):
@@ -117,7 +92,10 @@ class LossTerm:
             return self.weight * total_variation(image)
         per_layer = []
         for name in self.layers:
-            f = gram(feats[name]) if self.kind == "style" else feats[name].float()
+            if self.kind == "style":   # the Gram the VGG pass took, if it took it
+                f = feats[gram_key(name)] if gram_key(name) in feats else gram(feats[name])
+            else:
+                f = feats[name].float()
             per_layer.append(((f - targets[name]) ** 2).mean())
         return self.weight * sum(per_layer) / len(per_layer)
 

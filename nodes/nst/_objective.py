@@ -19,26 +19,23 @@ class Objective:
         self.precision = precision
         self.names = term_names(terms)
         self.targets = [t.targets(size, device) if t.kind != "tv" else {} for t in terms]
-        self.layers: dict[int, tuple[Any, set]] = {}
+        # Per extractor: (the VGG, the layers whose features some term needs, those whose Gram)
+        self.layers: dict[int, tuple[Any, set, set]] = {}
         for t in terms:
             if t.vgg is not None:
                 vgg = t.vgg.to(device)
-                self.layers.setdefault(id(t.vgg), (vgg, set()))[1].update(t.layers)
+                _, layers, grams = self.layers.setdefault(id(t.vgg), (vgg, set(), set()))
+                (grams if t.kind == "style" else layers).update(t.layers)
 
     def __call__(self, image) -> tuple[Any, dict[str, float]]:
         """(total to differentiate, {term name: exact value}) for a 1 x 3 x H x W image in 0..1.
         With tv_smoothing, TV terms are differentiated in their smooth form but reported exactly;
         without tv_in_gradient (a proximal step handles them), they are only reported."""
         import torch
-        feats = {}
-        for vid, (vgg, layers) in self.layers.items():
-            if self.precision == "bfloat16":
-                # The convolutions in bfloat16 (about twice as fast on CPUs with AVX512-BF16 and
-                # on GPUs); Gram matrices and losses are computed in float32.
-                with torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16):
-                    feats[vid] = vgg.features(image, layers)
-            else:
-                feats[vid] = vgg.features(image, layers)
+        # bfloat16 runs the convolutions in bfloat16 (about twice as fast on CPUs with
+        # AVX512-BF16 and on GPUs); Gram matrices and losses are computed in float32.
+        feats = {vid: vgg.features(image, layers, grams, self.precision)
+                 for vid, (vgg, layers, grams) in self.layers.items()}
         parts, report = [], {}
         for name, t, tg in zip(self.names, self.terms, self.targets):
             if t.kind == "tv" and (self.tv_smoothing > 0 or not self.tv_in_gradient):

@@ -56,9 +56,16 @@ SOURCES = {
 }
 
 
+def gram_key(layer: str) -> str:
+    """Where features() puts a layer's Gram matrix."""
+    return layer + "/gram"
+
+
 def build_stack(arch: str, state: dict):
     """A frozen torch module holding the conv stack; call `features(x, layers)` on it."""
     import torch
+
+    from ._vgg_ops import conv_relu, gram_tap
 
     class VGGStack(torch.nn.Module):
         def __init__(self) -> None:
@@ -77,16 +84,19 @@ def build_stack(arch: str, state: dict):
             self.memory_format = torch.channels_last
             self.to(memory_format=self.memory_format)
 
-        def features(self, x, layers) -> dict:
-            """Run only as deep as the deepest of `layers`; return their ReLU outputs."""
-            wanted = set(layers)
-            last = max(self.names.index(n) for n in wanted)
+        def features(self, x, layers, grams=()) -> dict:
+            """Run only as deep as the deepest of `layers` and `grams`; return the ReLU outputs
+            of `layers`, and under gram_key(name) the Gram matrix of each of `grams`."""
+            wanted, grams = set(layers), set(grams)
+            last = max(self.names.index(n) for n in wanted | grams)
             out = {}
             x = x.contiguous(memory_format=self.memory_format)
             for i, name in enumerate(self.names[:last + 1]):
                 if name.endswith("_conv1") and i > 0:
                     x = torch.nn.functional.max_pool2d(x, 2)
-                x = torch.relu(self.convs[name](x))
+                x = conv_relu(x, self.convs[name])
+                if name in grams:
+                    x, out[gram_key(name)] = gram_tap(x)
                 if name in wanted:
                     out[name] = x
             return out
@@ -119,8 +129,22 @@ class VGG:
         std = torch.tensor(TORCH_STD, device=image.device).view(1, 3, 1, 1)
         return (image - mean) / std
 
-    def features(self, image, layers) -> dict:
-        return self.module.features(self.preprocess(image), layers)
+    def features(self, image, layers, grams=(), precision: str = "float32") -> dict:
+        """The stack's features() on the preprocessed image; with precision bfloat16, on a
+        bfloat16 copy of the weights (made once: casting them at every step, as autocast
+        does, costs a pass over 30 MB)."""
+        x = self.preprocess(image)
+        if precision == "bfloat16":
+            return self._bfloat16_module().features(x.bfloat16(), layers, grams)
+        return self.module.features(x, layers, grams)
+
+    def _bfloat16_module(self):
+        import copy
+
+        import torch
+        if getattr(self, "_bfloat16", None) is None:
+            self._bfloat16 = copy.deepcopy(self.module).to(torch.bfloat16)
+        return self._bfloat16
 
     def to(self, device: str) -> "VGG":
         if device == self.device:
