@@ -114,6 +114,7 @@ class VGG:
         self.weights = weights
         self.device = device
         self.info = info          # e.g. "vgg16 (fallback from vgg19)"
+        self._bfloat16 = None     # a bfloat16 copy of `module`, made on first use
 
     @property
     def arch(self) -> str:
@@ -142,7 +143,7 @@ class VGG:
         import copy
 
         import torch
-        if getattr(self, "_bfloat16", None) is None:
+        if self._bfloat16 is None:
             self._bfloat16 = copy.deepcopy(self.module).to(torch.bfloat16)
         return self._bfloat16
 
