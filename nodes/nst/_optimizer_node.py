@@ -42,9 +42,7 @@ def optimizer_inputs(name: str, **fields: Any) -> type[NodeInputs]:
                                                                   "stay float32")),
         time_limit=(float, Input(0.0, ge=0, description="stop after this many seconds of optimizing, at the "
                                                        "step under way, and keep the best image so far (0: no "
-                                                       "limit); a cosine lr schedule then decays by the time too, "
-                                                       "so a cut-short run still anneals; the result depends on "
-                                                       "the machine's speed")),
+                                                       "limit); the result then depends on the machine's speed")),
         preview_every=(int, Input(50, ge=0, description="emit a preview image every N steps (0: never)")),
         save_frames=(bool, Input(False, description="also save each preview as a PNG in the output directory")),
         frame_prefix=(str, Input("nst_frame", min_length=1, names_file=True, description="file name prefix of saved frames")),
@@ -128,11 +126,8 @@ class OptimizerNode(Node, abstract=True):
             limited = limited or bool(time_limit) and time.perf_counter() - started > time_limit
             return limited
 
-        def time_left() -> float | None:
-            return max(0.0, time_limit - (time.perf_counter() - started)) if time_limit else None
-
         hooks = Hooks(step=step, preview=preview, cancelled=self.ctx.check_cancelled, preview_every=preview_every,
-                      stop=out_of_time, time_left=time_left)
+                      stop=out_of_time)
         result, history = self.optimize(terms, start, stages, hooks, precision=precision, framework=framework,
                                         **rest)
         out = resize(result, w, h) if isinstance(result, np.ndarray) else from_torch(resize_tensor(result, (h, w)))

@@ -25,8 +25,6 @@ class Hooks:
     stop: Callable[[float, tuple], bool] = lambda total, size: False
     # Every evaluation as it happens: objective, its terms, image size (the benchmark logs them).
     evaluated: Callable[[float, dict, tuple], None] = lambda total, parts, size: None
-    # Seconds left under a time limit; None without one (stage_lr paces the schedule by it).
-    time_left: Callable[[], float | None] = lambda: None
 
 
 class _Stop(Exception):
@@ -110,26 +108,11 @@ class KerasAdam:
         self.v = F.interpolate(self.v, size=size, mode="bilinear", align_corners=False).clamp_min(0)
 
 
-def lr_at(schedule: str, lr: float, progress: float) -> float:
-    """constant, or cosine decay to 10% over the stage (progress 0 to 1)."""
-    if schedule == "cosine":
-        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+def lr_at(schedule: str, lr: float, i: int, n: int) -> float:
+    """constant, or cosine decay to 10% over the stage."""
+    if schedule == "cosine" and n > 1:
+        return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * i / (n - 1))))
     return lr
-
-
-def stage_lr(schedule: str, lr: float, n: int, hooks: Hooks, last_stage: bool) -> Callable[[int], float]:
-    """The stage's lr at each of its n steps. In the last stage of a time-limited run the
-    schedule goes by the steps or by the time left when the stage began, whichever is further
-    along: a run the limit cuts short still ends on the schedule's low lr, not in the middle
-    of it (the main graph in float32 here: README)."""
-    budget = hooks.time_left() if last_stage else None
-
-    def at(i: int) -> float:
-        progress = i / (n - 1) if n > 1 else 0.0
-        if budget:
-            progress = max(progress, 1 - (hooks.time_left() or 0.0) / budget)
-        return lr_at(schedule, lr, progress)
-    return at
 
 
 @dataclass
@@ -223,14 +206,14 @@ def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, b
     run = _Run(hooks, sum(n for _, n in stages))
     x = resize_tensor(start, stages[0][0]).clone()
     opt = KerasAdam(x, lr, beta1, beta2, eps)
-    for k, (size, n) in enumerate(stages):
+    for size, n in stages:
         if tuple(x.shape[-2:]) != tuple(size):
             x = resize_tensor(x, size).clone()
             opt.p = x
             opt.resize(size)
         objective = Objective(terms, size, device, precision=precision, tv_in_gradient=prox is None)
         run.new_stage()
-        if not adam_steps(objective, opt, n, stage_lr(lr_schedule, lr, n, hooks, k == len(stages) - 1), run, prox):
+        if not adam_steps(objective, opt, n, lambda i: lr_at(lr_schedule, lr, i, n), run, prox):
             return run.best, run.history
     with torch.no_grad():
         _, parts = objective(x)
@@ -272,7 +255,7 @@ def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
     image as a Pyramid of that many levels (1: the pixels themselves).
 
     adam_steps_after: then continue at the last stage's size with Adam (beta1 0.99, epsilon
-    0.1) and adam_lr_schedule (see stage_lr). L-BFGS is fast early but stalls late, where Adam
+    0.1) and adam_lr_schedule (see lr_at). L-BFGS is fast early but stalls late, where Adam
     keeps going; annealing the lr gives a last drop. Adam is warm-started:
     its second moments are the recent L-BFGS gradients' and its momentum starts at zero, with
     no bias correction, so its first steps are small and do not shake the L-BFGS result."""
@@ -319,5 +302,5 @@ def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
         adam = KerasAdam(x, adam_lr, 0.99, 0.999, 0.1)
         adam.v, adam.t = grad_sq, 10 ** 6   # warm second moments; t this large: no bias correction
         adam_steps(Objective(terms, tuple(x.shape[-2:]), device, precision=precision), adam,
-                   adam_steps_after, stage_lr(adam_lr_schedule, adam_lr, adam_steps_after, hooks, True), run)
+                   adam_steps_after, lambda i: lr_at(adam_lr_schedule, adam_lr, i, adam_steps_after), run)
     return x, run.history

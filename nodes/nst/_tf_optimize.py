@@ -11,7 +11,7 @@ import numpy as np
 from nodes._shared.tf_device import tf_device
 
 from ._losses import LossTerm, term_names
-from ._optimizers import Hooks, History, _Run, stage_lr
+from ._optimizers import Hooks, History, _Run, lr_at
 from ._tf_losses import resize_image, term_value
 
 
@@ -90,7 +90,7 @@ def run_adam_tf(terms: list[LossTerm], start: np.ndarray, *, stages, lr: float, 
     with tf.device(tf_device(device)):
         image = tf.Variable(resize_image(tf.constant(start[None]), stages[0][0]))
         opt = _keras_adam(lr, beta1, beta2, eps)
-        for k, (size, n) in enumerate(stages):
+        for size, n in stages:
             if tuple(image.shape[1:3]) != tuple(size):
                 image = tf.Variable(resize_image(image, size))
                 old, opt = opt, _keras_adam(lr, beta1, beta2, eps)
@@ -98,11 +98,10 @@ def run_adam_tf(terms: list[LossTerm], start: np.ndarray, *, stages, lr: float, 
             objective = TFObjective(terms, size, device)
             step = TrainStep(objective, image, opt, jit_compile)
             run.new_stage()
-            lr_of = stage_lr(lr_schedule, lr, n, hooks, k == len(stages) - 1)
             for i in range(n):
                 run.hooks.cancelled()
                 if lr_schedule != "constant":
-                    opt.learning_rate = lr_of(i)
+                    opt.learning_rate = lr_at(lr_schedule, lr, i, n)
                 before = image.numpy()[0]
                 values = step().numpy()
                 parts = dict(zip(objective.names, map(float, values)))
