@@ -7,7 +7,7 @@ It prints, on this machine and in this run:
   1. seconds per step of a faithful TensorFlow reimplementation of the tutorial recipe
      (Keras VGG16 with the same offline weights, the same objective, Keras Adam lr 0.02,
      beta1 0.99, epsilon 0.1, clipping) and of nodeflow's AdamOptimize on torch (channels-last,
-     and the NCHW layout for comparison) and on TensorFlow (with and without XLA), and their ratios;
+     the NCHW layout and glibc's allocator defaults for comparison) and on TensorFlow (with and without XLA), and their ratios;
   2. nodeflow's step time against the FLOP limit: conv FLOPs of forward plus backward (input
      gradient only; the weights are frozen) to the deepest layer, over a measured matmul GFLOP/s;
   3. for the bundled graphs (nst_starry.json, nst_starry_hq.json) on several content/style
