@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -28,10 +29,12 @@ print(after - before)
 
 PAGES = (64 << 20) // 4096
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def _second_touch_faults(mode: str) -> int:
     out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True,
-                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": "."}).stdout.split()
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}).stdout.split()
     if out[0] != "True":
         pytest.skip("no glibc mallopt here")
     return int(out[1])
