@@ -50,6 +50,7 @@ def test_glibc_defaults_map_a_large_block_afresh():
 
 def test_the_user_can_keep_glibc_as_it_is(monkeypatch):
     monkeypatch.delenv("NODEFLOW_MALLOC", raising=False)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
     for key in [k for k in __import__("os").environ if k.startswith("MALLOC_")]:
         monkeypatch.delenv(key)
     assert not allocator.chosen_by_user()
@@ -59,4 +60,7 @@ def test_the_user_can_keep_glibc_as_it_is(monkeypatch):
     monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
     assert not allocator.chosen_by_user()   # not a glibc tunable spelling: MALLOC_..._ ends in _
     monkeypatch.setenv("MALLOC_ARENA_MAX_", "2")
+    assert allocator.chosen_by_user()
+    monkeypatch.delenv("MALLOC_ARENA_MAX_")
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=0")
     assert allocator.chosen_by_user()

@@ -6,7 +6,7 @@ style-transfer step ran 6-10% faster here (bench/nst.py's step table measures bo
 price: the process keeps its peak memory until it exits.
 
 Applied once, when the torch nodes load. Set NODEFLOW_MALLOC=default, or any MALLOC_*_
-variable of your own, to leave glibc as it is."""
+variable or glibc.malloc tunable of your own, to leave glibc as it is."""
 from __future__ import annotations
 
 import ctypes
@@ -44,6 +44,7 @@ def _mallopt():
 
 def chosen_by_user() -> bool:
     return (os.environ.get("NODEFLOW_MALLOC") == "default"
+            or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", "")
             or any(k.startswith("MALLOC_") and k.endswith("_") for k in os.environ))
 
 
