@@ -36,9 +36,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 ASSETS = Path(os.environ.get("NODEFLOW_INPUT_DIR") or ROOT.parent / "shared" / "assets")
 
-# The tutorial's layers and weights, shared by both sides (nodes._nst imports no torch).
 import nodes._shared.torch_device  # noqa: E402,F401  (the allocator setting the nodes run with)
 from nodes._shared import allocator  # noqa: E402
+# The tutorial's layers and weights, shared by both sides (nodes._nst imports no torch).
 from nodes.nst._losses import TUTORIAL_CONTENT_LAYERS as CONTENT_LAYERS  # noqa: E402
 from nodes.nst._losses import TUTORIAL_CONTENT_WEIGHT as CONTENT_WEIGHT  # noqa: E402
 from nodes.nst._losses import TUTORIAL_STYLE_LAYERS as STYLE_LAYERS  # noqa: E402
