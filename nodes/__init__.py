@@ -1,6 +1,7 @@
 """nodeflow's built-in node library, one subpackage per family:
 
-    image/  LoadImage, Save, Sobel, HighPass, Grid, PlotLoss     (base install)
+    image/  LoadImage, Save, Sobel, HighPass, Grid, PlotLoss,
+            MatchColors                                          (base install)
     nst/    VGGFeatures, StyleLoss, ContentLoss, TVLoss,
             AdamOptimize, LBFGSOptimize                          ([nst])
     hub/    HubStylize, StyleVector, MultiStyle                  ([hub], [tfhub])

@@ -102,6 +102,27 @@ def test_high_pass_diff_matches_the_tf_tutorial_and_gaussian_of_flat_is_flat():
     assert np.allclose(HighPass(None).run(flat, mode="gaussian", direction="both", sigma=2.0, gain=2.0)["image"], 0.5, atol=1e-5)
 
 
+def test_match_colors_takes_the_reference_palette_and_keeps_flat_images_flat():
+    from nodes.image.match_colors import MatchColors
+    rng = np.random.default_rng(1)
+    image = rng.random((40, 30, 3)).astype(np.float32) * 0.4 + 0.1           # a dim, grey-ish image
+    mix = np.array([[0.5, 0.3, 0.0], [0.0, 0.2, 0.1], [0.1, 0.0, 0.3]])
+    reference = np.clip(rng.random((50, 20, 3)) @ mix.T + [0.2, 0.3, 0.4], 0, 1).astype(np.float32)
+    out = MatchColors(None).run(image, reference, strength=1.0)["image"]
+    assert out.shape == (40, 30, 3) and out.dtype == np.float32
+    pixels, ref = out.reshape(-1, 3), reference.reshape(-1, 3)
+    assert np.allclose(pixels.mean(0), ref.mean(0), atol=2e-3)
+    assert np.allclose(np.cov(pixels, rowvar=False), np.cov(ref, rowvar=False), atol=2e-3)
+    # Strength 0 is the image itself; a half blends linearly.
+    assert np.allclose(MatchColors(None).run(image, reference, strength=0.0)["image"], image, atol=1e-6)
+    half = MatchColors(None).run(image, reference, strength=0.5)["image"]
+    assert np.allclose(half, (image + out) / 2, atol=1e-5)
+    # A flat image has no colour spread to scale: it moves to the reference's mean, no noise invented.
+    flat = np.full((8, 8, 4), 0.6, np.float32)
+    moved = MatchColors(None).run(flat, reference, strength=1.0)["image"]
+    assert moved.shape == (8, 8, 3) and np.allclose(moved, ref.mean(0), atol=1e-5)
+
+
 def test_grid_layout_and_labels():
     from nodes.image.grid import Grid
     a = np.zeros((50, 100, 3), np.float32)

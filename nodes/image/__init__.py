@@ -1,1 +1,2 @@
-"""Image nodes: load, save, edge and high-pass views, labelled grids, loss plots. numpy and Pillow only."""
+"""Image nodes: load, save, edge and high-pass views, colour matching, labelled grids, loss plots.
+numpy and Pillow only."""
