@@ -31,6 +31,9 @@ def test_the_result_stays_in_the_box_and_a_flat_image_stays_put():
     assert 0 <= float(out.min()) and float(out.max()) <= 1
     flat = torch.full((1, 3, 5, 7), 0.25)
     assert torch.allclose(TVProx(weight=2.0)(flat, torch.ones_like(flat)), flat)
+    # A zero step size (an lr scheduled down to 0) moves nothing but still clips to the box.
+    still = TVProx(weight=0.05)(torch.tensor([[[[-0.5, 0.7], [0.3, 0.2]]]]), torch.zeros(1, 1, 2, 2))
+    assert torch.equal(still, torch.tensor([[[[0.0, 0.7], [0.3, 0.2]]]]))
 
 
 def test_the_weighted_prox_beats_every_nearby_image():

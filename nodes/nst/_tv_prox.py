@@ -51,9 +51,12 @@ class TVProx:
         if self.dual is None or self.shape != tuple(y.shape):   # a new stage's size: start over
             self.dual = tuple(torch.zeros_like(d) for d in differences(y))
             self.shape = tuple(y.shape)
+        largest = float(scale.max())
+        if largest == 0:   # a zero step (lr 0): nothing moves
+            return y.clamp(0, 1)
         ws = self.weight * scale
         # The dual gradient's Lipschitz constant is 8 * weight^2 * max(scale); step 1/L.
-        step = 1.0 / (8 * self.weight * float(scale.max()))
+        step = 1.0 / (8 * self.weight * largest)
         p, q = self.dual
         rp, rq, t = p, q, 1.0
         x = torch.empty_like(y)
