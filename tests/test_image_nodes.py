@@ -121,6 +121,8 @@ def test_match_colors_takes_the_reference_palette_and_keeps_flat_images_flat():
     flat = np.full((8, 8, 4), 0.6, np.float32)
     moved = MatchColors(None).run(flat, reference, strength=1.0)["image"]
     assert moved.shape == (8, 8, 3) and np.allclose(moved, ref.mean(0), atol=1e-5)
+    one_pixel = MatchColors(None).run(image[:1, :1], reference, strength=1.0)["image"]
+    assert np.allclose(one_pixel, ref.mean(0), atol=1e-5)
 
 
 def test_grid_layout_and_labels():

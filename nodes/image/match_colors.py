@@ -21,13 +21,18 @@ def _sqrtm(cov: np.ndarray, power: float) -> np.ndarray:
 
 
 def match_colors(image: np.ndarray, reference: np.ndarray, strength: float = 1.0) -> np.ndarray:
-    """The linear colour transfer x -> A (x - mean_x) + mean_ref with A = C_ref^1/2 C_x^-1/2, so the
-    result's pixels have the reference's mean and covariance (Gatys et al., "Preserving colour in
-    neural artistic style transfer", 2016, used it the other way round). RGB in, RGB out."""
+    """The linear colour transfer x -> A (x - mean_x) + mean_ref that gives the result's pixels the
+    reference's mean and covariance C_ref while moving them least (the Monge-Kantorovich map
+    between the two Gaussians): A = C^-1/2 (C^1/2 C_ref C^1/2)^1/2 C^-1/2, C the image's
+    covariance. As graphs/nst_starry_hq.json's start it ended 430 steps 0.2% lower (within noise)
+    than A = C_ref^1/2 C^-1/2, the map Gatys et al. (2016) use to keep a content's colours.
+    RGB in, RGB out."""
     x = to_rgb(image).reshape(-1, 3).astype(np.float64)
     ref = to_rgb(reference).reshape(-1, 3).astype(np.float64)
     mean_x, mean_ref = x.mean(0), ref.mean(0)
-    a = _sqrtm(np.cov(ref, rowvar=False), 0.5) @ _sqrtm(np.cov(x, rowvar=False), -0.5)
+    cov = np.cov(x, rowvar=False, bias=True)
+    root, inverse_root = _sqrtm(cov, 0.5), _sqrtm(cov, -0.5)
+    a = inverse_root @ _sqrtm(root @ np.cov(ref, rowvar=False, bias=True) @ root, 0.5) @ inverse_root
     matched = (x - mean_x) @ a.T + mean_ref
     out = x + strength * (matched - x)
     return np.clip(out, 0, 1).reshape(image.shape[0], image.shape[1], 3).astype(np.float32)
