@@ -102,7 +102,7 @@ def test_high_pass_diff_matches_the_tf_tutorial_and_gaussian_of_flat_is_flat():
     assert np.allclose(HighPass(None).run(flat, mode="gaussian", direction="both", sigma=2.0, gain=2.0)["image"], 0.5, atol=1e-5)
 
 
-def test_match_colors_takes_the_reference_palette_and_keeps_flat_images_flat():
+def test_match_colors_takes_the_reference_palette_and_invents_no_colour_in_flat_images():
     from nodes.image.match_colors import MatchColors
     rng = np.random.default_rng(1)
     image = rng.random((40, 30, 3)).astype(np.float32) * 0.4 + 0.1           # a dim, grey-ish image
