@@ -15,6 +15,7 @@ OUTPUT_ORDER = {
     "ContentLoss": ["loss"],
     "Grid": ["image"],
     "HighPass": ["image"],
+    "MatchColors": ["image"],
     "HubStylize": ["image"],
     "LBFGSOptimize": ["image", "history", "info"],
     "LoadImage": ["image"],

@@ -5,7 +5,7 @@ from pathlib import Path
 from conftest import ROOT
 
 FAMILIES = {
-    "image": {"LoadImage", "Save", "Sobel", "HighPass", "Grid", "PlotLoss"},
+    "image": {"LoadImage", "Save", "Sobel", "HighPass", "Grid", "PlotLoss", "MatchColors"},
     "nst": {"VGGFeatures", "StyleLoss", "ContentLoss", "TVLoss", "AdamOptimize", "LBFGSOptimize"},
     "hub": {"HubStylize", "StyleVector", "MultiStyle"},
     "sd": {"SDImg2Img"},
