@@ -14,7 +14,7 @@ from nodes._shared.pixels import to_rgb
 _MIN_VARIANCE = (1 / 255) ** 2
 
 
-def _sqrtm(cov: np.ndarray, power: float) -> np.ndarray:
+def _matrix_power(cov: np.ndarray, power: float) -> np.ndarray:
     """cov ** power for a symmetric positive semi-definite 3 x 3 matrix."""
     w, v = np.linalg.eigh(cov)
     return (v * np.maximum(w, _MIN_VARIANCE) ** power) @ v.T
@@ -31,8 +31,8 @@ def match_colors(image: np.ndarray, reference: np.ndarray, strength: float = 1.0
     ref = to_rgb(reference).reshape(-1, 3).astype(np.float64)
     mean_x, mean_ref = x.mean(0), ref.mean(0)
     cov = np.cov(x, rowvar=False, bias=True)
-    root, inverse_root = _sqrtm(cov, 0.5), _sqrtm(cov, -0.5)
-    a = inverse_root @ _sqrtm(root @ np.cov(ref, rowvar=False, bias=True) @ root, 0.5) @ inverse_root
+    root, inverse_root = _matrix_power(cov, 0.5), _matrix_power(cov, -0.5)
+    a = inverse_root @ _matrix_power(root @ np.cov(ref, rowvar=False, bias=True) @ root, 0.5) @ inverse_root
     matched = (x - mean_x) @ a.T + mean_ref
     out = x + strength * (matched - x)
     return np.clip(out, 0, 1).reshape(image.shape[0], image.shape[1], 3).astype(np.float32)
