@@ -125,6 +125,16 @@ def test_match_colors_takes_the_reference_palette_and_invents_no_colour_in_flat_
     assert np.allclose(one_pixel, ref.mean(0), atol=1e-5)
 
 
+def test_match_colors_refuses_a_strength_outside_0_to_1_naming_the_node_and_input(tmp_path):
+    graph = parse_graph({"nodes": {
+        "load": {"type": "LoadImage", "inputs": {"path": "a.png"}},
+        "palette": {"type": "MatchColors", "inputs": {"image": {"from": "load.image"},
+                                                      "reference": {"from": "load.image"}, "strength": 2}}}})
+    with pytest.raises(GraphInvalid) as info:
+        build_plan(graph, Settings(input_dir=tmp_path, output_dir=tmp_path))
+    assert ("palette", "strength") in {(i.node, i.input) for i in info.value.issues}
+
+
 def test_grid_layout_and_labels():
     from nodes.image.grid import Grid
     a = np.zeros((50, 100, 3), np.float32)
