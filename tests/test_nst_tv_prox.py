@@ -60,11 +60,21 @@ def test_the_dual_restarts_when_the_image_size_changes():
 
 
 def test_the_evened_metric_takes_the_square_root_of_the_spread_of_adams_step_sizes():
-    from nodes.nst._optimizers import evened
+    from nodes.nst._optimizers import adams_share, tv_step_sizes
     scale = torch.tensor([[[[0.01, 0.04], [0.09, 0.16]]]])
-    out = evened(scale.clone())
+    out = tv_step_sizes(scale.clone(), adams_share("evened", 0.9))
     assert float(out.max() / out.min()) == pytest.approx(4.0)   # from 16x to 4x
     assert torch.allclose(out, (scale * 0.075).sqrt())          # each pixel's step times the mean's
+
+
+def test_evened_then_adam_turns_into_adams_own_metric_over_the_second_half():
+    from nodes.nst._optimizers import adams_share, tv_step_sizes
+    scale = torch.tensor([[[[0.01, 0.04], [0.09, 0.16]]]])
+    shares = [adams_share("evened_then_adam", p) for p in (0.0, 0.5, 0.75, 1.0)]
+    assert shares == [0.5, 0.5, 0.75, 1.0]
+    late = tv_step_sizes(scale.clone(), shares[2])
+    assert float(late.max() / late.min()) == pytest.approx(16 ** 0.75)
+    assert torch.allclose(tv_step_sizes(scale.clone(), 1.0), scale)
 
 
 def test_proximal_adam_lowers_the_objective_and_the_tv_below_the_gradient_route():
@@ -78,7 +88,30 @@ def test_proximal_adam_lowers_the_objective_and_the_tv_below_the_gradient_route(
     assert p["total"][-1] < 0.7 * p["total"][0]
     assert p["terms"]["tv"][-1] < g["terms"]["tv"][-1]
     assert p["total"][3] == pytest.approx(sum(v[3] for v in p["terms"].values()), rel=1e-4)
-    assert json.loads(proximal.values["opt"]["info"])["route"] == "adam, proximal tv"
+    assert json.loads(proximal.values["opt"]["info"])["route"] == "adam, proximal tv (evened metric)"
+
+
+def test_evened_then_adam_runs_as_evened_through_the_first_half_only():
+    from test_nst_run import _history, _run, _tiny
+    evened, _ = _run(_tiny(steps=8, lr=0.04, beta1=0.9, tv="proximal", preview_every=0))
+    ramped, _ = _run(_tiny(steps=8, lr=0.04, beta1=0.9, tv="proximal", tv_metric="evened_then_adam",
+                           preview_every=0))
+    assert ramped.status == "succeeded", ramped.error
+    e, r = _history(evened)["total"], _history(ramped)["total"]
+    # Steps 0-3 (progress <= 3/7) take the same TV steps; after that the metrics part.
+    assert r[:5] == pytest.approx(e[:5], rel=1e-6)
+    assert r[-1] != pytest.approx(e[-1], rel=1e-6)
+    assert json.loads(ramped.values["opt"]["info"])["route"] == "adam, proximal tv (evened_then_adam metric)"
+
+
+def test_a_tv_metric_without_the_proximal_step_is_refused_naming_the_input():
+    from nodeflow.errors import GraphInvalid
+    from nodeflow.graph import parse_graph
+    from nodeflow.plan import build_plan
+    from test_nst_run import _tiny
+    with pytest.raises(GraphInvalid) as info:
+        build_plan(parse_graph(_tiny(tv_metric="evened_then_adam")))
+    assert ("opt", "tv_metric") in {(i.node, i.input) for i in info.value.issues}
 
 
 def test_proximal_tv_on_tensorflow_terms_is_refused_naming_the_input():

@@ -18,7 +18,8 @@ class AdamOptimize(OptimizerNode):
     tv "proximal" takes TV terms out of the gradient and ends each step with their exact
     proximal step (graphs/nst_starry.json; bench/nst.py measures it)."""
     # 2: Gram backward in the features' own dtype (bfloat16 results change slightly);
-    # 3: the proximal TV step at 10 dual iterations instead of 20
+    # 3: the proximal TV step at 10 dual iterations instead of 20, in a metric that turns into
+    # Adam's own over each stage's second half
     version = "3"
     route = "adam"
     frameworks = ("torch", "tensorflow")   # its loss terms'
@@ -36,6 +37,12 @@ class AdamOptimize(OptimizerNode):
                                                     "tutorial), or as an exact proximal step after each update, "
                                                     "which flattens regions at once instead of a pixel nudge at "
                                                     "a time (torch loss terms only)")),
+        tv_metric=(Literal["evened", "evened_then_adam"],
+                   Input("evened", description="the proximal TV step's per-pixel step sizes: Adam's with "
+                                               "their spread evened out (cleaner faces), or that through "
+                                               "each stage's first half, then turning into Adam's own, so "
+                                               "the run settles at the objective's own minimum (a lower "
+                                               "objective; graphs/nst_starry_hq.json)")),
     )
 
     @classmethod
@@ -45,14 +52,21 @@ class AdamOptimize(OptimizerNode):
             raise InputError("tv", "the proximal TV step is on the torch route only; "
                                    "TensorFlow loss terms take TV in the gradient")
 
+    @classmethod
+    def check(cls, inputs, settings):
+        super().check(inputs, settings)
+        if inputs.get("tv_metric", "evened") != "evened" and inputs.get("tv", "gradient") != "proximal":
+            raise InputError("tv_metric", "sets the proximal TV step's metric; it needs tv: proximal")
+
     def optimize(self, terms, start, stages, hooks, precision, framework, lr, beta1, beta2, epsilon, lr_schedule,
-                 tv):
+                 tv, tv_metric):
         self.route = "adam" + (f" ({lr_schedule} lr)" if lr_schedule != "constant" else "") + \
-            (", proximal tv" if tv == "proximal" else "")
+            (f", proximal tv ({tv_metric} metric)" if tv == "proximal" else "")
         if framework == "tensorflow":
             from ._tf_optimize import run_adam_tf
             return run_adam_tf(terms, start, stages=stages, lr=lr, beta1=beta1, beta2=beta2, eps=epsilon,
                                lr_schedule=lr_schedule, device=self.ctx.device, hooks=hooks)
         from ._optimizers import run_adam
         return run_adam(terms, start, stages=stages, lr=lr, beta1=beta1, beta2=beta2, eps=epsilon,
-                        lr_schedule=lr_schedule, tv=tv, precision=precision, device=self.ctx.device, hooks=hooks)
+                        lr_schedule=lr_schedule, tv=tv, tv_metric=tv_metric, precision=precision,
+                        device=self.ctx.device, hooks=hooks)
