@@ -104,14 +104,25 @@ def test_evened_then_adam_runs_as_evened_through_the_first_half_only():
     assert json.loads(ramped.values["opt"]["info"])["route"] == "adam, proximal tv (evened_then_adam metric)"
 
 
-def test_a_tv_metric_without_the_proximal_step_is_refused_naming_the_input():
+@pytest.mark.parametrize("name, value", [("tv_metric", "evened_then_adam"), ("tv_iterations", 5)])
+def test_proximal_step_settings_without_the_proximal_step_are_refused_naming_the_input(name, value):
     from nodeflow.errors import GraphInvalid
     from nodeflow.graph import parse_graph
     from nodeflow.plan import build_plan
     from test_nst_run import _tiny
     with pytest.raises(GraphInvalid) as info:
-        build_plan(parse_graph(_tiny(tv_metric="evened_then_adam")))
-    assert ("opt", "tv_metric") in {(i.node, i.input) for i in info.value.issues}
+        build_plan(parse_graph(_tiny(**{name: value})))
+    assert ("opt", name) in {(i.node, i.input) for i in info.value.issues}
+
+
+def test_tv_iterations_reach_the_proximal_step():
+    from test_nst_run import _history, _run, _tiny
+    runs = [_run(_tiny(steps=4, lr=0.04, beta1=0.9, tv="proximal", tv_iterations=n, preview_every=0))[0]
+            for n in (1, 20)]
+    assert all(r.status == "succeeded" for r in runs), [r.error for r in runs]
+    one, twenty = (_history(r)["total"] for r in runs)
+    assert one[0] == pytest.approx(twenty[0], rel=1e-6)      # the same start
+    assert one[-1] != pytest.approx(twenty[-1], rel=1e-6)    # a different TV step after it
 
 
 def test_proximal_tv_on_tensorflow_terms_is_refused_naming_the_input():

@@ -202,12 +202,12 @@ def adams_share(metric: str, progress: float) -> float:
 
 def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, beta2: float,
              eps: float, lr_schedule: str = "constant", tv: str = "gradient", tv_metric: str = "evened",
-             precision: str = "float32", device: str = "cpu", hooks: Hooks | None = None) -> tuple[Any, History]:
+             tv_iterations: int = 20, precision: str = "float32", device: str = "cpu", hooks: Hooks | None = None) -> tuple[Any, History]:
     """Keras-style Adam on the pixels, clipped to [0, 1] after every step.
     `start` is the 1 x 3 x H x W starting image at full size; `stages` from parse_schedule.
     tv "proximal": TV terms leave the gradient; each step ends with their exact proximal
     step instead (proximal Adam; _tv_prox.py says why), in a metric drawn from Adam's
-    (tv_metric: see adams_share).
+    (tv_metric: see adams_share), by tv_iterations dual iterations (TVProx).
     The last step's image is evaluated too, so the history ends with the result's objective;
     the result is the lowest-objective image of the last stage (late steps can overshoot)."""
     import torch
@@ -215,7 +215,7 @@ def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, b
     from ._tv_prox import TVProx
     hooks = hooks or Hooks()
     tv_weight = sum(t.weight for t in terms if t.kind == "tv")
-    tv_prox = TVProx(tv_weight)
+    tv_prox = TVProx(tv_weight, tv_iterations)
     prox = None
     if tv == "proximal" and tv_weight > 0:
         def prox(y, scale, progress):

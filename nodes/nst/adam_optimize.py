@@ -18,8 +18,7 @@ class AdamOptimize(OptimizerNode):
     tv "proximal" takes TV terms out of the gradient and ends each step with their exact
     proximal step (graphs/nst_starry.json; bench/nst.py measures it)."""
     # 2: Gram backward in the features' own dtype (bfloat16 results change slightly);
-    # 3: the proximal TV step at 10 dual iterations instead of 20, in a metric that turns into
-    # Adam's own over each stage's second half
+    # 3: the proximal TV step's metric and iterations are inputs (results change by rounding)
     version = "3"
     route = "adam"
     frameworks = ("torch", "tensorflow")   # its loss terms'
@@ -43,6 +42,9 @@ class AdamOptimize(OptimizerNode):
                                                "each stage's first half, then turning into Adam's own, so "
                                                "the run settles at the objective's own minimum (a lower "
                                                "objective; graphs/nst_starry_hq.json)")),
+        tv_iterations=(int, Input(20, ge=1, le=1000, description="dual iterations of the proximal TV step per "
+                                  "Adam step, from the last step's answer: fewer are cheaper (10: about 25 ms "
+                                  "less a step at 512 px), more leave smoother faces")),
     )
 
     @classmethod
@@ -55,11 +57,13 @@ class AdamOptimize(OptimizerNode):
     @classmethod
     def check(cls, inputs, settings):
         super().check(inputs, settings)
-        if inputs.get("tv_metric", "evened") != "evened" and inputs.get("tv", "gradient") != "proximal":
-            raise InputError("tv_metric", "sets the proximal TV step's metric; it needs tv: proximal")
+        if inputs.get("tv", "gradient") != "proximal":
+            for name, default in (("tv_metric", "evened"), ("tv_iterations", 20)):
+                if inputs.get(name, default) != default:
+                    raise InputError(name, "sets up the proximal TV step; it needs tv: proximal")
 
     def optimize(self, terms, start, stages, hooks, precision, framework, lr, beta1, beta2, epsilon, lr_schedule,
-                 tv, tv_metric):
+                 tv, tv_metric, tv_iterations):
         self.route = "adam" + (f" ({lr_schedule} lr)" if lr_schedule != "constant" else "") + \
             (f", proximal tv ({tv_metric} metric)" if tv == "proximal" else "")
         if framework == "tensorflow":
@@ -68,5 +72,5 @@ class AdamOptimize(OptimizerNode):
                                lr_schedule=lr_schedule, device=self.ctx.device, hooks=hooks)
         from ._optimizers import run_adam
         return run_adam(terms, start, stages=stages, lr=lr, beta1=beta1, beta2=beta2, eps=epsilon,
-                        lr_schedule=lr_schedule, tv=tv, tv_metric=tv_metric, precision=precision,
-                        device=self.ctx.device, hooks=hooks)
+                        lr_schedule=lr_schedule, tv=tv, tv_metric=tv_metric, tv_iterations=tv_iterations,
+                        precision=precision, device=self.ctx.device, hooks=hooks)
