@@ -1,6 +1,6 @@
 """The proximal step of the TV term: the exact minimizer of a weighted squared distance plus
 total variation inside the [0, 1] box, by Beck and Teboulle's fast gradient projection on
-the dual (2009), in a diagonal metric (per-pixel step sizes; _optimizers.tv_metric says which).
+the dual (2009), in a diagonal metric (per-pixel step sizes; _optimizers.adams_share says which).
 
 At 512 px the tutorial's TV term is two thirds of the objective late in a run, and its
 gradient, a sign per pixel, is what Adam makes slow progress on: it flattens a region one
