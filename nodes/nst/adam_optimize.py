@@ -57,8 +57,9 @@ class AdamOptimize(OptimizerNode):
     @classmethod
     def check(cls, inputs, settings):
         super().check(inputs, settings)
-        if inputs.get("tv", "gradient") != "proximal":
-            for name, default in (("tv_metric", "evened"), ("tv_iterations", 20)):
+        if inputs.get("tv") != "proximal":   # the planner fills in defaults
+            for name in ("tv_metric", "tv_iterations"):
+                default = cls.Inputs.model_fields[name].default   # as declared above, not restated
                 if inputs.get(name, default) != default:
                     raise InputError(name, "sets up the proximal TV step; it needs tv: proximal")
 
