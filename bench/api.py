@@ -13,6 +13,7 @@ It prints p50/p99 latencies, ratios against the baselines, and the server's RSS
 after 10 jobs against after each round (flat means no growth per job).
 Timings on a shared machine are noisy: compare the ratios, run it more than once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,18 +30,21 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-
 from server_harness import ASSETS, Server, upload  # noqa: E402
 
 
 def graph(path: str, i: int) -> dict:
     """Small but not a pure cache hit: each job's sigma differs, so HighPass and Save run."""
-    return {"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": path, "max_size": 64}},
-        "hp": {"type": "HighPass", "inputs": {"image": {"from": "load.image"}, "mode": "gaussian",
-                                               "sigma": round(1.0 + i * 0.001, 4)}},
-        "save": {"type": "Save", "inputs": {"image": {"from": "hp.image"}, "filename": f"b{i}.png"}},
-    }}
+    return {
+        "nodes": {
+            "load": {"type": "LoadImage", "inputs": {"path": path, "max_size": 64}},
+            "hp": {
+                "type": "HighPass",
+                "inputs": {"image": {"from": "load.image"}, "mode": "gaussian", "sigma": round(1.0 + i * 0.001, 4)},
+            },
+            "save": {"type": "Save", "inputs": {"image": {"from": "hp.image"}, "filename": f"b{i}.png"}},
+        }
+    }
 
 
 def rss_kib(pid: int) -> int:
@@ -103,6 +107,7 @@ def engine_baseline(path: Path, n: int = 10) -> float:
     from nodeflow.executor import Executor
     from nodeflow.graph import parse_graph
     from nodeflow.plan import build_plan
+
     ex = Executor()
     times = []
     with tempfile.TemporaryDirectory() as out:
@@ -129,10 +134,16 @@ def main() -> int:
     args = p.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        srv = Server(Path(tmp) / "data", "--workers", str(args.workers),
-                     env={"NODEFLOW_HISTORY_LIMIT": "100000",
-                          # a small, full value cache: what grows after that is not the cache
-                          "NODEFLOW_MEMORY_CACHE_MB": str(args.memory_cache_mb)}).start()
+        srv = Server(
+            Path(tmp) / "data",
+            "--workers",
+            str(args.workers),
+            env={
+                "NODEFLOW_HISTORY_LIMIT": "100000",
+                # a small, full value cache: what grows after that is not the cache
+                "NODEFLOW_MEMORY_CACHE_MB": str(args.memory_cache_mb),
+            },
+        ).start()
         try:
             with srv.client() as c:
                 NAME = upload(c)
@@ -143,10 +154,14 @@ def main() -> int:
             seq_p50 = statistics.median(seq)
             print(f"server: {args.workers} worker(s); small graph = LoadImage(64 px) -> HighPass -> Save")
             print(f"baseline, in-process engine run:     p50 {engine * 1000:7.1f} ms")
-            print(f"one client, 10 jobs in sequence:     p50 {seq_p50 * 1000:7.1f} ms   "
-                  f"(x{seq_p50 / engine:.2f} the in-process run: HTTP + queue + SSE overhead)")
-            print(f"RSS after 10 jobs: {rss10 / 1024:.1f} MiB  (value cache {cache10['bytes'] >> 10} KiB "
-                  f"of {cache10['budget_bytes'] >> 10} KiB)")
+            print(
+                f"one client, 10 jobs in sequence:     p50 {seq_p50 * 1000:7.1f} ms   "
+                f"(x{seq_p50 / engine:.2f} the in-process run: HTTP + queue + SSE overhead)"
+            )
+            print(
+                f"RSS after 10 jobs: {rss10 / 1024:.1f} MiB  (value cache {cache10['bytes'] >> 10} KiB "
+                f"of {cache10['budget_bytes'] >> 10} KiB)"
+            )
             rss_prev, done_prev = rss10, 10
             done = 10
             for rnd in range(args.rounds):
@@ -155,14 +170,22 @@ def main() -> int:
                 rss = rss_kib(srv.proc.pid)
                 cache = httpx.get(srv.url + "/health").json()["memory_cache"]
                 p50, p99 = pct(totals, 50), pct(totals, 99)
-                print(f"round {rnd + 1}: {args.jobs} jobs from {args.clients} clients in {wall:.2f} s "
-                      f"({args.jobs / wall:.1f} jobs/s)")
-                print(f"  submit -> done:  p50 {p50 * 1000:7.1f} ms  p99 {p99 * 1000:7.1f} ms   "
-                      f"(p50 x{p50 / seq_p50:.1f} the sequential p50: jobs wait in the queue)")
-                print(f"  submit -> 202:   p50 {pct(submits, 50) * 1000:7.1f} ms  p99 {pct(submits, 99) * 1000:7.1f} ms")
-                print(f"  RSS after {done} jobs: {rss / 1024:.1f} MiB  (x{rss / rss10:.3f} of after 10 jobs; "
-                      f"{(rss - rss_prev) / (done - done_prev):+.1f} KiB per job this round; "
-                      f"value cache {cache['bytes'] >> 10} KiB, full at {cache['budget_bytes'] >> 10} KiB)")
+                print(
+                    f"round {rnd + 1}: {args.jobs} jobs from {args.clients} clients in {wall:.2f} s "
+                    f"({args.jobs / wall:.1f} jobs/s)"
+                )
+                print(
+                    f"  submit -> done:  p50 {p50 * 1000:7.1f} ms  p99 {p99 * 1000:7.1f} ms   "
+                    f"(p50 x{p50 / seq_p50:.1f} the sequential p50: jobs wait in the queue)"
+                )
+                print(
+                    f"  submit -> 202:   p50 {pct(submits, 50) * 1000:7.1f} ms  p99 {pct(submits, 99) * 1000:7.1f} ms"
+                )
+                print(
+                    f"  RSS after {done} jobs: {rss / 1024:.1f} MiB  (x{rss / rss10:.3f} of after 10 jobs; "
+                    f"{(rss - rss_prev) / (done - done_prev):+.1f} KiB per job this round; "
+                    f"value cache {cache['bytes'] >> 10} KiB, full at {cache['budget_bytes'] >> 10} KiB)"
+                )
                 rss_prev, done_prev = rss, done
         finally:
             srv.stop()

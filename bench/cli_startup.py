@@ -9,6 +9,7 @@ validate rows are also given as a ratio to validating edges.json. --before DIR t
 validate rows of another checkout too (e.g. a `git worktree` of the previous commit), in
 the same run, with PYTHONPATH=DIR.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,14 +42,20 @@ def main() -> None:
     ap.add_argument("--before", metavar="DIR", help="another checkout to time `validate` in")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, NODEFLOW_CACHE_DIR=f"{tmp}/cache", NODEFLOW_OUTPUT_DIR=f"{tmp}/out",
-                   NODEFLOW_INPUT_DIR=str(ASSETS))
+        env = dict(
+            os.environ,
+            NODEFLOW_CACHE_DIR=f"{tmp}/cache",
+            NODEFLOW_OUTPUT_DIR=f"{tmp}/out",
+            NODEFLOW_INPUT_DIR=str(ASSETS),
+        )
         py = sys.executable
         run = [py, "-m", "nodeflow", "run", "graphs/edges.json", "-q"]
         subprocess.run(run, cwd=ROOT, env=env, check=True, capture_output=True)  # fill the cache
         rows = {
             "python -c pass (baseline)": median_seconds([py, "-c", "pass"], args.repeat, env),
-            "python -c 'import numpy, PIL.Image'": median_seconds([py, "-c", "import numpy, PIL.Image"], args.repeat, env),
+            "python -c 'import numpy, PIL.Image'": median_seconds(
+                [py, "-c", "import numpy, PIL.Image"], args.repeat, env
+            ),
             "nodeflow --help": median_seconds([py, "-m", "nodeflow", "--help"], args.repeat, env),
             "nodeflow run edges.json (all cached)": median_seconds(run, args.repeat, env),
         }

@@ -12,6 +12,7 @@ it runs instead of being a cache hit. Prints each round's medians and ratio /pro
 and the median ratio over the rounds.
 Timings on a shared machine are noisy: compare the ratios, run it more than once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,20 +31,32 @@ sys.path.insert(0, str(ROOT))
 
 from server_harness import ASSETS, Server  # noqa: E402
 
-from nodeflow.server.comfy.translate import graph_to_prompt  # noqa: E402
+from nodeflow.comfy.translate import graph_to_prompt  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def graph(i: int) -> dict:
-    return {"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 64}},
-        "hp": {"type": "HighPass", "inputs": {"image": {"from": "load.image"}, "mode": "gaussian",
-                                               "sigma": round(1.0 + i * 0.001, 4)}},
-        "save": {"type": "Save", "inputs": {"image": {"from": "hp.image"}, "filename": "b.png"}},
-    }}
+    return {
+        "nodes": {
+            "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 64}},
+            "hp": {
+                "type": "HighPass",
+                "inputs": {"image": {"from": "load.image"}, "mode": "gaussian", "sigma": round(1.0 + i * 0.001, 4)},
+            },
+            "save": {"type": "Save", "inputs": {"image": {"from": "hp.image"}, "filename": "b.png"}},
+        }
+    }
 
 
 def via_jobs(client, ws, i: int) -> float:
@@ -70,11 +83,15 @@ def via_prompt(client, ws, client_id: str, i: int) -> float:
 
 def bench_routes(server: Server, jobs: int, rounds: int) -> None:
     from websockets.sync.client import connect
+
     client_id = uuid.uuid4().hex
     base = f"ws://127.0.0.1:{server.port}"
     ratios = []
-    with server.client() as client, connect(base + "/jobs/ws", open_timeout=30) as jobs_ws, \
-            connect(f"{base}/ws?clientId={client_id}", open_timeout=30, max_size=None) as comfy_ws:
+    with (
+        server.client() as client,
+        connect(base + "/jobs/ws", open_timeout=30) as jobs_ws,
+        connect(f"{base}/ws?clientId={client_id}", open_timeout=30, max_size=None) as comfy_ws,
+    ):
         comfy_ws.recv(timeout=30)  # status
         for i in range(3):  # warm up both paths (imports, caches of the unchanged nodes)
             via_jobs(client, jobs_ws, -1 - i)
@@ -92,8 +109,10 @@ def bench_routes(server: Server, jobs: int, rounds: int) -> None:
                     prompt_s.append(via_prompt(client, comfy_ws, client_id, n + 1))
             mj, mp = statistics.median(jobs_s), statistics.median(prompt_s)
             ratios.append(mp / mj)
-            print(f"  round {r + 1}: POST /jobs (baseline) median {mj * 1000:6.1f} ms, "
-                  f"POST /prompt median {mp * 1000:6.1f} ms, ratio {mp / mj:.3f}x")
+            print(
+                f"  round {r + 1}: POST /jobs (baseline) median {mj * 1000:6.1f} ms, "
+                f"POST /prompt median {mp * 1000:6.1f} ms, ratio {mp / mj:.3f}x"
+            )
     print(f"  median ratio /prompt : /jobs over {rounds} rounds: {statistics.median(ratios):.3f}x (target <= 1.05x)")
 
 
@@ -107,9 +126,13 @@ def bench_editor(server: Server, loads: int, tmp: Path) -> None:
     times, sizes, counts = [], [], []
     with sync_playwright() as p:
         for n in range(loads):  # a fresh profile each time: a first visit, nothing cached
-            context = p.chromium.launch_persistent_context(str(tmp / f"profile-{n}"), executable_path=CHROMIUM,
-                                                           headless=True, args=ARGS,
-                                                           viewport={"width": 1600, "height": 1000})
+            context = p.chromium.launch_persistent_context(
+                str(tmp / f"profile-{n}"),
+                executable_path=CHROMIUM,
+                headless=True,
+                args=ARGS,
+                viewport={"width": 1600, "height": 1000},
+            )
             page = context.new_page()
             page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(local) else r.abort())
             responses = []
@@ -123,9 +146,13 @@ def bench_editor(server: Server, loads: int, tmp: Path) -> None:
             counts.append(len(responses))
             context.close()
     print(f"editor first load in Chromium, {loads} fresh profiles:")
-    print(f"  until the default graph is on the canvas: median {statistics.median(times):.2f} s "
-          f"(min {min(times):.2f}, max {max(times):.2f})")
-    print(f"  from the server: median {statistics.median(sizes) / 1e6:.2f} MB in {int(statistics.median(counts))} responses")
+    print(
+        f"  until the default graph is on the canvas: median {statistics.median(times):.2f} s "
+        f"(min {min(times):.2f}, max {max(times):.2f})"
+    )
+    print(
+        f"  from the server: median {statistics.median(sizes) / 1e6:.2f} MB in {int(statistics.median(counts))} responses"
+    )
 
 
 def main() -> int:

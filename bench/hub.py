@@ -10,6 +10,7 @@ style-vector memo lookup, padding, the session run, cropping). The baseline is o
 Timings are medians (plus the ratio of the fastest runs); on a shared machine expect noise,
 so read the ratios, not the seconds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,8 @@ def main() -> int:
     from nodeflow.executor import Executor
     from nodeflow.graph import parse_graph
     from nodeflow.plan import build_plan
-    from nodes.hub import _onnx, _style
     from nodes._shared.pixels import from_pil
+    from nodes.hub import _onnx, _style
 
     work = Path(tempfile.mkdtemp(prefix="nodeflow-bench-hub-"))
     style_im = Image.open(args.assets / "starry_night.jpg").convert("RGB")
@@ -61,8 +62,10 @@ def main() -> int:
             inside.append(time.perf_counter() - t0)
 
     sess.run = timed_run  # the node gets this same cached session object
-    print(f"onnxruntime {__import__('onnxruntime').__version__}, {_onnx.cpu_threads()} thread(s), "
-          f"providers {sess.get_providers()}; {args.reps} reps, medians")
+    print(
+        f"onnxruntime {__import__('onnxruntime').__version__}, {_onnx.cpu_threads()} thread(s), "
+        f"providers {sess.get_providers()}; {args.reps} reps, medians"
+    )
     print(f"{'px':>6} {'bare s/img':>11} {'node s/img':>11} {'node/bare':>10} {'min ratio':>10} {'own ms':>7}")
 
     rows = {}
@@ -71,10 +74,15 @@ def main() -> int:
         Image.open(args.assets / "astronaut.png").convert("RGB").resize((size, size), Image.LANCZOS).save(content_file)
         nodes = {
             "content": {"type": "LoadImage", "inputs": {"path": str(content_file)}},
-            "style": {"type": "LoadImage", "inputs": {"path": str(args.assets / "starry_night.jpg"),
-                                                      "max_size": 512}},
-            "stylize": {"type": "HubStylize", "inputs": {"content": {"from": "content.image"},
-                        "style": {"from": "style.image"}, "content_max_size": None}},
+            "style": {"type": "LoadImage", "inputs": {"path": str(args.assets / "starry_night.jpg"), "max_size": 512}},
+            "stylize": {
+                "type": "HubStylize",
+                "inputs": {
+                    "content": {"from": "content.image"},
+                    "style": {"from": "style.image"},
+                    "content_max_size": None,
+                },
+            },
         }
         plan = build_plan(parse_graph({"nodes": nodes}), Settings(input_dir=work), only=["stylize"])
         x = np.ascontiguousarray(_style.pad_to_multiple(from_pil(Image.open(content_file)))[None])
@@ -101,14 +109,18 @@ def main() -> int:
         mb, mn = statistics.median(b), statistics.median(n)
         rows[size] = (mb, mn, statistics.median(own))
         # The ratio of the fastest runs: least disturbed by other processes on a shared machine.
-        print(f"{size:>6} {mb:>11.4f} {mn:>11.4f} {mn / mb:>10.3f} {min(n) / min(b):>10.3f} {1000 * statistics.median(own):>7.1f}")
+        print(
+            f"{size:>6} {mb:>11.4f} {mn:>11.4f} {mn / mb:>10.3f} {min(n) / min(b):>10.3f} {1000 * statistics.median(own):>7.1f}"
+        )
 
     if 512 in rows:
         mb, mn, own_s = rows[512]
         ratio = mn / mb
-        print(f"512 px: HubStylize / bare onnxruntime = {ratio:.3f} (target <= 1.05): "
-              f"{'met' if ratio <= 1.05 else 'NOT met'}; the node's own work outside session.run "
-              f"is {1000 * own_s:.1f} ms = {own_s / mb:.1%} of a bare call")
+        print(
+            f"512 px: HubStylize / bare onnxruntime = {ratio:.3f} (target <= 1.05): "
+            f"{'met' if ratio <= 1.05 else 'NOT met'}; the node's own work outside session.run "
+            f"is {1000 * own_s:.1f} ms = {own_s / mb:.1%} of a bare call"
+        )
     return 0
 
 

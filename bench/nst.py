@@ -16,6 +16,7 @@ It prints, on this machine and in this run:
      TSVs under bench/, written once by bench/nst_recipe.py).
 Timings on a shared machine are noisy: medians are printed, and ratios come from one run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,6 +39,7 @@ ASSETS = Path(os.environ.get("NODEFLOW_INPUT_DIR") or ROOT.parent / "shared" / "
 
 import nodes._shared.torch_device  # noqa: E402,F401  (the allocator setting the nodes run with)
 from nodes._shared import allocator  # noqa: E402
+
 # The tutorial's layers and weights, shared by both sides (nodes._nst imports no torch).
 from nodes.nst._losses import TUTORIAL_CONTENT_LAYERS as CONTENT_LAYERS  # noqa: E402
 from nodes.nst._losses import TUTORIAL_CONTENT_WEIGHT as CONTENT_WEIGHT  # noqa: E402
@@ -50,23 +52,27 @@ def load(name: str, max_side: int) -> np.ndarray:
     from PIL import Image
 
     from nodes._shared.pixels import fit_max_side, from_pil
+
     with Image.open(ASSETS / name) as im:
         return fit_max_side(from_pil(im.convert("RGB")), max_side)
 
 
 def vgg16_state() -> dict:
     from nodes.nst import _vgg_weights
+
     state, _ = _vgg_weights.vgg16_weights(None)
     return state
 
 
 # ------------------------------------------------------------------ TensorFlow: the tutorial
 
+
 class TFRecipe:
     """The TF tutorial's StyleContentModel and train_step, on Keras VGG16 with our weights."""
 
     def __init__(self, state: dict, content: np.ndarray, style: np.ndarray):
         import tensorflow as tf
+
         self.tf = tf
         vgg = tf.keras.applications.VGG16(include_top=False, weights=None)
         for layer in vgg.layers:
@@ -85,6 +91,7 @@ class TFRecipe:
     @staticmethod
     def gram_matrix(t):
         import tensorflow as tf
+
         result = tf.linalg.einsum("bijc,bijd->bcd", t, t)
         shape = tf.shape(t)
         return result / tf.cast(shape[1] * shape[2], tf.float32)
@@ -93,15 +100,14 @@ class TFRecipe:
         tf = self.tf
         pre = tf.keras.applications.vgg16.preprocess_input(inputs * 255.0)
         outs = self.model(pre)
-        style = {n: self.gram_matrix(o) for n, o in zip(STYLE_LAYERS, outs[:len(STYLE_LAYERS)])}
-        content = {n: o for n, o in zip(CONTENT_LAYERS, outs[len(STYLE_LAYERS):])}
+        style = {n: self.gram_matrix(o) for n, o in zip(STYLE_LAYERS, outs[: len(STYLE_LAYERS)], strict=False)}
+        content = {n: o for n, o in zip(CONTENT_LAYERS, outs[len(STYLE_LAYERS) :], strict=False)}
         return {"style": style, "content": content}
 
     def loss(self, outputs):
         tf = self.tf
         s = tf.add_n([tf.reduce_mean((outputs["style"][n] - self.style_targets[n]) ** 2) for n in STYLE_LAYERS])
-        c = tf.add_n([tf.reduce_mean((outputs["content"][n] - self.content_targets[n]) ** 2)
-                      for n in CONTENT_LAYERS])
+        c = tf.add_n([tf.reduce_mean((outputs["content"][n] - self.content_targets[n]) ** 2) for n in CONTENT_LAYERS])
         return s * STYLE_WEIGHT / len(STYLE_LAYERS) + c * CONTENT_WEIGHT / len(CONTENT_LAYERS)
 
     def _step(self):
@@ -117,6 +123,7 @@ class TFRecipe:
 
 # ------------------------------------------------------------------ nodeflow
 
+
 def nodeflow_terms(content: np.ndarray, style: np.ndarray, channels_last: bool = True) -> list:
     """The tutorial's three terms, as the StyleLoss, ContentLoss and TVLoss nodes build them;
     channels_last=False runs the VGG stack in the NCHW layout it used before."""
@@ -125,19 +132,23 @@ def nodeflow_terms(content: np.ndarray, style: np.ndarray, channels_last: bool =
     import torch
 
     from nodes.nst import _losses, _vgg_models, _vgg_net
+
     module, where = _vgg_models.load_source("vgg16", None, "cpu")
     if not channels_last:
         module = copy.deepcopy(module).to(memory_format=torch.contiguous_format)
         module.memory_format = torch.contiguous_format
     vgg = _vgg_net.VGG(_vgg_net.SOURCES["vgg16"], module, where, "cpu", "vgg16")
-    return [_losses.LossTerm("style", STYLE_WEIGHT, list(STYLE_LAYERS), vgg, style),
-            _losses.LossTerm("content", CONTENT_WEIGHT, list(CONTENT_LAYERS), vgg, content, resize_to_input=True),
-            _losses.LossTerm("tv", TV_WEIGHT)]
+    return [
+        _losses.LossTerm("style", STYLE_WEIGHT, list(STYLE_LAYERS), vgg, style),
+        _losses.LossTerm("content", CONTENT_WEIGHT, list(CONTENT_LAYERS), vgg, content, resize_to_input=True),
+        _losses.LossTerm("tv", TV_WEIGHT),
+    ]
 
 
 def conv_flops(size: tuple[int, int], deepest: str = "block5_conv2", arch: str = "vgg16") -> float:
     """Forward conv FLOPs (2 per multiply-add) up to and including `deepest`."""
     from nodes.nst import _vgg_net
+
     h, w = size
     total = 0.0
     for name, (cout, cin) in _vgg_net.conv_shapes(arch).items():
@@ -151,6 +162,7 @@ def conv_flops(size: tuple[int, int], deepest: str = "block5_conv2", arch: str =
 
 def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
     import torch
+
     a, b = torch.rand(n, n), torch.rand(n, n)
     torch.mm(a, b)
     times = []
@@ -158,7 +170,7 @@ def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
         t = time.perf_counter()
         torch.mm(a, b)
         times.append(time.perf_counter() - t)
-    return 2 * n ** 3 / statistics.median(times) / 1e9
+    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def time_steps(steps: dict, n: int, warmup: int = 2) -> dict:
@@ -182,6 +194,7 @@ def nodeflow_step_fn(content, style, precision: str = "float32", channels_last: 
     import torch
 
     from nodes.nst import _objective, _optimizers, _tensors
+
     terms = nodeflow_terms(content, style, channels_last)
     objective = _objective.Objective(terms, content.shape[:2], "cpu", precision=precision)
     x = _tensors.image_tensor(content, "cpu").requires_grad_(True)
@@ -189,22 +202,25 @@ def nodeflow_step_fn(content, style, precision: str = "float32", channels_last: 
 
     def step():
         total, _ = objective(x)
-        grad, = torch.autograd.grad(total, x)
+        (grad,) = torch.autograd.grad(total, x)
         opt.step(grad)
         with torch.no_grad():
             x.clamp_(0, 1)
         return total.detach()
+
     return step
 
 
 def with_glibc_defaults(step):
     """The step with glibc's own allocator settings, put back after it (allocator.py)."""
+
     def run():
         allocator.keep_freed_memory(False)
         try:
             return step()
         finally:
             allocator.keep_freed_memory(True)
+
     return run
 
 
@@ -214,11 +230,14 @@ def nodeflow_tf_step_fn(content, style, jit_compile: bool = False):
     import tensorflow as tf
 
     from nodes.nst import _losses, _tf_optimize, _tf_vgg, _vgg_models
+
     model, where = _vgg_models.load_source("vgg16", None, "cpu", framework="tensorflow")
     vgg = _tf_vgg.TFVGG(_tf_vgg.TF_SOURCES["vgg16"], model, where, "cpu", "vgg16")
-    terms = [_losses.feature_term("style", vgg, style, ",".join(STYLE_LAYERS), STYLE_WEIGHT, "cpu"),
-             _losses.feature_term("content", vgg, content, ",".join(CONTENT_LAYERS), CONTENT_WEIGHT, "cpu"),
-             _losses.LossTerm("tv", TV_WEIGHT)]
+    terms = [
+        _losses.feature_term("style", vgg, style, ",".join(STYLE_LAYERS), STYLE_WEIGHT, "cpu"),
+        _losses.feature_term("content", vgg, content, ",".join(CONTENT_LAYERS), CONTENT_WEIGHT, "cpu"),
+        _losses.LossTerm("tv", TV_WEIGHT),
+    ]
     objective = _tf_optimize.TFObjective(terms, content.shape[:2], "cpu")
     image = tf.Variable(content[None])
     step = _tf_optimize.TrainStep(objective, image, _tf_optimize._keras_adam(0.02, 0.99, 0.999, 0.1), jit_compile)
@@ -230,36 +249,50 @@ def main() -> int:
     ap.add_argument("--sizes", default="256,512", help="max sides for the step timings")
     ap.add_argument("--steps", type=int, default=10, help="timed steps per measurement (median)")
     ap.add_argument("--route-size", type=int, default=512, help="max side for the graphs' comparison")
-    ap.add_argument("--pairs", default="astronaut.png:starry_night.jpg,coffee.png:starry_night.jpg,"
-                                       "chelsea.png:coffee.png",
-                    help="content:style pairs; each needs its recipe curve (bench/nst_recipe.py)")
+    ap.add_argument(
+        "--pairs",
+        default="astronaut.png:starry_night.jpg,coffee.png:starry_night.jpg,chelsea.png:coffee.png",
+        help="content:style pairs; each needs its recipe curve (bench/nst_recipe.py)",
+    )
     ap.add_argument("--graphs", default="graphs/nst_starry.json,graphs/nst_starry_hq.json")
     ap.add_argument("--checkpoints", default="300,400,1000", help="recipe steps whose objective is a target")
     ap.add_argument("--skip-tf", action="store_true")
     ap.add_argument("--skip-xla", action="store_true", help="don't time the TF route compiled with XLA")
-    ap.add_argument("--skip-bf16", action="store_true", help="don't time bfloat16 convolutions (slow on "
-                                                             "CPUs without bfloat16 instructions)")
+    ap.add_argument(
+        "--skip-bf16",
+        action="store_true",
+        help="don't time bfloat16 convolutions (slow on CPUs without bfloat16 instructions)",
+    )
     ap.add_argument("--skip-routes", action="store_true")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
-    ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "nodeflow-bench-nst",
-                    help="where the graphs' files go (bench/nst_side_by_side.py takes them from there)")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "nodeflow-bench-nst",
+        help="where the graphs' files go (bench/nst_side_by_side.py takes them from there)",
+    )
     args = ap.parse_args()
 
     import torch
+
     torch.set_num_threads(args.threads)
     state = vgg16_state()
     gflops = matmul_gflops()
-    print(f"machine: {os.cpu_count()} CPU threads ({args.threads} used), torch {torch.__version__}, "
-          f"matmul {gflops:.1f} GFLOP/s")
+    print(
+        f"machine: {os.cpu_count()} CPU threads ({args.threads} used), torch {torch.__version__}, "
+        f"matmul {gflops:.1f} GFLOP/s"
+    )
 
     print("\n1-2. seconds per Adam step (median of %d)" % args.steps)
     tf_step: dict[int, float] = {}
     for size in [int(s) for s in args.sizes.split(",") if s]:
         # As in the tutorial, both images are loaded at the same max side.
         content, style = load("astronaut.png", size), load("starry_night.jpg", size)
-        steps = {"nodeflow": nodeflow_step_fn(content, style),
-                 "nchw": nodeflow_step_fn(content, style, channels_last=False),
-                 "glibc": with_glibc_defaults(nodeflow_step_fn(content, style))}
+        steps = {
+            "nodeflow": nodeflow_step_fn(content, style),
+            "nchw": nodeflow_step_fn(content, style, channels_last=False),
+            "glibc": with_glibc_defaults(nodeflow_step_fn(content, style)),
+        }
         if not args.skip_bf16:
             steps["bfloat16"] = nodeflow_step_fn(content, style, "bfloat16")
         if not args.skip_tf:
@@ -271,40 +304,55 @@ def main() -> int:
         got = time_steps(steps, args.steps)
         (nf, nf_value), (bf, bf_value) = got["nodeflow"], got.get("bfloat16", (float("nan"), float("nan")))
         nchw, glibc = got["nchw"][0], got["glibc"][0]
-        line = (f"  {size}px: nodeflow {nf:.3f} s (NCHW layout: {nchw:.3f} s, channels-last/NCHW {nf / nchw:.2f}; "
-                f"bfloat16 convs: {bf:.3f} s; glibc's allocator defaults: {glibc:.3f} s, kept memory/defaults "
-                f"{nf / glibc:.2f})")
+        line = (
+            f"  {size}px: nodeflow {nf:.3f} s (NCHW layout: {nchw:.3f} s, channels-last/NCHW {nf / nchw:.2f}; "
+            f"bfloat16 convs: {bf:.3f} s; glibc's allocator defaults: {glibc:.3f} s, kept memory/defaults "
+            f"{nf / glibc:.2f})"
+        )
         if not args.skip_tf:
             tf_s, tf_value = got["tf"]
             tf_step[size] = tf_s
-            line += (f", TF recipe {tf_s:.3f} s, ratio nodeflow/TF {nf / tf_s:.2f} (target <= 1.0; NCHW "
-                     f"{nchw / tf_s:.2f}) (bfloat16 {bf / tf_s:.2f}; target <= 0.5)")
+            line += (
+                f", TF recipe {tf_s:.3f} s, ratio nodeflow/TF {nf / tf_s:.2f} (target <= 1.0; NCHW "
+                f"{nchw / tf_s:.2f}) (bfloat16 {bf / tf_s:.2f}; target <= 0.5)"
+            )
         limit = 2 * conv_flops(content.shape[:2]) / (gflops * 1e9)
-        line += (f"; FLOP limit (float32) {limit:.3f} s, nodeflow/limit {nf / limit:.2f} "
-                 f"(bfloat16 {bf / limit:.2f}; target <= 1.3)")
+        line += (
+            f"; FLOP limit (float32) {limit:.3f} s, nodeflow/limit {nf / limit:.2f} "
+            f"(bfloat16 {bf / limit:.2f}; target <= 1.3)"
+        )
         print(line, flush=True)
-        same = (f"  {size}px: objective at step {args.steps + 2}: nodeflow {nf_value:.5g}, "
-                f"bfloat16 {bf_value:.5g}")
+        same = f"  {size}px: objective at step {args.steps + 2}: nodeflow {nf_value:.5g}, bfloat16 {bf_value:.5g}"
         if not args.skip_tf:
             same += f", TF {tf_value:.5g} (relative difference {abs(nf_value - tf_value) / tf_value:.1e})"
         print(same, flush=True)
         if not args.skip_tf:
             (ntf, ntf_value) = got["nodeflow tf"]
-            line = (f"  {size}px TensorFlow route: AdamOptimize {ntf:.3f} s, TF recipe {tf_s:.3f} s, ratio "
-                    f"{ntf / tf_s:.2f} (target <= 1.05); vs the torch route {ntf / nf:.2f}x")
+            line = (
+                f"  {size}px TensorFlow route: AdamOptimize {ntf:.3f} s, TF recipe {tf_s:.3f} s, ratio "
+                f"{ntf / tf_s:.2f} (target <= 1.05); vs the torch route {ntf / nf:.2f}x"
+            )
             if "nodeflow tf xla" in got:
                 xla, xla_value = got["nodeflow tf xla"]
                 line += f"; with XLA {xla:.3f} s ({xla / tf_s:.2f}x the recipe, {xla / ntf:.2f}x without XLA)"
             print(line, flush=True)
-            print(f"  {size}px objective at step {args.steps + 2}: AdamOptimize on TF {ntf_value:.5g} "
-                  f"(relative difference to the TF recipe {abs(ntf_value - tf_value) / tf_value:.1e})"
-                  + (f", with XLA {xla_value:.5g}" if "nodeflow tf xla" in got else ""), flush=True)
+            print(
+                f"  {size}px objective at step {args.steps + 2}: AdamOptimize on TF {ntf_value:.5g} "
+                f"(relative difference to the TF recipe {abs(ntf_value - tf_value) / tf_value:.1e})"
+                + (f", with XLA {xla_value:.5g}" if "nodeflow tf xla" in got else ""),
+                flush=True,
+            )
 
     if not args.skip_routes:
         from nst_routes import report_routes
-        report_routes([tuple(p.split(":")) for p in args.pairs.split(",") if p], args.route_size,
-                      [g for g in args.graphs.split(",") if g], [int(c) for c in args.checkpoints.split(",")],
-                      args.out)
+
+        report_routes(
+            [tuple(p.split(":")) for p in args.pairs.split(",") if p],
+            args.route_size,
+            [g for g in args.graphs.split(",") if g],
+            [int(c) for c in args.checkpoints.split(",")],
+            args.out,
+        )
     return 0
 
 

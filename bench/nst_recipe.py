@@ -13,6 +13,7 @@ The recipe is AdamOptimize's defaults (Keras Adam lr 0.02, beta1 0.99, epsilon 0
 [0, 1]) in float32 from the content image, under the tutorial's objective on the offline VGG16.
 Row n is the objective of the image after n - 1 updates: the value the recipe reports at step n.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,13 +52,16 @@ def region_tvs(content: str, image) -> dict[str, float]:
     import numpy as np
 
     from nodes.nst._losses import TUTORIAL_TV_WEIGHT
+
     a = np.round(np.clip(image, 0, 1) * 255) / 255
     h, w = a.shape[:2]
     found = {}
     for name, (left, top, side) in REGIONS.get(content, {}).items():
         x0, y0 = round(left * w), round(top * h)
-        box = a[y0:y0 + round(side * h), x0:x0 + round(side * w)]
-        found[name] = TUTORIAL_TV_WEIGHT * float(np.abs(np.diff(box, axis=0)).sum() + np.abs(np.diff(box, axis=1)).sum())
+        box = a[y0 : y0 + round(side * h), x0 : x0 + round(side * w)]
+        found[name] = TUTORIAL_TV_WEIGHT * float(
+            np.abs(np.diff(box, axis=0)).sum() + np.abs(np.diff(box, axis=1)).sum()
+        )
     return found
 
 
@@ -73,9 +77,12 @@ def regions_from_images(content: str, style: str, size: int, folder: Path) -> Pa
     """The region file of a curve from the images compute_curve saved (<curve>_step<N>.png)."""
     import numpy as np
     from PIL import Image
+
     rows = []
-    saved = {int(png.stem.rsplit("step", 1)[1]): png
-             for png in folder.glob(f"{curve_path(content, style, size).stem}_step*.png")}
+    saved = {
+        int(png.stem.rsplit("step", 1)[1]): png
+        for png in folder.glob(f"{curve_path(content, style, size).stem}_step*.png")
+    }
     for step, png in sorted(saved.items()):
         with Image.open(png) as im:
             image = np.asarray(im.convert("RGB"), dtype=np.float32) / 255
@@ -106,33 +113,44 @@ def read_curve(path: Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items()} for row in rows]
 
 
-def compute_curve(content_name: str, style_name: str, size: int, steps: int,
-                  images: Path | None = None, every: int = 100, threads: int | None = None) -> Path:
+def compute_curve(
+    content_name: str,
+    style_name: str,
+    size: int,
+    steps: int,
+    images: Path | None = None,
+    every: int = 100,
+    threads: int | None = None,
+) -> Path:
     """Run the recipe for `steps` steps, writing each row as it comes (the file is usable
     while it grows); save the image every `every` steps into `images`, if given."""
     import torch
+    from nst import load, nodeflow_terms
 
     from nodes._shared.pixels import from_torch, to_pil
     from nodes.nst import _optimizers, _tensors
-    from nst import load, nodeflow_terms
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
     content, style = load(content_name, size), load(style_name, size)
     path = curve_path(content_name, style_name, size)
     tmp = path.with_suffix(".tsv.partial")
     out = tmp.open("w")
-    out.write(f"# recipe curve: {content_name} x {style_name}, max side {size} px, "
-              f"{content.shape[1]}x{content.shape[0]}, AdamOptimize defaults, float32, vgg16, "
-              f"torch {torch.__version__}, {torch.get_num_threads()} threads; seconds are wall time "
-              f"on a shared machine\n")
+    out.write(
+        f"# recipe curve: {content_name} x {style_name}, max side {size} px, "
+        f"{content.shape[1]}x{content.shape[0]}, AdamOptimize defaults, float32, vgg16, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; seconds are wall time "
+        f"on a shared machine\n"
+    )
     out.write("\t".join(COLUMNS) + "\n")
     step = 0
 
     def evaluated(total, parts, _size):
         nonlocal step
         step += 1
-        out.write(f"{step}\t{time.perf_counter() - started:.2f}\t{total:.6g}\t{parts['style']:.6g}\t"
-                  f"{parts['content']:.6g}\t{parts['tv']:.6g}\n")
+        out.write(
+            f"{step}\t{time.perf_counter() - started:.2f}\t{total:.6g}\t{parts['style']:.6g}\t"
+            f"{parts['content']:.6g}\t{parts['tv']:.6g}\n"
+        )
         out.flush()
 
     region_rows = []
@@ -146,9 +164,16 @@ def compute_curve(content_name: str, style_name: str, size: int, steps: int,
 
     hooks = _optimizers.Hooks(evaluated=evaluated, preview=preview, preview_every=every)
     started = time.perf_counter()
-    _optimizers.run_adam(nodeflow_terms(content, style), _tensors.image_tensor(content, "cpu"),
-                         stages=[(content.shape[:2], steps)], lr=0.02, beta1=0.99, beta2=0.999,
-                         eps=0.1, hooks=hooks)
+    _optimizers.run_adam(
+        nodeflow_terms(content, style),
+        _tensors.image_tensor(content, "cpu"),
+        stages=[(content.shape[:2], steps)],
+        lr=0.02,
+        beta1=0.99,
+        beta2=0.999,
+        eps=0.1,
+        hooks=hooks,
+    )
     out.close()
     tmp.replace(path)
     if region_rows:
@@ -164,8 +189,13 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--images", type=Path, help="save the recipe's image every 100 steps here")
     ap.add_argument("--threads", type=int, help="torch threads (default: all)")
-    ap.add_argument("--regions-from", type=Path, metavar="DIR", help="don't run the recipe: write the "
-                    "region file of its curve from the images an earlier --images run saved in DIR")
+    ap.add_argument(
+        "--regions-from",
+        type=Path,
+        metavar="DIR",
+        help="don't run the recipe: write the "
+        "region file of its curve from the images an earlier --images run saved in DIR",
+    )
     args = ap.parse_args()
     if args.regions_from:
         print(regions_from_images(args.content, args.style, args.size, args.regions_from))

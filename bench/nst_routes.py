@@ -6,6 +6,7 @@ seconds per evaluation) is compared with the recipe's curve from bench/nst_recip
 The recipe's seconds per step are measured in this run, so both sides share the machine's
 load: the recipe's time to step n is n times that median.
 """
+
 from __future__ import annotations
 
 import time
@@ -27,13 +28,16 @@ def run_graph(path: Path, content_name: str, style_name: str, size: int, out: Pa
     """(the optimizer's history, its image, the graph's wall seconds): the whole graph as the CLI runs it,
     its LoadImage nodes pointed at the pair and at `size`, its files written into `out`, with
     fresh value and model caches (the VGG weights load from disk, as in a new process)."""
-    from nodes.nst._vgg_models import clear_model_cache
     from nodeflow.context import Settings
     from nodeflow.executor import Executor
     from nodeflow.graph import apply_overrides, read_graph_file
     from nodeflow.plan import build_plan
-    graph = apply_overrides(read_graph_file(path), {"content.path": content_name, "style.path": style_name,
-                                                    "content.max_size": size, "style.max_size": size})
+    from nodes.nst._vgg_models import clear_model_cache
+
+    graph = apply_overrides(
+        read_graph_file(path),
+        {"content.path": content_name, "style.path": style_name, "content.max_size": size, "style.max_size": size},
+    )
     out.mkdir(parents=True, exist_ok=True)
     # The Save nodes, as the CLI runs them, and the optimizer, for its history.
     targets = [nid for nid, node in graph.nodes.items() if node.type == "Save"] + ["optimize"]
@@ -50,11 +54,12 @@ def run_graph(path: Path, content_name: str, style_name: str, size: int, out: Pa
 def full_size_points(history: dict) -> list[tuple[float, float]]:
     """(seconds, objective) of the evaluations at the final (full) size."""
     last = history["size"][-1]
-    return [(s, v) for s, v, size in zip(history["seconds"], history["total"], history["size"]) if size == last]
+    return [(s, v) for s, v, size in zip(history["seconds"], history["total"], history["size"], strict=False) if size == last]
 
 
-def report_pair(content_name: str, style_name: str, size: int, graphs: list[Path], checkpoints: list[int],
-                out: Path) -> None:
+def report_pair(
+    content_name: str, style_name: str, size: int, graphs: list[Path], checkpoints: list[int], out: Path
+) -> None:
     # The recipe's step is timed before and after the graphs: the machine's load may change.
     before = recipe_step_seconds(content_name, style_name, size)
     runs = []
@@ -66,13 +71,18 @@ def report_pair(content_name: str, style_name: str, size: int, graphs: list[Path
     step_s = (before + after) / 2
     curve = read_curve(curve_path(content_name, style_name, size))
     if not curve:
-        print(f"  {content_name} x {style_name}: no recipe curve; write it with\n"
-              f"    .venv/bin/python bench/nst_recipe.py --content {content_name} --style {style_name} --size {size}")
+        print(
+            f"  {content_name} x {style_name}: no recipe curve; write it with\n"
+            f"    .venv/bin/python bench/nst_recipe.py --content {content_name} --style {style_name} --size {size}"
+        )
         return
     targets = {n: curve[n - 1]["total"] for n in checkpoints if n <= len(curve)}
-    print(f"  {content_name} x {style_name} at {size} px: recipe step {step_s:.2f} s in this run (median of 3 "
-          f"before the graphs, {before:.2f} s, and after, {after:.2f} s); its curve: {len(curve)} steps, "
-          + ", ".join(f"step {n}: {v:.4g}" for n, v in targets.items()), flush=True)
+    print(
+        f"  {content_name} x {style_name} at {size} px: recipe step {step_s:.2f} s in this run (median of 3 "
+        f"before the graphs, {before:.2f} s, and after, {after:.2f} s); its curve: {len(curve)} steps, "
+        + ", ".join(f"step {n}: {v:.4g}" for n, v in targets.items()),
+        flush=True,
+    )
     recipe_regions = read_regions(content_name, style_name, size)
     for path, history, regions, wall in runs:
         line = compare(path.name, history, wall, curve, targets, step_s)
@@ -97,31 +107,45 @@ def compare(name: str, history: dict, wall: float, curve: list[dict], targets: d
     """One graph's run against the recipe's curve, as report phrases."""
     points = full_size_points(history)
     final, final_tv = result_point(history)
-    line = [f"{name}: objective {final:.4g} after {history['seconds'][-1]:.0f} s of optimizing "
-            f"({wall:.0f} s for the whole graph)"]
+    line = [
+        f"{name}: objective {final:.4g} after {history['seconds'][-1]:.0f} s of optimizing "
+        f"({wall:.0f} s for the whole graph)"
+    ]
     for n, value in targets.items():
         t = next((s for s, v in points if v <= value), None)
-        line.append(f"step-{n} objective: " + (f"{t:.0f} s = {t / (n * step_s):.2f}x the recipe's {n * step_s:.0f} s"
-                                                if t is not None else "not reached"))
+        line.append(
+            f"step-{n} objective: "
+            + (
+                f"{t:.0f} s = {t / (n * step_s):.2f}x the recipe's {n * step_s:.0f} s"
+                if t is not None
+                else "not reached"
+            )
+        )
     worth = recipe_step_at(curve, final)
     if worth is None:
         line.append(f"lower than the curve's last step ({len(curve)})")
         return line
-    line.append(f"the recipe gets there at step {worth} ({worth * step_s:.0f} s: {history['seconds'][-1] / (worth * step_s):.2f}x)")
+    line.append(
+        f"the recipe gets there at step {worth} ({worth * step_s:.0f} s: {history['seconds'][-1] / (worth * step_s):.2f}x)"
+    )
     recipe_tv = curve[worth - 1]["tv"]
-    line.append(f"TV {final_tv:.4g} against the recipe's {recipe_tv:.4g} there ({final_tv / recipe_tv:.2f}x, target <= 1)")
+    line.append(
+        f"TV {final_tv:.4g} against the recipe's {recipe_tv:.4g} there ({final_tv / recipe_tv:.2f}x, target <= 1)"
+    )
     return line
 
 
-def compare_regions(regions: dict[str, float], recipe_regions: dict[str, list[tuple[int, float]]], final: float,
-                    curve: list[dict]) -> list[str]:
+def compare_regions(
+    regions: dict[str, float], recipe_regions: dict[str, list[tuple[int, float]]], final: float, curve: list[dict]
+) -> list[str]:
     """Each region's TV in the result against the recipe's image at the same objective
     (interpolated between the images it saved), as report phrases."""
     import numpy as np
+
     worth = recipe_step_at(curve, final)
     line = []
     for name, tv in regions.items():
-        steps, tvs = zip(*recipe_regions[name]) if name in recipe_regions else ((), ())
+        steps, tvs = zip(*recipe_regions[name], strict=False) if name in recipe_regions else ((), ())
         if worth is None or not steps or not steps[0] <= worth <= steps[-1]:
             line.append(f"{name} TV {tv:.3g} (no image of the recipe's near that objective)")
             continue
@@ -130,9 +154,12 @@ def compare_regions(regions: dict[str, float], recipe_regions: dict[str, list[tu
     return line
 
 
-def report_routes(pairs: list[tuple[str, str]], size: int, graphs: list[str], checkpoints: list[int],
-                  out: Path) -> None:
-    print(f"\n3. the bundled graphs against the recipe (AdamOptimize's float32 defaults), under the tutorial "
-          f"objective; their files go to {out}")
+def report_routes(
+    pairs: list[tuple[str, str]], size: int, graphs: list[str], checkpoints: list[int], out: Path
+) -> None:
+    print(
+        f"\n3. the bundled graphs against the recipe (AdamOptimize's float32 defaults), under the tutorial "
+        f"objective; their files go to {out}"
+    )
     for content_name, style_name in pairs:
         report_pair(content_name, style_name, size, [ROOT / g for g in graphs], checkpoints, out)

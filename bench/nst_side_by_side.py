@@ -16,6 +16,7 @@ The graphs' wall times are their optimizers' own (the PNG's nodeflow:metadata); 
 is 1000 times its step time (--recipe-step-seconds, from bench/nst.py's table, or else the
 curve's own wall time).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,21 +33,24 @@ sys.path.insert(0, str(BENCH.parent))
 
 def objective_of(path: Path, content, style) -> float:
     import torch
+    from nst import nodeflow_terms
+    from PIL import Image
 
     from nodes._shared.pixels import fit_max_side, from_pil
     from nodes.nst import _objective, _tensors
-    from nst import nodeflow_terms
-    from PIL import Image
+
     with Image.open(path) as im:
         image = fit_max_side(from_pil(im.convert("RGB")), max(content.shape[:2]))
     with torch.no_grad():
         _, parts = _objective.Objective(nodeflow_terms(content, style), content.shape[:2], "cpu")(
-            _tensors.image_tensor(image, "cpu"))
+            _tensors.image_tensor(image, "cpu")
+        )
     return sum(parts.values())
 
 
 def optimizer_seconds(path: Path) -> float:
     from PIL import Image
+
     with Image.open(path) as im:
         return float(json.loads(im.text["nodeflow:metadata"])["seconds"])
 
@@ -61,24 +65,30 @@ def main() -> int:
     ap.add_argument("--hq", type=Path, required=True)
     ap.add_argument("--recipe", type=Path, required=True)
     ap.add_argument("--recipe-step-seconds", type=float)
-    ap.add_argument("--recipe-label", help="the recipe cell's label as given, for a recipe image cut from an "
-                    "earlier sheet (a resized JPEG can't be scored), e.g. the earlier sheet's own label")
+    ap.add_argument(
+        "--recipe-label",
+        help="the recipe cell's label as given, for a recipe image cut from an "
+        "earlier sheet (a resized JPEG can't be scored), e.g. the earlier sheet's own label",
+    )
     ap.add_argument("--out", type=Path, default=BENCH.parent / "docs" / "nst_side_by_side.jpg")
     args = ap.parse_args()
 
+    from nst import ASSETS, load
+    from nst_recipe import curve_path, read_curve
     from PIL import Image
 
     from nodes._shared.pixels import from_pil, to_pil
     from nodes.image.grid import Grid
-    from nst import ASSETS, load
-    from nst_recipe import curve_path, read_curve
+
     content, style = load("astronaut.png", 512), load("starry_night.jpg", 512)
     curve = read_curve(curve_path("astronaut.png", "starry_night.jpg", 512))
     recipe_seconds = 1000 * args.recipe_step_seconds if args.recipe_step_seconds else curve[999]["seconds"]
     cells = [(ASSETS / "astronaut.png", "content (astronaut.png)")]
-    for path, name, seconds in ((args.main, "nst_starry.json", optimizer_seconds(args.main)),
-                                (args.hq, "nst_starry_hq.json", optimizer_seconds(args.hq)),
-                                (args.recipe, "recipe, 1000 Adam steps", recipe_seconds)):
+    for path, name, seconds in (
+        (args.main, "nst_starry.json", optimizer_seconds(args.main)),
+        (args.hq, "nst_starry_hq.json", optimizer_seconds(args.hq)),
+        (args.recipe, "recipe, 1000 Adam steps", recipe_seconds),
+    ):
         if path == args.recipe and args.recipe_label:
             cells.append((path, args.recipe_label))
             continue
@@ -88,8 +98,12 @@ def main() -> int:
         with Image.open(path) as im:
             images.append(from_pil(im.convert("RGB")))
     slots = {f"image{i}": None for i in range(1, 9)} | {f"label{i}": "" for i in range(1, 9)}
-    slots |= {f"image{i}": im for i, im in enumerate(images, 1)} | {f"label{i}": label for i, (_, label) in enumerate(cells, 1)}
-    sheet = Grid.run(None, columns=4, cell_height=448, padding=8, background="white", **slots)["image"]  # self is unused
+    slots |= {f"image{i}": im for i, im in enumerate(images, 1)} | {
+        f"label{i}": label for i, (_, label) in enumerate(cells, 1)
+    }
+    sheet = Grid.run(None, columns=4, cell_height=448, padding=8, background="white", **slots)[
+        "image"
+    ]  # self is unused
     args.out.parent.mkdir(parents=True, exist_ok=True)
     to_pil(sheet).save(args.out, quality=88)
     print(args.out, [label for _, label in cells])

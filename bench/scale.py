@@ -15,6 +15,7 @@ does), starts a cluster of two nodes with one CPU each, and measures, in one run
      start (--workers 1).
 Medians and ratios. Timings on a shared machine are noisy: compare the ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,16 +39,25 @@ INSIDE = "NODEFLOW_BENCH_SCALE_INSIDE"
 
 
 def nst_job(i: int) -> dict:
-    return {"graph": json.loads((ROOT / "graphs" / "nst_quick.json").read_text()),
-            "overrides": {"tv_loss.weight": 30.0 + i / 1000}}
+    return {
+        "graph": json.loads((ROOT / "graphs" / "nst_quick.json").read_text()),
+        "overrides": {"tv_loss.weight": 30.0 + i / 1000},
+    }
 
 
 def small_job(i: int) -> dict:
-    return {"graph": {"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 64}},
-        "hp": {"type": "HighPass", "inputs": {"image": {"from": "load.image"}, "mode": "gaussian",
-                                               "sigma": round(1.0 + i * 0.001, 4)}},
-        "save": {"type": "Save", "inputs": {"image": {"from": "hp.image"}, "filename": "small.png"}}}}}
+    return {
+        "graph": {
+            "nodes": {
+                "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 64}},
+                "hp": {
+                    "type": "HighPass",
+                    "inputs": {"image": {"from": "load.image"}, "mode": "gaussian", "sigma": round(1.0 + i * 0.001, 4)},
+                },
+                "save": {"type": "Save", "inputs": {"image": {"from": "hp.image"}, "filename": "small.png"}},
+            }
+        }
+    }
 
 
 def server(cluster: LocalCluster | None, workers: int, name: str) -> Server:
@@ -152,15 +162,18 @@ def inside(args: argparse.Namespace) -> int:
     print(f"\nnst_quick.json, {args.jobs} jobs after a warm-up job per worker:")
     print(f"  1 Ray worker  (baseline) {one:6.1f} jobs/min")
     print(f"  2 Ray workers            {two:6.1f} jobs/min   ratio {two / one:.2f}x")
-    print(f"\nsmall graph (LoadImage 64 px, HighPass, Save), {args.small} jobs one after another, "
-          "created -> finished:")
+    print(f"\nsmall graph (LoadImage 64 px, HighPass, Save), {args.small} jobs one after another, created -> finished:")
     print(f"  in-process worker (baseline) median {med(local) * 1000:7.1f} ms")
-    print(f"  Ray worker                   median {med(remote) * 1000:7.1f} ms   ratio {med(remote) / med(local):.2f}x, "
-          f"overhead {(med(remote) - med(local)) * 1000:.1f} ms per job")
+    print(
+        f"  Ray worker                   median {med(remote) * 1000:7.1f} ms   ratio {med(remote) / med(local):.2f}x, "
+        f"overhead {(med(remote) - med(local)) * 1000:.1f} ms per job"
+    )
     print(f"\nkill -9 of the actor running a job -> the job running on another actor ({args.deaths} each):")
     print(f"  an idle actor ready (--workers 2)   median {med(idle):6.2f} s  {[round(x, 2) for x in idle]}")
-    print(f"  a new actor to start (--workers 1)  median {med(fresh):6.2f} s  {[round(x, 2) for x in fresh]}"
-          f"   ratio {med(fresh) / med(idle):.1f}x")
+    print(
+        f"  a new actor to start (--workers 1)  median {med(fresh):6.2f} s  {[round(x, 2) for x in fresh]}"
+        f"   ratio {med(fresh) / med(idle):.1f}x"
+    )
     return 0
 
 
@@ -180,6 +193,7 @@ def main() -> int:
     env = dict(os.environ, **{INSIDE: "1"})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     import subprocess
+
     return subprocess.run(argv, env=env, cwd=ROOT).returncode
 
 

@@ -1,5 +1,6 @@
 """The two value caches: an in-memory LRU bounded in bytes, and a persistent
 on-disk store. Both map a node's content key to its outputs {name: value}."""
+
 from __future__ import annotations
 
 import hashlib
@@ -8,8 +9,9 @@ import pickle
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 _MAGIC = b"NFCACHE1"
 
@@ -70,7 +72,7 @@ class DiskCache:
             return None
         head = len(_MAGIC) + 32
         payload = blob[head:]
-        if blob[:len(_MAGIC)] != _MAGIC or hashlib.sha256(payload).digest() != blob[len(_MAGIC):head]:
+        if blob[: len(_MAGIC)] != _MAGIC or hashlib.sha256(payload).digest() != blob[len(_MAGIC) : head]:
             return _discard(path, "checksum mismatch", on_corrupt)
         try:
             outputs = pickle.loads(payload)
@@ -162,6 +164,7 @@ def user_cache_subdir(env_var: str, name: str) -> Path:
     if env:
         return Path(env)
     from platformdirs import user_cache_dir
+
     return Path(user_cache_dir("nodeflow")) / name
 
 

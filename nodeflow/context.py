@@ -1,12 +1,14 @@
 """What a node sees of the engine: settings, its device, progress, previews,
 cancellation and its output files. Node bodies stay plain functions of their inputs."""
+
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import events as ev
 from .errors import Cancelled, shown
@@ -74,8 +76,7 @@ def _resolve(base: Path, name: str, confine: bool, input: str) -> Path:
     if not confine:
         return path if path.is_absolute() else base / path
     if path.is_absolute() or ".." in path.parts or name.startswith("~"):
-        raise InputError(input, f"{shown(name)} must be a plain name inside {base.name}/ "
-                                "(no absolute paths, no '..')")
+        raise InputError(input, f"{shown(name)} must be a plain name inside {base.name}/ (no absolute paths, no '..')")
     root = base.resolve()
     full = (root / path).resolve()  # follows symlinks, so a link that escapes is caught
     if full != root and root not in full.parents:

@@ -4,11 +4,12 @@ Frameworks register a probe that lists the devices they can see (the node librar
 registers torch's; the engine imports no framework). Nodes declare the devices they
 support. Precedence: the node's own `device` > `--device` > the graph default.
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 PREFERENCE = ("cuda", "mps", "cpu")
 _PROBES: dict[str, Callable[[], set[str]]] = {}
@@ -35,6 +36,7 @@ def name_problem(device: object) -> str | None:
     if isinstance(device, str) and DEVICE_NAME.fullmatch(device):
         return None
     from .errors import shown
+
     return f"{shown(device)} is not a device: use auto, cpu, cuda, cuda:N (N a GPU index) or mps"
 
 
@@ -49,7 +51,7 @@ class DeviceError(ValueError):
 @dataclass(frozen=True)
 class Placement:
     device: str
-    note: str = ""   # why it differs from what was asked, for the run log
+    note: str = ""  # why it differs from what was asked, for the run log
 
 
 def resolve(requested: str, supported: Iterable[str], available: set[str], pinned: bool) -> Placement:

@@ -1,4 +1,5 @@
 """Errors for bad input (exit status 2 / HTTP 422) and run-time node failures (exit 1)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -9,6 +10,7 @@ MESSAGE_LIMIT = 2000
 @dataclass(frozen=True)
 class Issue:
     """One validation problem, located by node id and input name where it has them."""
+
     code: str
     message: str
     node: str | None = None

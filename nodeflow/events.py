@@ -1,4 +1,5 @@
 """The one event stream every front end (CLI, HTTP) renders."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
@@ -20,9 +21,9 @@ class Event:
 class RunStarted(Event):
     kind: ClassVar[str] = "run_started"
     run_id: str
-    nodes: list[str]               # the nodes this run needs, in execution order
+    nodes: list[str]  # the nodes this run needs, in execution order
     placement: dict[str, str] = field(default_factory=dict)
-    frameworks: dict[str, str] = field(default_factory=dict)   # for nodes that run on one
+    frameworks: dict[str, str] = field(default_factory=dict)  # for nodes that run on one
 
 
 @dataclass
@@ -38,7 +39,7 @@ class NodeCached(Event):
     kind: ClassVar[str] = "node_cached"
     node: str
     type: str
-    source: str                    # "memory", "disk", "downstream" (not needed), "output up to date", "same as <node>"
+    source: str  # "memory", "disk", "downstream" (not needed), "output up to date", "same as <node>"
 
 
 @dataclass
@@ -53,7 +54,7 @@ class NodeProgress(Event):
 class NodePreview(Event):
     kind: ClassVar[str] = "node_preview"
     node: str
-    image: Any                     # IMAGE (numpy HxWxC, 0..1); front ends encode it
+    image: Any  # IMAGE (numpy HxWxC, 0..1); front ends encode it
 
     def to_dict(self) -> dict[str, Any]:
         return {"event": self.kind, "node": self.node}
@@ -65,7 +66,7 @@ class NodeFinished(Event):
     node: str
     type: str
     seconds: float
-    outputs: list[str] = field(default_factory=list)   # files written
+    outputs: list[str] = field(default_factory=list)  # files written
 
 
 @dataclass
@@ -88,6 +89,6 @@ class Log(Event):
 class RunFinished(Event):
     kind: ClassVar[str] = "run_finished"
     run_id: str
-    status: str                    # succeeded, failed, cancelled
+    status: str  # succeeded, failed, cancelled
     seconds: float
     error: str | None = None

@@ -6,13 +6,15 @@ the walk, so nothing upstream of a cached value is loaded or run. Identical node
 outputs. Output nodes always run (their side effect is the point). Values are
 dropped as soon as their last consumer has read them.
 """
+
 from __future__ import annotations
 
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from . import events as ev
 from .cache import DiskCache, MemoryCache
@@ -24,8 +26,8 @@ from .plan import Plan, PlannedNode
 
 @dataclass
 class NodeReport:
-    state: str = "pending"            # pending, running, ran, cached, failed, cancelled
-    source: str | None = None         # for cached: memory, disk, downstream, output up to date, same as <node>
+    state: str = "pending"  # pending, running, ran, cached, failed, cancelled
+    source: str | None = None  # for cached: memory, disk, downstream, output up to date, same as <node>
     seconds: float = 0.0
     device: str = "cpu"
     outputs: list[str] = field(default_factory=list)
@@ -35,7 +37,7 @@ class NodeReport:
 @dataclass
 class RunResult:
     run_id: str
-    status: str                        # succeeded, failed, cancelled
+    status: str  # succeeded, failed, cancelled
     nodes: dict[str, NodeReport]
     values: dict[str, dict[str, Any]]  # outputs of the target nodes
     seconds: float
@@ -58,8 +60,13 @@ class Executor:
         self.memory = memory if memory is not None else MemoryCache(memory_budget())
         self.disk = disk
 
-    def run(self, plan: Plan, emit: Callable[[ev.Event], None] | None = None,
-            cancel: CancelToken | None = None, run_id: str | None = None) -> RunResult:
+    def run(
+        self,
+        plan: Plan,
+        emit: Callable[[ev.Event], None] | None = None,
+        cancel: CancelToken | None = None,
+        run_id: str | None = None,
+    ) -> RunResult:
         emit = emit or (lambda e: None)
         cancel = cancel or CancelToken()
         run_id = run_id or uuid.uuid4().hex[:12]
@@ -70,8 +77,14 @@ class Executor:
         to_run, twins = self._decide(plan, values, where, reports, emit)
         graph_json = plan.graph.to_json()  # embedded by Save; serialised once per run
 
-        emit(ev.RunStarted(run_id, plan.order, {n: p.device for n, p in plan.nodes.items()},
-                           {n: p.framework for n, p in plan.nodes.items() if p.framework}))
+        emit(
+            ev.RunStarted(
+                run_id,
+                plan.order,
+                {n: p.device for n, p in plan.nodes.items()},
+                {n: p.framework for n, p in plan.nodes.items() if p.framework},
+            )
+        )
         for nid, p in plan.nodes.items():
             if p.placement_note:
                 emit(ev.Log(f"placement: {nid} ({p.cls.type}) on {p.device}: {p.placement_note}", nid))
@@ -124,8 +137,9 @@ class Executor:
                 return outputs, "disk", "cpu"
         return None, "", ""
 
-    def _decide(self, plan: Plan, values: dict, where: dict, reports: dict,
-                emit: Callable) -> tuple[set[str], dict[str, list[str]]]:
+    def _decide(
+        self, plan: Plan, values: dict, where: dict, reports: dict, emit: Callable
+    ) -> tuple[set[str], dict[str, list[str]]]:
         """Walk back from the targets; return the nodes that must run, and the twins
         {first node of a key: later nodes of that key} that take the first one's outputs."""
         needed, to_run = set(plan.targets), set()
@@ -160,8 +174,17 @@ class Executor:
             inputs[name] = value
         return inputs
 
-    def _run_node(self, plan: Plan, p: PlannedNode, values: dict, where: dict,
-                  report: NodeReport, emit: Callable, cancel: CancelToken, graph_json: str) -> None:
+    def _run_node(
+        self,
+        plan: Plan,
+        p: PlannedNode,
+        values: dict,
+        where: dict,
+        report: NodeReport,
+        emit: Callable,
+        cancel: CancelToken,
+        graph_json: str,
+    ) -> None:
         ctx = NodeContext(p.id, p.cls.type, p.device, p.key, plan.settings, graph_json, emit, cancel)
         report.state = "running"
         emit(ev.NodeStarted(p.id, p.cls.type, p.device))
@@ -199,8 +222,10 @@ class Executor:
             nbytes = sum(ports[k].nbytes(v) for k, v in outputs.items())
             self.memory.put(p.key, (outputs, p.device), nbytes)
         if self.disk is not None and all(ports[k].persist for k in outputs):
-            on_cpu = {k: ports[k].to_device(v, "cpu") if ports[k].to_device and p.device != "cpu" else v
-                      for k, v in outputs.items()}
+            on_cpu = {
+                k: ports[k].to_device(v, "cpu") if ports[k].to_device and p.device != "cpu" else v
+                for k, v in outputs.items()
+            }
             self.disk.put(p.key, on_cpu)
 
 
@@ -211,8 +236,7 @@ def first_of_key(plan: Plan) -> dict[str, str]:
     return {nid: seen.setdefault(p.key, nid) for nid, p in plan.nodes.items() if plan.cacheable(nid)}
 
 
-def _share(plan: Plan, first: str, twins, values: dict, where: dict, reports: dict,
-           emit: Callable | None) -> None:
+def _share(plan: Plan, first: str, twins, values: dict, where: dict, reports: dict, emit: Callable | None) -> None:
     """Give `first`'s outputs to its twins, which count as cached (emit: None before the run starts,
     when every cached node is announced at once)."""
     for nid in twins:

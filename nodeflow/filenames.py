@@ -1,6 +1,7 @@
 """Checks on text that names a file, before the file system sees it: a NUL byte makes
 Python raise ValueError, an over-long name OSError (ENAMETOOLONG), both deep inside
 whatever touches the path first."""
+
 from __future__ import annotations
 
 # Linux's limits (ext4, xfs, btrfs, tmpfs): bytes per path component, and per path.

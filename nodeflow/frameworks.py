@@ -5,6 +5,7 @@ framework-bound values (PortType.framework_bound: models, tensors) runs on their
 node on the first of its `frameworks`. A node whose inputs bring two frameworks, or one it
 does not support, is a validation error naming the input. Frameworks never load here.
 """
+
 from __future__ import annotations
 
 from .errors import Issue
@@ -20,21 +21,40 @@ def bind_frameworks(plan) -> list[Issue]:
             p.framework = p.literals[cls.framework_input]
         else:
             links = [(name, p.links[name]) for name in cls.input_specs if name in p.links]
-            brought = {name: plan.nodes[link.node].framework for name, link in links
-                       if plan.nodes[link.node].framework
-                       and plan.nodes[link.node].cls.output_specs[link.output].port.framework_bound}
+            brought = {
+                name: plan.nodes[link.node].framework
+                for name, link in links
+                if plan.nodes[link.node].framework
+                and plan.nodes[link.node].cls.output_specs[link.output].port.framework_bound
+            }
             first = next(iter(brought), None)
             clash = next((name for name, fw in brought.items() if fw != brought[first]), None)
             if clash:
-                issues.append(Issue("mixed_frameworks", (
-                    f"this input brings a {brought[clash]} value (from '{p.links[clash].node}') but "
-                    f"{first} brings a {brought[first]} one (from '{p.links[first].node}'): a {cls.type} "
-                    f"runs on one framework, so everything it takes must come from the same one"), nid, clash))
+                issues.append(
+                    Issue(
+                        "mixed_frameworks",
+                        (
+                            f"this input brings a {brought[clash]} value (from '{p.links[clash].node}') but "
+                            f"{first} brings a {brought[first]} one (from '{p.links[first].node}'): a {cls.type} "
+                            f"runs on one framework, so everything it takes must come from the same one"
+                        ),
+                        nid,
+                        clash,
+                    )
+                )
                 continue
             if first and brought[first] not in cls.frameworks:
-                issues.append(Issue("unsupported_framework", (
-                    f"this input brings a {brought[first]} value (from '{p.links[first].node}'), "
-                    f"but {cls.type} runs on {', '.join(cls.frameworks)} only"), nid, first))
+                issues.append(
+                    Issue(
+                        "unsupported_framework",
+                        (
+                            f"this input brings a {brought[first]} value (from '{p.links[first].node}'), "
+                            f"but {cls.type} runs on {', '.join(cls.frameworks)} only"
+                        ),
+                        nid,
+                        first,
+                    )
+                )
                 continue
             p.framework = brought[first] if first else (cls.frameworks[0] if cls.frameworks else None)
         try:

@@ -7,13 +7,15 @@
 A link is an object with the single key "from" whose value is "node_id.output".
 No literal input is ever such an object, so links and literals can't be confused.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -106,7 +108,11 @@ def _salvage(data: dict) -> Graph | None:
         try:
             kept[nid] = NodeSpec.model_validate(spec)
         except ValidationError:
-            if isinstance(spec, dict) and isinstance(spec.get("type"), str) and isinstance(spec.get("inputs", {}), dict):
+            if (
+                isinstance(spec, dict)
+                and isinstance(spec.get("type"), str)
+                and isinstance(spec.get("inputs", {}), dict)
+            ):
                 kept[nid] = NodeSpec(type=spec["type"], inputs=spec.get("inputs", {}))
             else:  # kept, so links to it are not reported as links to nothing, but not checked
                 kept[nid] = NodeSpec.model_construct(type=UNCHECKED, inputs={}, device=None, title=None)
@@ -119,6 +125,7 @@ def _salvage(data: dict) -> Graph | None:
 
 def _device_issues(graph: Graph, source: str) -> list[Issue]:
     from .devices import name_problem
+
     issues = []
     problem = name_problem(graph.defaults.device)
     if problem:
@@ -139,16 +146,26 @@ def parse_graph(data: Any, source: str = "graph", problems: list[jsonload.Proble
         data, found = jsonload.clean(data)  # a graph parsed elsewhere (an HTTP body)
         issues += [_json_issue(p, source) for p in found]
     if not isinstance(data, dict):
-        raise GraphInvalid(issues + [Issue("invalid_structure", f'{source}: a graph must be a JSON object '
-                                           f'with a "nodes" object, not a {type(data).__name__}')])
+        raise GraphInvalid(
+            issues
+            + [
+                Issue(
+                    "invalid_structure",
+                    f'{source}: a graph must be a JSON object with a "nodes" object, not a {type(data).__name__}',
+                )
+            ]
+        )
     try:
         graph = Graph.model_validate(data)
     except ValidationError as exc:
         issues += _structure_issues(exc, source)
         graph = _salvage(data)
     if graph is not None:
-        issues += [Issue("invalid_node_id", "node ids must start with a letter or _ and use only letters, "
-                         "digits, _ and -", i) for i in graph.nodes if not re.match(NODE_ID_PATTERN, i)]
+        issues += [
+            Issue("invalid_node_id", "node ids must start with a letter or _ and use only letters, digits, _ and -", i)
+            for i in graph.nodes
+            if not re.match(NODE_ID_PATTERN, i)
+        ]
         issues += _device_issues(graph, source)
     if issues:
         raise GraphInvalid(issues, partial=graph)
@@ -181,21 +198,24 @@ def read_graph_file(path: str | Path) -> Graph:
     except UnicodeDecodeError:
         raise GraphInvalid([Issue("invalid_json", f"{name}: not UTF-8 text")]) from None
     except json.JSONDecodeError as exc:
-        raise GraphInvalid([Issue("invalid_json", f"{name}: invalid JSON at line {exc.lineno}, "
-                                  f"column {exc.colno}: {exc.msg}")]) from None
+        raise GraphInvalid(
+            [Issue("invalid_json", f"{name}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")]
+        ) from None
     return parse_graph(data, source=str(path), problems=problems)
 
 
 def _graph_from_png(path: Path) -> str:
     from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(path) as im:
             text = im.info.get(PNG_GRAPH_KEY)
     except (UnidentifiedImageError, OSError) as exc:
         raise GraphInvalid([Issue("file_unreadable", f"{shown(str(path))}: not a readable PNG ({exc})")]) from None
     except Exception as exc:  # Pillow raises ValueError, SyntaxError, ... for malformed files
-        raise GraphInvalid([Issue("file_unreadable", f"{shown(str(path))}: a malformed PNG "
-                                  f"({exc.__class__.__name__})")]) from None
+        raise GraphInvalid(
+            [Issue("file_unreadable", f"{shown(str(path))}: a malformed PNG ({exc.__class__.__name__})")]
+        ) from None
     if not text:
         raise GraphInvalid([Issue("no_graph", f"{shown(str(path))}: this PNG carries no nodeflow graph")])
     return text

@@ -3,6 +3,7 @@
 Values are fingerprinted with type tags, so 1, 1.0, "1" and True never collide.
 A value that can't be fingerprinted raises Unhashable: the caller must then not cache.
 """
+
 from __future__ import annotations
 
 import hashlib

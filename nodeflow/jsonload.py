@@ -7,6 +7,7 @@ int-string limit and for nesting deeper than the interpreter's recursion limit. 
 each of those is a problem located by its path in the document, so a graph's can be
 reported by node and input; the value is replaced so later checks don't repeat it.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,6 +30,7 @@ Path = tuple  # of str keys and int indexes
 class Refused:
     """Stands in for a value that was reported (NaN, an over-long integer, a too-deep
     subtree), so that no later check reports it again."""
+
     code: str
     message: str
 
@@ -37,8 +39,9 @@ class Refused:
 
 
 def _non_finite(text: str) -> Refused:
-    return Refused("not_finite", f"{shown(text, 40)} is not allowed: numbers must be finite "
-                                 "(NaN and Infinity are not JSON)")
+    return Refused(
+        "not_finite", f"{shown(text, 40)} is not allowed: numbers must be finite (NaN and Infinity are not JSON)"
+    )
 
 
 TOO_DEEP = Refused("too_deep", f"nesting is deeper than {MAX_DEPTH} levels")
@@ -54,6 +57,7 @@ class Problem:
 class _Pairs(dict):
     """An object that had a key more than once: the repeated keys, and the values the last
     one replaced (the walk reports their problems too, then drops them)."""
+
     repeated: list[str]
     replaced: list[tuple[str, Any]]
 
@@ -90,8 +94,9 @@ def loads(text: str | bytes) -> tuple[Any, list[Problem]]:
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8")  # UnicodeDecodeError is a ValueError, like JSONDecodeError
     try:
-        data = json.loads(text, object_pairs_hook=_pairs, parse_int=_int, parse_float=_float,
-                          parse_constant=_non_finite)
+        data = json.loads(
+            text, object_pairs_hook=_pairs, parse_int=_int, parse_float=_float, parse_constant=_non_finite
+        )
     except RecursionError:  # deeper than the interpreter's limit: no location to give
         return TOO_DEEP, [Problem((), TOO_DEEP.code, TOO_DEEP.message)]
     return clean(data)
@@ -110,8 +115,11 @@ def clean(data: Any) -> tuple[Any, list[Problem]]:
         if isinstance(value, Refused):
             problems.append(Problem(path, value.code, value.message))
         elif isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
-            parent[key] = Refused("int_too_long", f"an integer of about {int(value.bit_length() * 0.30103)} digits "
-                                                  f"is too long (at most {MAX_INT_DIGITS})")
+            parent[key] = Refused(
+                "int_too_long",
+                f"an integer of about {int(value.bit_length() * 0.30103)} digits "
+                f"is too long (at most {MAX_INT_DIGITS})",
+            )
             problems.append(Problem(path, parent[key].code, parent[key].message))
         elif isinstance(value, float) and not math.isfinite(value):
             parent[key] = _non_finite(str(value))
@@ -125,12 +133,17 @@ def clean(data: Any) -> tuple[Any, list[Problem]]:
                 continue
             if isinstance(value, dict):
                 for k in getattr(value, "repeated", ()):
-                    problems.append(Problem(path + (k,), "duplicate_key", f"the key {shown(k, 80)} is given more "
-                                            "than once in one object (only one is allowed)"))
+                    problems.append(
+                        Problem(
+                            path + (k,),
+                            "duplicate_key",
+                            f"the key {shown(k, 80)} is given more than once in one object (only one is allowed)",
+                        )
+                    )
                 for k, v in getattr(value, "replaced", ()):
                     stack.append(([v], 0, path + (k,), depth + 1))  # checked, then dropped
                 fixed = {_clean_text(k, path + (k,), problems): v for k, v in value.items()}
-                if type(value) is not dict or any(a != b for a, b in zip(fixed, value)):
+                if type(value) is not dict or any(a != b for a, b in zip(fixed, value, strict=False)):
                     value = parent[key] = fixed
                 stack.extend((value, k, path + (k,), depth + 1) for k in reversed(list(value)))
             else:
@@ -143,8 +156,13 @@ def _clean_text(text: str, path: Path, problems: list[Problem]) -> str:
         text.encode("utf-8")
         return text
     except UnicodeEncodeError:
-        problems.append(Problem(path, "invalid_text", "the text holds a lone surrogate (an unpaired \\ud800-"
-                                "\\udfff escape), which is not valid Unicode"))
+        problems.append(
+            Problem(
+                path,
+                "invalid_text",
+                "the text holds a lone surrogate (an unpaired \\ud800-\\udfff escape), which is not valid Unicode",
+            )
+        )
         return text.encode("utf-8", "replace").decode("utf-8")
 
 

@@ -2,6 +2,7 @@
 allows private ones for a mirror of their own ($NODEFLOW_DOWNLOAD_ALLOW_PRIVATE=1).
 Shared by the downloader (checked at connect time) and the server's policy (checked at
 submit, for addresses written in a URL)."""
+
 from __future__ import annotations
 
 import ipaddress

@@ -12,11 +12,12 @@
         def run(self, image, radius):
             return {"image": ...}
 """
+
 from __future__ import annotations
 
 import types as pytypes
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -43,13 +44,19 @@ class InputError(Exception):
         self.message = message
 
 
-def Input(default: Any = PydanticUndefined, *, port: PortType | None = None,
-          description: str = "", file: bool = False, names_file: bool = False, **constraints: Any) -> Any:
+def Input(
+    default: Any = PydanticUndefined,
+    *,
+    port: PortType | None = None,
+    description: str = "",
+    file: bool = False,
+    names_file: bool = False,
+    **constraints: Any,
+) -> Any:
     """An input field. No default means required; any default (even None) means optional.
     `file=True` marks a path whose file content goes into the cache key. `names_file=True`
     marks text that names a file or folder: it is checked for NUL bytes and over-long names."""
-    extra = {"nodeflow_port": port.name if port else None, "nodeflow_file": file,
-             "nodeflow_names_file": names_file}
+    extra = {"nodeflow_port": port.name if port else None, "nodeflow_file": file, "nodeflow_names_file": names_file}
     return Field(default, description=description, json_schema_extra=extra, **constraints)
 
 
@@ -119,11 +126,18 @@ def _input_spec(name: str, info: FieldInfo) -> InputSpec:
         if info.description:
             schema["description"] = info.description
     required = info.is_required()
-    return InputSpec(name=name, port=port, required=required,
-                     default=None if required else info.default,
-                     description=info.description or "", choices=choices,
-                     file=bool(extra.get("nodeflow_file")), adapter=adapter,
-                     literal_schema=schema, names_file=bool(extra.get("nodeflow_names_file")))
+    return InputSpec(
+        name=name,
+        port=port,
+        required=required,
+        default=None if required else info.default,
+        description=info.description or "",
+        choices=choices,
+        file=bool(extra.get("nodeflow_file")),
+        adapter=adapter,
+        literal_schema=schema,
+        names_file=bool(extra.get("nodeflow_names_file")),
+    )
 
 
 class Node:
@@ -198,6 +212,7 @@ class Node:
     @classmethod
     def describe(cls) -> dict[str, Any]:
         """The catalogue entry (used by `nodeflow nodes --json` and the HTTP API)."""
+
         def inp(s: InputSpec) -> dict[str, Any]:
             d = {"type": s.port.name, "required": s.required, "description": s.description}
             if not s.required:
@@ -211,12 +226,16 @@ class Node:
                         if k in part:
                             d[k] = part[k]
             return d
+
         return {
-            "type": cls.type, "version": cls.version, "category": cls.category,
-            "description": cls.description, "output_node": cls.output_node,
-            "deterministic": cls.deterministic, "devices": list(cls.devices),
+            "type": cls.type,
+            "version": cls.version,
+            "category": cls.category,
+            "description": cls.description,
+            "output_node": cls.output_node,
+            "deterministic": cls.deterministic,
+            "devices": list(cls.devices),
             "frameworks": list(cls.frameworks),
             "inputs": {n: inp(s) for n, s in cls.input_specs.items()},
-            "outputs": {n: {"type": s.port.name, "description": s.description}
-                        for n, s in cls.output_specs.items()},
+            "outputs": {n: {"type": s.port.name, "description": s.description} for n, s in cls.output_specs.items()},
         }

@@ -1,4 +1,5 @@
 """Graph -> validated plan. Every problem is collected before anything runs."""
+
 from __future__ import annotations
 
 import uuid
@@ -19,8 +20,10 @@ from .node import InputError, Node
 from .registry import load_nodes
 
 _PYDANTIC_CODES = {
-    "greater_than_equal": "value_too_small", "greater_than": "value_too_small",
-    "less_than_equal": "value_too_large", "less_than": "value_too_large",
+    "greater_than_equal": "value_too_small",
+    "greater_than": "value_too_small",
+    "less_than_equal": "value_too_large",
+    "less_than": "value_too_large",
     "literal_error": "invalid_choice",
 }
 
@@ -29,21 +32,21 @@ _PYDANTIC_CODES = {
 class PlannedNode:
     id: str
     cls: type[Node]
-    literals: dict[str, Any]          # validated literals, defaults filled in
+    literals: dict[str, Any]  # validated literals, defaults filled in
     links: dict[str, Link]
     device: str = "cpu"
     placement_note: str = ""
-    framework: str | None = None      # what it runs on (see nodeflow.frameworks)
+    framework: str | None = None  # what it runs on (see nodeflow.frameworks)
     key: str = ""
-    stable: bool = True               # False: not deterministic (unseeded), or unhashable inputs
-    extra: Any = None                 # the node's fingerprint (cache-key material)
+    stable: bool = True  # False: not deterministic (unseeded), or unhashable inputs
+    extra: Any = None  # the node's fingerprint (cache-key material)
 
 
 @dataclass
 class Plan:
     graph: Graph
-    nodes: dict[str, PlannedNode]     # only the nodes needed, in execution order
-    targets: list[str]                # requested nodes (output nodes by default)
+    nodes: dict[str, PlannedNode]  # only the nodes needed, in execution order
+    targets: list[str]  # requested nodes (output nodes by default)
     settings: Settings
 
     @property
@@ -58,8 +61,14 @@ class Plan:
 def _check_literal(nid: str, cls: type[Node], name: str, value: Any, issues: list[Issue]) -> Any:
     spec = cls.input_specs[name]
     if spec.adapter is None:
-        issues.append(Issue("link_required", f"{spec.port.name} input needs a link "
-                            '{"from": "node.output"}, not a literal', nid, name))
+        issues.append(
+            Issue(
+                "link_required",
+                f'{spec.port.name} input needs a link {{"from": "node.output"}}, not a literal',
+                nid,
+                name,
+            )
+        )
         return None
     try:
         checked = spec.validate_literal(value)
@@ -79,8 +88,9 @@ def _check_literal(nid: str, cls: type[Node], name: str, value: Any, issues: lis
     return checked
 
 
-def _check_node(nid: str, spec_inputs: dict, cls: type[Node], graph: Graph,
-                registry: dict, issues: list[Issue]) -> PlannedNode:
+def _check_node(
+    nid: str, spec_inputs: dict, cls: type[Node], graph: Graph, registry: dict, issues: list[Issue]
+) -> PlannedNode:
     literals, links = {}, {}
     for name, value in spec_inputs.items():
         if name not in cls.input_specs:
@@ -93,7 +103,9 @@ def _check_node(nid: str, spec_inputs: dict, cls: type[Node], graph: Graph,
         elif link is None:
             literals[name] = _check_literal(nid, cls, name, value, issues)
         elif link.node not in graph.nodes:
-            issues.append(Issue("missing_node", f"link to {shown(str(link))}: there is no node {shown(link.node)}", nid, name))
+            issues.append(
+                Issue("missing_node", f"link to {shown(str(link))}: there is no node {shown(link.node)}", nid, name)
+            )
         else:
             src_cls = registry.get(graph.nodes[link.node].type)
             if src_cls is None:
@@ -101,11 +113,24 @@ def _check_node(nid: str, spec_inputs: dict, cls: type[Node], graph: Graph,
             out = src_cls.output_specs.get(link.output)
             want = cls.input_specs[name].port
             if out is None:
-                issues.append(Issue("missing_output", f"link to {shown(str(link))}: {src_cls.type} has no output "
-                                    f"{shown(link.output)} (outputs: {', '.join(src_cls.output_specs)})", nid, name))
+                issues.append(
+                    Issue(
+                        "missing_output",
+                        f"link to {shown(str(link))}: {src_cls.type} has no output "
+                        f"{shown(link.output)} (outputs: {', '.join(src_cls.output_specs)})",
+                        nid,
+                        name,
+                    )
+                )
             elif out.port is not want:
-                issues.append(Issue("type_mismatch", f"link to {shown(str(link))} gives {out.port.name}, "
-                                    f"this input takes {want.name}", nid, name))
+                issues.append(
+                    Issue(
+                        "type_mismatch",
+                        f"link to {shown(str(link))} gives {out.port.name}, this input takes {want.name}",
+                        nid,
+                        name,
+                    )
+                )
             else:
                 links[name] = link
     for name, ispec in cls.input_specs.items():
@@ -122,6 +147,7 @@ def _link_graph(planned: dict[str, PlannedNode]):
     """networkx DiGraph of the links: an edge source -> node carries the [(input, output)] it
     feeds. networkx is imported here, on use, so `nodeflow --help` stays fast."""
     import networkx as nx
+
     g = nx.DiGraph()
     g.add_nodes_from(planned)
     for nid, p in planned.items():
@@ -136,6 +162,7 @@ def _cycle_issues(g) -> list[Issue]:
     """One issue per cycle (one cycle per strongly connected component), naming each link in
     it; the issue points at the first link's node and input. A self-loop is a cycle too."""
     import networkx as nx
+
     file_order = {nid: i for i, nid in enumerate(g)}
     issues = []
     for scc in sorted(nx.strongly_connected_components(g), key=lambda c: min(map(file_order.get, c))):
@@ -149,9 +176,15 @@ def _cycle_issues(g) -> list[Issue]:
     return issues
 
 
-def build_plan(graph: Graph, settings: Settings | None = None, *, device: str | None = None,
-               only: list[str] | None = None, available: dict[str, set[str]] | None = None,
-               probe: bool = True) -> Plan:
+def build_plan(
+    graph: Graph,
+    settings: Settings | None = None,
+    *,
+    device: str | None = None,
+    only: list[str] | None = None,
+    available: dict[str, set[str]] | None = None,
+    probe: bool = True,
+) -> Plan:
     """Validate `graph` and return the plan for the requested outputs. Every node in the
     graph is checked, not only those the outputs need, and every problem is reported.
 
@@ -197,6 +230,7 @@ def build_plan(graph: Graph, settings: Settings | None = None, *, device: str | 
         issues.append(Issue("invalid_device", f"--device: {problem}"))
         device = None
     import networkx as nx
+
     file_order = {nid: i for i, nid in enumerate(planned)}
     acyclic = not any(i.code == "cycle" for i in issues)
     every = list(nx.lexicographical_topological_sort(links, key=file_order.get)) if acyclic else list(planned)
@@ -213,8 +247,14 @@ def build_plan(graph: Graph, settings: Settings | None = None, *, device: str | 
     return plan
 
 
-def _place(planned: dict[str, PlannedNode], graph: Graph, override: str | None, available: dict | None,
-           probe: bool, issues: list[Issue]) -> None:
+def _place(
+    planned: dict[str, PlannedNode],
+    graph: Graph,
+    override: str | None,
+    available: dict | None,
+    probe: bool,
+    issues: list[Issue],
+) -> None:
     """Without `probe`, frameworks are probed only for a node that asks for a GPU by name;
     otherwise what the node supports is assumed (a check, not a placement)."""
     for nid, p in planned.items():
@@ -248,24 +288,33 @@ def _check_environment(planned: dict[str, PlannedNode], settings: Settings, issu
             name = exc.args[0] if exc.args else None
             if name not in p.links:
                 raise
-            issues.append(Issue("invalid_link", f"{p.cls.type} checks {shown(name)} before running (a file, "
-                                "a model): give it as a value, not a link", nid, name))
+            issues.append(
+                Issue(
+                    "invalid_link",
+                    f"{p.cls.type} checks {shown(name)} before running (a file, "
+                    "a model): give it as a value, not a link",
+                    nid,
+                    name,
+                )
+            )
         except (OSError, ValueError) as exc:  # a path the file system refuses, found by a node's own check
             reason = getattr(exc, "strerror", None) or exc.__class__.__name__
             issues.append(Issue("invalid_input", f"{p.cls.type} can't use its inputs: {reason}", nid))
 
 
 def _key(plan: Plan) -> None:
-    for nid, p in plan.nodes.items():
+    for p in plan.nodes.values():
         seed = p.literals.get(p.cls.seed_input) if p.cls.seed_input else None
         seeded = p.cls.seed_input in p.links or seed is not None
-        p.stable = (p.cls.deterministic or seeded) and all(
-            plan.nodes[l.node].stable for l in p.links.values())
+        p.stable = (p.cls.deterministic or seeded) and all(plan.nodes[link.node].stable for link in p.links.values())
         # The device is part of the key: fp16 on CUDA and fp32 on the CPU give different pixels.
         parts: dict[str, Any] = {
-            "type": p.cls.type, "version": p.cls.version, "device": p.device, "extra": p.extra,
+            "type": p.cls.type,
+            "version": p.cls.version,
+            "device": p.device,
+            "extra": p.extra,
             "literals": p.literals,
-            "links": {k: [plan.nodes[l.node].key, l.output] for k, l in sorted(p.links.items())},
+            "links": {k: [plan.nodes[link.node].key, link.output] for k, link in sorted(p.links.items())},
         }
         if not p.stable:
             parts["nonce"] = uuid.uuid4().hex

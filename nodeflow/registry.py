@@ -5,6 +5,7 @@ distribution that declares the entry-point group `nodeflow.nodes`
 Importing a module is enough: every Node subclass registers itself. This module imports
 nothing of nodeflow's, so node.py can import it without a cycle.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -23,8 +24,10 @@ load_errors: list[str] = []
 def register(cls: type) -> None:
     old = _REGISTRY.get(cls.type)
     if old is not None and old.__qualname__ != cls.__qualname__:
-        raise ValueError(f"node type {cls.type!r} is defined twice: "
-                         f"{old.__module__}.{old.__qualname__} and {cls.__module__}.{cls.__qualname__}")
+        raise ValueError(
+            f"node type {cls.type!r} is defined twice: "
+            f"{old.__module__}.{old.__qualname__} and {cls.__module__}.{cls.__qualname__}"
+        )
     _REGISTRY[cls.type] = cls
 
 

@@ -1,4 +1,5 @@
 """JSON Schema for graph files, generated from the node schemas."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,9 +10,10 @@ from .registry import load_nodes
 SCHEMA_ID = "https://nodeflow.dev/schema/graph.schema.json"
 
 LINK_SCHEMA = {
-    "type": "object", "additionalProperties": False, "required": ["from"],
-    "properties": {"from": {"type": "string", "pattern": LINK_PATTERN,
-                            "description": "node_id.output_name"}},
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["from"],
+    "properties": {"from": {"type": "string", "pattern": LINK_PATTERN, "description": "node_id.output_name"}},
 }
 
 
@@ -27,7 +29,9 @@ def _node_schema(cls: Any) -> dict[str, Any]:
     if required:
         inputs["required"] = required
     return {
-        "type": "object", "description": cls.description, "additionalProperties": False,
+        "type": "object",
+        "description": cls.description,
+        "additionalProperties": False,
         "required": ["type"] + (["inputs"] if required else []),
         "properties": {
             "type": {"const": cls.type},

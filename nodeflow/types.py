@@ -3,11 +3,13 @@
 A new type is one call to `port_type(...)`. The engine knows nothing about what a
 value of a type is; the type's hooks (size, device move) say what it needs to know.
 """
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 def _default_nbytes(value: Any) -> int:

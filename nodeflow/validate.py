@@ -1,17 +1,20 @@
 """Every stage of validation in one pass: reading the file, overrides, then the plan.
 A stage that finds problems hands on what it could read, so the later stages still check
 it and every problem is reported at once."""
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .errors import GraphInvalid, Issue
 from .graph import Graph, apply_overrides
 from .plan import Plan, build_plan
 
 
-def read_graph(load: Callable[[], Graph],
-               overrides: Callable[[], dict[str, Any]] | dict[str, Any] | None = None) -> tuple[Graph | None, list[Issue]]:
+def read_graph(
+    load: Callable[[], Graph], overrides: Callable[[], dict[str, Any]] | dict[str, Any] | None = None
+) -> tuple[Graph | None, list[Issue]]:
     """The stages before planning: load() reads the graph, then the overrides (or a function
     that parses them) are applied. Returns what could be read (None: nothing) and the issues
     found, so that the caller's later stages still check the rest."""
@@ -31,8 +34,11 @@ def read_graph(load: Callable[[], Graph],
     return graph, issues
 
 
-def plan_graph(load: Callable[[], Graph], overrides: Callable[[], dict[str, Any]] | dict[str, Any] | None = None,
-               **plan_options: Any) -> Plan:
+def plan_graph(
+    load: Callable[[], Graph],
+    overrides: Callable[[], dict[str, Any]] | dict[str, Any] | None = None,
+    **plan_options: Any,
+) -> Plan:
     """read_graph(load, overrides), then build_plan(**plan_options). Raises GraphInvalid
     with the issues of every stage."""
     graph, issues = read_graph(load, overrides)

@@ -1,5 +1,6 @@
 """Shared fixtures: the test images, an isolated cache/output/input environment,
 and a helper that runs the real CLI in a subprocess."""
+
 from __future__ import annotations
 
 import os
@@ -39,8 +40,14 @@ def assets() -> Path:
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):
     """Run `python -m nodeflow ARGS` and return the CompletedProcess (text mode)."""
     full_env = dict(os.environ, **(env or {}))
-    return subprocess.run([sys.executable, "-m", "nodeflow", *args], cwd=cwd or ROOT,
-                          env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "nodeflow", *args],
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Small nodes for engine tests. Importing this module registers them (in the
 test process only; the CLI subprocess never sees them)."""
+
 from __future__ import annotations
 
 import random
@@ -18,6 +19,7 @@ def count(name: str) -> None:
 
 class TNumber(Node):
     """A constant."""
+
     class Inputs(NodeInputs):
         value: float = Input(1.0, ge=-1000, le=1000)
         label: Literal["a", "b"] = Input("a")
@@ -32,6 +34,7 @@ class TNumber(Node):
 
 class TAdd(Node):
     """a + b."""
+
     class Inputs(NodeInputs):
         a: float = Input()
         b: float = Input(0.0)
@@ -46,6 +49,7 @@ class TAdd(Node):
 
 class TRandom(Node):
     """Not deterministic unless seeded."""
+
     deterministic = False
     seed_input = "seed"
 
@@ -62,6 +66,7 @@ class TRandom(Node):
 
 class TText(Node):
     """Formats a number as text."""
+
     class Inputs(NodeInputs):
         value: float = Input()
 
@@ -74,6 +79,7 @@ class TText(Node):
 
 class TSink(Node):
     """An output node that records what it received."""
+
     output_node = True
     received: list = []
 
@@ -91,6 +97,7 @@ class TSink(Node):
 
 class TSlow(Node):
     """Sleeps in small steps, reporting progress and checking cancellation."""
+
     class Inputs(NodeInputs):
         steps: int = Input(10, ge=1)
         value: float = Input(0.0)
@@ -108,6 +115,7 @@ class TSlow(Node):
 
 class TFails(Node):
     """Always raises."""
+
     class Inputs(NodeInputs):
         value: float = Input(0.0)
 
@@ -120,6 +128,7 @@ class TFails(Node):
 
 class TGpu(Node):
     """Pretends to need torch; used to test placement with faked devices."""
+
     frameworks = ("torch",)
     devices = ("cuda", "mps", "cpu")
 
@@ -135,6 +144,7 @@ class TGpu(Node):
 
 class TCount(Node):
     """INT output, for type-mismatch tests."""
+
     class Inputs(NodeInputs):
         n: int = Input(3)
 
@@ -147,6 +157,7 @@ class TCount(Node):
 
 class TCtx(Node):
     """Records what its context tells it."""
+
     seen: list = []
 
     class Inputs(NodeInputs):
@@ -157,13 +168,22 @@ class TCtx(Node):
 
     def run(self, value: float) -> dict:
         c = self.ctx
-        TCtx.seen.append({"node": c.node_id, "type": c.node_type, "device": c.device, "key": c.key,
-                          "settings": c.settings, "graph_json": c.graph_json})
+        TCtx.seen.append(
+            {
+                "node": c.node_id,
+                "type": c.node_type,
+                "device": c.device,
+                "key": c.key,
+                "settings": c.settings,
+                "graph_json": c.graph_json,
+            }
+        )
         return {"value": value}
 
 
 class TPartial(Node):
     """Forgets to return its outputs."""
+
     class Inputs(NodeInputs):
         value: float = Input(0.0)
 
@@ -177,6 +197,7 @@ class TPartial(Node):
 
 class TRejects(Node):
     """Finds its input bad only when it runs."""
+
     class Inputs(NodeInputs):
         value: float = Input(1.0)
 
@@ -189,6 +210,7 @@ class TRejects(Node):
 
 class TFile(Node):
     """An output node that writes a text file, or finds it already written."""
+
     output_node = True
 
     class Inputs(NodeInputs):

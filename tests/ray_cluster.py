@@ -5,6 +5,7 @@ namespace that has only `lo` (nothing outside can reach in, nothing inside can r
 out) and a new PID namespace, so that when that process ends, the kernel ends every
 Ray process it started. Ray uses token authentication (RAY_AUTH_MODE=token).
 """
+
 from __future__ import annotations
 
 import os
@@ -30,6 +31,7 @@ def why_no_namespace() -> str | None:
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         return "the Ray tests need `unshare` and `ip` (util-linux, iproute2) for a loopback-only network namespace"
     import importlib.util
+
     if importlib.util.find_spec("ray") is None:
         return "ray is not installed (pip install -e '.[ray]')"
     return None
@@ -38,8 +40,17 @@ def why_no_namespace() -> str | None:
 def in_namespace(argv: list[str]) -> list[str]:
     """argv, run in new network and PID namespaces with only loopback up."""
     # --kill-child: if unshare itself is killed (a test timeout), the namespace goes too.
-    return ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc", "sh", "-c",
-            "ip link set lo up && exec " + shlex.join(argv)]
+    return [
+        "unshare",
+        "--net",
+        "--pid",
+        "--fork",
+        "--kill-child",
+        "--mount-proc",
+        "sh",
+        "-c",
+        "ip link set lo up && exec " + shlex.join(argv),
+    ]
 
 
 def ray_exe() -> str:
@@ -58,23 +69,41 @@ class LocalCluster:
         self.address = f"127.0.0.1:{port}"
         self.log = self.temp_dir / "ray-start.log"
 
-    def start(self, timeout: float = 300) -> "LocalCluster":
-        os.environ.update({
-            "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(24),
-            "RAY_USAGE_STATS_ENABLED": "0",
-            # The worker processes inherit these from `ray start`.
-            "NODEFLOW_CACHE_DIR": str(self.temp_dir / "worker-cache"),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), str(PLUGINS), os.environ.get("PYTHONPATH")])),
-        })
-        common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--object-store-memory", str(150 << 20),
-                  "--disable-usage-stats"]
+    def start(self, timeout: float = 300) -> LocalCluster:
+        os.environ.update(
+            {
+                "RAY_AUTH_MODE": "token",
+                "RAY_AUTH_TOKEN": secrets.token_hex(24),
+                "RAY_USAGE_STATS_ENABLED": "0",
+                # The worker processes inherit these from `ray start`.
+                "NODEFLOW_CACHE_DIR": str(self.temp_dir / "worker-cache"),
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), str(PLUGINS), os.environ.get("PYTHONPATH")])),
+            }
+        )
+        common = [
+            "--node-ip-address",
+            "127.0.0.1",
+            "--num-cpus",
+            "1",
+            "--object-store-memory",
+            str(150 << 20),
+            "--disable-usage-stats",
+        ]
         for i in range(self.nodes):
-            where = ["--head", "--port", str(self.port), "--include-dashboard=false",
-                     "--temp-dir", str(self.temp_dir)] if i == 0 else ["--address", self.address]
+            where = (
+                ["--head", "--port", str(self.port), "--include-dashboard=false", "--temp-dir", str(self.temp_dir)]
+                if i == 0
+                else ["--address", self.address]
+            )
             resources = '{"%s": 1, "node_%d": 1}' % (WORKER_RESOURCE, i)
             with open(self.log, "ab") as log:
-                subprocess.run([ray_exe(), "start", *where, *common, "--resources", resources],
-                               check=True, stdout=log, stderr=subprocess.STDOUT, timeout=timeout)
+                subprocess.run(
+                    [ray_exe(), "start", *where, *common, "--resources", resources],
+                    check=True,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout,
+                )
         return self
 
     def stop(self) -> None:

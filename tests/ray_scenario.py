@@ -5,6 +5,7 @@ Starts a two-node Ray cluster (one CPU each), `nodeflow serve --ray` with two wo
 and a client; records what happened as facts in RESULT.json (written after every
 step, so a failure still leaves what was seen). The test asserts on them.
 """
+
 from __future__ import annotations
 
 import base64
@@ -29,11 +30,13 @@ from server_harness import ASSETS, Server, events, slow_graph, submit, upload, w
 def local_pixels(graph: dict, input_dir: Path, sweep: dict | None = None) -> list:
     """The same graph on an in-process Executor: the pixels of its Save."""
     import slow_nodes  # noqa: F401  (registers SlowInvert here too)
+
     from nodeflow.context import Settings
     from nodeflow.executor import Executor
     from nodeflow.graph import apply_overrides, parse_graph
     from nodeflow.plan import build_plan
-    from nodeflow.sweep import tag_settings
+    from nodeflow.sweeps.sweep import tag_settings
+
     out = Path(tempfile.mkdtemp(prefix="local-"))
     settings = tag_settings(Settings(input_dir=input_dir, output_dir=out), sweep)
     plan = build_plan(apply_overrides(parse_graph(graph), sweep or {}), settings)
@@ -57,11 +60,13 @@ def wait_until(fn, timeout: float, step: float = 0.05):
 
 
 def edges_graph(path: str) -> dict:
-    return {"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": path, "max_size": 48}},
-        "sobel": {"type": "Sobel", "inputs": {"image": {"from": "load.image"}}},
-        "save": {"type": "Save", "inputs": {"image": {"from": "sobel.magnitude"}, "filename": "edges.png"}},
-    }}
+    return {
+        "nodes": {
+            "load": {"type": "LoadImage", "inputs": {"path": path, "max_size": 48}},
+            "sobel": {"type": "Sobel", "inputs": {"image": {"from": "load.image"}}},
+            "save": {"type": "Save", "inputs": {"image": {"from": "sobel.magnitude"}, "filename": "edges.png"}},
+        }
+    }
 
 
 def step_batch(c, srv, name: str) -> dict:
@@ -72,13 +77,19 @@ def step_batch(c, srv, name: str) -> dict:
     ids = [submit(c, g) for g in graphs]
     jobs = [wait_job(c, j, timeout=300) for j in ids]
     out = []
-    for g, job in zip(graphs, jobs):
+    for g, job in zip(graphs, jobs, strict=False):
         files = {o["name"]: c.get(o["url"]).content for o in job["outputs"]}
-        out.append({"status": job["status"], "started": job["started"], "worker": job["worker"],
-                    "outputs": sorted(files),
-                    "folder": sorted(p.name for p in (srv.data_dir / "outputs" / job["id"]).iterdir()),
-                    "pixels_equal_local": bool(files) and pixels(files["slow.png"]) == local_pixels(
-                        g, srv.data_dir / "inputs")})
+        out.append(
+            {
+                "status": job["status"],
+                "started": job["started"],
+                "worker": job["worker"],
+                "outputs": sorted(files),
+                "folder": sorted(p.name for p in (srv.data_dir / "outputs" / job["id"]).iterdir()),
+                "pixels_equal_local": bool(files)
+                and pixels(files["slow.png"]) == local_pixels(g, srv.data_dir / "inputs"),
+            }
+        )
     return {"jobs": out}
 
 
@@ -86,8 +97,11 @@ def step_policy(c) -> dict:
     """What a worker actor sees of the server's download policy (downloads off here)."""
     job = wait_job(c, submit(c, {"nodes": {"places": {"type": "DownloadPlaces", "inputs": {}}}}), timeout=300)
     places = c.get(f"/jobs/{job['id']}/outputs/places.json")
-    return {"status": job["status"], "worker_pid": (job.get("worker") or {}).get("pid"),
-            "places": places.json() if places.status_code == 200 else None}
+    return {
+        "status": job["status"],
+        "worker_pid": (job.get("worker") or {}).get("pid"),
+        "places": places.json() if places.status_code == 200 else None,
+    }
 
 
 def step_live(c, name: str) -> dict:
@@ -116,7 +130,10 @@ def step_kill(c, name: str) -> dict:
 
     def progressing():
         j = c.get(f"/jobs/{job}").json()
-        return j if j["status"] == "running" and j["worker"] and (j["nodes"].get("slow") or {}).get("progress") else None
+        return (
+            j if j["status"] == "running" and j["worker"] and (j["nodes"].get("slow") or {}).get("progress") else None
+        )
+
     before = wait_until(progressing, 300)
     os.kill(before["worker"]["pid"], signal.SIGKILL)
     killed = time.monotonic()
@@ -124,13 +141,20 @@ def step_kill(c, name: str) -> dict:
     def elsewhere():
         j = c.get(f"/jobs/{job}").json()
         return j if j["worker"] and j["worker"]["pid"] != before["worker"]["pid"] and j["status"] == "running" else None
+
     again = wait_until(elsewhere, 300, step=0.02)
     running_again = time.monotonic() - killed
     after = wait_job(c, job, timeout=300)
     kinds = [e["event"] for e in events(c, f"/jobs/{job}/events", stop=lambda e: e["event"] == "job_finished")]
-    return {"before": before["worker"], "again": again["worker"], "after": after["worker"],
-            "status": after["status"], "attempts": after["attempts"], "seconds_to_running_again": running_again,
-            "events": kinds}
+    return {
+        "before": before["worker"],
+        "again": again["worker"],
+        "after": after["worker"],
+        "status": after["status"],
+        "attempts": after["attempts"],
+        "seconds_to_running_again": running_again,
+        "events": kinds,
+    }
 
 
 def step_cancel(c, name: str) -> dict:
@@ -139,21 +163,29 @@ def step_cancel(c, name: str) -> dict:
     def progressing():
         j = c.get(f"/jobs/{job}").json()
         return j if (j["nodes"].get("slow") or {}).get("progress") else None
+
     wait_until(progressing, 300)
     t0 = time.monotonic()
     answer = c.post(f"/jobs/{job}/cancel").json()["status"]
     final = wait_job(c, job, timeout=120)
-    return {"answer": answer, "status": final["status"], "seconds": time.monotonic() - t0,
-            "slow_state": final["nodes"].get("slow", {}).get("state"), "attempts": final["attempts"]}
+    return {
+        "answer": answer,
+        "status": final["status"],
+        "seconds": time.monotonic() - t0,
+        "slow_state": final["nodes"].get("slow", {}).get("state"),
+        "attempts": final["attempts"],
+    }
 
 
 def step_deadly(c, name: str) -> dict:
     """A job that kills every worker it runs on ends failed after its attempts."""
-    g = {"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": name, "max_size": 16}},
-        "kill": {"type": "KillProcess", "inputs": {"image": {"from": "load.image"}}},
-        "save": {"type": "Save", "inputs": {"image": {"from": "kill.image"}, "filename": "never.png"}},
-    }}
+    g = {
+        "nodes": {
+            "load": {"type": "LoadImage", "inputs": {"path": name, "max_size": 16}},
+            "kill": {"type": "KillProcess", "inputs": {"image": {"from": "load.image"}}},
+            "save": {"type": "Save", "inputs": {"image": {"from": "kill.image"}, "filename": "never.png"}},
+        }
+    }
     job = wait_job(c, submit(c, g), timeout=400)
     return {"status": job["status"], "attempts": job["attempts"], "error": job["error"]}
 
@@ -172,34 +204,67 @@ def step_sweep(c, srv, name: str) -> dict:
         job = c.get(j["url"]).json()
         (out,) = job["outputs"] or [{"name": None, "url": None}]
         data = c.get(out["url"]).content if out["url"] else b""
-        jobs.append({"status": job["status"], "values": j["values"], "output": out["name"], "worker": job["worker"],
-                     "pixels_equal_local": bool(data) and pixels(data) == local_pixels(
-                         g, srv.data_dir / "inputs", j["values"])})
+        jobs.append(
+            {
+                "status": job["status"],
+                "values": j["values"],
+                "output": out["name"],
+                "worker": job["worker"],
+                "pixels_equal_local": bool(data)
+                and pixels(data) == local_pixels(g, srv.data_dir / "inputs", j["values"]),
+            }
+        )
     sheets = []
     for s in group["contact_sheets"]:
         im = Image.open(io.BytesIO(c.get(s["url"]).content))
         sheets.append({"name": s["name"], "layout": json.loads(im.info["nodeflow:contact_sheet"])})
     bad = c.post("/jobs", json={"graph": g, "sweep": {"sobel.normalize": ["max", "sideways"], "load.nope": [1]}})
-    return {"status": r.status_code, "group": group["status"], "jobs": jobs, "sheets": sheets,
-            "invalid": {"status": bad.status_code, "issues": bad.json().get("issues")}}
+    return {
+        "status": r.status_code,
+        "group": group["status"],
+        "jobs": jobs,
+        "sheets": sheets,
+        "invalid": {"status": bad.status_code, "issues": bad.json().get("issues")},
+    }
 
 
 def step_cli_sweep(cluster: LocalCluster) -> dict:
     """`nodeflow run --sweep ... --ray`: the variations on the cluster, pixels as a local sweep's."""
     import subprocess
+
     root = Path(__file__).resolve().parents[1]
-    spec = ["graphs/edges.json", "--input-dir", str(ASSETS), "--sweep", "sobel.normalize=max,fixed",
-            "--sweep", "load.max_size=32,48", "-q"]
+    spec = [
+        "graphs/edges.json",
+        "--input-dir",
+        str(ASSETS),
+        "--sweep",
+        "sobel.normalize=max,fixed",
+        "--sweep",
+        "load.max_size=32,48",
+        "-q",
+    ]
     env = dict(os.environ, NODEFLOW_RAY_NODE_IP="127.0.0.1", NODEFLOW_RAY_RESOURCES=json.dumps({"nodeflow_worker": 1}))
     remote, local = cluster.temp_dir / "cli-ray", cluster.temp_dir / "cli-local"
     runs = {}
     for out, extra in ((remote, ["--ray", cluster.address]), (local, ["--no-cache"])):
-        p = subprocess.run([sys.executable, "-m", "nodeflow", "run", *spec, "--out", str(out), *extra],
-                           cwd=root, env=env, capture_output=True, text=True, timeout=600)
-        runs[out.name] = {"rc": p.returncode, "stderr": p.stderr[-4000:],
-                          "files": sorted(f.name for f in out.iterdir()) if out.exists() else []}
-    same = all(np.array_equal(np.asarray(Image.open(remote / f)), np.asarray(Image.open(local / f)))
-               for f in runs["cli-local"]["files"] if f in runs["cli-ray"]["files"] and "__sweep" not in f)
+        p = subprocess.run(
+            [sys.executable, "-m", "nodeflow", "run", *spec, "--out", str(out), *extra],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        runs[out.name] = {
+            "rc": p.returncode,
+            "stderr": p.stderr[-4000:],
+            "files": sorted(f.name for f in out.iterdir()) if out.exists() else [],
+        }
+    same = all(
+        np.array_equal(np.asarray(Image.open(remote / f)), np.asarray(Image.open(local / f)))
+        for f in runs["cli-local"]["files"]
+        if f in runs["cli-ray"]["files"] and "__sweep" not in f
+    )
     sheet = remote / "edges__sweep.png"
     layout = json.loads(Image.open(sheet).info["nodeflow:contact_sheet"]) if sheet.exists() else None
     return {"runs": runs, "pixels_equal_local": same, "layout": layout}
@@ -229,18 +294,30 @@ def main(result_path: str) -> int:
         cluster.start()
         result["cluster_seconds"] = time.monotonic() - t0
         save()
-        srv = Server(cluster.temp_dir / "server", "--workers", "2", "--ray", cluster.address,
-                     env={"NODEFLOW_RAY_NODE_IP": "127.0.0.1",
-                          "NODEFLOW_RAY_RESOURCES": json.dumps({"nodeflow_worker": 1})})
+        srv = Server(
+            cluster.temp_dir / "server",
+            "--workers",
+            "2",
+            "--ray",
+            cluster.address,
+            env={"NODEFLOW_RAY_NODE_IP": "127.0.0.1", "NODEFLOW_RAY_RESOURCES": json.dumps({"nodeflow_worker": 1})},
+        )
         srv.start(timeout=240)
         result["server_pid"] = srv.proc.pid
         save()
         with srv.client() as c:
             name = upload(c)
-            run([("batch", lambda: step_batch(c, srv, name)), ("policy", lambda: step_policy(c)),
-                 ("live", lambda: step_live(c, name)),
-                 ("kill", lambda: step_kill(c, name)), ("cancel", lambda: step_cancel(c, name)),
-                 ("sweep", lambda: step_sweep(c, srv, name)), ("deadly", lambda: step_deadly(c, name))])
+            run(
+                [
+                    ("batch", lambda: step_batch(c, srv, name)),
+                    ("policy", lambda: step_policy(c)),
+                    ("live", lambda: step_live(c, name)),
+                    ("kill", lambda: step_kill(c, name)),
+                    ("cancel", lambda: step_cancel(c, name)),
+                    ("sweep", lambda: step_sweep(c, srv, name)),
+                    ("deadly", lambda: step_deadly(c, name)),
+                ]
+            )
         srv.stop()  # its actors hold the cluster's two CPUs: the CLI's turn
         run([("cli_sweep", lambda: step_cli_sweep(cluster))])
     except Exception:

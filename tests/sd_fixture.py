@@ -5,6 +5,7 @@ written here (no hub access).
 
 Used by tests/test_sd_*.py and bench/sd.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ def _bytes_to_unicode() -> dict[int, str]:
             bs.append(b)
             cs.append(256 + n)
             n += 1
-    return dict(zip(bs, map(chr, cs)))
+    return dict(zip(bs, map(chr, cs), strict=False))
 
 
 def write_tokenizer_files(folder: Path) -> None:
@@ -47,23 +48,47 @@ def build_components(seed: int = 0) -> dict:
 
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
-        block_out_channels=(32, 64), layers_per_block=2, sample_size=32,
-        in_channels=4, out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=2,
+        sample_size=32,
+        in_channels=4,
+        out_channels=4,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=TEXT_DIM)
+        cross_attention_dim=TEXT_DIM,
+    )
     vae = AutoencoderKL(
-        block_out_channels=[32, 64], in_channels=3, out_channels=3,
+        block_out_channels=[32, 64],
+        in_channels=3,
+        out_channels=3,
         down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D"],
-        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"], latent_channels=4)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        bos_token_id=0, eos_token_id=1, pad_token_id=1, hidden_size=TEXT_DIM, intermediate_size=37,
-        layer_norm_eps=1e-05, num_attention_heads=4, num_hidden_layers=5, vocab_size=1000,
-        max_position_embeddings=MAX_TOKENS))
+        up_block_types=["UpDecoderBlock2D", "UpDecoderBlock2D"],
+        latent_channels=4,
+    )
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            bos_token_id=0,
+            eos_token_id=1,
+            pad_token_id=1,
+            hidden_size=TEXT_DIM,
+            intermediate_size=37,
+            layer_norm_eps=1e-05,
+            num_attention_heads=4,
+            num_hidden_layers=5,
+            vocab_size=1000,
+            max_position_embeddings=MAX_TOKENS,
+        )
+    )
     # SD v1.5's own scheduler settings.
-    scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                              num_train_timesteps=1000, skip_prk_steps=True, steps_offset=1,
-                              set_alpha_to_one=False)
+    scheduler = PNDMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        skip_prk_steps=True,
+        steps_offset=1,
+        set_alpha_to_one=False,
+    )
     return {"unet": unet, "vae": vae, "text_encoder": text_encoder, "scheduler": scheduler}
 
 
@@ -75,11 +100,15 @@ def build_tiny_pipeline(folder: Path, seed: int = 0) -> Path:
     folder = Path(folder)
     tok_dir = folder.parent / f"{folder.name}-tokenizer-src"
     write_tokenizer_files(tok_dir)
-    tokenizer = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"),
-                              model_max_length=MAX_TOKENS)
+    tokenizer = CLIPTokenizer(str(tok_dir / "vocab.json"), str(tok_dir / "merges.txt"), model_max_length=MAX_TOKENS)
     pipe = StableDiffusionImg2ImgPipeline(
-        **build_components(seed), tokenizer=tokenizer, safety_checker=None,
-        feature_extractor=None, image_encoder=None, requires_safety_checker=False)
+        **build_components(seed),
+        tokenizer=tokenizer,
+        safety_checker=None,
+        feature_extractor=None,
+        image_encoder=None,
+        requires_safety_checker=False,
+    )
     pipe.save_pretrained(folder)
     return folder
 
@@ -88,10 +117,21 @@ def build_tiny_pipeline(folder: Path, seed: int = 0) -> Path:
 # The original (LDM / CompVis) layout that ComfyUI and A1111 checkpoints use, written
 # from the tiny diffusers folder: the inverse of diffusers' own single-file conversion.
 
-_RESNET = [("norm1", "in_layers.0"), ("conv1", "in_layers.2"), ("norm2", "out_layers.0"),
-           ("conv2", "out_layers.3"), ("time_emb_proj", "emb_layers.1"), ("conv_shortcut", "skip_connection")]
-_UNET_DIRECT = {"time_embedding.linear_1": "time_embed.0", "time_embedding.linear_2": "time_embed.2",
-                "conv_in": "input_blocks.0.0", "conv_norm_out": "out.0", "conv_out": "out.2"}
+_RESNET = [
+    ("norm1", "in_layers.0"),
+    ("conv1", "in_layers.2"),
+    ("norm2", "out_layers.0"),
+    ("conv2", "out_layers.3"),
+    ("time_emb_proj", "emb_layers.1"),
+    ("conv_shortcut", "skip_connection"),
+]
+_UNET_DIRECT = {
+    "time_embedding.linear_1": "time_embed.0",
+    "time_embedding.linear_2": "time_embed.2",
+    "conv_in": "input_blocks.0.0",
+    "conv_norm_out": "out.0",
+    "conv_out": "out.2",
+}
 _VAE_ATTN = [("group_norm", "norm"), ("to_q", "q"), ("to_k", "k"), ("to_v", "v"), ("to_out.0", "proj_out")]
 
 
@@ -99,7 +139,7 @@ def _swap(rest: str, pairs: list[tuple[str, str]]) -> str:
     head, _, leaf = rest.rpartition(".")
     for new, old in pairs:
         if head == new or head.startswith(new + "."):
-            head = old + head[len(new):]
+            head = old + head[len(new) :]
             break
     return f"{head}.{leaf}"
 

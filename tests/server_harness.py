@@ -1,5 +1,6 @@
 """Starts the real server (`python server.py`) in a subprocess on a free loopback
 port, with the test plugin module (a slow node) loaded through $NODEFLOW_PLUGINS."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from conftest import ASSETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,8 +41,18 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self, *extra: str) -> list[str]:
-        return [sys.executable, str(ROOT / "server.py"), "--port", str(self.port), "--data-dir",
-                str(self.data_dir), "--log-level", "warning", *self.args, *extra]
+        return [
+            sys.executable,
+            str(ROOT / "server.py"),
+            "--port",
+            str(self.port),
+            "--data-dir",
+            str(self.data_dir),
+            "--log-level",
+            "warning",
+            *self.args,
+            *extra,
+        ]
 
     def environ(self) -> dict:
         env = dict(os.environ, NODEFLOW_PLUGINS="slow_nodes", **self.env)
@@ -53,11 +63,12 @@ class Server:
             env.pop("NODEFLOW_TOKEN", None)
         return env
 
-    def start(self, timeout: float = 90) -> "Server":
+    def start(self, timeout: float = 90) -> Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.command(), cwd=ROOT, env=self.environ(),
-                                         stdout=log, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                self.command(), cwd=ROOT, env=self.environ(), stdout=log, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -99,10 +110,12 @@ def upload(client: httpx.Client, name: str = "astronaut.png") -> str:
 
 
 def small_graph(path: str, filename: str = "small.png", max_size: int = 32) -> dict:
-    return {"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": path, "max_size": max_size}},
-        "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}, "filename": filename}},
-    }}
+    return {
+        "nodes": {
+            "load": {"type": "LoadImage", "inputs": {"path": path, "max_size": max_size}},
+            "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}, "filename": filename}},
+        }
+    }
 
 
 def slow_graph(path: str, steps: int = 200, delay: float = 0.05, gate: Path | None = None) -> dict:
@@ -111,11 +124,13 @@ def slow_graph(path: str, steps: int = 200, delay: float = 0.05, gate: Path | No
     slow = {"image": {"from": "load.image"}, "steps": steps, "delay": delay}
     if gate is not None:
         slow["gate"] = str(gate)
-    return {"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": path, "max_size": 32}},
-        "slow": {"type": "SlowInvert", "inputs": slow},
-        "save": {"type": "Save", "inputs": {"image": {"from": "slow.image"}, "filename": "slow.png"}},
-    }}
+    return {
+        "nodes": {
+            "load": {"type": "LoadImage", "inputs": {"path": path, "max_size": 32}},
+            "slow": {"type": "SlowInvert", "inputs": slow},
+            "save": {"type": "Save", "inputs": {"image": {"from": "slow.image"}, "filename": "slow.png"}},
+        }
+    }
 
 
 def open_gate(gate: Path) -> None:
@@ -126,8 +141,12 @@ def wait_node_started(client: httpx.Client, job_id: str, node: str = "slow") -> 
     """Follow the job's events until `node` has started (the job is claimed and running);
     returns the events seen."""
     seen = []
-    for e in events(client, f"/jobs/{job_id}/events", timeout=60,
-                    stop=lambda e: e["event"] in ("node_started", "job_finished") and e.get("node", node) == node):
+    for e in events(
+        client,
+        f"/jobs/{job_id}/events",
+        timeout=60,
+        stop=lambda e: e["event"] in ("node_started", "job_finished") and e.get("node", node) == node,
+    ):
         seen.append(e)
     assert seen and seen[-1]["event"] == "node_started", seen
     return seen

@@ -1,4 +1,5 @@
 """The allocator setting for large CPU tensors: freed memory is reused, not faulted in again."""
+
 from __future__ import annotations
 
 import subprocess
@@ -33,8 +34,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _second_touch_faults(mode: str) -> int:
-    out = subprocess.run([sys.executable, "-c", PROBE, mode], capture_output=True, text=True, check=True,
-                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+    ).stdout.split()
     if out[0] != "True":
         pytest.skip("no glibc mallopt here")
     return int(out[1])
@@ -58,7 +64,7 @@ def test_the_user_can_keep_glibc_as_it_is(monkeypatch):
     assert allocator.chosen_by_user()
     monkeypatch.delenv("NODEFLOW_MALLOC")
     monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
-    assert not allocator.chosen_by_user()   # not a glibc tunable spelling: MALLOC_..._ ends in _
+    assert not allocator.chosen_by_user()  # not a glibc tunable spelling: MALLOC_..._ ends in _
     monkeypatch.setenv("MALLOC_ARENA_MAX_", "2")
     assert allocator.chosen_by_user()
     monkeypatch.delenv("MALLOC_ARENA_MAX_")

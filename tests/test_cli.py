@@ -1,16 +1,15 @@
 """The `nodeflow` command, end to end, in subprocesses."""
+
 from __future__ import annotations
 
 import json
 import os
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from conftest import ASSETS, GRAPHS, ROOT
+from PIL import Image
 
 
 def node_lines(stderr: str) -> dict[str, str]:
@@ -75,25 +74,50 @@ def test_png_output_reruns_its_graph(cli, tmp_path):
 
 BAD_GRAPHS = {
     "unknown_type.json": ({"nodes": {"x": {"type": "Nope"}}}, ["node 'x'", "Nope"]),
-    "bad_choice.json": ({"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png"}},
-        "sobel": {"type": "Sobel", "inputs": {"image": {"from": "load.image"}, "channels": "rgb"}},
-        "save": {"type": "Save", "inputs": {"image": {"from": "sobel.magnitude"}}}}},
-        ["node 'sobel', input 'channels'"]),
-    "range.json": ({"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 2}},
-        "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}, "quality": "high"}}}},
-        ["node 'load', input 'max_size'", "node 'save', input 'quality'"]),
-    "links.json": ({"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png"}},
-        "save": {"type": "Save", "inputs": {"image": {"from": "lod.image"}, "filename": {"from": "load.image"}}}}},
-        ["node 'save', input 'image'", "node 'save', input 'filename'"]),
-    "missing_file.json": ({"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": "nowhere.png"}},
-        "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}}}},
-        ["node 'load', input 'path'", "nowhere.png"]),
-    "no_output.json": ({"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "astronaut.png"}}}},
-                       ["no output node"]),
+    "bad_choice.json": (
+        {
+            "nodes": {
+                "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png"}},
+                "sobel": {"type": "Sobel", "inputs": {"image": {"from": "load.image"}, "channels": "rgb"}},
+                "save": {"type": "Save", "inputs": {"image": {"from": "sobel.magnitude"}}},
+            }
+        },
+        ["node 'sobel', input 'channels'"],
+    ),
+    "range.json": (
+        {
+            "nodes": {
+                "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 2}},
+                "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}, "quality": "high"}},
+            }
+        },
+        ["node 'load', input 'max_size'", "node 'save', input 'quality'"],
+    ),
+    "links.json": (
+        {
+            "nodes": {
+                "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png"}},
+                "save": {
+                    "type": "Save",
+                    "inputs": {"image": {"from": "lod.image"}, "filename": {"from": "load.image"}},
+                },
+            }
+        },
+        ["node 'save', input 'image'", "node 'save', input 'filename'"],
+    ),
+    "missing_file.json": (
+        {
+            "nodes": {
+                "load": {"type": "LoadImage", "inputs": {"path": "nowhere.png"}},
+                "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}},
+            }
+        },
+        ["node 'load', input 'path'", "nowhere.png"],
+    ),
+    "no_output.json": (
+        {"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "astronaut.png"}}}},
+        ["no output node"],
+    ),
     "not_an_object.json": ([1, 2], ["nodes"]),
 }
 
@@ -143,18 +167,27 @@ def test_bad_save_name_is_caught_before_anything_runs(cli, tmp_path):
 def test_help_and_image_graphs_import_no_framework(tmp_path):
     code = textwrap.dedent(f"""
         import sys
-        from nodeflow.cli import main
-        rc = main(["run", {str(GRAPHS / 'edges.json')!r}, "--out", {str(tmp_path)!r}, "-q"])
+        from nodeflow.cli.command import main
+        rc = main(["run", {str(GRAPHS / "edges.json")!r}, "--out", {str(tmp_path)!r}, "-q"])
         heavy = sorted(m for m in ("torch", "tensorflow", "diffusers", "onnxruntime", "matplotlib") if m in sys.modules)
         print(rc, heavy)
     """)
     import subprocess
+
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert r.stdout.strip() == "0 []", r.stdout + r.stderr
-    r = subprocess.run([sys.executable, "-c", "import sys; from nodeflow.cli import main\n"
-                        "try: main(['--help'])\nexcept SystemExit: pass\n"
-                        "print(sorted(m for m in ('pydantic', 'numpy', 'torch') if m in sys.modules))"],
-                       cwd=ROOT, capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from nodeflow.cli.command import main\n"
+            "try: main(['--help'])\nexcept SystemExit: pass\n"
+            "print(sorted(m for m in ('pydantic', 'numpy', 'torch') if m in sys.modules))",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert r.stdout.strip().endswith("[]"), r.stdout + r.stderr
 
 
@@ -171,12 +204,14 @@ def test_nodes_listing(cli):
 
 def test_schema_is_current_and_bundled_graphs_validate(cli):
     import jsonschema
+
     r = cli("schema")
     assert r.returncode == 0
     schema = json.loads(r.stdout)
     committed = json.loads((GRAPHS / "schema" / "graph.schema.json").read_text())
-    assert schema == committed, ("graphs/schema/graph.schema.json is stale: "
-                                 "run `nodeflow schema > graphs/schema/graph.schema.json`")
+    assert schema == committed, (
+        "graphs/schema/graph.schema.json is stale: run `nodeflow schema > graphs/schema/graph.schema.json`"
+    )
     for path in sorted(GRAPHS.glob("*.json")):
         graph = json.loads(path.read_text())
         assert graph.get("$schema") == "schema/graph.schema.json", path.name
@@ -195,7 +230,8 @@ def test_bundled_graphs_validate(cli):
 def test_entry_point_plugins_are_discovered(cli, tmp_path):
     pkg = tmp_path / "nf_plugin_demo"
     pkg.mkdir()
-    (pkg / "__init__.py").write_text(textwrap.dedent('''
+    (pkg / "__init__.py").write_text(
+        textwrap.dedent('''
         from typing import Any
         from nodeflow.node import Input, Node, NodeInputs, NodeOutputs, Output
         from nodeflow.types import IMAGE
@@ -208,7 +244,8 @@ def test_entry_point_plugins_are_discovered(cli, tmp_path):
                 image: Any = Output(IMAGE)
             def run(self, image):
                 return {"image": 1.0 - image}
-    '''))
+    ''')
+    )
     dist = tmp_path / "nf_plugin_demo-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: nf-plugin-demo\nVersion: 0.1\n")
@@ -218,10 +255,17 @@ def test_entry_point_plugins_are_discovered(cli, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "Invert" in {n["type"] for n in json.loads(r.stdout)}
     graph = tmp_path / "g.json"
-    graph.write_text(json.dumps({"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": "coffee.png", "max_size": 32}},
-        "inv": {"type": "Invert", "inputs": {"image": {"from": "load.image"}}},
-        "save": {"type": "Save", "inputs": {"image": {"from": "inv.image"}, "filename": "inv.png"}}}}))
+    graph.write_text(
+        json.dumps(
+            {
+                "nodes": {
+                    "load": {"type": "LoadImage", "inputs": {"path": "coffee.png", "max_size": 32}},
+                    "inv": {"type": "Invert", "inputs": {"image": {"from": "load.image"}}},
+                    "save": {"type": "Save", "inputs": {"image": {"from": "inv.image"}, "filename": "inv.png"}},
+                }
+            }
+        )
+    )
     r = cli("run", str(graph), "--out", str(tmp_path / "o"), env=env)
     assert r.returncode == 0, r.stderr
     with Image.open(tmp_path / "o" / "inv.png") as im, Image.open(ASSETS / "coffee.png") as orig:

@@ -1,22 +1,30 @@
 """CLI output in a log (not a terminal): one line per node, coarse progress lines, no
 carriage-return bars, and a very long node id doesn't pad every line."""
+
 from __future__ import annotations
 
 import io
 
 from nodeflow import events as ev
+from nodeflow.cli.render import MAX_ID_WIDTH, ConsoleRenderer
 from nodeflow.graph import parse_graph
 from nodeflow.plan import build_plan
-from nodeflow.render import MAX_ID_WIDTH, ConsoleRenderer
 
 LONG = "n" + "x" * 500
 
 
 def _plan():
-    return build_plan(parse_graph({"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png"}},
-        LONG: {"type": "Sobel", "inputs": {"image": {"from": "load.image"}}},
-        "save": {"type": "Save", "inputs": {"image": {"from": f"{LONG}.magnitude"}}}}}))
+    return build_plan(
+        parse_graph(
+            {
+                "nodes": {
+                    "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png"}},
+                    LONG: {"type": "Sobel", "inputs": {"image": {"from": "load.image"}}},
+                    "save": {"type": "Save", "inputs": {"image": {"from": f"{LONG}.magnitude"}}},
+                }
+            }
+        )
+    )
 
 
 def test_a_log_gets_lines_not_bars(assets):
@@ -41,7 +49,8 @@ def test_a_log_gets_lines_not_bars(assets):
 
 
 def test_slow_progress_is_logged_every_ten_seconds(assets, monkeypatch):
-    import nodeflow.render as render_module
+    import nodeflow.cli.render as render_module
+
     clock = [0.0]
     monkeypatch.setattr(render_module.time, "monotonic", lambda: clock[0])
     out = io.StringIO()
@@ -58,6 +67,7 @@ def test_outputs_follow_the_umask(tmp_path):
     import stat
 
     from nodeflow.cache import atomic_write
+
     old = os.umask(0o022)
     try:
         atomic_write(tmp_path / "a.png", b"x")

@@ -1,5 +1,6 @@
 """ComfyUI's API against the real server: route shapes (a few recorded ones), a client
 written like ComfyUI's websocket example script, the queue, and jobs from /jobs."""
+
 from __future__ import annotations
 
 import io
@@ -12,16 +13,24 @@ import uuid
 
 import pytest
 from PIL import Image
-
-from server_harness import ASSETS, Server, slow_graph, small_graph, submit, upload, wait_job
+from server_harness import ASSETS, Server, small_graph, submit, upload, wait_job
 
 # The edges graph as ComfyUI's "Export (API)" writes it: numeric ids, links by output index.
 EDGES_PROMPT = {
     "1": {"class_type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 64}},
     "2": {"class_type": "Sobel", "inputs": {"image": ["1", 0]}},
     "3": {"class_type": "HighPass", "inputs": {"image": ["1", 0], "mode": "diff"}},
-    "5": {"class_type": "Grid", "inputs": {"image1": ["1", 0], "label1": "image", "image2": ["2", 0],
-                                           "image3": ["3", 0], "columns": 3, "cell_height": 64}},
+    "5": {
+        "class_type": "Grid",
+        "inputs": {
+            "image1": ["1", 0],
+            "label1": "image",
+            "image2": ["2", 0],
+            "image3": ["3", 0],
+            "columns": 3,
+            "cell_height": 64,
+        },
+    },
     "6": {"class_type": "Save", "inputs": {"image": ["5", 0], "filename": "edges.png"}},
 }
 
@@ -44,6 +53,7 @@ def client(server):
 
 def ws_connect(server, client_id):
     from websockets.sync.client import connect
+
     return connect(f"ws://127.0.0.1:{server.port}/ws?clientId={client_id}", open_timeout=30, max_size=None)
 
 
@@ -64,8 +74,11 @@ def test_a_comfyui_websocket_example_client_runs_the_edges_prompt(server):
             if isinstance(out, str):
                 message = json.loads(out)
                 seen.append(message["type"])
-                if message["type"] == "executing" and message["data"]["node"] is None \
-                        and message["data"]["prompt_id"] == prompt_id:
+                if (
+                    message["type"] == "executing"
+                    and message["data"]["node"] is None
+                    and message["data"]["prompt_id"] == prompt_id
+                ):
                     break
     assert {"status", "execution_start", "executing", "executed"} <= set(seen)
     assert seen.index("execution_success") < len(seen) - 1
@@ -79,8 +92,13 @@ def test_a_comfyui_websocket_example_client_runs_the_edges_prompt(server):
         assert im.size[1] == 64 + 2 * 8 + 28  # one labelled row of 64 px cells, padded
         chunk = json.loads(im.info["prompt"])  # renumbered in graph order
         assert [n["class_type"] for n in chunk.values()] == [n["class_type"] for n in EDGES_PROMPT.values()]
-        assert {n["type"] for n in json.loads(im.info["workflow"])["nodes"]} == {"LoadImage", "Sobel", "HighPass",
-                                                                                   "Grid", "Save"}
+        assert {n["type"] for n in json.loads(im.info["workflow"])["nodes"]} == {
+            "LoadImage",
+            "Sobel",
+            "HighPass",
+            "Grid",
+            "Save",
+        }
 
 
 def test_route_shapes(client):
@@ -89,8 +107,10 @@ def test_route_shapes(client):
     assert client.get("/api/object_info").json().keys() >= {"LoadImage", "Save", "AdamOptimize"}
     assert client.get("/api/users").json() == {"storage": "server", "migrated": True}
     assert client.get("/api/extensions").json() == ["/nodeflow/nodeflow.js"]
-    assert client.post("/api/settings/Comfy.Locale", content=b'"en"',
-                       headers={"content-type": "text/plain"}).status_code == 200
+    assert (
+        client.post("/api/settings/Comfy.Locale", content=b'"en"', headers={"content-type": "text/plain"}).status_code
+        == 200
+    )
     assert client.get("/api/settings").json()["Comfy.Locale"] == "en"
     assert client.get("/prompt").json() == {"exec_info": {"queue_remaining": 0}}
     assert set(client.get("/api/system_stats").json()) == {"system", "devices"}
@@ -119,9 +139,11 @@ def test_invalid_prompts_get_node_errors_and_are_never_queued(client):
 
 def test_queue_delete_and_interrupt(server, client):
     name = upload(client)
-    slow = {"1": {"class_type": "LoadImage", "inputs": {"path": name, "max_size": 16}},
-            "2": {"class_type": "SlowInvert", "inputs": {"image": ["1", 0], "steps": 400, "delay": 0.05}},
-            "3": {"class_type": "Save", "inputs": {"image": ["2", 0], "filename": "slow.png"}}}
+    slow = {
+        "1": {"class_type": "LoadImage", "inputs": {"path": name, "max_size": 16}},
+        "2": {"class_type": "SlowInvert", "inputs": {"image": ["1", 0], "steps": 400, "delay": 0.05}},
+        "3": {"class_type": "Save", "inputs": {"image": ["2", 0], "filename": "slow.png"}},
+    }
     with ws_connect(server, "interrupter") as ws:
         running = client.post("/prompt", json={"prompt": slow, "client_id": "interrupter"}).json()["prompt_id"]
         pending = client.post("/prompt", json={"prompt": slow, "client_id": "interrupter"}).json()["prompt_id"]
@@ -154,7 +176,7 @@ def test_jobs_from_the_nodeflow_api_show_in_queue_history_and_jobs(client):
     job_id = submit(client, small_graph(upload(client), filename="from-jobs.png"))
     assert wait_job(client, job_id)["status"] == "succeeded"
     entry = client.get(f"/history/{job_id}").json()[job_id]
-    assert entry["prompt"][2]["1"]["class_type"] == "LoadImage"      # numbered in graph order
+    assert entry["prompt"][2]["1"]["class_type"] == "LoadImage"  # numbered in graph order
     assert entry["outputs"]["2"]["images"] == [{"filename": "from-jobs.png", "subfolder": job_id, "type": "output"}]
     assert job_id in client.get("/history", params={"max_items": 50}).json()
     item = client.get(f"/api/jobs/{job_id}").json()
@@ -174,16 +196,24 @@ def test_view_and_upload_stay_inside_their_folders(client):
     assert other.status_code == 415  # not a readable image: refused, nothing overwritten
     assert client.get("/view", params={"filename": "my photo.png", "type": "input"}).content == data
     assert client.get("/view", params={"filename": "my photo.png [input]"}).content == data
-    for params in ({"filename": "../jobs.sqlite", "type": "input"}, {"filename": "x.png", "subfolder": "../.."},
-                   {"filename": "/etc/passwd"}):
+    for params in (
+        {"filename": "../jobs.sqlite", "type": "input"},
+        {"filename": "x.png", "subfolder": "../.."},
+        {"filename": "/etc/passwd"},
+    ):
         assert client.get("/view", params=params).status_code in (400, 403)
-    assert client.post("/upload/image", files={"image": ("x.png", data, "image/png")},
-                       data={"subfolder": "../outside"}).status_code == 400
+    assert (
+        client.post(
+            "/upload/image", files={"image": ("x.png", data, "image/png")}, data={"subfolder": "../outside"}
+        ).status_code
+        == 400
+    )
 
 
 def test_a_foreign_origin_can_not_queue_a_prompt_or_open_the_socket(server, client):
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
+
     evil = {"Origin": "http://evil.example"}
     r = client.post("/prompt", json={"prompt": EDGES_PROMPT}, headers=evil)
     assert r.status_code == 403
@@ -191,8 +221,10 @@ def test_a_foreign_origin_can_not_queue_a_prompt_or_open_the_socket(server, clie
         with connect(f"ws://127.0.0.1:{server.port}/ws?clientId=x", open_timeout=30, additional_headers=evil):
             pass
     own = {"Origin": server.url}  # the editor's own page passes
-    assert client.post("/prompt", json={"prompt": {"1": {"class_type": "Nope", "inputs": {}}}},
-                       headers=own).status_code == 400
+    assert (
+        client.post("/prompt", json={"prompt": {"1": {"class_type": "Nope", "inputs": {}}}}, headers=own).status_code
+        == 400
+    )
 
 
 def test_history_delete_and_clear(client):
@@ -208,9 +240,10 @@ def test_history_delete_and_clear(client):
 def test_without_the_frontend_the_root_says_how_to_install_it(tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
+    from nodeflow.jobs.config import ServerConfig
     from nodeflow.server.app import create_app
     from nodeflow.server.comfy import frontend
-    from nodeflow.server.config import ServerConfig
+
     monkeypatch.setattr(frontend, "static_root", lambda: None)
     with TestClient(create_app(ServerConfig(data_dir=tmp_path)), base_url="http://127.0.0.1") as c:
         page = c.get("/")

@@ -1,12 +1,14 @@
 """object_info: what the ComfyUI editor reads of each node, and the widgets it builds from it."""
+
 from __future__ import annotations
 
 import json
 import math
 
 from conftest import ASSETS, GRAPHS
+
+from nodeflow.comfy.catalogue import object_info, output_names
 from nodeflow.registry import load_nodes
-from nodeflow.server.comfy.catalogue import object_info, output_names
 
 # An output's index in a ComfyUI link is its position here: this order is part of each
 # node's public contract, so changing it must be a deliberate change of this test.
@@ -29,8 +31,19 @@ OUTPUT_ORDER = {
     "TVLoss": ["loss"],
     "VGGFeatures": ["vgg"],
 }
-REQUIRED_KEYS = {"input", "input_order", "output", "output_is_list", "output_name", "name", "display_name",
-                 "description", "category", "output_node", "python_module"}
+REQUIRED_KEYS = {
+    "input",
+    "input_order",
+    "output",
+    "output_is_list",
+    "output_name",
+    "name",
+    "display_name",
+    "description",
+    "category",
+    "output_node",
+    "python_module",
+}
 
 
 def bundled_nodes() -> dict:
@@ -56,7 +69,9 @@ def test_every_node_has_what_the_editor_needs():
     assert info["Save"]["output_node"] is True
     assert "tooltip" in info["AdamOptimize"]["input"]["optional"]["lr"][1]
     assert info["Sobel"]["input"]["optional"]["channels"] == [
-        "COMBO", {"options": ["gray", "per_channel"], "default": "gray", "tooltip": "on luma, or on each channel"}]
+        "COMBO",
+        {"options": ["gray", "per_channel"], "default": "gray", "tooltip": "on luma, or on each channel"},
+    ]
 
 
 def widget_value(spec: list, typed: float) -> float:
@@ -96,7 +111,7 @@ def test_no_number_is_capped_below_its_real_maximum():
                 continue
             real_max = d.get("maximum", d.get("exclusiveMaximum"))
             if real_max is None:
-                assert specs[name][1]["max"] >= 2 ** 53, (node_type, name)
+                assert specs[name][1]["max"] >= 2**53, (node_type, name)
             else:
                 assert specs[name][1]["max"] == real_max, (node_type, name)
     assert info["HighPass"]["input"]["optional"]["sigma"][1]["max"] == 100

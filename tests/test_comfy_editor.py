@@ -3,6 +3,7 @@ Chromium driven by Playwright: it starts cleanly, runs the bundled edges graph a
 result on the Save node, loads a graph from an output PNG, outlines an invalid node, and
 shows the optimizer's previews while style transfer runs.
 Screenshots of each check are kept in the test's tmp folder."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -10,21 +11,32 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from server_harness import ASSETS, Server
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # The frontend asks api.comfy.org for release notes; offline (and here: blocked) it just fails.
 ALLOWED_FAILURES = ("api.comfy.org",)
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("playwright") is None or not CHROMIUM.exists(),
-                       reason="needs Playwright's Python package and /usr/bin/chromium"),
-    pytest.mark.skipif(importlib.util.find_spec("comfyui_frontend_package") is None,
-                       reason="needs the [ui] extra (comfyui-frontend-package)"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("playwright") is None or not CHROMIUM.exists(),
+        reason="needs Playwright's Python package and /usr/bin/chromium",
+    ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("comfyui_frontend_package") is None,
+        reason="needs the [ui] extra (comfyui-frontend-package)",
+    ),
 ]
 
 
@@ -42,10 +54,15 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(CHROMIUM), headless=True,
-            args=ARGS, viewport={"width": 1600, "height": 1000})
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=ARGS,
+            viewport={"width": 1600, "height": 1000},
+        )
         yield context
         context.close()
 
@@ -58,8 +75,9 @@ class Editor:
         self.failures: list[str] = []
         self.frames: list[str | bytes] = []
         local = f"http://127.0.0.1:{server.port}"
-        self.page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(local)
-                        else route.abort())
+        self.page.route(
+            "**/*", lambda route: route.continue_() if route.request.url.startswith(local) else route.abort()
+        )
         self.page.on("requestfailed", lambda r: self.failures.append(f"failed {r.url}"))
         self.page.on("response", lambda r: r.status >= 400 and self.failures.append(f"{r.status} {r.url}"))
         self.page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: self.frames.append(frame)))
@@ -94,18 +112,22 @@ def test_the_editor_opens_on_edges_runs_it_and_shows_the_result(browser, server,
     editor.page.wait_for_function(
         "(() => { const n = app.graph._nodes.find(n => n.type === 'Save');"
         " return n && n.imgs && n.imgs.length > 0 && n.imgs[0].complete && n.imgs[0].naturalWidth > 0 })()",
-        timeout=120_000)
+        timeout=120_000,
+    )
     src = editor.page.evaluate("app.graph._nodes.find(n => n.type === 'Save').imgs[0].src")
     assert "filename=edges.png" in src and "type=output" in src
     editor.page.screenshot(path=str(tmp_path / "edges_result.png"))
     assert editor.startup_failures() == []
 
     # Dropping the output PNG on the editor loads its graph (the workflow chunk Save wrote).
-    editor.page.evaluate("""async (src) => {
+    editor.page.evaluate(
+        """async (src) => {
         const blob = await (await fetch(src)).blob();
         app.graph.clear();
         window.dropped = app.handleFile(new File([blob], 'edges.png', {type: 'image/png'}));
-    }""", src)
+    }""",
+        src,
+    )
     editor.page.wait_for_function("app.graph._nodes.length === 6", timeout=30_000)
     loaded = sorted(editor.page.evaluate("app.graph._nodes.map(n => n.type)"))
     assert loaded == ["Grid", "HighPass", "HighPass", "LoadImage", "Save", "Sobel"]
@@ -133,14 +155,14 @@ def test_style_transfer_previews_reach_the_page(browser, server, tmp_path):
         return String(opt.id);
     }""")
     editor.run()
-    editor.page.wait_for_function(f"app.nodePreviewImages && app.nodePreviewImages['{optimizer_id}']",
-                                  timeout=300_000)
+    editor.page.wait_for_function(f"app.nodePreviewImages && app.nodePreviewImages['{optimizer_id}']", timeout=300_000)
     editor.page.wait_for_timeout(500)
     editor.page.screenshot(path=str(tmp_path / "nst_preview.png"))
     previews = [f for f in editor.frames if isinstance(f, bytes)]
     assert previews and previews[0][:4] == b"\x00\x00\x00\x04"  # preview frames with their node
     editor.page.wait_for_function(
         "app.graph._nodes.filter(n => n.type === 'Save').every(n => n.imgs && n.imgs.length && n.imgs[0].complete)",
-        timeout=300_000)
+        timeout=300_000,
+    )
     editor.page.screenshot(path=str(tmp_path / "nst_done.png"))
     editor.page.close()

@@ -1,17 +1,18 @@
 """Prompts and editor workflows <-> nodeflow graphs (no server)."""
+
 from __future__ import annotations
 
 import json
 
 import pytest
-
 from conftest import GRAPHS
+
+from nodeflow.comfy.errors import node_errors
+from nodeflow.comfy.translate import graph_to_prompt, prompt_to_graph
+from nodeflow.comfy.workflow import graph_to_workflow, workflow_to_graph
 from nodeflow.errors import GraphInvalid
 from nodeflow.graph import parse_graph
 from nodeflow.plan import build_plan
-from nodeflow.server.comfy.errors import node_errors
-from nodeflow.server.comfy.translate import graph_to_prompt, prompt_to_graph
-from nodeflow.server.comfy.workflow import graph_to_workflow, workflow_to_graph
 
 BUNDLED = sorted(GRAPHS.glob("*.json"))
 
@@ -36,6 +37,7 @@ def test_bundled_graphs_survive_prompt_and_workflow_round_trips(path):
 def _with_defaults(graph: dict) -> dict:
     """A workflow keeps every widget's value, so the defaults come back written out."""
     from nodeflow.registry import load_nodes
+
     out = json.loads(json.dumps(graph))
     for spec in out["nodes"].values():
         for name, ispec in load_nodes()[spec["type"]].input_specs.items():
@@ -47,18 +49,19 @@ def _with_defaults(graph: dict) -> dict:
 def test_links_use_output_indices_and_ids_map_both_ways():
     graph = load(GRAPHS / "edges.json")
     prompt = graph_to_prompt(graph)
-    assert prompt["5"]["inputs"]["image2"] == ["2", 0]          # sobel.magnitude
+    assert prompt["5"]["inputs"]["image2"] == ["2", 0]  # sobel.magnitude
     assert prompt["2"]["_meta"] == {"title": "Sobel", "nodeflow": {"id": "sobel"}}
-    prompt["5"]["inputs"]["image2"] = ["2", 2]                  # sobel.y
+    prompt["5"]["inputs"]["image2"] = ["2", 2]  # sobel.y
     tr = prompt_to_graph(prompt)
     assert tr.graph["nodes"]["grid"]["inputs"]["image2"] == {"from": "sobel.y"}
     assert tr.back["grid"] == "5"
 
 
 def test_placeholders_for_unset_optional_inputs_mean_unset():
-    prompt = {"1": {"class_type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 0, "url": "",
-                                                          "sha256": ""}},
-              "2": {"class_type": "Save", "inputs": {"image": ["1", 0], "filename": "x.png", "metadata": ""}}}
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 0, "url": "", "sha256": ""}},
+        "2": {"class_type": "Save", "inputs": {"image": ["1", 0], "filename": "x.png", "metadata": ""}},
+    }
     nodes = prompt_to_graph(prompt).graph["nodes"]
     assert nodes["load_image_1"]["inputs"] == {"path": "astronaut.png"}
     assert nodes["save_2"]["inputs"] == {"image": {"from": "load_image_1.image"}, "filename": "x.png"}
@@ -66,9 +69,9 @@ def test_placeholders_for_unset_optional_inputs_mean_unset():
 
 def test_validation_errors_name_the_prompt_node_and_input():
     prompt = graph_to_prompt(load(GRAPHS / "edges.json"))
-    prompt["3"]["inputs"]["gain"] = 1000.0          # high_pass: le=100
-    prompt["4"]["inputs"]["mode"] = "median"        # not a choice
-    del prompt["1"]["inputs"]["path"]               # required
+    prompt["3"]["inputs"]["gain"] = 1000.0  # high_pass: le=100
+    prompt["4"]["inputs"]["mode"] = "median"  # not a choice
+    del prompt["1"]["inputs"]["path"]  # required
     tr = prompt_to_graph(prompt)
     with pytest.raises(GraphInvalid) as exc:
         build_plan(parse_graph(tr.graph))
@@ -85,7 +88,7 @@ def test_validation_errors_name_the_prompt_node_and_input():
 
 def test_a_link_to_a_missing_output_index_is_reported_on_the_input():
     prompt = graph_to_prompt(load(GRAPHS / "edges.json"))
-    prompt["6"]["inputs"]["image"] = ["5", 3]       # Grid has one output
+    prompt["6"]["inputs"]["image"] = ["5", 3]  # Grid has one output
     tr = prompt_to_graph(prompt)
     with pytest.raises(GraphInvalid) as exc:
         build_plan(parse_graph(tr.graph))

@@ -2,6 +2,7 @@
 `handle`, SDImg2Img `model` and `config`, an optimizer's frame names): in the server
 (Settings(confine_paths=True)) they stay inside its inputs folder, refused at validation
 by node and input; in the CLI they mean what they always did."""
+
 from __future__ import annotations
 
 import os
@@ -26,17 +27,28 @@ def vgg_graph(weights: str) -> dict:
 
 
 def hub_graph(handle: str, source: str = "tfhub") -> dict:
-    return {"load": image(),
-            "stylize": {"type": "HubStylize", "inputs": {"content": {"from": "load.image"},
-                                                         "style": {"from": "load.image"},
-                                                         "model_source": source, "handle": handle}},
-            "save": {"type": "Save", "inputs": {"image": {"from": "stylize.image"}}}}
+    return {
+        "load": image(),
+        "stylize": {
+            "type": "HubStylize",
+            "inputs": {
+                "content": {"from": "load.image"},
+                "style": {"from": "load.image"},
+                "model_source": source,
+                "handle": handle,
+            },
+        },
+        "save": {"type": "Save", "inputs": {"image": {"from": "stylize.image"}}},
+    }
 
 
 def sd_graph(model: str, config: str | None = None) -> dict:
     sd = {"image": {"from": "load.image"}, "prompt": "x", "model": model, "config": config}
-    return {"load": image(), "sd": {"type": "SDImg2Img", "inputs": sd},
-            "save": {"type": "Save", "inputs": {"image": {"from": "sd.image"}}}}
+    return {
+        "load": image(),
+        "sd": {"type": "SDImg2Img", "inputs": sd},
+        "save": {"type": "Save", "inputs": {"image": {"from": "sd.image"}}},
+    }
 
 
 def issues_of(nodes: dict, settings: Settings) -> list:
@@ -83,18 +95,27 @@ def test_a_symlink_out_of_the_inputs_is_refused(server_inputs, tmp_path):
     secret.write_bytes(b"weights")
     os.symlink(secret, server_inputs.input_dir / "link.pth")
     issues = issues_of(vgg_graph("link.pth"), server_inputs)
-    assert [i.message for i in issues if (i.node, i.input) == ("vgg", "weights")] == \
-        ["'link.pth' leads outside inputs/ (symlink?)"]
+    assert [i.message for i in issues if (i.node, i.input) == ("vgg", "weights")] == [
+        "'link.pth' leads outside inputs/ (symlink?)"
+    ]
 
 
 def test_frame_names_outside_the_output_folder_are_refused_before_running(server_inputs):
-    nodes = {"load": image(),
-             "vgg": {"type": "VGGFeatures", "inputs": {"model": "vgg16"}},
-             "style": {"type": "StyleLoss", "inputs": {"vgg": {"from": "vgg.vgg"}, "style": {"from": "load.image"}}},
-             "opt": {"type": "AdamOptimize", "inputs": {"image": {"from": "load.image"},
-                                                       "loss1": {"from": "style.loss"},
-                                                       "save_frames": True, "frame_prefix": "../frames"}},
-             "save": {"type": "Save", "inputs": {"image": {"from": "opt.image"}}}}
+    nodes = {
+        "load": image(),
+        "vgg": {"type": "VGGFeatures", "inputs": {"model": "vgg16"}},
+        "style": {"type": "StyleLoss", "inputs": {"vgg": {"from": "vgg.vgg"}, "style": {"from": "load.image"}}},
+        "opt": {
+            "type": "AdamOptimize",
+            "inputs": {
+                "image": {"from": "load.image"},
+                "loss1": {"from": "style.loss"},
+                "save_frames": True,
+                "frame_prefix": "../frames",
+            },
+        },
+        "save": {"type": "Save", "inputs": {"image": {"from": "opt.image"}}},
+    }
     for settings in (server_inputs, Settings(input_dir=server_inputs.input_dir)):  # the CLI too
         assert ("opt", "frame_prefix") in located(nodes, settings)
     nodes["opt"]["inputs"]["frame_prefix"] = "frames/nst"
@@ -103,9 +124,20 @@ def test_frame_names_outside_the_output_folder_are_refused_before_running(server
 
 def test_weights_inside_the_server_inputs_are_found_there(server_inputs):
     (server_inputs.input_dir / "w.pth").write_bytes(b"not read at validation")
-    plan = build_plan(parse_graph({"nodes": {**vgg_graph("w.pth"), "load": image(),
-                                             "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}}}}),
-                      server_inputs, only=["vgg"], probe=False)
+    plan = build_plan(
+        parse_graph(
+            {
+                "nodes": {
+                    **vgg_graph("w.pth"),
+                    "load": image(),
+                    "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}},
+                }
+            }
+        ),
+        server_inputs,
+        only=["vgg"],
+        probe=False,
+    )
     state = plan.nodes["vgg"].extra[0]
     assert state.startswith(f"vgg19:file:{(server_inputs.input_dir / 'w.pth').resolve()}:")
 
@@ -118,26 +150,41 @@ def test_the_cli_reads_weights_and_handles_where_they_are(tmp_path, monkeypatch,
     cli = Settings(input_dir=assets)
     for name in (str(weights), "elsewhere/w.pth"):
         monkeypatch.chdir(tmp_path)
-        plan = build_plan(parse_graph({"nodes": {**vgg_graph(name), "load": image(),
-                                                 "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}}}}),
-                          cli, only=["vgg"], probe=False)
+        plan = build_plan(
+            parse_graph(
+                {
+                    "nodes": {
+                        **vgg_graph(name),
+                        "load": image(),
+                        "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}},
+                    }
+                }
+            ),
+            cli,
+            only=["vgg"],
+            probe=False,
+        )
         assert plan.nodes["vgg"].extra[0].startswith(f"vgg19:file:{weights.resolve()}:")
     model = tmp_path / "model"
     model.mkdir()
     (model / "saved_model.pb").write_bytes(b"")
     from nodes.hub._tfhub import tfhub_local_path
+
     assert tfhub_local_path(str(model), cli) == model
     assert tfhub_local_path("model", cli) == Path("model")
 
 
 def test_an_input_checked_before_the_run_cannot_be_a_link(assets):
     """A file-naming input fed by another node's text (a graph the fuzzer found): named, no KeyError."""
-    nodes = {"first": image(),
-             "save1": {"type": "Save", "inputs": {"image": {"from": "first.image"}}},
-             "load": {"type": "LoadImage", "inputs": {"path": {"from": "save1.path"}}},
-             "vgg": {"type": "VGGFeatures", "inputs": {"model": {"from": "save1.path"}}},
-             "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}}}
+    nodes = {
+        "first": image(),
+        "save1": {"type": "Save", "inputs": {"image": {"from": "first.image"}}},
+        "load": {"type": "LoadImage", "inputs": {"path": {"from": "save1.path"}}},
+        "vgg": {"type": "VGGFeatures", "inputs": {"model": {"from": "save1.path"}}},
+        "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}},
+    }
     got = {(i.code, i.node, i.input): i.message for i in issues_of(nodes, Settings(input_dir=assets))}
-    assert got[("invalid_link", "load", "path")] == ("LoadImage checks 'path' before running (a file, a model): "
-                                                     "give it as a value, not a link")
+    assert got[("invalid_link", "load", "path")] == (
+        "LoadImage checks 'path' before running (a file, a model): give it as a value, not a link"
+    )
     assert ("invalid_link", "vgg", "model") in got

@@ -1,4 +1,5 @@
 """LoadImage's url + sha256 source, against a local HTTP server."""
+
 from __future__ import annotations
 
 import functools
@@ -31,8 +32,14 @@ def http_assets(assets, monkeypatch):
 
 
 def load_graph(url: str, sha: str) -> dict:
-    return {"nodes": {"load": {"type": "LoadImage", "inputs": {
-        "path": "astronaut.png", "max_size": 64, "url": url, "sha256": sha}}}}
+    return {
+        "nodes": {
+            "load": {
+                "type": "LoadImage",
+                "inputs": {"path": "astronaut.png", "max_size": 64, "url": url, "sha256": sha},
+            }
+        }
+    }
 
 
 def run(graph, tmp_path):

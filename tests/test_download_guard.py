@@ -1,5 +1,6 @@
 """Downloads can't be turned against the machine: schemes on every hop, no private
 addresses, a size cap, a deadline, cancellation, verified reuse, no echo of what came back."""
+
 from __future__ import annotations
 
 import hashlib
@@ -37,6 +38,7 @@ def _redirect(to):
         h.send_response(302)
         h.send_header("Location", to(h))
         h.end_headers()
+
     return handle
 
 
@@ -47,12 +49,13 @@ def _body(data, length=True):
             h.send_header("Content-Length", str(len(data)))
         h.end_headers()
         h.wfile.write(data)
+
     return handle
 
 
 def _slow(h):
     h.send_response(200)
-    h.send_header("Content-Length", str(10 ** 6))
+    h.send_header("Content-Length", str(10**6))
     h.end_headers()
     try:
         for _ in range(400):  # 40 s at most
@@ -91,10 +94,19 @@ def mirror_allowed(monkeypatch):
 SHA = hashlib.sha256(BODY).hexdigest()
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:{port}/file", "http://localhost:{port}/file",
-                                 "http://[::1]:{port}/file", "http://10.0.0.1:{port}/file",
-                                 "http://169.254.169.254/latest/meta-data", "http://224.0.0.1/x",
-                                 "http://0.0.0.0:{port}/file", "http://[::ffff:127.0.0.1]:{port}/file"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:{port}/file",
+        "http://localhost:{port}/file",
+        "http://[::1]:{port}/file",
+        "http://10.0.0.1:{port}/file",
+        "http://169.254.169.254/latest/meta-data",
+        "http://224.0.0.1/x",
+        "http://0.0.0.0:{port}/file",
+        "http://[::ffff:127.0.0.1]:{port}/file",
+    ],
+)
 def test_no_connection_to_local_or_private_addresses(site, tmp_path, url):
     base, hits = site
     port = base.rsplit(":", 1)[1]
@@ -123,6 +135,7 @@ def test_a_redirect_to_a_private_address_is_refused(site, tmp_path, monkeypatch)
     """The first hop is public (faked by its check); the second points at loopback."""
     base, hits = site
     import nodes._shared.download as dl
+
     real = dl.resolve_public
     calls = []
 

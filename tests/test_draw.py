@@ -1,23 +1,28 @@
 """`nodeflow show`: a picture of every bundled graph, coloured by a run log when given one."""
+
 from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from conftest import GRAPHS
 from PIL import Image
 
-from conftest import GRAPHS
-from nodeflow.cli import main
-from nodeflow.draw import STATE_FILL, layout
+from nodeflow.cli.command import main
+from nodeflow.drawing.draw import STATE_FILL, layout
 from nodeflow.graph import as_link, parse_graph, read_graph_file
 
 SVG = "{http://www.w3.org/2000/svg}"
 
 
 def links_of(graph) -> int:
-    return sum(1 for spec in graph.nodes.values() for v in spec.inputs.values()
-               if as_link(v) is not None and not isinstance(as_link(v), str))
+    return sum(
+        1
+        for spec in graph.nodes.values()
+        for v in spec.inputs.values()
+        if as_link(v) is not None and not isinstance(as_link(v), str)
+    )
 
 
 def header_fill(svg_root, node_id: str) -> str:
@@ -37,18 +42,22 @@ def test_every_bundled_graph_draws_as_svg_and_png(path, tmp_path):
     texts = [el.text for el in root.iter(SVG + "text")]
     for nid, spec in graph.nodes.items():
         assert nid in texts and spec.type in texts
-    assert len(list(root.iter(SVG + "path"))) == links_of(graph)   # one wire per link
+    assert len(list(root.iter(SVG + "path"))) == links_of(graph)  # one wire per link
     assert main(["show", str(path), "-o", str(tmp_path / "g.png")]) == 0
     with Image.open(tmp_path / "g.png") as im:
         assert im.format == "PNG" and im.width > 300 and im.height > 100
 
 
 def test_boxes_run_left_to_right_and_wires_join_named_ports():
-    graph = parse_graph({"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 64}},
-        "sobel": {"type": "Sobel", "inputs": {"image": {"from": "load.image"}}},
-        "save": {"type": "Save", "inputs": {"image": {"from": "sobel.magnitude"}, "filename": "e.png"}},
-    }})
+    graph = parse_graph(
+        {
+            "nodes": {
+                "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 64}},
+                "sobel": {"type": "Sobel", "inputs": {"image": {"from": "load.image"}}},
+                "save": {"type": "Save", "inputs": {"image": {"from": "sobel.magnitude"}, "filename": "e.png"}},
+            }
+        }
+    )
     shapes = layout(graph)
     texts = {item[3]: item for item in shapes.items if item[0] == "text"}
     assert texts["load"][1] < texts["sobel"][1] < texts["save"][1]
@@ -65,21 +74,40 @@ def test_run_log_colours_ran_cached_and_not_needed_nodes(tmp_path, assets):
     log = tmp_path / "run.json"
     assert main(["run", edges, "--out", str(tmp_path / "out"), "-q", "--run-log", str(log)]) == 0
     assert json.loads(log.read_text())["nodes"]["save"]["state"] == "ran"
-    assert main(["run", edges, "--out", str(tmp_path / "out"), "-q", "--run-log", str(log),
-                 "--set", "save.filename=other.png"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                edges,
+                "--out",
+                str(tmp_path / "out"),
+                "-q",
+                "--run-log",
+                str(log),
+                "--set",
+                "save.filename=other.png",
+            ]
+        )
+        == 0
+    )
     assert main(["show", edges, "-o", str(tmp_path / "g.svg"), "--run-log", str(log)]) == 0
     root = ET.parse(tmp_path / "g.svg").getroot()
     assert header_fill(root, "save") == STATE_FILL["ran"]
     assert header_fill(root, "grid") == STATE_FILL["cached"]
-    assert header_fill(root, "load") == STATE_FILL["not run"]   # upstream of a cached node
+    assert header_fill(root, "load") == STATE_FILL["not run"]  # upstream of a cached node
     assert "from the cache" in [el.text for el in root.iter(SVG + "text")]
 
 
 def test_a_job_answer_colours_a_failed_node(tmp_path):
-    job = {"id": "abc", "status": "failed", "nodes": {
-        "load": {"state": "ran", "seconds": 0.1},
-        "sobel": {"state": "failed", "error": "boom"},
-        "save": {"state": "cancelled"}}}
+    job = {
+        "id": "abc",
+        "status": "failed",
+        "nodes": {
+            "load": {"state": "ran", "seconds": 0.1},
+            "sobel": {"state": "failed", "error": "boom"},
+            "save": {"state": "cancelled"},
+        },
+    }
     answer = tmp_path / "job.json"
     answer.write_text(json.dumps(job))
     edges = str(GRAPHS / "edges.json")
@@ -93,7 +121,7 @@ def test_a_job_answer_colours_a_failed_node(tmp_path):
     # The failed header's colour is in the PNG too.
     with Image.open(tmp_path / "g.png") as im:
         colours = {c for _, c in im.convert("RGB").getcolors(1 << 20)}
-    assert tuple(int(STATE_FILL["failed"][i:i + 2], 16) for i in (1, 3, 5)) in colours
+    assert tuple(int(STATE_FILL["failed"][i : i + 2], 16) for i in (1, 3, 5)) in colours
 
 
 def test_bad_requests_exit_2_and_nothing_is_overwritten(tmp_path, capsys):
@@ -116,6 +144,7 @@ def test_run_log_can_be_a_job_url(tmp_path, monkeypatch):
     import functools
     import http.server
     import threading
+
     seen = []
 
     class Handler(http.server.SimpleHTTPRequestHandler):
@@ -125,6 +154,7 @@ def test_run_log_can_be_a_job_url(tmp_path, monkeypatch):
 
         def log_message(self, *args):
             pass
+
     (tmp_path / "jobs").mkdir()
     (tmp_path / "jobs" / "abc").write_text(json.dumps({"id": "abc", "nodes": {"save": {"state": "failed"}}}))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(tmp_path)))

@@ -1,5 +1,6 @@
 """The value caches at their edges: the memory budget exactly, one oversized value,
 a write torn by a full disk, a corrupt payload that still unpickles."""
+
 from __future__ import annotations
 
 import hashlib
@@ -126,7 +127,7 @@ def test_the_temp_file_sits_beside_the_entry_so_the_rename_is_atomic(tmp_path, m
     real = os.replace
     monkeypatch.setattr(os, "replace", lambda src, dst: renames.append((src, dst)) or real(src, dst))
     DiskCache(tmp_path).put(KEY, {"v": 1})
-    (src, dst), = renames
+    ((src, dst),) = renames
     assert os.path.dirname(src) == os.path.dirname(dst) == str(tmp_path / KEY[:2])
     assert os.path.basename(src).startswith(f".{KEY}.pkl.") and src.endswith(".tmp")  # hidden from entries()
 
@@ -146,6 +147,7 @@ def test_prune_frees_nothing_at_exactly_the_budget_and_reports_what_it_freed(tmp
 def test_budgets_and_the_cache_dir_come_from_the_environment(monkeypatch, tmp_path):
     from nodeflow.cache import default_cache_dir, disk_budget, user_cache_subdir
     from nodeflow.executor import memory_budget
+
     monkeypatch.delenv("NODEFLOW_DISK_CACHE_GB", raising=False)
     monkeypatch.delenv("NODEFLOW_MEMORY_CACHE_MB", raising=False)
     assert disk_budget() == 20 << 30 and memory_budget() == 2048 << 20
@@ -156,6 +158,7 @@ def test_budgets_and_the_cache_dir_come_from_the_environment(monkeypatch, tmp_pa
     assert default_cache_dir() == tmp_path / "here"
     monkeypatch.delenv("NODEFLOW_CACHE_DIR")
     from platformdirs import user_cache_dir
+
     assert default_cache_dir() == Path(user_cache_dir("nodeflow")) / "values"
     assert user_cache_subdir("NODEFLOW_CACHE_DIR", "models") == Path(user_cache_dir("nodeflow")) / "models"
 
@@ -266,6 +269,7 @@ def test_a_failed_rename_leaves_no_temp_file_and_its_error_is_the_one_raised(tmp
 def test_a_temp_file_already_removed_by_a_cleaner_does_not_hide_the_error(tmp_path, monkeypatch):
     """Another process (a tmp cleaner, a concurrent prune) removed the temp file before the
     rename failed: the rename's error is raised, not FileNotFoundError from the cleanup."""
+
     def vanish_then_fail(src, dst):
         os.unlink(src)
         raise OSError(28, "No space left on device")
@@ -282,6 +286,6 @@ def test_entries_are_pickled_with_the_highest_protocol(tmp_path):
     default protocol."""
     disk = DiskCache(tmp_path)
     disk.put(KEY, {"v": b"x" * 100})
-    payload = disk._path(KEY).read_bytes()[len(b"NFCACHE1") + 32:]
+    payload = disk._path(KEY).read_bytes()[len(b"NFCACHE1") + 32 :]
     assert payload[:2] == pickle.PROTO + bytes([pickle.HIGHEST_PROTOCOL])
     assert pickle.loads(payload) == {"v": b"x" * 100}

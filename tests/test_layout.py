@@ -1,4 +1,5 @@
 """The node library's layout: one subpackage per family, and an engine that imports no node."""
+
 import ast
 from pathlib import Path
 
@@ -14,6 +15,7 @@ FAMILIES = {
 
 def test_each_builtin_node_lives_in_its_family_subpackage():
     from nodeflow.registry import load_nodes
+
     found: dict[str, set] = {}
     for name, cls in load_nodes().items():
         parts = cls.__module__.split(".")
@@ -46,5 +48,6 @@ def test_the_engine_imports_no_node_and_registry_imports_no_engine_module():
 
 def test_the_graphs_folder_holds_only_graphs():
     import json
+
     for path in (ROOT / "graphs").glob("*.json"):
         assert "nodes" in json.loads(path.read_text()), path.name

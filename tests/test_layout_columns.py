@@ -1,8 +1,9 @@
-"""nodeflow.layout: columns by topological generation, rows that follow their inputs."""
+"""nodeflow.drawing.layout: columns by topological generation, rows that follow their inputs."""
+
 from conftest import GRAPHS
 
+from nodeflow.drawing.layout import columns
 from nodeflow.graph import parse_graph, read_graph_file
-from nodeflow.layout import columns
 
 
 def test_every_link_goes_left_to_right_in_the_bundled_graphs():
@@ -20,18 +21,26 @@ def test_every_link_goes_left_to_right_in_the_bundled_graphs():
 
 def test_a_chain_is_one_row_and_a_fan_out_stacks_in_the_next_column():
     link = lambda ref: {"from": ref}  # noqa: E731
-    graph = parse_graph({"nodes": {
-        "a": {"type": "T", "inputs": {}},
-        "b": {"type": "T", "inputs": {"x": link("a.out")}},
-        "c": {"type": "T", "inputs": {"x": link("a.out")}},
-        "d": {"type": "T", "inputs": {"x": link("b.out"), "y": link("c.out")}},
-    }})
+    graph = parse_graph(
+        {
+            "nodes": {
+                "a": {"type": "T", "inputs": {}},
+                "b": {"type": "T", "inputs": {"x": link("a.out")}},
+                "c": {"type": "T", "inputs": {"x": link("a.out")}},
+                "d": {"type": "T", "inputs": {"x": link("b.out"), "y": link("c.out")}},
+            }
+        }
+    )
     assert columns(graph) == {"a": (0, 0), "b": (1, 0), "c": (1, 1), "d": (2, 0)}
 
 
 def test_a_cycle_still_gets_a_layout():
-    graph = parse_graph({"nodes": {
-        "a": {"type": "T", "inputs": {"x": {"from": "b.out"}}},
-        "b": {"type": "T", "inputs": {"x": {"from": "a.out"}}},
-    }})
+    graph = parse_graph(
+        {
+            "nodes": {
+                "a": {"type": "T", "inputs": {"x": {"from": "b.out"}}},
+                "b": {"type": "T", "inputs": {"x": {"from": "a.out"}}},
+            }
+        }
+    )
     assert columns(graph) == {"a": (0, 0), "b": (1, 0)}

@@ -1,13 +1,13 @@
 """The malformed-graph corpus (tests/malformed/*.json, and generated ones for what a file
 can't hold comfortably) through the real CLI: exit status 2, every problem named by node
 and input, never a traceback."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
-
 from conftest import GRAPHS
 
 CORPUS = Path(__file__).parent / "malformed"
@@ -76,8 +76,14 @@ def generated(tmp_path) -> dict[str, list]:
     cases["deep_100000"] = (with_input("load", "max_size", "[" * 100_000 + "]" * 100_000), [(None, None, "too_deep")])
     cases["deep_object"] = (with_input("grid", "label1", '{"a":' * 5000 + "1" + "}" * 5000), [(None, None, "too_deep")])
     cases["not_utf8"] = (b'{"nodes": {"x": {"type": "\xff\xfe"}}}', [(None, None, "invalid_json")])
-    cases["huge_string"] = (with_input("grid", "label9", json.dumps("x" * 5_000_000)), [("grid", "label9", "unknown_input")])
-    cases["huge_value_echo"] = (with_input("load", "max_size", json.dumps("9" * 5_000_000)), [("load", "max_size", "invalid_type")])
+    cases["huge_string"] = (
+        with_input("grid", "label9", json.dumps("x" * 5_000_000)),
+        [("grid", "label9", "unknown_input")],
+    )
+    cases["huge_value_echo"] = (
+        with_input("load", "max_size", json.dumps("9" * 5_000_000)),
+        [("load", "max_size", "invalid_type")],
+    )
     paths = {}
     for name, (text, issues) in cases.items():
         path = tmp_path / f"{name}.json"
@@ -93,12 +99,31 @@ def test_generated_graphs_are_reported_too(cli, generated):
 
 
 def test_run_reports_every_stage_and_bad_overrides(cli, tmp_path):
-    proc = cli("run", str(CORPUS / "every_stage_at_once.json"), "--out", str(tmp_path / "out"),
-               "--set", "load.max_size=Infinity", "--set", "save.quality=" + "9" * 5000, "--set", "nowhere",
-               "--device", "cuda:abc")
+    proc = cli(
+        "run",
+        str(CORPUS / "every_stage_at_once.json"),
+        "--out",
+        str(tmp_path / "out"),
+        "--set",
+        "load.max_size=Infinity",
+        "--set",
+        "save.quality=" + "9" * 5000,
+        "--set",
+        "nowhere",
+        "--device",
+        "cuda:abc",
+    )
     check(proc, {})
-    for code in ("invalid_structure", "invalid_node_id", "unknown_type", "missing_node", "not_finite",
-                 "int_too_long", "invalid_override", "invalid_device"):
+    for code in (
+        "invalid_structure",
+        "invalid_node_id",
+        "unknown_type",
+        "missing_node",
+        "not_finite",
+        "int_too_long",
+        "invalid_override",
+        "invalid_device",
+    ):
         assert f"[{code}]" in proc.stderr, code
     assert "--device: 'cuda:abc'" in proc.stderr
     assert not (tmp_path / "out").exists()
@@ -108,11 +133,15 @@ def test_a_foreign_png_cannot_write_outside_the_output_folder(cli, tmp_path, ass
     """A graph embedded in a PNG from elsewhere is untrusted: its Save stays inside --out."""
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
+
     escape = tmp_path / "escaped.png"
-    graph = {"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 16}},
-                       "a": {"type": "Save", "inputs": {"image": {"from": "load.image"}, "filename": str(escape)}},
-                       "b": {"type": "Save", "inputs": {"image": {"from": "load.image"},
-                                                        "filename": "../../escaped.png"}}}}
+    graph = {
+        "nodes": {
+            "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 16}},
+            "a": {"type": "Save", "inputs": {"image": {"from": "load.image"}, "filename": str(escape)}},
+            "b": {"type": "Save", "inputs": {"image": {"from": "load.image"}, "filename": "../../escaped.png"}},
+        }
+    }
     info = PngInfo()
     info.add_itxt("nodeflow:graph", json.dumps(graph), zip=True)
     foreign = tmp_path / "foreign.png"
@@ -125,12 +154,19 @@ def test_a_foreign_png_cannot_write_outside_the_output_folder(cli, tmp_path, ass
 
 def test_validate_of_the_bundled_graphs_loads_no_framework(cli):
     """Checking devices needs no torch or TensorFlow unless a GPU is asked for by name."""
-    code = ("import sys; from nodeflow.cli import main; rc = main(['validate', *sys.argv[1:]]); "
-            "heavy = sorted(m for m in ('torch', 'tensorflow', 'diffusers', 'onnxruntime') if m in sys.modules); "
-            "print('HEAVY', heavy); sys.exit(rc)")
+    code = (
+        "import sys; from nodeflow.cli.command import main; rc = main(['validate', *sys.argv[1:]]); "
+        "heavy = sorted(m for m in ('torch', 'tensorflow', 'diffusers', 'onnxruntime') if m in sys.modules); "
+        "print('HEAVY', heavy); sys.exit(rc)"
+    )
     import subprocess
     import sys
-    proc = subprocess.run([sys.executable, "-c", code, *map(str, sorted(GRAPHS.glob("*.json")))],
-                          capture_output=True, text=True, timeout=300)
+
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *map(str, sorted(GRAPHS.glob("*.json")))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout

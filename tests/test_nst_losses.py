@@ -1,4 +1,5 @@
 """Style transfer losses against values computed by hand on tiny tensors."""
+
 from __future__ import annotations
 
 import math
@@ -7,13 +8,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from nodes.nst._optimizers import KerasAdam, parse_schedule  # noqa: E402
 from nodes.nst._losses import LossTerm, gram, term_names, total_variation  # noqa: E402
+from nodes.nst._optimizers import KerasAdam, parse_schedule  # noqa: E402
 
 
 def test_gram_is_divided_by_the_number_of_locations():
     # 2 channels over 2x2 locations: a = [1,2,3,4], b = [0,1,0,1].
-    f = torch.tensor([[[[1., 2.], [3., 4.]], [[0., 1.], [0., 1.]]]])
+    f = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [0.0, 1.0]]]])
     g = gram(f)
     # a.a = 30, a.b = 6, b.b = 2; divided by H*W = 4.
     assert torch.allclose(g, torch.tensor([[7.5, 1.5], [1.5, 0.5]]))
@@ -23,9 +24,9 @@ def test_gram_gradient_matches_autograd_of_the_plain_formula():
     f = torch.randn(1, 4, 3, 5, dtype=torch.float64, requires_grad=True)
     target = torch.randn(4, 4, dtype=torch.float64)
     # gram() computes in float32; compare against the textbook formula in float32 too.
-    mine, = torch.autograd.grad(((gram(f) - target.float()) ** 2).sum(), f)
+    (mine,) = torch.autograd.grad(((gram(f) - target.float()) ** 2).sum(), f)
     f32 = f.detach().float().reshape(4, 15).requires_grad_(True)
-    plain, = torch.autograd.grad((((f32 @ f32.t()) / 15 - target.float()) ** 2).sum(), f32)
+    (plain,) = torch.autograd.grad((((f32 @ f32.t()) / 15 - target.float()) ** 2).sum(), f32)
     assert torch.allclose(mine.reshape(4, 15).float(), plain, rtol=1e-5, atol=1e-6)
 
 
@@ -36,8 +37,8 @@ def test_gram_takes_channels_last_features_as_they_are():
     # Gram sums in float32 in either layout's order: equal to rounding.
     assert torch.allclose(gram(nhwc), gram(nchw), atol=1e-6)
     target = torch.randn(4, 4, generator=torch.Generator().manual_seed(1))
-    g_nhwc, = torch.autograd.grad(((gram(nhwc) - target) ** 2).sum(), nhwc)
-    g_nchw, = torch.autograd.grad(((gram(nchw) - target) ** 2).sum(), nchw)
+    (g_nhwc,) = torch.autograd.grad(((gram(nhwc) - target) ** 2).sum(), nhwc)
+    (g_nchw,) = torch.autograd.grad(((gram(nchw) - target) ** 2).sum(), nchw)
     assert torch.allclose(g_nhwc, g_nchw, atol=1e-5)
     # The gradient keeps the features' layout: no reorder on the way back into the network.
     assert g_nhwc.is_contiguous(memory_format=torch.channels_last)
@@ -49,11 +50,12 @@ def test_gram_of_bfloat16_features_is_float32_with_a_bfloat16_gradient():
     assert g.dtype == torch.float32
     ref = gram(f.detach().float())
     assert torch.allclose(g, ref)
-    grad, = torch.autograd.grad(g.sum(), f)
+    (grad,) = torch.autograd.grad(g.sum(), f)
     assert grad.dtype == torch.bfloat16
     # d(sum G)/dF = 2 * (column sums broadcast) F / N = 2 * 1 1^T F / N
     expected = (2 * torch.ones(8, 8) @ f.detach().float().reshape(8, 36) / 36).reshape(1, 8, 6, 6)
     assert torch.allclose(grad.float(), expected, rtol=2e-2, atol=2e-2)
+
 
 def test_total_variation_is_the_summed_absolute_differences():
     img = torch.tensor([[[[0.0, 1.0], [0.5, 0.25]]]])  # 1 channel, 2x2
@@ -67,19 +69,19 @@ def test_tv_term_applies_its_weight():
 
 
 def test_style_term_is_the_weighted_mean_over_layers_of_the_gram_mse():
-    f1 = torch.tensor([[[[1., 2.], [3., 4.]], [[0., 1.], [0., 1.]]]])   # gram [[7.5,1.5],[1.5,.5]]
-    f2 = torch.tensor([[[[2.]]]])                                         # gram [[4]]
+    f1 = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]], [[0.0, 1.0], [0.0, 1.0]]]])  # gram [[7.5,1.5],[1.5,.5]]
+    f2 = torch.tensor([[[[2.0]]]])  # gram [[4]]
     targets = {"a": torch.zeros(2, 2), "b": torch.tensor([[1.0]])}
     term = LossTerm("style", 0.01, ["a", "b"])
     got = term.value({"a": f1, "b": f2}, None, targets).item()
-    mse_a = (7.5 ** 2 + 1.5 ** 2 + 1.5 ** 2 + 0.5 ** 2) / 4   # 15.25
-    mse_b = (4 - 1) ** 2                                        # 9
+    mse_a = (7.5**2 + 1.5**2 + 1.5**2 + 0.5**2) / 4  # 15.25
+    mse_b = (4 - 1) ** 2  # 9
     assert got == pytest.approx(0.01 * (mse_a + mse_b) / 2)
 
 
 def test_content_term_is_the_weighted_feature_mse():
-    f = torch.tensor([[[[1., 2.], [3., 4.]]]])
-    target = torch.tensor([[[[1., 0.], [3., 0.]]]])
+    f = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    target = torch.tensor([[[[1.0, 0.0], [3.0, 0.0]]]])
     term = LossTerm("content", 1e4, ["c"])
     assert term.value({"c": f}, None, {"c": target}).item() == pytest.approx(1e4 * (4 + 16) / 4)
 
@@ -105,6 +107,7 @@ def test_schedules_and_term_names():
 
 def test_smoothed_tv_is_close_to_exact_and_reported_exactly():
     from nodes.nst._objective import Objective
+
     img = torch.tensor([[[[0.0, 1.0], [0.5, 0.25]]]])
     # sqrt(d^2 + s^2) - s for d in (1, .25, .5, .75) with s = 0.1
     s = 0.1
@@ -122,6 +125,7 @@ def test_image_tensor_is_a_contiguous_copy_the_optimizers_may_write_into():
     import numpy as np
 
     from nodes.nst._tensors import image_tensor
+
     img = np.random.default_rng(0).random((5, 7, 3), dtype=np.float32)
     x = image_tensor(img, "cpu")
     assert x.shape == (1, 3, 5, 7) and x.is_contiguous()
@@ -132,6 +136,7 @@ def test_image_tensor_is_a_contiguous_copy_the_optimizers_may_write_into():
 
 def test_precision_auto_picks_bfloat16_only_where_it_is_fast(monkeypatch):
     from nodes.nst import _precision
+
     monkeypatch.setattr(_precision, "fast_bfloat16", lambda device: device == "cuda")
     assert _precision.resolve_precision("auto", "cuda") == ("bfloat16", "")
     assert _precision.resolve_precision("auto", "cpu") == ("float32", "")
@@ -143,6 +148,6 @@ def test_precision_auto_picks_bfloat16_only_where_it_is_fast(monkeypatch):
 
 def test_the_cpu_probe_answers_without_raising():
     from nodes.nst._precision import fast_bfloat16
+
     assert fast_bfloat16("cpu") in (True, False)
     assert fast_bfloat16("mps") is False
-

@@ -1,6 +1,7 @@
 """Style transfer runs on the real offline VGG16 weights, at tiny sizes: the objective
 goes down, the value cache spares the optimization, cancellation stops it, the bundled
 graphs validate, the quick graph runs end to end, and image sources download."""
+
 from __future__ import annotations
 
 import functools
@@ -35,26 +36,39 @@ def offline_vgg19(monkeypatch, tmp_path):
 
 def _tiny(optimizer: str = "AdamOptimize", **opt_inputs) -> dict:
     L = lambda ref: {"from": ref}
-    return {"nodes": {
-        "content": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 48}},
-        "style": {"type": "LoadImage", "inputs": {"path": "starry_night.jpg", "max_size": 48}},
-        "vgg": {"type": "VGGFeatures", "inputs": {"model": "vgg16"}},
-        "style_loss": {"type": "StyleLoss", "inputs": {"vgg": L("vgg.vgg"), "style": L("style.image")}},
-        "content_loss": {"type": "ContentLoss", "inputs": {"vgg": L("vgg.vgg"), "content": L("content.image")}},
-        "tv_loss": {"type": "TVLoss"},
-        "opt": {"type": optimizer, "inputs": dict({"image": L("content.image"), "loss1": L("style_loss.loss"),
-                                                   "loss2": L("content_loss.loss"), "loss3": L("tv_loss.loss")},
-                                                  **opt_inputs)},
-        "save": {"type": "Save", "inputs": {"image": L("opt.image"), "filename": "r.png"}},
-    }}
+    return {
+        "nodes": {
+            "content": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 48}},
+            "style": {"type": "LoadImage", "inputs": {"path": "starry_night.jpg", "max_size": 48}},
+            "vgg": {"type": "VGGFeatures", "inputs": {"model": "vgg16"}},
+            "style_loss": {"type": "StyleLoss", "inputs": {"vgg": L("vgg.vgg"), "style": L("style.image")}},
+            "content_loss": {"type": "ContentLoss", "inputs": {"vgg": L("vgg.vgg"), "content": L("content.image")}},
+            "tv_loss": {"type": "TVLoss"},
+            "opt": {
+                "type": optimizer,
+                "inputs": dict(
+                    {
+                        "image": L("content.image"),
+                        "loss1": L("style_loss.loss"),
+                        "loss2": L("content_loss.loss"),
+                        "loss3": L("tv_loss.loss"),
+                    },
+                    **opt_inputs,
+                ),
+            },
+            "save": {"type": "Save", "inputs": {"image": L("opt.image"), "filename": "r.png"}},
+        }
+    }
 
 
 def _run(graph: dict, executor: Executor | None = None, cancel: CancelToken | None = None, emit=None):
     events = []
+
     def on(e):
         events.append(e)
         if emit:
             emit(e)
+
     plan = build_plan(parse_graph(graph), only=["save", "opt"])
     result = (executor or Executor()).run(plan, emit=on, cancel=cancel)
     return result, events
@@ -82,11 +96,11 @@ def test_a_tiny_adam_run_lowers_the_objective_on_real_vgg16_weights():
 def test_adam_scores_its_last_image_and_returns_the_lowest_objective_image_it_evaluated():
     from nodes.nst._losses import LossTerm, total_variation
     from nodes.nst._optimizers import run_adam
+
     torch.manual_seed(0)
     start = torch.rand(1, 3, 16, 16)
     # Plain sign-like steps of 0.3 on TV alone overshoot: the first step is the best.
-    image, h = run_adam([LossTerm("tv", 1.0)], start, stages=[((16, 16), 8)], lr=0.3, beta1=0.0, beta2=0.999,
-                        eps=1e-8)
+    image, h = run_adam([LossTerm("tv", 1.0)], start, stages=[((16, 16), 8)], lr=0.3, beta1=0.0, beta2=0.999, eps=1e-8)
     assert len(h.total) == 9 and min(h.total) == h.total[1] < h.total[-1]
     assert float(total_variation(image)) == pytest.approx(h.total[1], rel=1e-6)
 
@@ -129,6 +143,7 @@ def test_lbfgs_on_a_pyramid_starts_from_the_content_and_lowers_the_objective():
 
 def test_the_pyramid_sums_its_upsampled_levels_and_spreads_gradients_down():
     from nodes.nst._optimizers import Pyramid
+
     image = torch.rand(1, 3, 8, 12)
     pyr = Pyramid(image, 3)
     assert [tuple(level.shape[-2:]) for level in pyr.levels] == [(8, 12), (4, 6), (2, 3)]
@@ -157,6 +172,7 @@ def test_lbfgs_then_warm_adam_keeps_lowering_the_objective_without_a_jump():
 
 def test_bad_adam_finish_inputs_name_the_node_and_input():
     from nodeflow.errors import GraphInvalid
+
     with pytest.raises(GraphInvalid) as info:
         build_plan(parse_graph(_tiny("LBFGSOptimize", adam_steps=-1, adam_lr=0, adam_lr_schedule="linear")))
     named = {(i.node, i.input) for i in info.value.issues}
@@ -175,6 +191,7 @@ def test_bfloat16_convolutions_give_nearly_the_same_objective_and_still_descend(
 
 def test_precision_auto_runs_what_the_hardware_does_fast_and_records_it():
     from nodes.nst._precision import fast_bfloat16
+
     result, events = _run(_tiny(steps=2, precision="auto"))
     assert result.status == "succeeded", result.error
     expected = "bfloat16" if fast_bfloat16("cpu") else "float32"
@@ -191,9 +208,11 @@ def test_noise_init_is_seeded():
 
 def test_cancellation_stops_the_optimization_cleanly():
     token = CancelToken()
+
     def cancel_on_step_3(e):
         if isinstance(e, ev.NodeProgress) and e.node == "opt" and e.value == 3:
             token.cancel()
+
     result, events = _run(_tiny(steps=50), cancel=token, emit=cancel_on_step_3)
     assert result.status == "cancelled" and result.nodes["opt"].state == "cancelled"
     assert max(e.value for e in events if isinstance(e, ev.NodeProgress) and e.node == "opt") == 3
@@ -205,8 +224,10 @@ def test_changing_save_or_sobel_does_not_rerun_the_optimization(tmp_path):
     first = executor.run(build_plan(graph))
     assert first.status == "succeeded" and first.nodes["optimize"].state == "ran"
     # A new executor: only the disk cache carries over, as in a new process.
-    changed = apply_overrides(graph, {"save.filename": "other.png", "result_sobel.normalize": "fixed",
-                                      "content_sobel.channels": "per_channel"})
+    changed = apply_overrides(
+        graph,
+        {"save.filename": "other.png", "result_sobel.normalize": "fixed", "content_sobel.channels": "per_channel"},
+    )
     events = []
     second = Executor(disk=DiskCache(tmp_path / "values")).run(build_plan(changed), emit=events.append)
     assert second.status == "succeeded"
@@ -216,12 +237,16 @@ def test_changing_save_or_sobel_does_not_rerun_the_optimization(tmp_path):
     assert not ran & {"vgg", "style_loss", "content_loss", "optimize"}
     # A loss input does re-run it.
     third = Executor(disk=DiskCache(tmp_path / "values")).run(
-        build_plan(apply_overrides(graph, {"tv_loss.weight": 10.0})))
+        build_plan(apply_overrides(graph, {"tv_loss.weight": 10.0}))
+    )
     assert third.nodes["optimize"].state == "ran"
 
 
 def test_the_bundled_graphs_validate(cli):
-    graphs = [str(ROOT / "graphs" / n) for n in ("nst_starry.json", "nst_starry_hq.json", "nst_tutorial.json", "nst_quick.json")]
+    graphs = [
+        str(ROOT / "graphs" / n)
+        for n in ("nst_starry.json", "nst_starry_hq.json", "nst_tutorial.json", "nst_quick.json")
+    ]
     proc = cli("validate", *graphs)
     assert proc.returncode == 0, proc.stderr
     tutorial = read_graph_file(ROOT / "graphs" / "nst_tutorial.json")
@@ -232,12 +257,18 @@ def test_the_bundled_graphs_validate(cli):
 
 def test_quick_graph_end_to_end_on_the_cli(cli, tmp_path):
     out = tmp_path / "out"
-    proc = cli("run", str(QUICK), "--out", str(out), "--quiet",
-               env={"NODEFLOW_VGG19_URL": "http://127.0.0.1:9/vgg19-dcbb9e9d.pth",
-                    "TORCH_HOME": str(tmp_path / "torch")})
+    proc = cli(
+        "run",
+        str(QUICK),
+        "--out",
+        str(out),
+        "--quiet",
+        env={"NODEFLOW_VGG19_URL": "http://127.0.0.1:9/vgg19-dcbb9e9d.pth", "TORCH_HOME": str(tmp_path / "torch")},
+    )
     assert proc.returncode == 0, proc.stderr
     assert "FALLBACK: vgg19 weights unavailable, using vgg16 instead" in proc.stderr
     from PIL import Image
+
     with Image.open(out / "nst_quick_output.png") as im:
         assert im.size == (64, 64)
         info = json.loads(im.info["nodeflow:metadata"])
@@ -255,9 +286,13 @@ def test_images_download_once_from_their_url_with_a_strict_checksum(tmp_path, as
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        graph = apply_overrides(read_graph_file(QUICK), {
-            "content.path": "not_here_astronaut.png",
-            "content.url": f"http://127.0.0.1:{server.server_address[1]}/astronaut.png"})
+        graph = apply_overrides(
+            read_graph_file(QUICK),
+            {
+                "content.path": "not_here_astronaut.png",
+                "content.url": f"http://127.0.0.1:{server.server_address[1]}/astronaut.png",
+            },
+        )
         result = Executor().run(build_plan(graph, only=["content"]))
         assert result.status == "succeeded", result.error
         assert result.values["content"]["image"].shape == (64, 64, 3)

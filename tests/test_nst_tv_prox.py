@@ -1,5 +1,6 @@
 """The TV proximal step: exact on cases with a closed form, optimal against perturbations,
 inside the box; and AdamOptimize's proximal route on the real offline VGG16 weights."""
+
 from __future__ import annotations
 
 import json
@@ -39,7 +40,7 @@ def test_the_result_stays_in_the_box_and_a_flat_image_stays_put():
 def test_the_weighted_prox_beats_every_nearby_image():
     gen = torch.Generator().manual_seed(0)
     y = torch.rand(1, 3, 9, 11, generator=gen) * 1.2 - 0.1
-    scale = 0.02 + torch.rand(1, 3, 9, 11, generator=gen) * 0.1   # Adam's per-pixel step sizes
+    scale = 0.02 + torch.rand(1, 3, 9, 11, generator=gen) * 0.1  # Adam's per-pixel step sizes
     x = TVProx(weight=0.7, iterations=2000)(y, scale)
     best = _prox_objective(x, y, scale, 0.7)
     for _ in range(200):
@@ -61,24 +62,27 @@ def test_the_dual_restarts_when_the_image_size_changes():
 
 def test_the_evened_metric_takes_the_square_root_of_the_spread_of_adams_step_sizes():
     from nodes.nst._optimizers import adams_share, tv_step_sizes
+
     scale = torch.tensor([[[[0.01, 0.04], [0.09, 0.16]]]])
     out = tv_step_sizes(scale.clone(), adams_share("evened", 0.9))
-    assert float(out.max() / out.min()) == pytest.approx(4.0)   # from 16x to 4x
-    assert torch.allclose(out, (scale * 0.075).sqrt())          # each pixel's step times the mean's
+    assert float(out.max() / out.min()) == pytest.approx(4.0)  # from 16x to 4x
+    assert torch.allclose(out, (scale * 0.075).sqrt())  # each pixel's step times the mean's
 
 
 def test_evened_then_adam_turns_into_adams_own_metric_over_the_second_half():
     from nodes.nst._optimizers import adams_share, tv_step_sizes
+
     scale = torch.tensor([[[[0.01, 0.04], [0.09, 0.16]]]])
     shares = [adams_share("evened_then_adam", p) for p in (0.0, 0.5, 0.75, 1.0)]
     assert shares == [0.5, 0.5, 0.75, 1.0]
     late = tv_step_sizes(scale.clone(), shares[2])
-    assert float(late.max() / late.min()) == pytest.approx(16 ** 0.75)
+    assert float(late.max() / late.min()) == pytest.approx(16**0.75)
     assert torch.allclose(tv_step_sizes(scale.clone(), 1.0), scale)
 
 
 def test_proximal_adam_lowers_the_objective_and_the_tv_below_the_gradient_route():
     from test_nst_run import _history, _run, _tiny
+
     gradient, _ = _run(_tiny(steps=8, lr=0.04, beta1=0.9, preview_every=0))
     proximal, _ = _run(_tiny(steps=8, lr=0.04, beta1=0.9, tv="proximal", preview_every=0))
     assert proximal.status == "succeeded", proximal.error
@@ -93,9 +97,9 @@ def test_proximal_adam_lowers_the_objective_and_the_tv_below_the_gradient_route(
 
 def test_evened_then_adam_runs_as_evened_through_the_first_half_only():
     from test_nst_run import _history, _run, _tiny
+
     evened, _ = _run(_tiny(steps=8, lr=0.04, beta1=0.9, tv="proximal", preview_every=0))
-    ramped, _ = _run(_tiny(steps=8, lr=0.04, beta1=0.9, tv="proximal", tv_metric="evened_then_adam",
-                           preview_every=0))
+    ramped, _ = _run(_tiny(steps=8, lr=0.04, beta1=0.9, tv="proximal", tv_metric="evened_then_adam", preview_every=0))
     assert ramped.status == "succeeded", ramped.error
     e, r = _history(evened)["total"], _history(ramped)["total"]
     # Steps 0-3 (progress <= 3/7) take the same TV steps; after that the metrics part.
@@ -106,10 +110,12 @@ def test_evened_then_adam_runs_as_evened_through_the_first_half_only():
 
 @pytest.mark.parametrize("name, value", [("tv_metric", "evened_then_adam"), ("tv_iterations", 5)])
 def test_proximal_step_settings_without_the_proximal_step_are_refused_naming_the_input(name, value):
+    from test_nst_run import _tiny
+
     from nodeflow.errors import GraphInvalid
     from nodeflow.graph import parse_graph
     from nodeflow.plan import build_plan
-    from test_nst_run import _tiny
+
     with pytest.raises(GraphInvalid) as info:
         build_plan(parse_graph(_tiny(**{name: value})))
     assert ("opt", name) in {(i.node, i.input) for i in info.value.issues}
@@ -117,17 +123,20 @@ def test_proximal_step_settings_without_the_proximal_step_are_refused_naming_the
 
 def test_tv_iterations_reach_the_proximal_step():
     from test_nst_run import _history, _run, _tiny
-    runs = [_run(_tiny(steps=4, lr=0.04, beta1=0.9, tv="proximal", tv_iterations=n, preview_every=0))[0]
-            for n in (1, 20)]
+
+    runs = [
+        _run(_tiny(steps=4, lr=0.04, beta1=0.9, tv="proximal", tv_iterations=n, preview_every=0))[0] for n in (1, 20)
+    ]
     assert all(r.status == "succeeded" for r in runs), [r.error for r in runs]
     one, twenty = (_history(r)["total"] for r in runs)
-    assert one[0] == pytest.approx(twenty[0], rel=1e-6)      # the same start
-    assert one[-1] != pytest.approx(twenty[-1], rel=1e-6)    # a different TV step after it
+    assert one[0] == pytest.approx(twenty[0], rel=1e-6)  # the same start
+    assert one[-1] != pytest.approx(twenty[-1], rel=1e-6)  # a different TV step after it
 
 
 def test_proximal_tv_on_tensorflow_terms_is_refused_naming_the_input():
     from nodeflow.node import InputError
     from nodes.nst.adam_optimize import AdamOptimize
+
     with pytest.raises(InputError) as info:
         AdamOptimize.check_framework("tensorflow", {"tv": "proximal"})
     assert info.value.input == "tv"
@@ -135,10 +144,12 @@ def test_proximal_tv_on_tensorflow_terms_is_refused_naming_the_input():
 
 
 def test_an_unknown_tv_mode_is_refused_naming_the_node_and_input():
+    from test_nst_run import _tiny
+
     from nodeflow.errors import GraphInvalid
     from nodeflow.graph import parse_graph
     from nodeflow.plan import build_plan
-    from test_nst_run import _tiny
+
     with pytest.raises(GraphInvalid) as info:
         build_plan(parse_graph(_tiny(tv="smooth")))
     assert ("opt", "tv") in {(i.node, i.input) for i in info.value.issues}
@@ -150,6 +161,7 @@ def test_adjoint_is_the_transpose_of_the_differences(shape):
     # edges and one-pixel-wide images included.
     from nodes.nst._losses import differences
     from nodes.nst._tv_prox import _adjoint
+
     torch.manual_seed(0)
     x = torch.randn(shape, dtype=torch.float64)
     dx, dy = differences(x)

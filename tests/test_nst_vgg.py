@@ -1,6 +1,7 @@
 """VGG weights: the offline VGG16 extraction (checked against onnxruntime), the VGG19
 loader (key mapping, checksum, download from a local HTTP server), the explicit
 fallback and its log line, and the error when no weights are usable."""
+
 from __future__ import annotations
 
 import functools
@@ -62,8 +63,9 @@ def test_vgg16_is_extracted_once_and_matches_onnxruntime(weights_env, monkeypatc
     x = np.random.default_rng(0).uniform(-120, 150, (1, 240, 240, 3)).astype(np.float32)
     expected = sess.run([mid], {"input": x})[0]
     with torch.no_grad():
-        got = _vgg_net.build_stack("vgg16", state).features(torch.from_numpy(x).permute(0, 3, 1, 2),
-                                                        ["block3_conv2"])["block3_conv2"]
+        got = _vgg_net.build_stack("vgg16", state).features(torch.from_numpy(x).permute(0, 3, 1, 2), ["block3_conv2"])[
+            "block3_conv2"
+        ]
     assert np.abs(got.numpy() - expected).max() < 1e-4 * np.abs(expected).max()
 
     # Never parsed again: the cached safetensors is all a second load reads.
@@ -100,8 +102,9 @@ def test_vgg19_downloads_from_a_local_server_checks_the_sha_and_caches(weights_e
     state = _random_torchvision_vgg19(src)
     prefix = hashlib.sha256(src.read_bytes()).hexdigest()[:8]
     seen = []
-    got, where = _vgg_weights.vgg19_weights(None, url=f"{base}/weights.pth", sha256_prefix=prefix,
-                                    progress=lambda d, t: seen.append((d, t)))
+    got, where = _vgg_weights.vgg19_weights(
+        None, url=f"{base}/weights.pth", sha256_prefix=prefix, progress=lambda d, t: seen.append((d, t))
+    )
     assert Path(where) == weights_env / "torch" / "hub" / "checkpoints" / _vgg_weights.VGG19_FILE
     assert seen and seen[-1][0] == src.stat().st_size  # the progress bar reached the end
     assert torch.equal(got["block5_conv4.weight"], state["features.34.weight"])
@@ -137,21 +140,38 @@ def test_a_state_dict_that_is_not_vgg19_is_refused(weights_env):
 
 # ------------------------------------------------------------------ through the node
 
+
 def _run_vgg_node(inputs: dict):
     from nodeflow.executor import Executor
     from nodeflow.graph import parse_graph
     from nodeflow.plan import build_plan
-    graph = parse_graph({"nodes": {
-        "vgg": {"type": "VGGFeatures", "inputs": inputs},
-        "tv": {"type": "TVLoss"},
-        "img": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 32}},
-        "style": {"type": "StyleLoss", "inputs": {"vgg": {"from": "vgg.vgg"}, "style": {"from": "img.image"},
-                                                  "layers": "block1_conv1"}},
-        "opt": {"type": "AdamOptimize", "inputs": {"image": {"from": "img.image"}, "steps": 1,
-                                                   "loss1": {"from": "style.loss"}, "loss2": {"from": "tv.loss"}}},
-        "save": {"type": "Save", "inputs": {"image": {"from": "opt.image"}, "filename": "x.png",
-                                            "metadata": {"from": "opt.info"}}},
-    }})
+
+    graph = parse_graph(
+        {
+            "nodes": {
+                "vgg": {"type": "VGGFeatures", "inputs": inputs},
+                "tv": {"type": "TVLoss"},
+                "img": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 32}},
+                "style": {
+                    "type": "StyleLoss",
+                    "inputs": {"vgg": {"from": "vgg.vgg"}, "style": {"from": "img.image"}, "layers": "block1_conv1"},
+                },
+                "opt": {
+                    "type": "AdamOptimize",
+                    "inputs": {
+                        "image": {"from": "img.image"},
+                        "steps": 1,
+                        "loss1": {"from": "style.loss"},
+                        "loss2": {"from": "tv.loss"},
+                    },
+                },
+                "save": {
+                    "type": "Save",
+                    "inputs": {"image": {"from": "opt.image"}, "filename": "x.png", "metadata": {"from": "opt.info"}},
+                },
+            }
+        }
+    )
     events = []
     result = Executor().run(build_plan(graph), emit=events.append)
     return result, events
@@ -164,6 +184,7 @@ def _unreachable(monkeypatch):
 
 def test_fallback_is_logged_in_one_line_and_recorded_in_the_output(weights_env, monkeypatch, isolated_env):
     from nodeflow import events as ev
+
     _unreachable(monkeypatch)
     result, events = _run_vgg_node({"model": "vgg19", "fallback": "vgg16"})
     assert result.status == "succeeded", result.error
@@ -171,6 +192,7 @@ def test_fallback_is_logged_in_one_line_and_recorded_in_the_output(weights_env, 
     assert len(lines) == 1 and "\n" not in lines[0]
     assert "using vgg16 instead" in lines[0] and "vgg19" in lines[0]
     from PIL import Image
+
     with Image.open(isolated_env["NODEFLOW_OUTPUT_DIR"] / "x.png") as im:
         info = json.loads(im.info["nodeflow:metadata"])
     assert info["weights"] == "vgg16 (fallback from vgg19)"
@@ -178,6 +200,7 @@ def test_fallback_is_logged_in_one_line_and_recorded_in_the_output(weights_env, 
 
 def test_no_fallback_means_no_substitution_and_a_clear_error(weights_env, monkeypatch):
     from nodeflow import events as ev
+
     _unreachable(monkeypatch)
     result, events = _run_vgg_node({"model": "vgg19"})
     assert result.status == "failed"
@@ -200,15 +223,28 @@ def test_bad_layer_names_are_input_errors(weights_env):
     from nodeflow.executor import Executor
     from nodeflow.graph import parse_graph
     from nodeflow.plan import build_plan
-    graph = parse_graph({"nodes": {
-        "vgg": {"type": "VGGFeatures", "inputs": {"model": "vgg16"}},
-        "img": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 32}},
-        "style": {"type": "StyleLoss", "inputs": {"vgg": {"from": "vgg.vgg"}, "style": {"from": "img.image"},
-                                                  "layers": "block1_conv1, block5_conv4"}},
-        "opt": {"type": "AdamOptimize", "inputs": {"image": {"from": "img.image"}, "steps": 1,
-                                                   "loss1": {"from": "style.loss"}}},
-        "save": {"type": "Save", "inputs": {"image": {"from": "opt.image"}}},
-    }})
+
+    graph = parse_graph(
+        {
+            "nodes": {
+                "vgg": {"type": "VGGFeatures", "inputs": {"model": "vgg16"}},
+                "img": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 32}},
+                "style": {
+                    "type": "StyleLoss",
+                    "inputs": {
+                        "vgg": {"from": "vgg.vgg"},
+                        "style": {"from": "img.image"},
+                        "layers": "block1_conv1, block5_conv4",
+                    },
+                },
+                "opt": {
+                    "type": "AdamOptimize",
+                    "inputs": {"image": {"from": "img.image"}, "steps": 1, "loss1": {"from": "style.loss"}},
+                },
+                "save": {"type": "Save", "inputs": {"image": {"from": "opt.image"}}},
+            }
+        }
+    )
     result = Executor().run(build_plan(graph))
     assert result.status == "failed" and result.error.input == "layers"
     assert "vgg16 has no layer block5_conv4" in str(result.error)

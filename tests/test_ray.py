@@ -4,6 +4,7 @@ The cluster, the server and the client all run in one process tree inside a
 loopback-only network namespace (tests/ray_scenario.py, started once for this
 module); the tests assert on the facts it records. They need root and `unshare`.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,7 +12,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from ray_cluster import run_in_namespace, why_no_namespace
 
 SCENARIO = Path(__file__).resolve().parent / "ray_scenario.py"
@@ -29,8 +29,9 @@ def seen(tmp_path_factory) -> dict:
 
 
 def step(seen: dict, name: str) -> dict:
-    assert name not in seen["errors"] and "setup" not in seen["errors"], \
-        seen["errors"].get(name) or seen["errors"].get("setup") + "\n" + seen.get("server_log", "")
+    assert name not in seen["errors"] and "setup" not in seen["errors"], seen["errors"].get(name) or seen["errors"].get(
+        "setup"
+    ) + "\n" + seen.get("server_log", "")
     return seen["steps"][name]
 
 
@@ -108,8 +109,9 @@ def test_a_sweep_on_the_cluster_gives_every_output_and_the_contact_sheet(seen):
     assert sweep["status"] == 202 and sweep["group"] == "finished"
     jobs = sweep["jobs"]
     assert [j["status"] for j in jobs] == ["succeeded"] * 4
-    assert [j["output"] for j in jobs] == [f"edges__sobel.normalize={n}__load.max_size={s}.png"
-                                          for n in ("max", "fixed") for s in (32, 48)]
+    assert [j["output"] for j in jobs] == [
+        f"edges__sobel.normalize={n}__load.max_size={s}.png" for n in ("max", "fixed") for s in (32, 48)
+    ]
     assert all(j["pixels_equal_local"] for j in jobs)
     (sheet,) = sweep["sheets"]
     assert sheet["name"] == "edges__sweep.png"

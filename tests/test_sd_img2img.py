@@ -1,5 +1,6 @@
 """SDImg2Img on a tiny, randomly initialised SD pipeline (no real weights here),
 loaded through the node's public `model` input exactly as a user's would be."""
+
 from __future__ import annotations
 
 import shutil
@@ -10,13 +11,13 @@ import pytest
 
 pytest.importorskip("diffusers")
 
+from sd_fixture import build_tiny_pipeline, write_single_file  # noqa: E402
+
 from nodeflow.context import CancelToken, Settings  # noqa: E402
 from nodeflow.errors import GraphInvalid  # noqa: E402
 from nodeflow.executor import Executor  # noqa: E402
 from nodeflow.graph import parse_graph  # noqa: E402
 from nodeflow.plan import build_plan  # noqa: E402
-
-from sd_fixture import build_tiny_pipeline, write_single_file  # noqa: E402
 
 SIZE = 32  # px; the tiny VAE halves it, so latents are 16x16
 
@@ -38,6 +39,7 @@ def offline(monkeypatch, tmp_path):
 def one_thread():
     """Tiny tensors: extra threads only add contention on a shared machine. Restored after."""
     import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -47,23 +49,23 @@ def one_thread():
 def sd_graph(model: str, device: str | None = None, **inputs) -> dict:
     sd = {"image": {"from": "load.image"}, "prompt": "Van Gogh style", "steps": 4, "model": model}
     sd.update(inputs)
-    return {"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": SIZE}},
-        "sd": {"type": "SDImg2Img", "inputs": sd, **({"device": device} if device else {})},
-        "save": {"type": "Save", "inputs": {"image": {"from": "sd.image"}, "filename": "sd.png"}},
-    }}
+    return {
+        "nodes": {
+            "load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": SIZE}},
+            "sd": {"type": "SDImg2Img", "inputs": sd, **({"device": device} if device else {})},
+            "save": {"type": "Save", "inputs": {"image": {"from": "sd.image"}, "filename": "sd.png"}},
+        }
+    }
 
 
-def run(model, executor: Executor | None = None, cancel_at: int | None = None, device: str | None = None,
-        **inputs):
+def run(model, executor: Executor | None = None, cancel_at: int | None = None, device: str | None = None, **inputs):
     """Run the graph up to the SD node (pinned to `device` if given); returns (RunResult, events)."""
     plan = build_plan(parse_graph(sd_graph(str(model), device, **inputs)), Settings(), only=["sd"])
     token, events = CancelToken(), []
 
     def emit(event):
         events.append(event)
-        if cancel_at is not None and event.kind == "node_progress" and event.node == "sd" \
-                and event.value == cancel_at:
+        if cancel_at is not None and event.kind == "node_progress" and event.node == "sd" and event.value == cancel_at:
             token.cancel()
 
     result = (executor or Executor()).run(plan, emit=emit, cancel=token)
@@ -107,18 +109,25 @@ def test_attention_slicing_saves_memory_not_the_result(tiny_sd):
 def test_fp16_on_the_cpu_is_refused(tiny_sd):
     result, _ = run(tiny_sd, device="cpu", dtype="fp16")  # pinned: on a GPU machine fp16 would run
     assert result.nodes["sd"].device == "cpu"
-    with_cuda = build_plan(parse_graph(sd_graph(str(tiny_sd), "cpu", dtype="fp16")), Settings(), only=["sd"],
-                           available={"torch": {"cpu", "cuda", "cuda:0"}})
+    with_cuda = build_plan(
+        parse_graph(sd_graph(str(tiny_sd), "cpu", dtype="fp16")),
+        Settings(),
+        only=["sd"],
+        available={"torch": {"cpu", "cuda", "cuda:0"}},
+    )
     assert with_cuda.nodes["sd"].device == "cpu"  # the pin holds where CUDA is there
     assert result.status == "failed" and result.error.input == "dtype" and "CPU" in str(result.error)
 
 
-@pytest.mark.parametrize("scheduler, steps, strength, expected", [
-    ("ddim", 10, 0.5, 5),
-    ("euler_ancestral", 7, 0.6, 4),     # int(4.2)
-    ("dpmpp_2m", 4, 0.75, 3),
-    ("default", 10, 0.3, 4),            # PNDM: int(3.0) + its one warm-up step
-])
+@pytest.mark.parametrize(
+    "scheduler, steps, strength, expected",
+    [
+        ("ddim", 10, 0.5, 5),
+        ("euler_ancestral", 7, 0.6, 4),  # int(4.2)
+        ("dpmpp_2m", 4, 0.75, 3),
+        ("default", 10, 0.3, 4),  # PNDM: int(3.0) + its one warm-up step
+    ],
+)
 def test_steps_run_follow_strength(tiny_sd, scheduler, steps, strength, expected):
     result, events = run(tiny_sd, scheduler=scheduler, steps=steps, strength=strength, preview_every=2)
     image_of(result)
@@ -152,6 +161,7 @@ def test_cancel_mid_run(tiny_sd):
 
 def test_model_cache_loads_once(tiny_sd, tmp_path):
     from nodes.sd import _pipeline
+
     _pipeline.PIPELINES.clear()
     before = _pipeline.PIPELINES.loads
     executor = Executor()
@@ -176,6 +186,7 @@ def test_model_cache_loads_once(tiny_sd, tmp_path):
 def test_repo_id_found_in_hf_cache_offline(tiny_sd, tmp_path):
     """A repo id resolves through the standard HF cache layout, with no network."""
     from nodes.sd import _download, _pipeline, _source
+
     repo = _source.hf_cache_dir() / "models--someone--tiny-sd"
     commit = "0" * 40
     shutil.copytree(tiny_sd, repo / "snapshots" / commit)
@@ -218,15 +229,27 @@ def test_offline_missing_repo_says_what_to_do(tiny_sd):
     assert result.status == "failed"
     err = result.error
     assert err.node == "sd" and err.input == "model"
-    for needle in ("someone/not-downloaded", "not in the Hugging Face cache", "HF_HUB_OFFLINE",
-                   "internet", "local diffusers folder", ".safetensors"):
+    for needle in (
+        "someone/not-downloaded",
+        "not in the Hugging Face cache",
+        "HF_HUB_OFFLINE",
+        "internet",
+        "local diffusers folder",
+        ".safetensors",
+    ):
         assert needle in err.message, needle
     assert "Traceback" not in err.message
 
 
 def test_bundled_graph_offline_fails_cleanly_in_the_cli(cli, tmp_path):
-    proc = cli("run", "graphs/sd_vangogh.json", "--out", str(tmp_path / "out"), "--quiet",
-               env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "empty-hub")})
+    proc = cli(
+        "run",
+        "graphs/sd_vangogh.json",
+        "--out",
+        str(tmp_path / "out"),
+        "--quiet",
+        env={"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "empty-hub")},
+    )
     assert proc.returncode == 1, proc.stderr
     assert "stable-diffusion-v1-5/stable-diffusion-v1-5" in proc.stderr
     assert "local diffusers folder" in proc.stderr

@@ -1,5 +1,6 @@
 """An abuse set against the real server: every probe gets a clear 4xx (or the job a clear
 failure), never a 500, and the server stays up."""
+
 from __future__ import annotations
 
 import http.server
@@ -9,7 +10,6 @@ import time
 
 import httpx
 import pytest
-
 from server_harness import Server, small_graph, upload, wait_job
 
 SHA = "ab" * 32
@@ -32,8 +32,9 @@ def downloading(tmp_path_factory):
 @pytest.fixture(scope="module")
 def mirror(tmp_path_factory):
     """Downloads on, and the operator allows its own mirror on a private address."""
-    srv = Server(tmp_path_factory.mktemp("mirror") / "data", "--allow-downloads",
-                 env={"NODEFLOW_DOWNLOAD_ALLOW_PRIVATE": "1"}).start()
+    srv = Server(
+        tmp_path_factory.mktemp("mirror") / "data", "--allow-downloads", env={"NODEFLOW_DOWNLOAD_ALLOW_PRIVATE": "1"}
+    ).start()
     yield srv
     srv.stop()
 
@@ -55,7 +56,7 @@ def local_site():
                 self.end_headers()
                 return
             self.send_response(200)
-            self.send_header("Content-Length", str(10 ** 6))
+            self.send_header("Content-Length", str(10**6))
             self.end_headers()
             try:
                 for _ in range(600):
@@ -74,8 +75,12 @@ def local_site():
 
 
 def download_graph(path: str, url: str) -> dict:
-    return {"nodes": {"load": {"type": "LoadImage", "inputs": {"path": path, "url": url, "sha256": SHA}},
-                      "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}}}}
+    return {
+        "nodes": {
+            "load": {"type": "LoadImage", "inputs": {"path": path, "url": url, "sha256": SHA}},
+            "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}},
+        }
+    }
 
 
 def post_raw(client: httpx.Client, body: str | bytes, path: str = "/jobs") -> httpx.Response:
@@ -93,13 +98,22 @@ def located(r: httpx.Response, node: str | None, input: str | None, code: str) -
     return found[0]
 
 
-GRAPH_TEXT = ('{"graph": {"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", '
-              '"max_size": %s}}, "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}}}}}')
+GRAPH_TEXT = (
+    '{"graph": {"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", '
+    '"max_size": %s}}, "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}}}}}}'
+)
 
 
-@pytest.mark.parametrize("value,code", [("NaN", "not_finite"), ("Infinity", "not_finite"),
-                                        ("-Infinity", "not_finite"), ("1e999", "not_finite"),
-                                        ("9" * 5000, "int_too_long")])
+@pytest.mark.parametrize(
+    "value,code",
+    [
+        ("NaN", "not_finite"),
+        ("Infinity", "not_finite"),
+        ("-Infinity", "not_finite"),
+        ("1e999", "not_finite"),
+        ("9" * 5000, "int_too_long"),
+    ],
+)
 def test_numbers_json_cannot_carry(server, value, code):
     with server.client() as c:
         issue = located(post_raw(c, GRAPH_TEXT % value), "load", "max_size", code)
@@ -112,14 +126,20 @@ def test_deep_nesting_anywhere(server):
         r = post_raw(c, GRAPH_TEXT % ("[" * 100_000 + "]" * 100_000))  # past the parser's recursion limit
         assert r.status_code in (413, 422)  # 200 kB: under the 1 MB body limit, so 422
         assert issues_of(r)[0]["code"] == "too_deep"
-        located(post_raw(c, '{"graph": {"nodes": {}}, "client_id": ' + "[" * 5000 + "]" * 5000 + "}"),
-                None, None, "too_deep")
+        located(
+            post_raw(c, '{"graph": {"nodes": {}}, "client_id": ' + "[" * 5000 + "]" * 5000 + "}"),
+            None,
+            None,
+            "too_deep",
+        )
 
 
 def test_duplicate_keys_and_lone_surrogates(server):
     with server.client() as c:
-        body = ('{"graph": {"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "a.png", "path": "b.png"}},'
-                '"load": {"type": "LoadImage", "inputs": {"path": "a.png"}}}}}')
+        body = (
+            '{"graph": {"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "a.png", "path": "b.png"}},'
+            '"load": {"type": "LoadImage", "inputs": {"path": "a.png"}}}}}'
+        )
         r = post_raw(c, body)
         located(r, "load", "path", "duplicate_key")
         located(r, "load", None, "duplicate_key")
@@ -133,9 +153,11 @@ def test_duplicate_keys_and_lone_surrogates(server):
 def test_nul_bytes_and_long_names(server):
     with server.client() as c:
         name = upload(c)
-        for field, value, code in [("path", "astro\u0000naut.png", "invalid_file_name"),
-                                   ("path", "a" * 300 + ".png", "invalid_file_name"),
-                                   ("path", "a/" * 2100 + "x.png", "invalid_file_name")]:
+        for field, value, code in [
+            ("path", "astro\u0000naut.png", "invalid_file_name"),
+            ("path", "a" * 300 + ".png", "invalid_file_name"),
+            ("path", "a/" * 2100 + "x.png", "invalid_file_name"),
+        ]:
             graph = small_graph(name)
             graph["nodes"]["load"]["inputs"][field] = value
             located(c.post("/jobs", json={"graph": graph}), "load", field, code)
@@ -147,16 +169,23 @@ def test_nul_bytes_and_long_names(server):
 
 def test_every_problem_at_once_without_server_paths(server):
     with server.client() as c:
-        graph = {"defaults": {"device": "cuda:abc"}, "nodes": {
-            "load": {"type": "LoadImage", "inputs": {"path": "missing.png"}, "device": ""},
-            "unused": {"type": "LoadImage", "inputs": {"path": "gone.png"}},
-            "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}, "filename": "x" * 500_000}},
-        }}
+        graph = {
+            "defaults": {"device": "cuda:abc"},
+            "nodes": {
+                "load": {"type": "LoadImage", "inputs": {"path": "missing.png"}, "device": ""},
+                "unused": {"type": "LoadImage", "inputs": {"path": "gone.png"}},
+                "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}, "filename": "x" * 500_000}},
+            },
+        }
         r = c.post("/jobs", json={"graph": graph})
         got = {(i["node"], i["input"], i["code"]) for i in issues_of(r)}
-        assert {("load", "device", "invalid_device"), (None, None, "invalid_device"),
-                ("load", "path", "invalid_input"), ("unused", "path", "invalid_input"),
-                ("save", "filename", "invalid_file_name")} <= got
+        assert {
+            ("load", "device", "invalid_device"),
+            (None, None, "invalid_device"),
+            ("load", "path", "invalid_input"),
+            ("unused", "path", "invalid_input"),
+            ("save", "filename", "invalid_file_name"),
+        } <= got
         assert len(r.content) < 20_000
         assert str(server.data_dir) not in r.text and "/inputs/" not in r.text.replace('"inputs/', "")
 
@@ -166,14 +195,18 @@ def test_files_a_graph_loads_stay_inside_the_inputs(server, name):
     """weights, a local TF Hub handle, an SD model or config: 422 by node and input, nothing queued."""
     with server.client() as c:
         image = {"from": "load.image"}
-        graph = {"nodes": {
-            "load": {"type": "LoadImage", "inputs": {"path": upload(c), "max_size": 32}},
-            "vgg": {"type": "VGGFeatures", "inputs": {"model": "vgg16", "weights": name}},
-            "hub": {"type": "HubStylize", "inputs": {"content": image, "style": image, "model_source": "tfhub",
-                                                     "handle": name}},
-            "sd": {"type": "SDImg2Img", "inputs": {"image": image, "prompt": "x", "model": name}},
-            "save": {"type": "Save", "inputs": {"image": {"from": "hub.image"}}},
-        }}
+        graph = {
+            "nodes": {
+                "load": {"type": "LoadImage", "inputs": {"path": upload(c), "max_size": 32}},
+                "vgg": {"type": "VGGFeatures", "inputs": {"model": "vgg16", "weights": name}},
+                "hub": {
+                    "type": "HubStylize",
+                    "inputs": {"content": image, "style": image, "model_source": "tfhub", "handle": name},
+                },
+                "sd": {"type": "SDImg2Img", "inputs": {"image": image, "prompt": "x", "model": name}},
+                "save": {"type": "Save", "inputs": {"image": {"from": "hub.image"}}},
+            }
+        }
         before = c.get("/jobs").json()["jobs"]
         r = c.post("/jobs", json={"graph": graph})
         for node, input in (("vgg", "weights"), ("hub", "handle"), ("sd", "model")):
@@ -184,8 +217,14 @@ def test_files_a_graph_loads_stay_inside_the_inputs(server, name):
 
 def test_list_routes_refuse_out_of_range_numbers(server):
     with server.client() as c:
-        for query in ("offset=9223372036854775808", "offset=-1", "limit=0", "limit=100000",
-                      "offset=" + "9" * 5000, "offset=abc"):
+        for query in (
+            "offset=9223372036854775808",
+            "offset=-1",
+            "limit=0",
+            "limit=100000",
+            "offset=" + "9" * 5000,
+            "offset=abc",
+        ):
             r = c.get(f"/jobs?{query}")
             assert r.status_code == 422, query
         assert c.get("/jobs?offset=1000000").json()["jobs"] == []
@@ -201,8 +240,15 @@ def test_ssrf_to_a_local_port_is_refused(downloading, local_site):
     base, hits = local_site
     before = len(hits)
     with downloading.client() as c:
-        for url in (f"{base}/secret", "http://localhost:9/x", "http://[::1]:22/x", "http://169.254.169.254/x",
-                    "http://10.1.2.3/x", "file:///etc/passwd", "ftp://example.com/x"):
+        for url in (
+            f"{base}/secret",
+            "http://localhost:9/x",
+            "http://[::1]:22/x",
+            "http://169.254.169.254/x",
+            "http://10.1.2.3/x",
+            "file:///etc/passwd",
+            "ftp://example.com/x",
+        ):
             located(c.post("/jobs", json={"graph": download_graph("fresh.png", url)}), "load", "url", "url_refused")
     assert len(hits) == before
 
@@ -235,9 +281,16 @@ def test_a_slow_download_is_cancelled(mirror, local_site):
 def _big_png(side: int = 7000) -> bytes:
     import numpy as np
     from PIL import Image
+
     ramp = np.linspace(0, 255, side, dtype=np.uint8)
-    rgb = np.stack([np.broadcast_to(ramp, (side, side)), np.broadcast_to(ramp[:, None], (side, side)),
-                    np.full((side, side), 90, np.uint8)], axis=-1)
+    rgb = np.stack(
+        [
+            np.broadcast_to(ramp, (side, side)),
+            np.broadcast_to(ramp[:, None], (side, side)),
+            np.full((side, side), 90, np.uint8),
+        ],
+        axis=-1,
+    )
     buf = io.BytesIO()
     Image.fromarray(rgb).save(buf, "PNG", compress_level=1)
     return buf.getvalue()
@@ -282,14 +335,18 @@ def test_the_server_is_still_up_and_logged_no_traceback(server):
 
 def test_the_data_folder_is_private(server):
     import stat
+
     with server.client() as c:
         name = upload(c)
         job_id = c.post("/jobs", json={"graph": small_graph(name, filename="private.png")}).json()["job_id"]
         assert wait_job(c, job_id)["status"] == "succeeded"
     mode = lambda p: stat.S_IMODE(p.stat().st_mode)
     assert mode(server.data_dir) == 0o700
-    for path in [server.data_dir / "jobs.sqlite", server.data_dir / "inputs" / name,
-                 server.data_dir / "outputs" / job_id / "private.png"]:
+    for path in [
+        server.data_dir / "jobs.sqlite",
+        server.data_dir / "inputs" / name,
+        server.data_dir / "outputs" / job_id / "private.png",
+    ]:
         assert mode(path) == 0o600, path
     assert mode(server.data_dir / "outputs" / job_id) == 0o700
 
@@ -297,8 +354,11 @@ def test_the_data_folder_is_private(server):
 def test_the_openapi_document_declares_auth_and_error_answers(server):
     with server.client() as c:
         spec = c.get("/openapi.json").json()
-    assert spec["components"]["securitySchemes"]["bearerAuth"] == {**spec["components"]["securitySchemes"]["bearerAuth"],
-                                                                   "type": "http", "scheme": "bearer"}
+    assert spec["components"]["securitySchemes"]["bearerAuth"] == {
+        **spec["components"]["securitySchemes"]["bearerAuth"],
+        "type": "http",
+        "scheme": "bearer",
+    }
     submit = spec["paths"]["/jobs"]["post"]
     assert {"401", "413", "422"} <= set(submit["responses"]) and submit["security"][0] == {"bearerAuth": []}
     assert {"401", "413", "422"} <= set(spec["paths"]["/uploads"]["post"]["responses"])

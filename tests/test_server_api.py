@@ -1,4 +1,5 @@
 """The HTTP API end to end, against a real uvicorn server in a subprocess."""
+
 from __future__ import annotations
 
 import base64
@@ -10,19 +11,34 @@ import struct
 import zlib
 
 import pytest
-from PIL import Image
-
 from conftest import ASSETS
-from server_harness import (ROOT, Server, events, open_gate, slow_graph, small_graph, submit, upload, wait_job,
-                            wait_node_started)
+from PIL import Image
+from server_harness import (
+    ROOT,
+    Server,
+    events,
+    open_gate,
+    slow_graph,
+    small_graph,
+    submit,
+    upload,
+    wait_job,
+    wait_node_started,
+)
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     # Small limits so the limit tests stay small.
-    srv = Server(tmp_path_factory.mktemp("api") / "data",
-                 env={"NODEFLOW_MAX_UPLOAD_MB": "2", "NODEFLOW_MAX_BODY_KB": "256",
-                      "NODEFLOW_MAX_UPLOAD_MPIX": "1", "NODEFLOW_DOWNLOADS": "0"}).start()
+    srv = Server(
+        tmp_path_factory.mktemp("api") / "data",
+        env={
+            "NODEFLOW_MAX_UPLOAD_MB": "2",
+            "NODEFLOW_MAX_BODY_KB": "256",
+            "NODEFLOW_MAX_UPLOAD_MPIX": "1",
+            "NODEFLOW_DOWNLOADS": "0",
+        },
+    ).start()
     yield srv
     srv.stop()
 
@@ -43,8 +59,9 @@ def edges_graph() -> dict:
 
 
 def test_edges_graph_streams_progress_and_its_output_downloads(client, astronaut):
-    r = client.post("/jobs", json={"graph": edges_graph(), "overrides": {"load.path": astronaut},
-                                   "client_id": "test-edges"})
+    r = client.post(
+        "/jobs", json={"graph": edges_graph(), "overrides": {"load.path": astronaut}, "client_id": "test-edges"}
+    )
     assert r.status_code == 202
     body = r.json()
     job_id = body["job_id"]
@@ -66,8 +83,7 @@ def test_edges_graph_streams_progress_and_its_output_downloads(client, astronaut
     assert job["status"] == "succeeded" and job["client_id"] == "test-edges"
     assert {n: s["state"] for n, s in job["nodes"].items()} == dict.fromkeys(started, "ran")
     assert all(s["seconds"] > 0 and s["cached"] is False for s in job["nodes"].values())
-    assert job["outputs"] == [{"node": "save", "name": "edges.png",
-                               "url": f"/jobs/{job_id}/outputs/edges.png"}]
+    assert job["outputs"] == [{"node": "save", "name": "edges.png", "url": f"/jobs/{job_id}/outputs/edges.png"}]
 
     r = client.get(job["outputs"][0]["url"])
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
@@ -103,18 +119,35 @@ def test_the_same_graph_again_is_served_from_the_cache(client, astronaut):
     assert client.get(job["outputs"][0]["url"]).status_code == 200
 
 
-@pytest.mark.parametrize("graph, overrides, expected", [
-    ({"nodes": {"a": {"type": "Nope"}}}, {}, [("unknown_type", "a", None)]),
-    ({"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "x.png", "max_size": 2}},
-                "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}, "quality": 500}}}},
-     {}, [("value_too_small", "load", "max_size"), ("value_too_large", "save", "quality")]),
-    ({"nodes": {"save": {"type": "Save", "inputs": {"image": {"from": "gone.image"}}}}}, {},
-     [("missing_node", "save", "image")]),
-    ({"nodes": {"a": {"typo": "Save"}}}, {}, [("invalid_structure", "a", None)]),
-    ({"nodes": {"save": {"type": "Save"}}}, {"nobody.filename": "x.png"}, [("unknown_node", "nobody", "filename")]),
-    ({"nodes": {"x": {"type": "os.system", "inputs": {"command": "touch /tmp/pwned"}}}}, {},
-     [("unknown_type", "x", None)]),
-], ids=["unknown-type", "bad-values", "dangling-link", "bad-structure", "bad-override", "no-code-by-name"])
+@pytest.mark.parametrize(
+    "graph, overrides, expected",
+    [
+        ({"nodes": {"a": {"type": "Nope"}}}, {}, [("unknown_type", "a", None)]),
+        (
+            {
+                "nodes": {
+                    "load": {"type": "LoadImage", "inputs": {"path": "x.png", "max_size": 2}},
+                    "save": {"type": "Save", "inputs": {"image": {"from": "load.image"}, "quality": 500}},
+                }
+            },
+            {},
+            [("value_too_small", "load", "max_size"), ("value_too_large", "save", "quality")],
+        ),
+        (
+            {"nodes": {"save": {"type": "Save", "inputs": {"image": {"from": "gone.image"}}}}},
+            {},
+            [("missing_node", "save", "image")],
+        ),
+        ({"nodes": {"a": {"typo": "Save"}}}, {}, [("invalid_structure", "a", None)]),
+        ({"nodes": {"save": {"type": "Save"}}}, {"nobody.filename": "x.png"}, [("unknown_node", "nobody", "filename")]),
+        (
+            {"nodes": {"x": {"type": "os.system", "inputs": {"command": "touch /tmp/pwned"}}}},
+            {},
+            [("unknown_type", "x", None)],
+        ),
+    ],
+    ids=["unknown-type", "bad-values", "dangling-link", "bad-structure", "bad-override", "no-code-by-name"],
+)
 def test_invalid_graphs_get_422_with_per_node_issues_and_are_never_queued(client, graph, overrides, expected):
     before = client.get("/jobs").json()["counts"]
     r = client.post("/jobs", json={"graph": graph, "overrides": overrides})
@@ -176,6 +209,7 @@ def test_download_urls_must_be_http_and_can_be_turned_off(client, astronaut):
         graph = small_graph(path)
         graph["nodes"]["load"]["inputs"].update(url=url, sha256="0" * 64)
         return client.post("/jobs", json={"graph": graph})
+
     r = load("missing.png", "file:///etc/passwd")  # would read a server file, and leak its hash
     assert r.status_code == 422
     assert [(i["code"], i["node"], i["input"]) for i in r.json()["issues"]] == [("url_refused", "load", "url")]
@@ -205,9 +239,13 @@ def test_cancel_during_a_model_load_ends_the_job_and_the_server_goes_on(client, 
     """The load blocks, deaf to cancels, until its gate opens: the job still ends cancelled
     (before the gate opens), and the one worker runs the next job."""
     gate = tmp_path / "loaded"
-    graph = {"nodes": {"load": {"type": "LoadImage", "inputs": {"path": astronaut, "max_size": 32}},
-                       "model": {"type": "GatedLoad", "inputs": {"image": {"from": "load.image"}, "gate": str(gate)}},
-                       "save": {"type": "Save", "inputs": {"image": {"from": "model.image"}, "filename": "g.png"}}}}
+    graph = {
+        "nodes": {
+            "load": {"type": "LoadImage", "inputs": {"path": astronaut, "max_size": 32}},
+            "model": {"type": "GatedLoad", "inputs": {"image": {"from": "load.image"}, "gate": str(gate)}},
+            "save": {"type": "Save", "inputs": {"image": {"from": "model.image"}, "filename": "g.png"}},
+        }
+    }
     job_id = submit(client, graph)
     wait_node_started(client, job_id, "model")
     assert client.post(f"/jobs/{job_id}/cancel").json()["status"] == "cancelling"
@@ -267,10 +305,12 @@ def test_uploads_are_limited_checked_and_named_by_the_server(server, client):
 
 def test_the_servers_own_megapixel_limit_holds_far_below_pillows(client):
     """$NODEFLOW_MAX_UPLOAD_MPIX is 1 here; Pillow's own bomb guard starts near 179 megapixels."""
+
     def png(width: int, height: int) -> bytes:
         buf = io.BytesIO()
         Image.new("L", (width, height)).save(buf, "PNG")
         return buf.getvalue()
+
     r = client.post("/uploads", files={"file": ("edge.png", png(1000, 1000), "image/png")})
     assert r.status_code == 201 and (r.json()["width"], r.json()["height"]) == (1000, 1000)  # exactly the limit
     r = client.post("/uploads", files={"file": ("over.png", png(1000, 1001), "image/png")})
@@ -288,6 +328,7 @@ def test_request_bodies_are_limited(client):
         for _ in range(40):
             yield b"x" * 10240
         yield b'"}}'
+
     r = client.post("/jobs", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413
 
@@ -322,6 +363,7 @@ def test_catalogue_bundled_graphs_schema_and_health(client):
 
 def test_websocket_carries_the_same_events(server, client, astronaut):
     from websockets.sync.client import connect
+
     job_id = submit(client, small_graph(astronaut, filename="ws.png", max_size=24))
     with connect(f"ws://127.0.0.1:{server.port}/jobs/ws?job_id={job_id}", open_timeout=30) as ws:
         seen = []
@@ -333,6 +375,7 @@ def test_websocket_carries_the_same_events(server, client, astronaut):
 
 def test_all_jobs_stream_sees_every_job(client, astronaut):
     import threading
+
     got: list[dict] = []
     ids: list[str] = []
     ready = threading.Event()
@@ -347,6 +390,7 @@ def test_all_jobs_stream_sees_every_job(client, astronaut):
                     done = {e["job_id"] for e in got if e["event"] == "job_finished"}
                     if len(ids) == 2 and set(ids) <= done:
                         return
+
     t = threading.Thread(target=listen, daemon=True)
     t.start()
     assert ready.wait(30)
@@ -358,7 +402,9 @@ def test_all_jobs_stream_sees_every_job(client, astronaut):
 
 def _png_header_claiming(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims a huge size (a decompression bomb's shape)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")

@@ -1,5 +1,6 @@
 """Bearer-token auth: required when configured, on every route but health and the
 API description; and required to bind beyond loopback."""
+
 from __future__ import annotations
 
 import json
@@ -8,9 +9,9 @@ import sys
 
 import httpx
 import pytest
-
 from server_harness import Server, events, small_graph, submit, upload, wait_job
-from nodeflow.server.config import ServerConfig, is_loopback
+
+from nodeflow.jobs.config import ServerConfig, is_loopback
 
 TOKEN = "s3cret-token-for-tests"
 
@@ -24,8 +25,15 @@ def server(tmp_path_factory):
 
 def test_the_token_is_required_when_configured(server):
     with server.client(token=None) as anon, server.client(token="wrong") as wrong, server.client() as ok:
-        for method, path in [("GET", "/jobs"), ("POST", "/jobs"), ("GET", "/nodes"), ("GET", "/graphs"),
-                             ("POST", "/uploads"), ("GET", "/events"), ("GET", "/jobs/x/outputs/a.png")]:
+        for method, path in [
+            ("GET", "/jobs"),
+            ("POST", "/jobs"),
+            ("GET", "/nodes"),
+            ("GET", "/graphs"),
+            ("POST", "/uploads"),
+            ("GET", "/events"),
+            ("GET", "/jobs/x/outputs/a.png"),
+        ]:
             r = anon.request(method, path)
             assert r.status_code == 401, (method, path)
             assert r.headers["www-authenticate"] == "Bearer"
@@ -51,11 +59,15 @@ def test_the_token_is_required_when_configured(server):
 def test_websocket_needs_the_token(server):
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
+
     with pytest.raises(InvalidStatus):
         with connect(f"ws://127.0.0.1:{server.port}/jobs/ws", open_timeout=30):
             pass
-    with connect(f"ws://127.0.0.1:{server.port}/jobs/ws", open_timeout=30,
-                 additional_headers={"Authorization": f"Bearer {TOKEN}"}) as ws:
+    with connect(
+        f"ws://127.0.0.1:{server.port}/jobs/ws",
+        open_timeout=30,
+        additional_headers={"Authorization": f"Bearer {TOKEN}"},
+    ) as ws:
         with server.client() as ok:
             job_id = submit(ok, small_graph(upload(ok), filename="w.png", max_size=16))
         while True:
@@ -67,11 +79,12 @@ def test_websocket_needs_the_token(server):
 def test_the_login_page_trades_the_token_for_a_strict_http_only_cookie(server):
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
+
     html = {"Accept": "text/html"}
     with server.client(token=None) as anon:
         r = anon.get("/", headers=html, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/login"  # a browser is sent to log in
-        assert anon.get("/api/object_info").status_code == 401             # the API still says 401
+        assert anon.get("/api/object_info").status_code == 401  # the API still says 401
         assert 'type="password"' in anon.get("/login").text
         wrong = anon.post("/login", data={"token": "guess"}, follow_redirects=False)
         assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
@@ -85,12 +98,16 @@ def test_the_login_page_trades_the_token_for_a_strict_http_only_cookie(server):
         assert browser.get("/api/object_info").status_code == 200
         assert browser.get("/jobs").status_code == 200
         assert browser.get("/", headers=html, follow_redirects=False).status_code != 303
-    with connect(f"ws://127.0.0.1:{server.port}/ws?clientId=c", open_timeout=30,
-                 additional_headers={"Cookie": session}) as ws:
+    with connect(
+        f"ws://127.0.0.1:{server.port}/ws?clientId=c", open_timeout=30, additional_headers={"Cookie": session}
+    ) as ws:
         assert json.loads(ws.recv(timeout=30))["type"] == "status"
     with pytest.raises(InvalidStatus):
-        with connect(f"ws://127.0.0.1:{server.port}/ws?clientId=c", open_timeout=30,
-                     additional_headers={"Cookie": session[:-4] + "0000"}):
+        with connect(
+            f"ws://127.0.0.1:{server.port}/ws?clientId=c",
+            open_timeout=30,
+            additional_headers={"Cookie": session[:-4] + "0000"},
+        ):
             pass
 
 
@@ -114,8 +131,10 @@ def test_which_hosts_count_as_loopback():
 def test_nodeflow_serve_applies_the_same_rule_and_the_cli_never_imports_the_server(cli, tmp_path):
     r = cli("serve", "--host", "0.0.0.0", "--port", "1", "--data-dir", str(tmp_path))
     assert r.returncode == 2 and "without a token" in r.stderr
-    probe = ("import sys, nodeflow.cli; nodeflow.cli._parser(); "
-             "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))")
+    probe = (
+        "import sys, nodeflow.cli.command; nodeflow.cli.command._parser(); "
+        "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))"
+    )
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "[]", r.stderr
 

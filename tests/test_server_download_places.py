@@ -1,23 +1,38 @@
 """Where the server's downloads go: with --allow-downloads, into <data>/downloads/ (a place
 the operator chose wins); without, nothing is fetched and the libraries' caches stay."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from nodeflow.server.download_env import download_places, policy_env
 from server_harness import Server, submit, wait_job
 
-PLACE_VARS = ("NODEFLOW_DOWNLOAD_DIR", "TORCH_HOME", "KERAS_HOME", "TFHUB_CACHE_DIR", "HF_HOME", "HF_HUB_CACHE",
-              "NODEFLOW_WEIGHTS_DIR", "NODEFLOW_CACHE_DIR", "NODEFLOW_OFFLINE", "HF_HUB_OFFLINE", "XDG_CACHE_HOME")
+from nodeflow.jobs.download_env import download_places, policy_env
+
+PLACE_VARS = (
+    "NODEFLOW_DOWNLOAD_DIR",
+    "TORCH_HOME",
+    "KERAS_HOME",
+    "TFHUB_CACHE_DIR",
+    "HF_HOME",
+    "HF_HUB_CACHE",
+    "NODEFLOW_WEIGHTS_DIR",
+    "NODEFLOW_CACHE_DIR",
+    "NODEFLOW_OFFLINE",
+    "HF_HUB_OFFLINE",
+    "XDG_CACHE_HOME",
+)
 
 
 def test_places_with_downloads_on(tmp_path):
     places = download_places(tmp_path, True, {"KERAS_HOME": "/models/keras"})
-    assert places == {"NODEFLOW_DOWNLOAD_DIR": str(tmp_path / "downloads" / "files"),
-                      "TFHUB_CACHE_DIR": str(tmp_path / "downloads" / "tfhub"),
-                      "TORCH_HOME": str(tmp_path / "downloads" / "torch"),
-                      "HF_HUB_CACHE": str(tmp_path / "downloads" / "huggingface" / "hub"),
-                      "NODEFLOW_WEIGHTS_DIR": str(tmp_path / "downloads" / "weights")}
+    assert places == {
+        "NODEFLOW_DOWNLOAD_DIR": str(tmp_path / "downloads" / "files"),
+        "TFHUB_CACHE_DIR": str(tmp_path / "downloads" / "tfhub"),
+        "TORCH_HOME": str(tmp_path / "downloads" / "torch"),
+        "HF_HUB_CACHE": str(tmp_path / "downloads" / "huggingface" / "hub"),
+        "NODEFLOW_WEIGHTS_DIR": str(tmp_path / "downloads" / "weights"),
+    }
     assert "HF_HUB_CACHE" not in download_places(tmp_path, True, {"HF_HOME": "/models/hf"})
 
 

@@ -1,11 +1,12 @@
 """Host allowlist, Origin checks and token redaction, against the real server."""
+
 from __future__ import annotations
 
 import logging
 
 import pytest
-
 from server_harness import Server, small_graph, upload, wait_job
+
 from nodeflow.server.auth import RedactToken
 from nodeflow.server.origin import HostOriginGuard, allowed_host_names, split_host
 
@@ -14,8 +15,14 @@ TOKEN = "guard-token-0123456789"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("guard") / "data", "--log-level", "info",
-                 "--allowed-hosts", "nodeflow.internal", token=TOKEN).start()
+    srv = Server(
+        tmp_path_factory.mktemp("guard") / "data",
+        "--log-level",
+        "info",
+        "--allowed-hosts",
+        "nodeflow.internal",
+        token=TOKEN,
+    ).start()
     yield srv
     srv.stop()
 
@@ -26,8 +33,14 @@ def test_a_foreign_host_is_refused_on_every_route(server):
             r = c.request(method, path, headers={"Host": "evil.example"})
             assert r.status_code == 400, (method, path)
             assert r.json()["error"] == "forbidden_host"
-        for host in ("localhost", f"localhost:{server.port}", f"127.0.0.1:{server.port}",
-                     f"[::1]:{server.port}", "nodeflow.internal:8188", "LOCALHOST."):
+        for host in (
+            "localhost",
+            f"localhost:{server.port}",
+            f"127.0.0.1:{server.port}",
+            f"[::1]:{server.port}",
+            "nodeflow.internal:8188",
+            "LOCALHOST.",
+        ):
             assert c.get("/jobs", headers={"Host": host}).status_code == 200, host
 
 
@@ -35,8 +48,12 @@ def test_a_foreign_origin_cannot_change_state(server):
     own = f"http://127.0.0.1:{server.port}"
     with server.client() as c:
         graph = small_graph(upload(c), filename="origin.png", max_size=16)
-        for origin in ("http://evil.example", "null", f"http://127.0.0.1:{server.port + 1}",
-                       "http://nodeflow.internal.evil.example"):
+        for origin in (
+            "http://evil.example",
+            "null",
+            f"http://127.0.0.1:{server.port + 1}",
+            "http://nodeflow.internal.evil.example",
+        ):
             for path in ("/jobs", "/uploads", "/jobs/x/cancel", "/anything/added/later"):
                 r = c.post(path, json={"graph": graph}, headers={"Origin": origin})
                 assert r.status_code == 403, (origin, path)
@@ -53,6 +70,7 @@ def test_a_foreign_origin_cannot_change_state(server):
 def test_websocket_handshakes_check_the_origin(server):
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
+
     auth = {"Authorization": f"Bearer {TOKEN}"}
     url = f"ws://127.0.0.1:{server.port}/ws"
     with pytest.raises(InvalidStatus) as refused:
@@ -68,6 +86,7 @@ def test_websocket_handshakes_check_the_origin(server):
 
 def test_the_token_never_reaches_the_log(server):
     from websockets.sync.client import connect
+
     with connect(f"ws://127.0.0.1:{server.port}/ws?token={TOKEN}", open_timeout=30):
         pass
     with server.client(token=None) as anon:
@@ -81,8 +100,15 @@ def test_the_token_never_reaches_the_log(server):
 
 
 def test_redaction_keeps_uvicorn_access_arguments():
-    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-                               ("127.0.0.1:1", "GET", "/events?token=abc&job=1", "1.1", 200), None)
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:1", "GET", "/events?token=abc&job=1", "1.1", 200),
+        None,
+    )
     RedactToken("abc").filter(record)
     assert record.args[2] == "/events?token=***&job=1" and record.args[4] == 200
 

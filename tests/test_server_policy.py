@@ -1,18 +1,19 @@
 """What the server refuses that the CLI allows (server/policy.py), checked in-process
 on real plans: URL schemes, and downloads when the operator turned them off."""
+
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-
 from conftest import ASSETS
+
 from nodeflow.context import Settings
 from nodeflow.errors import GraphInvalid
 from nodeflow.graph import parse_graph
+from nodeflow.jobs.policy import check_plan
 from nodeflow.node import Input, Node, NodeInputs, NodeOutputs, Output
 from nodeflow.plan import build_plan
-from nodeflow.server.policy import check_plan
 from nodeflow.types import STRING
 
 SHA = "0" * 64
@@ -20,6 +21,7 @@ SHA = "0" * 64
 
 class TFetch(Node):
     """Has a url but no downloads() of its own: the server can't tell whether it would download."""
+
     output_node = True
 
     class Inputs(NodeInputs):
@@ -81,8 +83,16 @@ def refusals(plan, allow_downloads: bool) -> list[tuple[str, str, str]]:
     return [(i.code, i.node, i.input) for i in info.value.issues]
 
 
-@pytest.mark.parametrize("url", ["file:///etc/passwd", "FILE:///etc/passwd", "ftp://example.com/a.png",
-                                 "/etc/passwd", "data:image/png;base64,AAAA"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "FILE:///etc/passwd",
+        "ftp://example.com/a.png",
+        "/etc/passwd",
+        "data:image/png;base64,AAAA",
+    ],
+)
 @pytest.mark.parametrize("allow", [True, False])
 def test_only_http_urls_are_accepted_whatever_the_download_setting(url, allow):
     plan = loaded("missing.png", url)
@@ -122,12 +132,14 @@ def test_no_url_is_not_checked(inputs):
 
 
 def test_every_refusal_is_reported_at_once():
-    plan = plan_of({
-        "a": load("missing-a.png", "file:///etc/passwd"),
-        "b": load("missing-b.png", "https://example.com/b.png"),
-        "sa": {"type": "Save", "inputs": {"image": {"from": "a.image"}, "filename": "a.png"}},
-        "sb": {"type": "Save", "inputs": {"image": {"from": "b.image"}, "filename": "b.png"}},
-    })
+    plan = plan_of(
+        {
+            "a": load("missing-a.png", "file:///etc/passwd"),
+            "b": load("missing-b.png", "https://example.com/b.png"),
+            "sa": {"type": "Save", "inputs": {"image": {"from": "a.image"}, "filename": "a.png"}},
+            "sb": {"type": "Save", "inputs": {"image": {"from": "b.image"}, "filename": "b.png"}},
+        }
+    )
     assert sorted(refusals(plan, False)) == [("downloads_off", "b", "url"), ("url_refused", "a", "url")]
 
 
@@ -137,17 +149,27 @@ def messages(plan, allow_downloads: bool) -> list[str]:
     return [f"{i.code} | {i}" for i in info.value.issues]
 
 
-DOWNLOADS_OFF = ("this server does not download files ({} is not here): upload the file (POST /uploads) "
-                 "and name it instead, or ask the operator to start the server with --allow-downloads")
+DOWNLOADS_OFF = (
+    "this server does not download files ({} is not here): upload the file (POST /uploads) "
+    "and name it instead, or ask the operator to start the server with --allow-downloads"
+)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1/a.png", "https://localhost:8188/a.png", "http://10.0.0.7/a.png",
-                                 "http://[::1]/a.png", "http://169.254.169.254/latest", "http://x.localhost./a"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/a.png",
+        "https://localhost:8188/a.png",
+        "http://10.0.0.7/a.png",
+        "http://[::1]/a.png",
+        "http://169.254.169.254/latest",
+        "http://x.localhost./a",
+    ],
+)
 @pytest.mark.parametrize("allow", [True, False])
 def test_a_url_naming_a_private_address_is_refused_in_process(monkeypatch, url, allow):
     monkeypatch.delenv("NODEFLOW_DOWNLOAD_ALLOW_PRIVATE", raising=False)
-    plan = plan_of({"f": {"type": "TFetch", "inputs": {"url": url}},
-                    "g": {"type": "TFetch", "inputs": {"url": url}}})
+    plan = plan_of({"f": {"type": "TFetch", "inputs": {"url": url}}, "g": {"type": "TFetch", "inputs": {"url": url}}})
     refused = "names a local or private address: the server downloads only from public hosts"
     assert messages(plan, allow) == [f"url_refused | node '{n}', input 'url': {url!r} {refused}" for n in "fg"]
 
@@ -158,7 +180,8 @@ def test_private_addresses_pass_where_the_operator_allows_them(monkeypatch):
     check_plan(plan, allow_downloads=True)
     # Downloads are still off unless the operator turned them on too.
     assert messages(plan, False) == [
-        "downloads_off | node 'f', input 'url': " + DOWNLOADS_OFF.format("'http://127.0.0.1/a.png'")]
+        "downloads_off | node 'f', input 'url': " + DOWNLOADS_OFF.format("'http://127.0.0.1/a.png'")
+    ]
 
 
 def test_a_public_address_is_not_taken_for_a_private_one(monkeypatch):
@@ -169,16 +192,20 @@ def test_a_public_address_is_not_taken_for_a_private_one(monkeypatch):
 def test_the_scheme_refusal_in_exact_words():
     plan = plan_of({"f": {"type": "TFetch", "inputs": {"url": "file:///etc/passwd"}}})
     assert messages(plan, True) == [
-        "url_refused | node 'f', input 'url': only http(s) URLs are fetched by the server, not 'file:///etc/passwd'"]
+        "url_refused | node 'f', input 'url': only http(s) URLs are fetched by the server, not 'file:///etc/passwd'"
+    ]
 
 
 def test_the_download_refusal_in_exact_words_names_what_the_node_would_fetch(assets):
     url = "https://example.com/a.png"
     assert messages(loaded("missing.png", url), False) == [
-        f"downloads_off | node 'load', input 'url': {DOWNLOADS_OFF.format(repr(url))}"]
+        f"downloads_off | node 'load', input 'url': {DOWNLOADS_OFF.format(repr(url))}"
+    ]
     # A node that says what it downloads is taken at its word: its input, its file.
     said = plan_of({"f": {"type": "TFetchSays", "inputs": {"url": url}}})
-    assert messages(said, False) == [f"downloads_off | node 'f', input 'model': {DOWNLOADS_OFF.format(repr('weights.bin'))}"]
+    assert messages(said, False) == [
+        f"downloads_off | node 'f', input 'model': {DOWNLOADS_OFF.format(repr('weights.bin'))}"
+    ]
     check_plan(plan_of({"f": {"type": "TFetchSays", "inputs": {}}}), allow_downloads=False)
 
 
@@ -194,7 +221,13 @@ def test_a_staticmethod_downloads_is_asked_too():
 
 def test_a_refused_url_is_not_also_reported_as_a_download(monkeypatch):
     monkeypatch.delenv("NODEFLOW_DOWNLOAD_ALLOW_PRIVATE", raising=False)
-    plan = plan_of({"f": {"type": "TFetchSays", "inputs": {"url": "http://127.0.0.1/x"}},
-                    "g": {"type": "TFetchSays", "inputs": {"url": "https://example.com/x"}}})
+    plan = plan_of(
+        {
+            "f": {"type": "TFetchSays", "inputs": {"url": "http://127.0.0.1/x"}},
+            "g": {"type": "TFetchSays", "inputs": {"url": "https://example.com/x"}},
+        }
+    )
     assert [m.split(" |")[0] + " " + m.split("'")[1] for m in messages(plan, False)] == [
-        "url_refused f", "downloads_off g"]
+        "url_refused f",
+        "downloads_off g",
+    ]

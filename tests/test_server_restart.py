@@ -1,11 +1,21 @@
 """Nothing is lost: queued jobs survive kill -9 and run after the restart; the job
 that was running is marked interrupted (or re-queued); history is kept, within its limit."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from server_harness import (Server, events, open_gate, slow_graph, small_graph, submit, upload, wait_job,
-                            wait_node_started)
+from server_harness import (
+    Server,
+    events,
+    open_gate,
+    slow_graph,
+    small_graph,
+    submit,
+    upload,
+    wait_job,
+    wait_node_started,
+)
 
 
 def _kill_with_jobs_queued(srv: Server, gate: Path) -> tuple[str, str, list[str], str]:
@@ -81,10 +91,11 @@ def test_a_job_shows_as_finished_only_once_the_history_is_within_its_limit(tmp_p
     """What a client sees the moment a job's status turns finished: no more finished jobs
     than the limit, and the pruned jobs' outputs already gone."""
     from nodeflow.executor import Executor
+    from nodeflow.jobs.broadcast import Broker
+    from nodeflow.jobs.config import ServerConfig
+    from nodeflow.jobs.worker import WorkerPool
     from nodeflow.server import store as st
-    from nodeflow.server.broadcast import Broker
-    from nodeflow.server.config import ServerConfig
-    from nodeflow.server.worker import WorkerPool
+
     config = ServerConfig(data_dir=tmp_path, history_limit=2)
     store = st.JobStore(config.db_path)
     pool = WorkerPool(config, store, Broker(), Executor())

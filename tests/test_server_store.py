@@ -1,4 +1,5 @@
 """The SQLite job store: atomic claims, crash recovery, history pruning."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -89,7 +90,14 @@ def test_list_filters_orders_newest_first_and_pages(tmp_path):
 def test_a_job_records_its_times_attempts_and_result(tmp_path):
     db = st.JobStore(tmp_path / "jobs.sqlite")
     job = db.add({"graph": {"nodes": {}}}, job_id="j1")
-    assert (job.id, job.status, job.started, job.finished, job.attempts, job.result) == ("j1", st.QUEUED, None, None, 0, None)
+    assert (job.id, job.status, job.started, job.finished, job.attempts, job.result) == (
+        "j1",
+        st.QUEUED,
+        None,
+        None,
+        0,
+        None,
+    )
     running = db.claim()
     assert running.status == st.RUNNING and running.attempts == 1 and running.started >= job.created
     db.finish("j1", st.FAILED, {"error": {"message": "boom"}})
@@ -139,11 +147,18 @@ def test_a_sweep_group_is_stored_with_its_jobs_and_finished_once(tmp_path):
     sweep = [{"target": "a.b", "values": [1, 2]}]
     jobs = db.add_group("g1", sweep, [("j1", {"n": 1}), ("j2", {"n": 2})], client_id="me")
     assert [(j.id, j.request, j.group_id, j.client_id, j.status) for j in jobs] == [
-        ("j1", {"n": 1}, "g1", "me", st.QUEUED), ("j2", {"n": 2}, "g1", "me", st.QUEUED)]
+        ("j1", {"n": 1}, "g1", "me", st.QUEUED),
+        ("j2", {"n": 2}, "g1", "me", st.QUEUED),
+    ]
     other = db.add_group("g2", [], [("j3", {})])
     group = db.group("g1")
     assert {k: group[k] for k in ("id", "client_id", "sweep", "finished", "result")} == {
-        "id": "g1", "client_id": "me", "sweep": sweep, "finished": None, "result": None}
+        "id": "g1",
+        "client_id": "me",
+        "sweep": sweep,
+        "finished": None,
+        "result": None,
+    }
     assert group["created"] == jobs[0].created and db.group("nope") is None
     assert [j.request for j in db.group_jobs("g1")] == [{"n": 1}, {"n": 2}] and db.group_jobs("g2") == other
     assert db.unfinished_groups() == ["g1", "g2"]
@@ -214,6 +229,7 @@ def test_an_interrupted_job_says_why_and_a_failed_recovery_changes_nothing(tmp_p
 
     class FailingUpdates:
         """The connection, except that marking a job interrupted fails half-way."""
+
         def __init__(self, real):
             self.real = real
 

@@ -1,4 +1,5 @@
 """The worker count is configurable; workers share one executor and its caches."""
+
 from __future__ import annotations
 
 from server_harness import Server, open_gate, slow_graph, small_graph, submit, upload, wait_job, wait_node_started

@@ -1,4 +1,5 @@
 """Parameter sweeps: the CLI's --sweep and the HTTP API's sweep groups."""
+
 from __future__ import annotations
 
 import json
@@ -6,7 +7,6 @@ import time
 from pathlib import Path
 
 from PIL import Image
-
 from server_harness import Server, upload
 
 SWEEP = ["--sweep", "sobel.normalize=max,fixed", "--sweep", "load.max_size=64,96,128"]
@@ -34,8 +34,9 @@ def test_cli_sweep_names_tags_and_sheets_every_variation_and_shares_upstream_wor
     r = cli("run", "graphs/edges.json", "--out", str(out), "--no-cache", *SWEEP)
     assert r.returncode == 0, r.stderr
     names = sorted(p.name for p in out.iterdir())
-    expected = sorted(f"edges__sobel.normalize={n}__load.max_size={s}.png"
-                      for n in ("max", "fixed") for s in (64, 96, 128))
+    expected = sorted(
+        f"edges__sobel.normalize={n}__load.max_size={s}.png" for n in ("max", "fixed") for s in (64, 96, 128)
+    )
     assert names == sorted(expected + ["edges__sweep.png"])
     for n in ("max", "fixed"):
         for s in (64, 96, 128):
@@ -60,8 +61,9 @@ def test_cli_sweep_names_tags_and_sheets_every_variation_and_shares_upstream_wor
 
 def test_cli_sweep_three_axes_fold_into_rows(cli, tmp_path):
     out = tmp_path / "out"
-    r = cli("run", "graphs/edges.json", "--out", str(out), "--no-cache", "-q", *SWEEP,
-            "--sweep", "detail.sigma=[1.0, 2.5]")
+    r = cli(
+        "run", "graphs/edges.json", "--out", str(out), "--no-cache", "-q", *SWEEP, "--sweep", "detail.sigma=[1.0, 2.5]"
+    )
     assert r.returncode == 0, r.stderr
     layout = layout_of(out / "edges__sweep.png")
     assert layout["columns"] == ["sigma = 1.0", "sigma = 2.5"]
@@ -81,10 +83,22 @@ def test_cli_sweep_rerun_leaves_the_files_alone(cli, tmp_path):
 
 
 def test_cli_sweep_errors_are_all_reported_naming_node_and_input(cli, tmp_path):
-    r = cli("run", "graphs/edges.json", "--out", str(tmp_path / "out"),
-            "--sweep", "sobel.normalize=max,sideways", "--sweep", "nosuch.sigma=1,2",
-            "--sweep", "sobel.nope=1,2", "--sweep", "load.max_size=2,64",
-            "--sweep", "detail.sigma=" + ",".join(str(1 + i / 10) for i in range(40)))
+    r = cli(
+        "run",
+        "graphs/edges.json",
+        "--out",
+        str(tmp_path / "out"),
+        "--sweep",
+        "sobel.normalize=max,sideways",
+        "--sweep",
+        "nosuch.sigma=1,2",
+        "--sweep",
+        "sobel.nope=1,2",
+        "--sweep",
+        "load.max_size=2,64",
+        "--sweep",
+        "detail.sigma=" + ",".join(str(1 + i / 10) for i in range(40)),
+    )
     assert r.returncode == 2, r.stderr
     err = r.stderr
     assert "Traceback" not in err
@@ -101,30 +115,52 @@ def test_cli_sweep_reports_every_stage_at_once(cli, tmp_path, assets):
     """The file (a key given twice, a bad device), --set, the sweep specs and each swept
     value: all named in one go, with or without --ray."""
     graph = tmp_path / "g.json"
-    graph.write_text('{"nodes": {'
-                     '"load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 32}},'
-                     '"sobel": {"type": "Sobel", "inputs": {"image": {"from": "load.image"}, "normalize": "max",'
-                     ' "normalize": "fixed"}, "device": "cuda:abc"},'
-                     '"save": {"type": "Save", "inputs": {"image": {"from": "sobel.magnitude"}}}}}')
-    common = ["run", str(graph), "--input-dir", str(assets), "--out", str(tmp_path / "out"),
-              "--set", "nosuch.x=1", "--sweep", "sobel.normalize=max,sideways", "--sweep", "bad"]
+    graph.write_text(
+        '{"nodes": {'
+        '"load": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 32}},'
+        '"sobel": {"type": "Sobel", "inputs": {"image": {"from": "load.image"}, "normalize": "max",'
+        ' "normalize": "fixed"}, "device": "cuda:abc"},'
+        '"save": {"type": "Save", "inputs": {"image": {"from": "sobel.magnitude"}}}}}'
+    )
+    common = [
+        "run",
+        str(graph),
+        "--input-dir",
+        str(assets),
+        "--out",
+        str(tmp_path / "out"),
+        "--set",
+        "nosuch.x=1",
+        "--sweep",
+        "sobel.normalize=max,sideways",
+        "--sweep",
+        "bad",
+    ]
     for extra in ([], ["--ray", "127.0.0.1:9", "--device", "cpu"]):
         r = cli(*common, *extra, timeout=120)
         assert r.returncode == 2, r.stderr
         err = r.stderr
         assert "Traceback" not in err
-        assert "node 'sobel', input 'normalize'" in err and "[duplicate_key]" in err        # the file
-        assert "node 'sobel', input 'device'" in err                                        # the file
-        assert "node 'nosuch', input 'x'" in err                                            # --set
-        assert "expected NODE.INPUT=v1,v2" in err                                           # a sweep spec
-        assert "'sideways' is not one of" in err                                            # a swept value
+        assert "node 'sobel', input 'normalize'" in err and "[duplicate_key]" in err  # the file
+        assert "node 'sobel', input 'device'" in err  # the file
+        assert "node 'nosuch', input 'x'" in err  # --set
+        assert "expected NODE.INPUT=v1,v2" in err  # a sweep spec
+        assert "'sideways' is not one of" in err  # a swept value
         assert ("--device is not used with --ray" in err) == bool(extra)
     assert not (tmp_path / "out").exists()
 
 
 def test_cli_sweep_malformed_specs_and_limit(cli, tmp_path):
-    r = cli("run", "graphs/edges.json", "--sweep", "sobel.normalize", "--sweep", "x=1,2",
-            "--sweep", "sobel.channels=gray,gray")
+    r = cli(
+        "run",
+        "graphs/edges.json",
+        "--sweep",
+        "sobel.normalize",
+        "--sweep",
+        "x=1,2",
+        "--sweep",
+        "sobel.channels=gray,gray",
+    )
     assert r.returncode == 2
     assert "expected NODE.INPUT=v1,v2" in r.stderr and "name the input as NODE.INPUT" in r.stderr
     assert "node 'sobel', input 'channels'" in r.stderr and "repeat" in r.stderr
@@ -133,11 +169,13 @@ def test_cli_sweep_malformed_specs_and_limit(cli, tmp_path):
 
 
 def edges_graph(path: str) -> dict:
-    return {"nodes": {
-        "load": {"type": "LoadImage", "inputs": {"path": path, "max_size": 48}},
-        "sobel": {"type": "Sobel", "inputs": {"image": {"from": "load.image"}}},
-        "save": {"type": "Save", "inputs": {"image": {"from": "sobel.magnitude"}, "filename": "edges.png"}},
-    }}
+    return {
+        "nodes": {
+            "load": {"type": "LoadImage", "inputs": {"path": path, "max_size": 48}},
+            "sobel": {"type": "Sobel", "inputs": {"image": {"from": "load.image"}}},
+            "save": {"type": "Save", "inputs": {"image": {"from": "sobel.magnitude"}, "filename": "edges.png"}},
+        }
+    }
 
 
 def wait_group(c, group_id: str, timeout: float = 120) -> dict:
@@ -154,23 +192,32 @@ def test_http_sweep_queues_a_group_and_draws_its_contact_sheet(tmp_path):
     try:
         with srv.client() as c:
             name = upload(c)
-            r = c.post("/jobs", json={"graph": edges_graph(name), "client_id": "me",
-                                      "sweep": {"sobel.normalize": ["max", "fixed"], "load.max_size": [32, 48]}})
+            r = c.post(
+                "/jobs",
+                json={
+                    "graph": edges_graph(name),
+                    "client_id": "me",
+                    "sweep": {"sobel.normalize": ["max", "fixed"], "load.max_size": [32, 48]},
+                },
+            )
             assert r.status_code == 202, r.text
             body = r.json()
             assert len(body["jobs"]) == 4 and r.headers["location"] == f"/groups/{body['group_id']}"
             group = wait_group(c, body["group_id"])
             assert group["status"] == "finished", group
             assert [j["values"] for j in group["jobs"]] == [
-                {"sobel.normalize": n, "load.max_size": s} for n in ("max", "fixed") for s in (32, 48)]
+                {"sobel.normalize": n, "load.max_size": s} for n in ("max", "fixed") for s in (32, 48)
+            ]
             files = {}
             for j in group["jobs"]:
                 job = c.get(j["url"]).json()
                 assert job["status"] == "succeeded" and job["group_id"] == body["group_id"]
                 assert job["sweep"] == j["values"] and job["worker"]["pid"] > 0
                 (out,) = job["outputs"]
-                assert out["name"] == f"edges__sobel.normalize={j['values']['sobel.normalize']}" \
-                                      f"__load.max_size={j['values']['load.max_size']}.png"
+                assert (
+                    out["name"] == f"edges__sobel.normalize={j['values']['sobel.normalize']}"
+                    f"__load.max_size={j['values']['load.max_size']}.png"
+                )
                 files[out["name"]] = tmp_path / out["name"]
                 files[out["name"]].write_bytes(c.get(out["url"]).content)
             (sheet,) = group["contact_sheets"]
@@ -192,20 +239,29 @@ def test_http_sweep_errors_get_422_naming_node_and_input_and_queue_nothing(tmp_p
     try:
         with srv.client() as c:
             name = upload(c)
-            r = c.post("/jobs", json={"graph": edges_graph(name), "sweep": {
-                "sobel.normalize": ["max", "sideways"], "load.max_size": [4, 32], "nosuch.x": [1],
-                "sobel.channels": "gray"}})
+            r = c.post(
+                "/jobs",
+                json={
+                    "graph": edges_graph(name),
+                    "sweep": {
+                        "sobel.normalize": ["max", "sideways"],
+                        "load.max_size": [4, 32],
+                        "nosuch.x": [1],
+                        "sobel.channels": "gray",
+                    },
+                },
+            )
             assert r.status_code == 422, r.text
             issues = {(i["node"], i["input"], i["code"]) for i in r.json()["issues"]}
             assert ("sobel", "normalize", "invalid_choice") in issues
             assert ("load", "max_size", "value_too_small") in issues
             assert ("nosuch", "x", "unknown_node") in issues
             assert ("sobel", "channels", "invalid_sweep") in issues
-            r = c.post("/jobs", json={"graph": edges_graph(name),
-                                      "sweep": {"load.max_size": list(range(16, 16 + 65))}})
+            r = c.post("/jobs", json={"graph": edges_graph(name), "sweep": {"load.max_size": list(range(16, 16 + 65))}})
             assert r.status_code == 422
             assert [(i["node"], i["input"], i["code"]) for i in r.json()["issues"]] == [
-                ("load", "max_size", "sweep_too_large")]
+                ("load", "max_size", "sweep_too_large")
+            ]
             assert c.get("/jobs").json()["jobs"] == []
     finally:
         srv.stop()
@@ -214,12 +270,15 @@ def test_http_sweep_errors_get_422_naming_node_and_input_and_queue_nothing(tmp_p
 def test_a_store_from_before_groups_opens_with_its_jobs_and_takes_groups(tmp_path):
     import sqlite3
 
-    from nodeflow.server.store import JobStore
+    from nodeflow.jobs.store import JobStore
+
     db = sqlite3.connect(tmp_path / "jobs.sqlite")
-    db.executescript("CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, "
-                     "status TEXT NOT NULL, client_id TEXT, request TEXT NOT NULL, created REAL NOT NULL, "
-                     "started REAL, finished REAL, attempts INTEGER NOT NULL DEFAULT 0, result TEXT);"
-                     "INSERT INTO jobs (id, status, request, created) VALUES ('old', 'queued', '{}', 1);")
+    db.executescript(
+        "CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, "
+        "status TEXT NOT NULL, client_id TEXT, request TEXT NOT NULL, created REAL NOT NULL, "
+        "started REAL, finished REAL, attempts INTEGER NOT NULL DEFAULT 0, result TEXT);"
+        "INSERT INTO jobs (id, status, request, created) VALUES ('old', 'queued', '{}', 1);"
+    )
     db.commit()
     db.close()
     store = JobStore(tmp_path / "jobs.sqlite")
@@ -237,14 +296,26 @@ def test_a_store_from_before_groups_opens_with_its_jobs_and_takes_groups(tmp_pat
 
 
 def test_cli_sweep_on_ray_reports_bad_options_before_connecting(cli, tmp_path):
-    r = cli("run", "graphs/edges.json", "--sweep", "sobel.normalize=max,fixed", "--sweep", "bad",
-            "--ray", "127.0.0.1:9", "--device", "cpu", timeout=60)
+    r = cli(
+        "run",
+        "graphs/edges.json",
+        "--sweep",
+        "sobel.normalize=max,fixed",
+        "--sweep",
+        "bad",
+        "--ray",
+        "127.0.0.1:9",
+        "--device",
+        "cpu",
+        timeout=60,
+    )
     assert r.returncode == 2, r.stderr
     assert "--device is not used with --ray" in r.stderr and "expected NODE.INPUT=v1,v2" in r.stderr
 
 
 def test_an_unreachable_ray_address_is_a_clear_error(cli, tmp_path):
     from server_harness import free_port
+
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     r = cli("run", "graphs/edges.json", "--sweep", "sobel.normalize=max,fixed", "--ray", address, timeout=120)
     assert r.returncode == 2 and "cannot reach the Ray cluster" in r.stderr and "Traceback" not in r.stderr

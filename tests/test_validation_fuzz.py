@@ -1,5 +1,6 @@
 """Property: whatever a bundled graph is mutated into, validating it raises nothing but
 the project's own GraphInvalid, and every message prints and stays short."""
+
 from __future__ import annotations
 
 import copy
@@ -7,9 +8,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 from conftest import ASSETS, GRAPHS
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from nodeflow.context import Settings
 from nodeflow.errors import MESSAGE_LIMIT, GraphInvalid
 from nodeflow.graph import parse_graph
@@ -19,20 +21,53 @@ from nodeflow.validate import plan_graph
 BUNDLED = {p.name: json.loads(p.read_text()) for p in sorted(GRAPHS.glob("*.json"))}
 OUT = Path(tempfile.mkdtemp(prefix="nodeflow-fuzz-"))
 
+
 def _huge_int() -> int:
-    return 10 ** 5000  # built, not shown: hypothesis can't repr it
+    return 10**5000  # built, not shown: hypothesis can't repr it
 
 
-texts = st.one_of(st.text(max_size=30), st.sampled_from([
-    "", "\x00", "a\x00b.png", "\ud800", "x" * 300, "../../etc/passwd", "/etc/passwd", "~/x.png", "cuda:abc",
-    "cuda:99", "mps", "auto", "load.image", "nan", "C:\\x.png", "file:///etc/passwd", "http://127.0.0.1:9/x"]))
-leaves = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
-                   st.floats(allow_nan=True, allow_infinity=True), texts,
-                   st.builds(_huge_int), st.sampled_from([float("nan"), float("inf")]))
-values = st.recursive(leaves, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(texts, inner, max_size=3),
-    st.builds(lambda ref: {"from": ref}, st.sampled_from(["load.image", "nope.x", "a", "save.path"]))),
-    max_leaves=6)
+texts = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "",
+            "\x00",
+            "a\x00b.png",
+            "\ud800",
+            "x" * 300,
+            "../../etc/passwd",
+            "/etc/passwd",
+            "~/x.png",
+            "cuda:abc",
+            "cuda:99",
+            "mps",
+            "auto",
+            "load.image",
+            "nan",
+            "C:\\x.png",
+            "file:///etc/passwd",
+            "http://127.0.0.1:9/x",
+        ]
+    ),
+)
+leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    texts,
+    st.builds(_huge_int),
+    st.sampled_from([float("nan"), float("inf")]),
+)
+values = st.recursive(
+    leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(texts, inner, max_size=3),
+        st.builds(lambda ref: {"from": ref}, st.sampled_from(["load.image", "nope.x", "a", "save.path"])),
+    ),
+    max_leaves=6,
+)
 
 
 def _containers(data, path=()):
@@ -86,13 +121,15 @@ def test_a_mutated_graph_gives_graph_invalid_or_a_plan(graph):
 def test_mangled_graph_text_gives_graph_invalid_or_a_plan(name, where, junk):
     text = (GRAPHS / name).read_bytes()
     where %= len(text)
-    mangled = text[:where] + junk + text[where + len(junk):]
+    mangled = text[:where] + junk + text[where + len(junk) :]
 
     def load():
         try:
             data, problems = loads(mangled)
         except ValueError as exc:  # not JSON at all: what read_graph_file reports as invalid_json
             from nodeflow.errors import Issue
+
             raise GraphInvalid([Issue("invalid_json", str(exc)[:200])]) from None
         return parse_graph(data, problems=problems)
+
     _validate(load)

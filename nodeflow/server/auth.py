@@ -4,13 +4,15 @@ cover every route, streaming and WebSocket included, and run before any parsing)
 Browsers (the web editor) can't send the bearer header: /login trades the token for a
 session cookie (HttpOnly, SameSite=Strict), which every route then accepts too. A browser
 asking for a page without either is sent to /login."""
+
 from __future__ import annotations
 
 import hmac
 import json
 import logging
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.exceptions import HTTPException
@@ -29,8 +31,10 @@ def session_value(token: str) -> str:
 
 
 def session_cookie(token: str, secure: bool) -> str:
-    return (f"{SESSION_COOKIE}={session_value(token)}; HttpOnly; SameSite=Strict; Path=/; "
-            f"Max-Age={SESSION_DAYS * 86400}" + ("; Secure" if secure else ""))
+    return (
+        f"{SESSION_COOKIE}={session_value(token)}; HttpOnly; SameSite=Strict; Path=/; "
+        f"Max-Age={SESSION_DAYS * 86400}" + ("; Secure" if secure else "")
+    )
 
 
 def _cookie(scope: dict, name: str) -> str | None:
@@ -43,9 +47,17 @@ def _cookie(scope: dict, name: str) -> str | None:
 
 async def _send_json(send: Callable, status: int, body: dict, headers: list | None = None) -> None:
     data = json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(data)).encode()), *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
@@ -83,9 +95,18 @@ class TokenAuth:
         given = self._provided(scope)
         if (given is not None and hmac.compare_digest(given.encode(), self.token)) or self._has_session(scope):
             return await self.app(scope, receive, send)
-        if scope["type"] == "http" and scope.get("method") == "GET" and "text/html" in (_header(scope, b"accept") or ""):
-            await send({"type": "http.response.start", "status": 303,
-                        "headers": [(b"location", LOGIN_PATH.encode()), (b"content-length", b"0")]})
+        if (
+            scope["type"] == "http"
+            and scope.get("method") == "GET"
+            and "text/html" in (_header(scope, b"accept") or "")
+        ):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 303,
+                    "headers": [(b"location", LOGIN_PATH.encode()), (b"content-length", b"0")],
+                }
+            )
             await send({"type": "http.response.body", "body": b""})
             return
         if scope["type"] == "websocket":
@@ -94,8 +115,7 @@ class TokenAuth:
         message = "a bearer token is required: send 'Authorization: Bearer TOKEN'"
         if given is not None:
             message = "the bearer token is wrong"
-        await _send_json(send, 401, {"error": "unauthorized", "message": message},
-                         [(b"www-authenticate", b"Bearer")])
+        await _send_json(send, 401, {"error": "unauthorized", "message": message}, [(b"www-authenticate", b"Bearer")])
 
 
 class BodyTooLarge(HTTPException):

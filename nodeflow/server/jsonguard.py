@@ -7,10 +7,12 @@ any such problem is a 422 that names its place (node and input inside a graph), 
 body is then handed on unchanged. Covers routes that other packages add too (a ComfyUI
 {"prompt": ...} is located by node and input like nodeflow's {"graph": ...}).
 """
+
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import Issue
 from ..jsonload import graph_location, loads, path_text
@@ -29,11 +31,18 @@ def body_issues(body: bytes) -> tuple[str, list[dict]] | None:
     try:
         _, problems = loads(body)
     except UnicodeDecodeError:
-        return "invalid_request", [{"code": "invalid_json", "message": "the body is not UTF-8 text",
-                                 "node": None, "input": None}]
+        return "invalid_request", [
+            {"code": "invalid_json", "message": "the body is not UTF-8 text", "node": None, "input": None}
+        ]
     except json.JSONDecodeError as exc:
-        return "invalid_request", [{"code": "invalid_json", "message": f"invalid JSON at line {exc.lineno}, "
-                                 f"column {exc.colno}: {exc.msg}", "node": None, "input": None}]
+        return "invalid_request", [
+            {
+                "code": "invalid_json",
+                "message": f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                "node": None,
+                "input": None,
+            }
+        ]
     if not problems:
         return None
     issues = []

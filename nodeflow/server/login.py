@@ -1,5 +1,6 @@
 """The login page: trades the server's token for a session cookie, so a browser (the web
 editor, which can't send a bearer header) can use the API."""
+
 from __future__ import annotations
 
 import hmac
@@ -26,8 +27,11 @@ def create_router(token: str | None) -> APIRouter:
     router = APIRouter()
 
     def page(error: str = "", status: int = 200) -> HTMLResponse:
-        return HTMLResponse(PAGE.format(path=LOGIN_PATH, error=html.escape(error)), status_code=status,
-                            headers={"Cache-Control": "no-store"})
+        return HTMLResponse(
+            PAGE.format(path=LOGIN_PATH, error=html.escape(error)),
+            status_code=status,
+            headers={"Cache-Control": "no-store"},
+        )
 
     @router.get(LOGIN_PATH, include_in_schema=False)
     def login_page() -> Any:

@@ -1,5 +1,6 @@
 """Request and response models. The graph in a submit is the engine's own `Graph`
 model, so the OpenAPI docs and the CLI's graph files share one schema."""
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -13,15 +14,23 @@ JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "in
 
 class SubmitRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    graph: Graph = Field(description="a graph, exactly as in a graph file; each node type's inputs "
-                         "are in the GraphWithNodeTypes schema (and GET /schema)")
-    overrides: dict[str, Any] = Field(default_factory=dict, description='{"node.input": value}, '
-                                      "like the CLI's --set", examples=[{"load.path": "photo.png"}])
+    graph: Graph = Field(
+        description="a graph, exactly as in a graph file; each node type's inputs "
+        "are in the GraphWithNodeTypes schema (and GET /schema)"
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description='{"node.input": value}, like the CLI\'s --set',
+        examples=[{"load.path": "photo.png"}],
+    )
     only: list[str] | None = Field(None, description="run only what these nodes need (default: every output node)")
     client_id: str | None = Field(None, max_length=128, description="your own label, to filter jobs and events")
-    sweep: dict[str, Any] | None = Field(None, description='{"node.input": [v1, v2, ...]}: queue one job per '
-                                         "combination of the values, as a group with a contact sheet",
-                                         examples=[{"sobel.normalize": ["max", "fixed"]}])
+    sweep: dict[str, Any] | None = Field(
+        None,
+        description='{"node.input": [v1, v2, ...]}: queue one job per '
+        "combination of the values, as a group with a contact sheet",
+        examples=[{"sobel.normalize": ["max", "fixed"]}],
+    )
 
 
 class SubmitResponse(BaseModel):
@@ -39,6 +48,7 @@ class GroupSubmitResponse(BaseModel):
 
 class Issue(BaseModel):
     """One problem, located by node id and input name where it has them (as the CLI prints them)."""
+
     code: str
     message: str
     node: str | None = None
@@ -58,8 +68,11 @@ class ErrorMessage(BaseModel):
 class NodeState(BaseModel):
     state: str = Field(description="pending, running, ran, cached, failed or cancelled")
     cached: bool = False
-    source: str | None = Field(None, description="for cached nodes: memory, disk, downstream, output up to date, "
-                                               "or same as <node> (an identical node of the same run)")
+    source: str | None = Field(
+        None,
+        description="for cached nodes: memory, disk, downstream, output up to date, "
+        "or same as <node> (an identical node of the same run)",
+    )
     seconds: float | None = None
     device: str | None = None
     error: str | None = None
@@ -100,8 +113,9 @@ class Job(JobSummary):
     seconds: float | None = None
     group_id: str | None = Field(None, description="the sweep this job belongs to")
     sweep: dict[str, Any] | None = Field(None, description="this job's values in its sweep")
-    worker: dict[str, Any] | None = Field(None, description="where it ran: host, pid, and with --ray the Ray "
-                                          "node id and address")
+    worker: dict[str, Any] | None = Field(
+        None, description="where it ran: host, pid, and with --ray the Ray node id and address"
+    )
 
 
 class JobList(BaseModel):
@@ -111,8 +125,9 @@ class JobList(BaseModel):
 
 class CancelResponse(BaseModel):
     job_id: str
-    status: str = Field(description="cancelled (it was queued), cancelling (it stops at its next check), "
-                        "or the status it already had")
+    status: str = Field(
+        description="cancelled (it was queued), cancelling (it stops at its next check), or the status it already had"
+    )
 
 
 class Upload(BaseModel):
@@ -138,6 +153,7 @@ class OutputInfo(BaseModel):
 
 class NodeInfo(BaseModel):
     """A node type, from its declared schema (the same data as `nodeflow nodes --json`)."""
+
     type: str
     version: str
     category: str
@@ -163,8 +179,9 @@ class Health(BaseModel):
     workers: int
     jobs: dict[str, int]
     auth: bool = Field(description="whether a bearer token is required")
-    memory_cache: dict[str, int] = Field(description="the shared value cache: items, bytes, budget_bytes "
-                                         "($NODEFLOW_MEMORY_CACHE_MB)")
+    memory_cache: dict[str, int] = Field(
+        description="the shared value cache: items, bytes, budget_bytes ($NODEFLOW_MEMORY_CACHE_MB)"
+    )
 
 
 class SweepAxis(BaseModel):

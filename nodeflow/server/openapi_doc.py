@@ -1,5 +1,6 @@
 """What the middleware does, declared in the OpenAPI document: the bearer-token scheme,
 and the 401, 403, 413 and 422 answers that come from outside the routes themselves."""
+
 from __future__ import annotations
 
 from .auth import PUBLIC_PATHS
@@ -17,9 +18,11 @@ def _answer(description: str, ref: dict) -> dict:
 def declare_guards(spec: dict, token_required: bool) -> dict:
     components = spec.setdefault("components", {})
     components.setdefault("securitySchemes", {})[SCHEME] = {
-        "type": "http", "scheme": "bearer",
+        "type": "http",
+        "scheme": "bearer",
         "description": "`Authorization: Bearer TOKEN` when the server has a token (SSE and WebSocket "
-                       "routes also take `?token=`)"}
+        "routes also take `?token=`)",
+    }
     for path, item in spec.get("paths", {}).items():
         for method, op in item.items():
             if not isinstance(op, dict) or "responses" not in op:
@@ -32,6 +35,7 @@ def declare_guards(spec: dict, token_required: bool) -> dict:
             if method.upper() not in SAFE_METHODS:
                 answers.setdefault("403", _answer("the request comes from another site's page (Origin)", ERROR_REF))
                 answers.setdefault("413", _answer("the body is over the size limit", ERROR_REF))
-                answers.setdefault("422", _answer("invalid request or graph: every problem, by node and input",
-                                                  INVALID_REF))
+                answers.setdefault(
+                    "422", _answer("invalid request or graph: every problem, by node and input", INVALID_REF)
+                )
     return spec

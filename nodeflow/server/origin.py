@@ -12,10 +12,12 @@
 The checks go by method and scope type, not by a list of routes, so routes that other
 packages add later are covered too.
 """
+
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 from .auth import _header, _send_json
@@ -88,15 +90,24 @@ class HostOriginGuard:
             return await self.app(scope, receive, send)
         host = _header(scope, b"host")
         if not self.host_allowed(host):
-            return await _refuse(scope, send, 400, "forbidden_host",
-                                 f"the Host header {_shown(host)} is not one this server answers to "
-                                 "(the operator can add it with --allowed-hosts)")
+            return await _refuse(
+                scope,
+                send,
+                400,
+                "forbidden_host",
+                f"the Host header {_shown(host)} is not one this server answers to "
+                "(the operator can add it with --allowed-hosts)",
+            )
         origin = _header(scope, b"origin")
         changes_state = kind == "websocket" or scope.get("method", "GET").upper() not in SAFE_METHODS
         if origin is not None and changes_state and not self.origin_allowed(origin, host):
-            return await _refuse(scope, send, 403, "forbidden_origin",
-                                 f"requests from the origin {_shown(origin)} are not allowed "
-                                 "(cross-site requests are refused)")
+            return await _refuse(
+                scope,
+                send,
+                403,
+                "forbidden_origin",
+                f"requests from the origin {_shown(origin)} are not allowed (cross-site requests are refused)",
+            )
         return await self.app(scope, receive, send)
 
 

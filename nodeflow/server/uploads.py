@@ -1,6 +1,7 @@
 """Input image uploads: size-limited, decoded once to prove they are images (with
 a pixel limit checked before decoding, against decompression bombs), and stored
 under a name the server chooses: the client's stem, sanitised, plus a content hash."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,12 +20,14 @@ FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "TIFF"
 # own threads, not the request threads: the C allocator keeps freed memory per thread, so
 # decoding on every request thread would keep 200 MB in each ($NODEFLOW_UPLOAD_DECODES, default 2).
 _decodes = os.environ.get("NODEFLOW_UPLOAD_DECODES", "")
-DECODER = ThreadPoolExecutor(int(_decodes) if _decodes.isdigit() and int(_decodes) > 0 else 2,
-                             thread_name_prefix="nodeflow-decode")
+DECODER = ThreadPoolExecutor(
+    int(_decodes) if _decodes.isdigit() and int(_decodes) > 0 else 2, thread_name_prefix="nodeflow-decode"
+)
 
 
 def _decode(data: bytes) -> None:
     from PIL import Image
+
     with Image.open(io.BytesIO(data)) as im:
         im.load()  # verify() skips pixel data; a truncated file fails here
 
@@ -54,15 +57,20 @@ def _stem(filename: str | None) -> str:
 def check_image(data: bytes, max_pixels: int) -> tuple[str, int, int]:
     """(format, width, height), or UploadRejected."""
     from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(io.BytesIO(data)) as im:
             fmt, (w, h) = im.format, im.size
             if fmt not in FORMATS:
-                raise UploadRejected(415, "unsupported_image", f"{fmt} images are not accepted "
-                                     f"(use one of: {', '.join(FORMATS)})")
+                raise UploadRejected(
+                    415, "unsupported_image", f"{fmt} images are not accepted (use one of: {', '.join(FORMATS)})"
+                )
             if w * h > max_pixels:  # from the header, before any pixel is decoded
-                raise UploadRejected(413, "image_too_large", f"the image is {w}x{h}, over the "
-                                     f"{max_pixels // 1_000_000} megapixel limit (decompression bomb?)")
+                raise UploadRejected(
+                    413,
+                    "image_too_large",
+                    f"the image is {w}x{h}, over the {max_pixels // 1_000_000} megapixel limit (decompression bomb?)",
+                )
             im.verify()
         DECODER.submit(_decode, data).result()
     except UploadRejected:

@@ -12,6 +12,7 @@ a URL turn the download against the machine it runs on.
 - a cached file is verified again on reuse; errors never echo what was fetched;
 - nothing at all is fetched where $NODEFLOW_OFFLINE=1 (a server without --allow-downloads).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,8 +23,8 @@ import socket
 import ssl
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urljoin, urlsplit
 
 from nodeflow.cache import current_umask, user_cache_subdir
@@ -77,8 +78,7 @@ def resolve_public(host: str, port: int) -> str:
         for a in addresses:
             why = refused_address(ipaddress.ip_address(a.split("%")[0]))
             if why:
-                raise DownloadError(f"{shown(host)} is a {why} address ({a}): downloads only "
-                                    "reach public hosts")
+                raise DownloadError(f"{shown(host)} is a {why} address ({a}): downloads only reach public hosts")
     return addresses[0]
 
 
@@ -152,10 +152,17 @@ def _matches(got: str, sha256: str | None) -> bool:
     return not sha256 or got.startswith(sha256.lower())
 
 
-def fetch(url: str, dest: Path, sha256: str | None,
-          progress: Callable[[int, int], None] | None = None, timeout: float = 30.0,
-          cancel: Callable[[], None] | None = None, max_bytes: int | None = None,
-          deadline_s: float | None = None, algorithm: str = "sha256") -> Path:
+def fetch(
+    url: str,
+    dest: Path,
+    sha256: str | None,
+    progress: Callable[[int, int], None] | None = None,
+    timeout: float = 30.0,
+    cancel: Callable[[], None] | None = None,
+    max_bytes: int | None = None,
+    deadline_s: float | None = None,
+    algorithm: str = "sha256",
+) -> Path:
     """Return `dest`, downloading `url` there first if it is missing (or fails its checksum).
 
     The bytes must match `sha256` (when given) or nothing is kept. max_bytes: the size cap
@@ -199,15 +206,20 @@ def fetch(url: str, dest: Path, sha256: str | None,
                 if cancel:
                     cancel()
         if not _matches(digest.hexdigest(), sha256):
-            raise DownloadError(f"checksum mismatch: the file at {shown(url)} is not the one expected "
-                                f"({algorithm} {sha256}); the file was not kept")
+            raise DownloadError(
+                f"checksum mismatch: the file at {shown(url)} is not the one expected "
+                f"({algorithm} {sha256}); the file was not kept"
+            )
         os.replace(tmp, dest)
         return dest
     except DownloadError as exc:
         raise DownloadError(f"could not download {shown(url)}: {exc}") from None
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        reason = "timed out" if isinstance(exc, TimeoutError) else \
-            getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc.__class__.__name__
+        reason = (
+            "timed out"
+            if isinstance(exc, TimeoutError)
+            else getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc.__class__.__name__
+        )
         raise DownloadError(f"could not download {shown(url)}: {reason}") from None
     finally:
         if conn is not None:

@@ -7,10 +7,12 @@ next check between phases (the loaders take `cancel` and call it between downloa
 reading and placing), or to its end, where the model cache it fills serves the next
 job. The worker thread is free for the next job meanwhile; the server stays up.
 """
+
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 

@@ -3,6 +3,7 @@
 IMAGE values are numpy float32 arrays, H x W x C (C = 1, 3 or 4), values in 0..1,
 C-contiguous. torch and TF conversions are views where the framework allows it.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,6 +27,7 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
 
 def to_pil(img: np.ndarray):
     from PIL import Image
+
     u8 = to_uint8(img)
     return Image.fromarray(u8[:, :, 0] if u8.shape[2] == 1 else u8)
 
@@ -44,10 +46,13 @@ def to_rgb(img: np.ndarray) -> np.ndarray:
 
 def resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
     from PIL import Image
+
     if (img.shape[1], img.shape[0]) == (width, height):
         return img
-    chans = [Image.fromarray(img[:, :, c], mode="F").resize((width, height), Image.Resampling.LANCZOS)
-             for c in range(img.shape[2])]
+    chans = [
+        Image.fromarray(img[:, :, c], mode="F").resize((width, height), Image.Resampling.LANCZOS)
+        for c in range(img.shape[2])
+    ]
     return as_image(np.clip(np.stack([np.asarray(c) for c in chans], axis=2), 0.0, 1.0))
 
 
@@ -62,6 +67,7 @@ def fit_max_side(img: np.ndarray, max_size: int | None) -> np.ndarray:
 def to_torch(img: np.ndarray, device: str = "cpu"):
     """1 x C x H x W tensor; a view of the numpy buffer on the CPU."""
     import torch
+
     return torch.from_numpy(img).permute(2, 0, 1).unsqueeze(0).to(device)
 
 

@@ -1,5 +1,6 @@
 """Port types that cross families: the optimizers (nst) write a loss history that
 PlotLoss (image) draws. Plain lists: cacheable."""
+
 from __future__ import annotations
 
 from nodeflow.types import port_type

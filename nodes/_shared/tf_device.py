@@ -1,5 +1,6 @@
 """TensorFlow glue shared by TF nodes: the device probe and the engine-device -> TF-device
 name. TensorFlow itself is imported only when a probe or a placement actually runs."""
+
 from __future__ import annotations
 
 import os
@@ -25,6 +26,7 @@ register_framework("tensorflow", _probe)
 def tf_device(device: str) -> str:
     """TF's name for the engine device; CPU when TF sees no such GPU."""
     import tensorflow as tf
+
     if base(device) == "cuda":
         index = int(device.split(":", 1)[1]) if ":" in device else 0
         if len(tf.config.list_physical_devices("GPU")) > index:

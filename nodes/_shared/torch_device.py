@@ -1,5 +1,6 @@
 """torch glue shared by torch nodes: the device probe and a device-move hook.
 torch itself is imported only when a probe or move actually runs."""
+
 from __future__ import annotations
 
 import os
@@ -22,6 +23,7 @@ TORCH_DEVICES = ("cuda", "mps", "cpu")
 
 def _probe() -> set[str]:
     import torch
+
     found = {"cpu"}
     if torch.cuda.is_available():
         found |= {"cuda"} | {f"cuda:{i}" for i in range(torch.cuda.device_count())}

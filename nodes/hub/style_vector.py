@@ -1,4 +1,5 @@
 """StyleVector: encode a style image once, for HubStylize's onnx route."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,6 +15,7 @@ class StyleVector(Node):
     """Magenta's style predictor: a style image -> its 100-number style vector. As its own node
     the vector is a cached value: changing only the content never re-encodes the style, even
     across runs. Feed it to HubStylize's `style_vector` (model_source onnx)."""
+
     version = "1"
     category = "style"
     frameworks = ("onnxruntime",)

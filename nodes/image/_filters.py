@@ -1,4 +1,5 @@
 """Small separable filters in numpy (no scipy needed)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,8 @@ def correlate_separable(img: np.ndarray, kx: np.ndarray, ky: np.ndarray) -> np.n
     rx, ry = len(kx) // 2, len(ky) // 2
     h, w = img.shape[:2]
     padded = np.pad(img, ((ry, ry), (rx, rx), (0, 0)), mode="reflect" if min(h, w) > max(rx, ry) else "edge")
-    rows = sum(k * padded[:, i:i + w] for i, k in enumerate(kx) if k != 0)
-    return sum(k * rows[i:i + h] for i, k in enumerate(ky) if k != 0).astype(np.float32)
+    rows = sum(k * padded[:, i : i + w] for i, k in enumerate(kx) if k != 0)
+    return sum(k * rows[i : i + h] for i, k in enumerate(ky) if k != 0).astype(np.float32)
 
 
 def gaussian_kernel(sigma: float) -> np.ndarray:

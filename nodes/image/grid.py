@@ -1,4 +1,5 @@
 """Grid: several images side by side, each with a label, scaled to one height."""
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,8 @@ SLOTS = 8
 LABEL_HEIGHT = 28
 
 GridInputs = create_model(
-    "GridInputs", __base__=NodeInputs,
+    "GridInputs",
+    __base__=NodeInputs,
     **{f"image{i}": (Any, Input(None, port=IMAGE, description=f"image in cell {i}")) for i in range(1, SLOTS + 1)},
     **{f"label{i}": (str, Input("", description=f"caption of cell {i}")) for i in range(1, SLOTS + 1)},
     columns=(int, Input(0, ge=0, le=SLOTS, description="cells per row; 0 puts them all in one row")),
@@ -25,6 +27,7 @@ GridInputs = create_model(
 
 class Grid(Node):
     """Lay out up to 8 images in a labelled grid (empty slots are skipped)."""
+
     version = "1"
     category = "image/compose"
     Inputs = GridInputs
@@ -36,13 +39,18 @@ class Grid(Node):
         from PIL import Image, ImageDraw, ImageFont
 
         from nodes._shared.pixels import from_pil, resize, to_rgb, to_uint8
-        cells = [(slots[f"image{i}"], slots[f"label{i}"]) for i in range(1, SLOTS + 1)
-                 if slots[f"image{i}"] is not None]
+
+        cells = [
+            (slots[f"image{i}"], slots[f"label{i}"]) for i in range(1, SLOTS + 1) if slots[f"image{i}"] is not None
+        ]
         if not cells:
             from nodeflow.node import InputError
+
             raise InputError("image1", "the grid needs at least one image")
-        scaled = [to_rgb(resize(img, max(1, round(img.shape[1] * cell_height / img.shape[0])), cell_height))
-                  for img, _ in cells]
+        scaled = [
+            to_rgb(resize(img, max(1, round(img.shape[1] * cell_height / img.shape[0])), cell_height))
+            for img, _ in cells
+        ]
         cols = columns or len(cells)
         rows = math.ceil(len(cells) / cols)
         col_w = [max(s.shape[1] for s in scaled[c::cols]) for c in range(cols)]
@@ -54,7 +62,7 @@ class Grid(Node):
         canvas = Image.new("RGB", (width, height), bg)
         draw = ImageDraw.Draw(canvas)
         font = ImageFont.load_default(size=18)
-        for n, (img, (_, label)) in enumerate(zip(scaled, cells)):
+        for n, (img, (_, label)) in enumerate(zip(scaled, cells, strict=False)):
             r, c = divmod(n, cols)
             x = padding + sum(col_w[:c]) + padding * c
             y = padding + r * (cell_h + padding)

@@ -1,4 +1,5 @@
 """HighPass: what is left of an image after its smooth part is taken away."""
+
 from __future__ import annotations
 
 from typing import Any, Literal
@@ -18,6 +19,7 @@ class HighPass(Node):
     """High-pass views, shown around mid-grey as 0.5 + gain * detail.
     diff: the TF NST tutorial's high_pass_x_y (pixel differences along x, y, or both summed);
     gaussian: the image minus its Gaussian blur."""
+
     version = "1"
     category = "image/edges"
 
@@ -34,6 +36,7 @@ class HighPass(Node):
     def run(self, image: Any, mode: str, direction: str, sigma: float, gain: float) -> dict:
         if mode == "gaussian":
             from ._filters import gaussian_blur
+
             detail = image - gaussian_blur(image, sigma)
         else:
             dx, dy = pixel_differences(image)

@@ -1,4 +1,5 @@
 """LoadImage: read an image file from the input directory (or download it once)."""
+
 from __future__ import annotations
 
 import re
@@ -18,12 +19,12 @@ class LoadImage(Node):
     """Load an image as RGB, honouring EXIF orientation, optionally shrunk to a max side.
     `path` resolves against the input directory (--input-dir, $NODEFLOW_INPUT_DIR, ./inputs).
     With `url` and `sha256`, a missing file is downloaded once into the cache and verified."""
+
     version = "1"
     category = "image/io"
 
     class Inputs(NodeInputs):
-        path: str = Input(description="file name, relative to the input directory", min_length=1,
-                          names_file=True)
+        path: str = Input(description="file name, relative to the input directory", min_length=1, names_file=True)
         max_size: int | None = Input(None, ge=8, le=16384, description="longest side in pixels; keeps the aspect ratio")
         url: str | None = Input(None, description="where to download the file if it is not in the input directory")
         sha256: str | None = Input(None, pattern=r"^[0-9a-fA-F]{64}$", description="checksum the download must match")
@@ -41,14 +42,18 @@ class LoadImage(Node):
             if not inputs.get("sha256"):
                 raise InputError("sha256", "a url needs the sha256 of the file, so a download can be verified")
             from nodes._shared.download import downloads_dir
+
             # Cached under the full checksum (fetch verifies it again on reuse).
             name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(inputs["path"]).name)[:100]
             return downloads_dir() / f"{inputs['sha256'].lower()}-{name}", False
         shown = settings.shown_path(local)
         if local.exists():
             raise InputError("path", f"{shown} is not a file")
-        raise InputError("path", f"file not found: {shown} (put it in the input directory "
-                                 f"{settings.shown_path(settings.input_dir)}/, or pass --input-dir)")
+        raise InputError(
+            "path",
+            f"file not found: {shown} (put it in the input directory "
+            f"{settings.shown_path(settings.input_dir)}/, or pass --input-dir)",
+        )
 
     @classmethod
     def downloads(cls, inputs: dict[str, Any], settings: Any) -> list[tuple[str, str]]:
@@ -67,22 +72,35 @@ class LoadImage(Node):
         from PIL import Image, ImageOps, UnidentifiedImageError
 
         from nodes._shared.pixels import fit_max_side, from_pil
+
         file, local = self.locate({"path": path, "url": url, "sha256": sha256}, self.ctx.settings)
         if not local:  # downloaded now, or a cached download verified again
             from nodes._shared.download import DownloadError, fetch
+
             if not file.exists():
                 self.ctx.log(f"downloading {url}")
             try:
-                fetch(url, file, sha256, progress=lambda d, t: self.ctx.progress(d, t or d),
-                      cancel=self.ctx.check_cancelled)
+                fetch(
+                    url,
+                    file,
+                    sha256,
+                    progress=lambda d, t: self.ctx.progress(d, t or d),
+                    cancel=self.ctx.check_cancelled,
+                )
             except DownloadError as exc:
-                raise InputError("url", f"{exc}. Offline? Put {Path(path).name} in "
-                                        f"{self.ctx.settings.shown_path(self.ctx.settings.input_dir)}/ instead") from None
+                raise InputError(
+                    "url",
+                    f"{exc}. Offline? Put {Path(path).name} in "
+                    f"{self.ctx.settings.shown_path(self.ctx.settings.input_dir)}/ instead",
+                ) from None
         try:
             with Image.open(file) as im:
                 if im.width * im.height > MAX_PIXELS:
-                    raise InputError("path", f"{file} is {im.width}x{im.height}: over the "
-                                             f"{MAX_PIXELS // 1_000_000} megapixel limit (decompression bomb?)")
+                    raise InputError(
+                        "path",
+                        f"{file} is {im.width}x{im.height}: over the "
+                        f"{MAX_PIXELS // 1_000_000} megapixel limit (decompression bomb?)",
+                    )
                 if max_size:
                     im.draft("RGB", (max_size, max_size))  # JPEG: decode at reduced scale
                 im = ImageOps.exif_transpose(im)

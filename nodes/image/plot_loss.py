@@ -1,11 +1,11 @@
 """PlotLoss: the loss history as a chart (log axis, one line per term)."""
+
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Output
 from nodeflow.types import IMAGE
-
 from nodes._shared.ports import LOSS_HISTORY
 
 
@@ -13,6 +13,7 @@ class PlotLoss(Node):
     """Draw a loss history with matplotlib: log y axis, the total and one line per term,
     against the step or the elapsed seconds. Coarse-to-fine stage changes are marked.
     Link the image to Save to write the PNG."""
+
     version = "1"
     category = "style transfer"
 
@@ -30,11 +31,13 @@ class PlotLoss(Node):
         import io
 
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         from PIL import Image
 
         from nodes._shared.pixels import from_pil
+
         total = history.get("total") or []
         if not total:
             raise InputError("history", "the history is empty: nothing to plot")
@@ -50,8 +53,15 @@ class PlotLoss(Node):
             for i in range(1, len(sizes)):
                 if sizes[i] != sizes[i - 1]:
                     ax.axvline(xs[i], color="grey", linestyle=":", linewidth=1)
-                    ax.text(xs[i], 1, f" {sizes[i][1]}x{sizes[i][0]}", transform=ax.get_xaxis_transform(),
-                            va="top", fontsize=8, color="grey")
+                    ax.text(
+                        xs[i],
+                        1,
+                        f" {sizes[i][1]}x{sizes[i][0]}",
+                        transform=ax.get_xaxis_transform(),
+                        va="top",
+                        fontsize=8,
+                        color="grey",
+                    )
             ax.set_yscale("log")
             ax.set_xlabel("seconds" if x_axis == "seconds" else "step")
             ax.set_ylabel("loss")

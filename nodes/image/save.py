@@ -1,4 +1,5 @@
 """Save: write an IMAGE as PNG or JPEG into the output directory, atomically."""
+
 from __future__ import annotations
 
 import io
@@ -10,7 +11,7 @@ from nodeflow.errors import shown
 from nodeflow.filenames import NAME_MAX
 from nodeflow.graph import PNG_GRAPH_KEY
 from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Output
-from nodeflow.types import STRING, IMAGE
+from nodeflow.types import IMAGE, STRING
 
 KEY_FIELD = "nodeflow:key"
 META_FIELD = "nodeflow:metadata"
@@ -20,6 +21,7 @@ MAX_NUMBERED = 9999
 
 def _stored_key(path: Path) -> str | None:
     from PIL import Image
+
     try:
         with Image.open(path) as im:
             return im.info.get(KEY_FIELD) or _key_from_comment(im.info.get("comment"))
@@ -53,12 +55,14 @@ def _target(filename: str, settings: Any) -> tuple[Path, str]:
     if fmt is None:
         raise InputError("filename", f"{shown(filename)}: use a .png, .jpg or .jpeg name")
     if any(ord(c) < 32 or ord(c) == 127 for c in filename):
-        raise InputError("filename", f"{shown(filename)}: control characters (such as a line break) "
-                                     "are not allowed in file names")
+        raise InputError(
+            "filename", f"{shown(filename)}: control characters (such as a line break) are not allowed in file names"
+        )
     # Room for the numbered name (name_0001.png) used when the name is taken.
     if len(target.name.encode("utf-8", "surrogateescape")) + len(f"_{MAX_NUMBERED}") > NAME_MAX:
-        raise InputError("filename", f"{shown(filename)}: the name is too long (at most "
-                                     f"{NAME_MAX - len(f'_{MAX_NUMBERED}')} bytes)")
+        raise InputError(
+            "filename", f"{shown(filename)}: the name is too long (at most {NAME_MAX - len(f'_{MAX_NUMBERED}')} bytes)"
+        )
     return target, fmt
 
 
@@ -68,16 +72,24 @@ class Save(Node):
     unless `overwrite` is set. A file that already holds this exact result is left alone.
     PNGs carry the graph, so `nodeflow run that.png` re-runs it, and ComfyUI's `prompt` and
     `workflow` chunks, so dropping one on the web editor opens its graph."""
+
     version = "1"
     category = "image/io"
     output_node = True
 
     class Inputs(NodeInputs):
         image: Any = Input(port=IMAGE, description="image to save")
-        filename: str = Input("nodeflow.png", min_length=1, names_file=True, description="name in the output directory; .png, .jpg or .jpeg")
+        filename: str = Input(
+            "nodeflow.png",
+            min_length=1,
+            names_file=True,
+            description="name in the output directory; .png, .jpg or .jpeg",
+        )
         overwrite: bool = Input(False, description="replace an existing file of the same name")
         quality: int = Input(95, ge=1, le=100, description="JPEG quality")
-        metadata: str | None = Input(None, port=STRING, description="text stored in the file (e.g. which weights made it)")
+        metadata: str | None = Input(
+            None, port=STRING, description="text stored in the file (e.g. which weights made it)"
+        )
 
     class Outputs(NodeOutputs):
         path: Any = Output(STRING, "the file written")
@@ -110,12 +122,15 @@ class Save(Node):
                 return None
             if overwrite:
                 return cand
-        raise InputError("filename", f"{MAX_NUMBERED} numbered files named like {target.name} exist; "
-                                     "pick another name or set overwrite")
+        raise InputError(
+            "filename",
+            f"{MAX_NUMBERED} numbered files named like {target.name} exist; pick another name or set overwrite",
+        )
 
     def _comfy_chunks(self) -> dict[str, str]:
         """ComfyUI's `prompt` and `workflow` chunks, so the editor loads the graph from the PNG."""
-        from nodeflow.server.comfy.pnginfo import png_chunks
+        from nodeflow.comfy.pnginfo import png_chunks
+
         try:
             return png_chunks(self.ctx.graph_json)
         except Exception as exc:  # the image matters more than its editor metadata
@@ -124,10 +139,12 @@ class Save(Node):
 
     def _encode(self, image: Any, fmt: str, quality: int, metadata: str | None) -> bytes:
         from nodes._shared.pixels import to_pil
+
         im = to_pil(image)
         buf = io.BytesIO()
         if fmt == "PNG":
             from PIL.PngImagePlugin import PngInfo
+
             info = PngInfo()
             info.add_text(KEY_FIELD, self.ctx.key)
             _add_text(info, PNG_GRAPH_KEY, self.ctx.graph_json)

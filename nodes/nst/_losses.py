@@ -6,6 +6,7 @@ layers, and TV as summed absolute differences. A term (the value of a LOSS port)
 bound to one VGG extractor and holds its own targets, computed once per image size.
 torch is imported inside functions only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,9 +15,8 @@ from typing import Any
 from nodeflow.node import InputError
 
 from ._tensors import image_tensor, resize_tensor
-from ._vgg_ops import gram_tap
 from ._vgg_net import check_layers, gram_key, layer_names
-
+from ._vgg_ops import gram_tap
 
 # The TF tutorial's layers and weights.
 TUTORIAL_STYLE_LAYERS = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
@@ -56,12 +56,13 @@ def total_variation(image, smoothing: float = 0.0):
 @dataclass
 class LossTerm:
     """One weighted loss term. kind: style | content | tv."""
+
     kind: str
     weight: float
     layers: list[str] = field(default_factory=list)
-    vgg: Any = None                 # _vgg_net.VGG for style/content
-    image: Any = None               # the style/content image (IMAGE) the targets come from
-    resize_to_input: bool = False   # content: targets follow the optimized image's size
+    vgg: Any = None  # _vgg_net.VGG for style/content
+    image: Any = None  # the style/content image (IMAGE) the targets come from
+    resize_to_input: bool = False  # content: targets follow the optimized image's size
     _targets: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -74,9 +75,11 @@ class LossTerm:
         key = (tuple(size) if self.resize_to_input else None, device)
         if key not in self._targets and self.framework == "tensorflow":
             from ._tf_losses import tf_targets
+
             self._targets[key] = tf_targets(self, size, device)
         if key not in self._targets:
             import torch
+
             x = image_tensor(self.image, device)
             if self.resize_to_input:
                 x = resize_tensor(x, size)
@@ -92,7 +95,7 @@ class LossTerm:
             return self.weight * total_variation(image)
         per_layer = []
         for name in self.layers:
-            if self.kind == "style":   # the Gram the VGG pass took, if it took it
+            if self.kind == "style":  # the Gram the VGG pass took, if it took it
                 f = feats[gram_key(name)] if gram_key(name) in feats else gram(feats[name])
             else:
                 f = feats[name].float()
@@ -105,7 +108,7 @@ class LossTerm:
         return f"{self.kind} x {self.weight:g} on {', '.join(self.layers)} ({self.vgg.info})"
 
     # Terms travel between devices with the VGG they are bound to.
-    def to(self, device: str) -> "LossTerm":
+    def to(self, device: str) -> LossTerm:
         return self
 
 
@@ -133,8 +136,9 @@ def feature_term(kind: str, vgg: Any, image: Any, layers: str, weight: float, de
         raise InputError("layers", "name at least one layer, e.g. block5_conv2")
     unknown = check_layers(vgg.arch, names)
     if unknown:
-        raise InputError("layers", f"{vgg.arch} has no layer {', '.join(unknown)} "
-                                   f"(it has {', '.join(layer_names(vgg.arch))})")
+        raise InputError(
+            "layers", f"{vgg.arch} has no layer {', '.join(unknown)} (it has {', '.join(layer_names(vgg.arch))})"
+        )
     term = LossTerm(kind, weight, names, vgg, image, resize_to_input=(kind == "content"))
     term.targets(image.shape[:2], device)
     return term

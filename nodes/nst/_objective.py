@@ -1,5 +1,6 @@
 """The objective an optimizer minimizes: the sum of its loss terms, with one VGG forward
 per evaluation (per extractor), as deep as the deepest layer any term needs."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -10,8 +11,15 @@ from ._losses import LossTerm, term_names, total_variation
 class Objective:
     """Sum of loss terms with one VGG forward per evaluation (per extractor)."""
 
-    def __init__(self, terms: list[LossTerm], size: tuple[int, int], device: str,
-                 tv_smoothing: float = 0.0, precision: str = "float32", tv_in_gradient: bool = True):
+    def __init__(
+        self,
+        terms: list[LossTerm],
+        size: tuple[int, int],
+        device: str,
+        tv_smoothing: float = 0.0,
+        precision: str = "float32",
+        tv_in_gradient: bool = True,
+    ):
         self.terms = terms
         self.tv_in_gradient = tv_in_gradient
         self.device = device
@@ -32,12 +40,14 @@ class Objective:
         With tv_smoothing, TV terms are differentiated in their smooth form but reported exactly;
         without tv_in_gradient (a proximal step handles them), they are only reported."""
         import torch
+
         # bfloat16 runs the convolutions in bfloat16 (about twice as fast on CPUs with
         # AVX512-BF16 and on GPUs); Gram matrices and losses are computed in float32.
-        feats = {vid: vgg.features(image, layers, grams, self.precision)
-                 for vid, (vgg, layers, grams) in self.layers.items()}
+        feats = {
+            vid: vgg.features(image, layers, grams, self.precision) for vid, (vgg, layers, grams) in self.layers.items()
+        }
         parts, report = [], {}
-        for name, t, tg in zip(self.names, self.terms, self.targets):
+        for name, t, tg in zip(self.names, self.terms, self.targets, strict=False):
             if t.kind == "tv" and (self.tv_smoothing > 0 or not self.tv_in_gradient):
                 if self.tv_in_gradient:
                     parts.append(t.weight * total_variation(image, self.tv_smoothing))

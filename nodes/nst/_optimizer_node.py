@@ -1,5 +1,6 @@
 """What the optimizer nodes share: numbered loss slots, the start image, progress,
 previews, saved frames, cancellation, and the outputs (image, history, info)."""
+
 from __future__ import annotations
 
 import io
@@ -10,14 +11,13 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import create_model
 
-from nodes._shared.ports import LOSS_HISTORY
 from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Output
 from nodeflow.types import IMAGE, STRING
+from nodes._shared.ports import LOSS_HISTORY
 
 from ._optimizers import Hooks, parse_schedule
 from ._ports import LOSS
 from ._tensors import image_tensor, resize_tensor
-
 
 LOSS_SLOTS = 6
 
@@ -25,27 +25,52 @@ LOSS_SLOTS = 6
 def optimizer_inputs(name: str, **fields: Any) -> type[NodeInputs]:
     """The shared inputs plus the node's own `fields` (name -> (annotation, Input(...)))."""
     return create_model(
-        name, __base__=NodeInputs,
+        name,
+        __base__=NodeInputs,
         image=(Any, Input(port=IMAGE, description="the content image; the result has its size")),
         **{f"loss{i}": (Any, Input(None, port=LOSS, description=f"loss term {i}")) for i in range(1, LOSS_SLOTS + 1)},
         **fields,
-        init=(Literal["content", "noise", "image"], Input("content", description="start from the content "
-                                                           "image, uniform noise, or init_image")),
+        init=(
+            Literal["content", "noise", "image"],
+            Input("content", description="start from the content image, uniform noise, or init_image"),
+        ),
         init_image=(Any, Input(None, port=IMAGE, description="start image for init=image (resized to fit)")),
         seed=(int, Input(0, ge=0, description="seed of the noise start")),
-        schedule=(str, Input("", description="coarse-to-fine stages SIDE:STEPS, e.g. '128:150,256:100,full:40' "
-                                             "(longest side; overrides steps); empty: all steps at full size")),
-        precision=(Literal["float32", "bfloat16", "auto"], Input("float32", description="VGG convolutions "
-                                                                  "in bfloat16: about 2x faster on CPUs with "
-                                                                  "AVX512-BF16/AMX and on GPUs, far slower elsewhere; "
-                                                                  "auto: bfloat16 only where it is fast. Losses "
-                                                                  "stay float32")),
-        time_limit=(float, Input(0.0, ge=0, description="stop after this many seconds of optimizing, at the "
-                                                       "step under way, and keep the best image so far (0: no "
-                                                       "limit); the result then depends on the machine's speed")),
+        schedule=(
+            str,
+            Input(
+                "",
+                description="coarse-to-fine stages SIDE:STEPS, e.g. '128:150,256:100,full:40' "
+                "(longest side; overrides steps); empty: all steps at full size",
+            ),
+        ),
+        precision=(
+            Literal["float32", "bfloat16", "auto"],
+            Input(
+                "float32",
+                description="VGG convolutions "
+                "in bfloat16: about 2x faster on CPUs with "
+                "AVX512-BF16/AMX and on GPUs, far slower elsewhere; "
+                "auto: bfloat16 only where it is fast. Losses "
+                "stay float32",
+            ),
+        ),
+        time_limit=(
+            float,
+            Input(
+                0.0,
+                ge=0,
+                description="stop after this many seconds of optimizing, at the "
+                "step under way, and keep the best image so far (0: no "
+                "limit); the result then depends on the machine's speed",
+            ),
+        ),
         preview_every=(int, Input(50, ge=0, description="emit a preview image every N steps (0: never)")),
         save_frames=(bool, Input(False, description="also save each preview as a PNG in the output directory")),
-        frame_prefix=(str, Input("nst_frame", min_length=1, names_file=True, description="file name prefix of saved frames")),
+        frame_prefix=(
+            str,
+            Input("nst_frame", min_length=1, names_file=True, description="file name prefix of saved frames"),
+        ),
     )
 
 
@@ -57,7 +82,7 @@ class OptimizerOutputs(NodeOutputs):
 
 class OptimizerNode(Node, abstract=True):
     category = "style transfer"
-    frameworks = ("torch",)   # AdamOptimize adds tensorflow
+    frameworks = ("torch",)  # AdamOptimize adds tensorflow
     devices = ("cuda", "mps", "cpu")
     deterministic = False  # the noise start; seeded, so still cached
     seed_input = "seed"
@@ -76,12 +101,28 @@ class OptimizerNode(Node, abstract=True):
     @classmethod
     def check_framework(cls, framework: str | None, inputs: dict[str, Any]) -> None:
         if framework == "tensorflow" and inputs.get("precision") == "bfloat16":
-            raise InputError("precision", "bfloat16 convolutions are on the torch route only; "
-                                          "TensorFlow loss terms optimize in float32")
+            raise InputError(
+                "precision",
+                "bfloat16 convolutions are on the torch route only; TensorFlow loss terms optimize in float32",
+            )
 
-    def run(self, image: Any, init: str, init_image: Any, seed: int, schedule: str, precision: str,
-            time_limit: float, preview_every: int, save_frames: bool, frame_prefix: str, steps: int, **rest: Any) -> dict:
+    def run(
+        self,
+        image: Any,
+        init: str,
+        init_image: Any,
+        seed: int,
+        schedule: str,
+        precision: str,
+        time_limit: float,
+        preview_every: int,
+        save_frames: bool,
+        frame_prefix: str,
+        steps: int,
+        **rest: Any,
+    ) -> dict:
         from nodes._shared.pixels import fit_max_side, from_torch, resize, to_rgb
+
         terms = [rest.pop(f"loss{i}") for i in range(1, LOSS_SLOTS + 1)]
         terms = [t for t in terms if t is not None]
         if not terms:
@@ -100,6 +141,7 @@ class OptimizerNode(Node, abstract=True):
         start = _start_image(framework, first, init == "noise", seed, self.ctx.device)
         if framework == "torch":
             from ._precision import resolve_precision
+
             precision, note = resolve_precision(precision, self.ctx.device)
             if note:
                 self.ctx.log(note)
@@ -126,26 +168,40 @@ class OptimizerNode(Node, abstract=True):
             limited = limited or bool(time_limit) and time.perf_counter() - started > time_limit
             return limited
 
-        hooks = Hooks(step=step, preview=preview, cancelled=self.ctx.check_cancelled, preview_every=preview_every,
-                      stop=out_of_time)
-        result, history = self.optimize(terms, start, stages, hooks, precision=precision, framework=framework,
-                                        **rest)
+        hooks = Hooks(
+            step=step,
+            preview=preview,
+            cancelled=self.ctx.check_cancelled,
+            preview_every=preview_every,
+            stop=out_of_time,
+        )
+        result, history = self.optimize(terms, start, stages, hooks, precision=precision, framework=framework, **rest)
         out = resize(result, w, h) if isinstance(result, np.ndarray) else from_torch(resize_tensor(result, (h, w)))
         weights = sorted({t.vgg.info for t in terms if t.vgg is not None})
-        info = {"weights": weights[0] if len(weights) == 1 else weights,
-                "weight_files": sorted({t.vgg.weights for t in terms if t.vgg is not None}),
-                "route": self.route, "framework": framework, "precision": precision, "stages": [[list(s), n] for s, n in stages],
-                "terms": [t.describe() for t in terms],
-                "steps": done, "time_limited": limited, "evaluations": len(history.total),
-                "final_loss": history.result_total(), "seconds": history.seconds[-1] if history.seconds else 0.0}
-        self.ctx.log(f"{self.route}: {info['steps']} steps, loss {history.total[0]:.4g} -> "
-                     f"{info['final_loss']:.4g} in {info['seconds']:.1f}s; weights {info['weights']}")
+        info = {
+            "weights": weights[0] if len(weights) == 1 else weights,
+            "weight_files": sorted({t.vgg.weights for t in terms if t.vgg is not None}),
+            "route": self.route,
+            "framework": framework,
+            "precision": precision,
+            "stages": [[list(s), n] for s, n in stages],
+            "terms": [t.describe() for t in terms],
+            "steps": done,
+            "time_limited": limited,
+            "evaluations": len(history.total),
+            "final_loss": history.result_total(),
+            "seconds": history.seconds[-1] if history.seconds else 0.0,
+        }
+        self.ctx.log(
+            f"{self.route}: {info['steps']} steps, loss {history.total[0]:.4g} -> "
+            f"{info['final_loss']:.4g} in {info['seconds']:.1f}s; weights {info['weights']}"
+        )
         return {"image": out, "history": history.as_dict(), "info": json.dumps(info)}
 
     def _save_frame(self, frame: Any, name: str) -> None:
         from nodeflow.cache import atomic_write
-
         from nodes._shared.pixels import to_pil
+
         path = self.ctx.settings.output_path(name, "frame_prefix")
         path.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
@@ -162,5 +218,6 @@ def _start_image(framework: str, image: np.ndarray, noise: bool, seed: int, devi
         return np.random.default_rng(seed).random((h, w, 3), dtype=np.float32) if noise else image
     if noise:
         import torch
+
         return torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(seed)).to(device)
     return image_tensor(image, device)

@@ -2,12 +2,14 @@
 both coarse to fine, with hooks for progress, previews, cancellation and early stops.
 torch is imported inside functions only.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ._losses import LossTerm
 from ._objective import Objective
@@ -17,6 +19,7 @@ from ._tensors import resize_tensor
 @dataclass
 class Hooks:
     """How an optimizer talks to its node: progress, previews, cancellation."""
+
     step: Callable[[int, int], None] = lambda i, n: None
     preview: Callable[[Any, int], None] = lambda image, i: None
     cancelled: Callable[[], None] = lambda: None
@@ -58,7 +61,7 @@ class History:
 def result_total(history: dict) -> float | None:
     """History.result_total for a history as the node outputs it."""
     last = history["size"][-1] if history["size"] else None
-    return min((v for v, size in zip(history["total"], history["size"]) if size == last), default=None)
+    return min((v for v, size in zip(history["total"], history["size"], strict=False) if size == last), default=None)
 
 
 def parse_schedule(text: str, full: tuple[int, int], steps: int) -> list[tuple[tuple[int, int], int]]:
@@ -83,6 +86,7 @@ class KerasAdam:
 
     def __init__(self, param, lr: float, beta1: float, beta2: float, eps: float):
         import torch
+
         self.p, self.lr, self.b1, self.b2, self.eps = param, lr, beta1, beta2, eps
         self.m = torch.zeros_like(param)
         self.v = torch.zeros_like(param)
@@ -93,7 +97,7 @@ class KerasAdam:
         step size (Adam's metric), to the proximal point of the terms left out of `grad`."""
         self.t += 1
         lr = self.lr if lr is None else lr
-        alpha = lr * math.sqrt(1 - self.b2 ** self.t) / (1 - self.b1 ** self.t)
+        alpha = lr * math.sqrt(1 - self.b2**self.t) / (1 - self.b1**self.t)
         self.m.lerp_(grad, 1 - self.b1)
         self.v.lerp_(grad * grad, 1 - self.b2)
         denom = self.v.sqrt().add_(self.eps)
@@ -104,6 +108,7 @@ class KerasAdam:
     def resize(self, size: tuple[int, int]) -> None:
         """Carry the moments across a coarse-to-fine upsampling."""
         import torch.nn.functional as F
+
         self.m = F.interpolate(self.m, size=size, mode="bilinear", align_corners=False)
         self.v = F.interpolate(self.v, size=size, mode="bilinear", align_corners=False).clamp_min(0)
 
@@ -118,6 +123,7 @@ def lr_at(schedule: str, lr: float, i: int, n: int) -> float:
 @dataclass
 class _Run:
     """What an optimizer run carries across its stages: hooks, history, steps done."""
+
     hooks: Hooks
     total_steps: int
     history: History = field(default_factory=History)
@@ -154,19 +160,21 @@ class _Run:
             self.hooks.preview(image, self.done)
 
 
-def adam_steps(objective: Objective, opt: KerasAdam, n: int, lr: Callable[[int], float], run: _Run,
-               prox: Callable | None = None) -> bool:
+def adam_steps(
+    objective: Objective, opt: KerasAdam, n: int, lr: Callable[[int], float], run: _Run, prox: Callable | None = None
+) -> bool:
     """n Adam steps on opt.p (in place), clipped to [0, 1]; False if the stop hook ended the run.
     prox(y, scale, progress): KerasAdam.step's, also told how far through the n steps the run
     is (the objective then leaves its TV terms out of the gradient)."""
     import torch
+
     x = opt.p
     size = tuple(x.shape[-2:])
     for i in range(n):
         run.hooks.cancelled()
         x.requires_grad_(True)
         total, parts = objective(x)
-        grad, = torch.autograd.grad(total, x)
+        (grad,) = torch.autograd.grad(total, x)
         x.requires_grad_(False)
         value = sum(parts.values())
         go_on = run.record(value, parts, size)
@@ -201,10 +209,23 @@ def adams_share(metric: str, progress: float) -> float:
     return 0.5 if metric == "evened" else 0.5 + max(0.0, progress - 0.5)
 
 
-def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, beta2: float,
-             eps: float, lr_schedule: str = "constant", tv: str = "gradient", tv_metric: str = "evened",
-             tv_iterations: int = 20, precision: str = "float32", device: str = "cpu",
-             hooks: Hooks | None = None) -> tuple[Any, History]:
+def run_adam(
+    terms: list[LossTerm],
+    start,
+    *,
+    stages,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    lr_schedule: str = "constant",
+    tv: str = "gradient",
+    tv_metric: str = "evened",
+    tv_iterations: int = 20,
+    precision: str = "float32",
+    device: str = "cpu",
+    hooks: Hooks | None = None,
+) -> tuple[Any, History]:
     """Keras-style Adam on the pixels, clipped to [0, 1] after every step.
     `start` is the 1 x 3 x H x W starting image at full size; `stages` from parse_schedule.
     tv "proximal": TV terms leave the gradient; each step ends with their exact proximal
@@ -215,13 +236,16 @@ def run_adam(terms: list[LossTerm], start, *, stages, lr: float, beta1: float, b
     import torch
 
     from ._tv_prox import TVProx
+
     hooks = hooks or Hooks()
     tv_weight = sum(t.weight for t in terms if t.kind == "tv")
     tv_prox = TVProx(tv_weight, tv_iterations)
     prox = None
     if tv == "proximal" and tv_weight > 0:
+
         def prox(y, scale, progress):
             return tv_prox(y, tv_step_sizes(scale, adams_share(tv_metric, progress)))
+
     run = _Run(hooks, sum(n for _, n in stages))
     x = resize_tensor(start, stages[0][0]).clone()
     opt = KerasAdam(x, lr, beta1, beta2, eps)
@@ -248,24 +272,38 @@ class Pyramid:
 
     def __init__(self, image, levels: int):
         import torch
+
         h, w = image.shape[-2:]
         self.size = (h, w)
         self.levels = [image.clone().requires_grad_(True)] + [
             torch.zeros(1, 3, max(1, h >> k), max(1, w >> k), device=image.device, requires_grad=True)
-            for k in range(1, levels)]
+            for k in range(1, levels)
+        ]
 
     def image(self):
         import torch.nn.functional as F
+
         x = self.levels[0]
         for level in self.levels[1:]:
             x = x + F.interpolate(level, size=self.size, mode="bilinear", align_corners=False)
         return x
 
 
-def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
-              tv_smoothing: float = 0.0, precision: str = "float32", device: str = "cpu",
-              pyramid: int = 1, adam_steps_after: int = 0, adam_lr: float = 0.05,
-              adam_lr_schedule: str = "cosine", hooks: Hooks | None = None) -> tuple[Any, History]:
+def run_lbfgs(
+    terms: list[LossTerm],
+    start,
+    *,
+    stages,
+    history_size: int = 50,
+    tv_smoothing: float = 0.0,
+    precision: str = "float32",
+    device: str = "cpu",
+    pyramid: int = 1,
+    adam_steps_after: int = 0,
+    adam_lr: float = 0.05,
+    adam_lr_schedule: str = "cosine",
+    hooks: Hooks | None = None,
+) -> tuple[Any, History]:
     """L-BFGS with a strong-Wolfe line search. The objective is evaluated on clamp(x, 0, 1),
     and its gradient there is passed on as is: a pixel pushed past a bound can come back
     (the clamp's own gradient would freeze it for good). The result is clipped. Each stage's
@@ -279,14 +317,23 @@ def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
     its second moments are the recent L-BFGS gradients' and its momentum starts at zero, with
     no bias correction, so its first steps are small and do not shake the L-BFGS result."""
     import torch
+
     hooks = hooks or Hooks()
     run = _Run(hooks, sum(n for _, n in stages) + adam_steps_after)
     x = resize_tensor(start, stages[0][0]).clone()
     for size, n in stages:
         levels = Pyramid(resize_tensor(x.detach().clamp(0, 1), size), pyramid)
         objective = Objective(terms, size, device, tv_smoothing, precision)
-        opt = torch.optim.LBFGS(levels.levels, lr=1, max_iter=n, max_eval=n, history_size=history_size,
-                                tolerance_grad=0, tolerance_change=0, line_search_fn="strong_wolfe")
+        opt = torch.optim.LBFGS(
+            levels.levels,
+            lr=1,
+            max_iter=n,
+            max_eval=n,
+            history_size=history_size,
+            tolerance_grad=0,
+            tolerance_change=0,
+            line_search_fn="strong_wolfe",
+        )
         grad_sq = torch.zeros_like(levels.levels[0])
         evals = 0
 
@@ -297,7 +344,7 @@ def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
             x = levels.image()
             img = x.detach().clamp(0, 1).requires_grad_(True)
             total, parts = objective(img)
-            grad, = torch.autograd.grad(total, img)
+            (grad,) = torch.autograd.grad(total, img)
             x.backward(grad)
             if not run.record(sum(parts.values()), parts, size):
                 raise _Stop
@@ -319,7 +366,12 @@ def run_lbfgs(terms: list[LossTerm], start, *, stages, history_size: int = 50,
     x = x.detach().clamp(0, 1)
     if adam_steps_after:
         adam = KerasAdam(x, adam_lr, 0.99, 0.999, 0.1)
-        adam.v, adam.t = grad_sq, 10 ** 6   # warm second moments; t this large: no bias correction
-        adam_steps(Objective(terms, tuple(x.shape[-2:]), device, precision=precision), adam,
-                   adam_steps_after, lambda i: lr_at(adam_lr_schedule, adam_lr, i, adam_steps_after), run)
+        adam.v, adam.t = grad_sq, 10**6  # warm second moments; t this large: no bias correction
+        adam_steps(
+            Objective(terms, tuple(x.shape[-2:]), device, precision=precision),
+            adam,
+            adam_steps_after,
+            lambda i: lr_at(adam_lr_schedule, adam_lr, i, adam_steps_after),
+            run,
+        )
     return x, run.history

@@ -1,5 +1,6 @@
 """Image tensors for the optimizers: IMAGE in, 1 x 3 x H x W float32 out, and resizing.
 torch is imported inside functions only."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,13 +13,16 @@ def image_tensor(image: Any, device: str):
     import torch
 
     from nodes._shared.pixels import to_rgb
+
     chw = np.array(to_rgb(image).transpose(2, 0, 1), dtype=np.float32, order="C")
     return torch.from_numpy(chw)[None].to(device)
 
 
 def resize_tensor(x, size: tuple[int, int]):
     import torch
+
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    return torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False,
-                                           antialias=True).clamp(0, 1)
+    return torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(
+        0, 1
+    )

@@ -1,6 +1,7 @@
 """AdamOptimize on TensorFlow: the tutorial's train step (GradientTape, Keras Adam, clipping)
 as a tf.function, coarse to fine, with the same hooks and history as the torch route
 (_optimizers.py). TensorFlow is imported inside functions only."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,7 +12,7 @@ import numpy as np
 from nodes._shared.tf_device import tf_device
 
 from ._losses import LossTerm, term_names
-from ._optimizers import Hooks, History, _Run, lr_at
+from ._optimizers import History, Hooks, _Run, lr_at
 from ._tf_losses import resize_image, term_value
 
 
@@ -30,8 +31,10 @@ class TFObjective:
     def __call__(self, image) -> tuple[Any, Any]:
         """(total, the terms' values stacked in `names` order) for a 1 x H x W x 3 image."""
         import tensorflow as tf
+
         feats = {vid: vgg.features(image, layers) for vid, (vgg, layers) in self.layers.items()}
-        parts = [term_value(t, feats.get(id(t.vgg), {}), image, tg) for t, tg in zip(self.terms, self.targets)]
+        pairs = zip(self.terms, self.targets, strict=False)
+        parts = [term_value(t, feats.get(id(t.vgg), {}), image, tg) for t, tg in pairs]
         return tf.add_n(parts), tf.stack(parts)
 
 
@@ -41,12 +44,14 @@ class TrainStep:
 
     def __init__(self, objective: TFObjective, image, optimizer, jit_compile: bool = False):
         import tensorflow as tf
+
         self.objective, self.image, self.optimizer = objective, image, optimizer
         optimizer.build([image])
         self.step = tf.function(self._step, jit_compile=jit_compile)
 
     def _step(self):
         import tensorflow as tf
+
         with tf.GradientTape() as tape:
             total, parts = self.objective(self.image)
         grad = tape.gradient(total, self.image)
@@ -60,6 +65,7 @@ class TrainStep:
 
 def _keras_adam(lr: float, beta1: float, beta2: float, eps: float):
     import tensorflow as tf
+
     return tf.keras.optimizers.Adam(learning_rate=lr, beta_1=beta1, beta_2=beta2, epsilon=eps)
 
 
@@ -67,15 +73,27 @@ def _carry_moments(old, new, image, size: tuple[int, int]) -> None:
     """Start `new` (built on `image`) from `old`'s moments, upsampled to `size`, and its step
     count, as the torch route's KerasAdam.resize does across a coarse-to-fine stage."""
     import tensorflow as tf
+
     new.build([image])
     new._momentums[0].assign(tf.image.resize(old._momentums[0], size, method="bilinear"))
     new._velocities[0].assign(tf.maximum(tf.image.resize(old._velocities[0], size, method="bilinear"), 0.0))
     new.iterations.assign(old.iterations)
 
 
-def run_adam_tf(terms: list[LossTerm], start: np.ndarray, *, stages, lr: float, beta1: float, beta2: float,
-                eps: float, lr_schedule: str = "constant", device: str = "cpu", hooks: Hooks | None = None,
-                jit_compile: bool = False) -> tuple[np.ndarray, History]:
+def run_adam_tf(
+    terms: list[LossTerm],
+    start: np.ndarray,
+    *,
+    stages,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    lr_schedule: str = "constant",
+    device: str = "cpu",
+    hooks: Hooks | None = None,
+    jit_compile: bool = False,
+) -> tuple[np.ndarray, History]:
     """Keras Adam on the pixels, clipped to [0, 1] after every step, as a tf.function.
     `start` is the H x W x 3 starting image at full size; `stages` from parse_schedule.
     Returns the H x W x 3 result at the last stage's size and the history; as on the torch
@@ -83,10 +101,12 @@ def run_adam_tf(terms: list[LossTerm], start: np.ndarray, *, stages, lr: float, 
     lowest-objective image of the last stage. The stop hook (benchmarks) ends the run after
     the step it was given, with the best image so far."""
     import tensorflow as tf
+
     hooks = hooks or Hooks()
     # Previews get numpy images, as the node expects them from either route.
-    run = _Run(dataclasses.replace(hooks, preview=lambda x, i: hooks.preview(x.numpy()[0], i)),
-               sum(n for _, n in stages))
+    run = _Run(
+        dataclasses.replace(hooks, preview=lambda x, i: hooks.preview(x.numpy()[0], i)), sum(n for _, n in stages)
+    )
     with tf.device(tf_device(device)):
         image = tf.Variable(resize_image(tf.constant(start[None]), stages[0][0]))
         opt = _keras_adam(lr, beta1, beta2, eps)
@@ -104,12 +124,12 @@ def run_adam_tf(terms: list[LossTerm], start: np.ndarray, *, stages, lr: float, 
                     opt.learning_rate = lr_at(lr_schedule, lr, i, n)
                 before = image.numpy()[0]
                 values = step().numpy()
-                parts = dict(zip(objective.names, map(float, values)))
+                parts = dict(zip(objective.names, map(float, values), strict=False))
                 value = sum(parts.values())
                 go_on = run.record(value, parts, size)
                 run.keep_if_best(value, before, lambda a: a)
                 if not go_on:
                     return run.best, run.history
                 run.stepped(image)
-        parts = dict(zip(objective.names, map(float, objective(image)[1].numpy())))
+        parts = dict(zip(objective.names, map(float, objective(image)[1].numpy()), strict=False))
     return run.score_last(parts, size, image.numpy()[0], lambda a: a), run.history

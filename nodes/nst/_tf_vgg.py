@@ -8,11 +8,13 @@ and the VGG port's value for them.
          set into keras.applications.VGG16's conv layers.
 Both take Keras's caffe preprocessing. TensorFlow is imported inside functions only.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from nodes._shared.tf_device import tf_device
 
@@ -45,8 +47,12 @@ def keras_vgg19_url() -> str:
     return os.environ.get("NODEFLOW_KERAS_VGG19_URL") or KERAS_VGG19_URL
 
 
-def keras_vgg19_file(path: str | None, progress: Callable[[int, int], None] | None = None,
-                     log: Callable[[str], None] | None = None, cancel: Callable[[], None] = lambda: None) -> Path:
+def keras_vgg19_file(
+    path: str | None,
+    progress: Callable[[int, int], None] | None = None,
+    log: Callable[[str], None] | None = None,
+    cancel: Callable[[], None] = lambda: None,
+) -> Path:
     """The Keras VGG19 notop weights file: `path` if given, else the Keras cache's copy,
     downloaded there first if missing. The cached file is checked on every load."""
     md5 = KERAS_VGG19_MD5
@@ -59,6 +65,7 @@ def keras_vgg19_file(path: str | None, progress: Callable[[int, int], None] | No
     dest = keras_models_dir() / KERAS_VGG19_FILE
     if not dest.exists():
         from nodes._shared.download import DownloadError, fetch
+
         if log:
             log(f"downloading the Keras VGG19 weights from {url} into {dest.parent}")
         try:
@@ -66,22 +73,29 @@ def keras_vgg19_file(path: str | None, progress: Callable[[int, int], None] | No
         except DownloadError as exc:
             raise WeightsUnavailable(
                 f"{exc}. Download {url} yourself and put it at {dest} "
-                f"(or set the VGGFeatures `weights` input to its path)") from None
+                f"(or set the VGGFeatures `weights` input to its path)"
+            ) from None
         return dest
     got = file_digest(dest, "md5")
     if got != md5:
-        raise WeightsUnavailable(f"{dest} has md5 {got}, expected {md5}: delete the file and "
-                                 "it will be downloaded again")
+        raise WeightsUnavailable(
+            f"{dest} has md5 {got}, expected {md5}: delete the file and it will be downloaded again"
+        )
     return dest
 
 
-def build_keras_vgg(name: str, path: str | None, device: str,
-                    progress: Callable[[int, int], None] | None = None,
-                    log: Callable[[str], None] | None = None,
-                    cancel: Callable[[], None] = lambda: None) -> tuple[Any, str]:
+def build_keras_vgg(
+    name: str,
+    path: str | None,
+    device: str,
+    progress: Callable[[int, int], None] | None = None,
+    log: Callable[[str], None] | None = None,
+    cancel: Callable[[], None] = lambda: None,
+) -> tuple[Any, str]:
     """(frozen Keras conv stack, weights description), its variables on `device`.
     cancel() is called between getting the weights and building the model."""
     import tensorflow as tf
+
     with tf.device(tf_device(device)):
         if name == "vgg19":
             weights = keras_vgg19_file(path, progress, log, cancel)
@@ -90,8 +104,9 @@ def build_keras_vgg(name: str, path: str | None, device: str,
             try:
                 model.load_weights(str(weights))
             except Exception as exc:  # a truncated or foreign .h5
-                raise WeightsUnavailable(f"{weights} is not a Keras VGG19 notop weights file "
-                                         f"({exc.__class__.__name__}: {exc})") from None
+                raise WeightsUnavailable(
+                    f"{weights} is not a Keras VGG19 notop weights file ({exc.__class__.__name__}: {exc})"
+                ) from None
             where = str(weights)
         else:
             state, where = vgg16_weights(path, log=log, as_numpy=True, cancel=cancel)
@@ -108,6 +123,7 @@ def build_keras_vgg(name: str, path: str | None, device: str,
 class TFVGG(VGG):
     """The value of a VGG port on TensorFlow: a frozen Keras VGG (`module`) plus where its
     weights came from."""
+
     framework = "tensorflow"
 
     def __init__(self, source: Source, module: Any, weights: str, device: str, info: str):
@@ -118,6 +134,7 @@ class TFVGG(VGG):
         """(layer names, a Keras model from the image to those layers' outputs), as in the
         tutorial's vgg_layers(); it runs only as deep as the deepest of them."""
         import tensorflow as tf
+
         names = tuple(sorted(set(layers)))
         if names not in self._extractors:
             outputs = [self.module.get_layer(n).output for n in names]
@@ -127,10 +144,11 @@ class TFVGG(VGG):
     def features(self, image, layers) -> dict:
         """1 x H x W x 3 RGB in 0..1 -> {layer: 1 x h x w x C features}."""
         import tensorflow as tf
+
         names, model = self.extractor(layers)
         outs = model(tf.keras.applications.vgg16.preprocess_input(image * 255.0))
-        return dict(zip(names, outs if isinstance(outs, (list, tuple)) else [outs]))
+        return dict(zip(names, outs if isinstance(outs, (list, tuple)) else [outs], strict=False))
 
-    def to(self, device: str) -> "TFVGG":
+    def to(self, device: str) -> TFVGG:
         # TF places each op by the tf.device scope it runs under; the model stays as it is.
         return self

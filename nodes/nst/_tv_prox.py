@@ -7,6 +7,7 @@ gradient, a sign per pixel, is what Adam makes slow progress on: it flattens a r
 pixel-sized nudge at a time. The proximal step flattens it at once, and costs no VGG pass.
 torch is imported inside functions only.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,7 +20,8 @@ def _adjoint(p, q, out):
     """D^T (p, q) into `out`, for D x = (horizontal differences, vertical differences):
     written in place, three passes where padding took seven (the step's hot loop)."""
     import torch
-    if not p.shape[-1]:   # a one-pixel-wide image has no horizontal pairs
+
+    if not p.shape[-1]:  # a one-pixel-wide image has no horizontal pairs
         out.zero_()
     else:
         out[..., :, 0] = -p[..., :, 0]
@@ -48,11 +50,12 @@ class TVProx:
 
     def __call__(self, y, scale):
         import torch
-        if self.dual is None or self.shape != tuple(y.shape):   # a new stage's size: start over
+
+        if self.dual is None or self.shape != tuple(y.shape):  # a new stage's size: start over
             self.dual = tuple(torch.zeros_like(d) for d in differences(y))
             self.shape = tuple(y.shape)
         largest = float(scale.max())
-        if largest == 0:   # a zero step (lr 0): nothing moves
+        if largest == 0:  # a zero step (lr 0): nothing moves
             return y.clamp(0, 1)
         ws = self.weight * scale
         # The dual gradient's Lipschitz constant is 8 * weight^2 * max(scale); step 1/L.

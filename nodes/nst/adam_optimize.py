@@ -1,4 +1,5 @@
 """AdamOptimize: optimize an image against loss terms with Adam (the TF tutorial's recipe)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -17,11 +18,12 @@ class AdamOptimize(OptimizerNode):
     TensorFlow loss terms it runs the tutorial's train step as a tf.function (Keras Adam).
     tv "proximal" takes TV terms out of the gradient and ends each step with their exact
     proximal step (graphs/nst_starry.json; bench/nst.py measures it)."""
+
     # 2: Gram backward in the features' own dtype (bfloat16 results change slightly);
     # 3: the proximal TV step's metric and iterations are inputs (results change by rounding)
     version = "3"
     route = "adam"
-    frameworks = ("torch", "tensorflow")   # its loss terms'
+    frameworks = ("torch", "tensorflow")  # its loss terms'
 
     Inputs = optimizer_inputs(
         "AdamOptimizeInputs",
@@ -30,48 +32,113 @@ class AdamOptimize(OptimizerNode):
         beta1=(float, Input(0.99, ge=0, lt=1, description="Adam beta1")),
         beta2=(float, Input(0.999, ge=0, lt=1, description="Adam beta2")),
         epsilon=(float, Input(0.1, gt=0, description="Adam epsilon (Keras form: added to sqrt(v))")),
-        lr_schedule=(Literal["constant", "cosine"], Input("constant", description="constant, or cosine "
-                                                          "decay to 10% within each stage")),
-        tv=(Literal["gradient", "proximal"], Input("gradient", description="TV terms: in the gradient (the "
-                                                    "tutorial), or as an exact proximal step after each update, "
-                                                    "which flattens regions at once instead of a pixel nudge at "
-                                                    "a time (torch loss terms only)")),
-        tv_metric=(Literal["evened", "evened_then_adam"],
-                   Input("evened", description="the proximal TV step's per-pixel step sizes: Adam's with "
-                                               "their spread evened out (cleaner faces), or that through "
-                                               "each stage's first half, then turning into Adam's own, so "
-                                               "the run settles at the objective's own minimum (a lower "
-                                               "objective; graphs/nst_starry_hq.json)")),
-        tv_iterations=(int, Input(20, ge=1, le=1000, description="dual iterations of the proximal TV step per "
-                                  "Adam step, from the last step's answer: fewer are cheaper (10: about 25 ms "
-                                  "less a step at 512 px), more leave smoother faces")),
+        lr_schedule=(
+            Literal["constant", "cosine"],
+            Input("constant", description="constant, or cosine decay to 10% within each stage"),
+        ),
+        tv=(
+            Literal["gradient", "proximal"],
+            Input(
+                "gradient",
+                description="TV terms: in the gradient (the "
+                "tutorial), or as an exact proximal step after each update, "
+                "which flattens regions at once instead of a pixel nudge at "
+                "a time (torch loss terms only)",
+            ),
+        ),
+        tv_metric=(
+            Literal["evened", "evened_then_adam"],
+            Input(
+                "evened",
+                description="the proximal TV step's per-pixel step sizes: Adam's with "
+                "their spread evened out (cleaner faces), or that through "
+                "each stage's first half, then turning into Adam's own, so "
+                "the run settles at the objective's own minimum (a lower "
+                "objective; graphs/nst_starry_hq.json)",
+            ),
+        ),
+        tv_iterations=(
+            int,
+            Input(
+                20,
+                ge=1,
+                le=1000,
+                description="dual iterations of the proximal TV step per "
+                "Adam step, from the last step's answer: fewer are cheaper (10: about 25 ms "
+                "less a step at 512 px), more leave smoother faces",
+            ),
+        ),
     )
 
     @classmethod
     def check_framework(cls, framework, inputs):
         super().check_framework(framework, inputs)
         if framework == "tensorflow" and inputs.get("tv") == "proximal":
-            raise InputError("tv", "the proximal TV step is on the torch route only; "
-                                   "TensorFlow loss terms take TV in the gradient")
+            raise InputError(
+                "tv", "the proximal TV step is on the torch route only; TensorFlow loss terms take TV in the gradient"
+            )
 
     @classmethod
     def check(cls, inputs, settings):
         super().check(inputs, settings)
-        if inputs.get("tv") != "proximal":   # the planner fills in defaults
+        if inputs.get("tv") != "proximal":  # the planner fills in defaults
             for name in ("tv_metric", "tv_iterations"):
-                default = cls.Inputs.model_fields[name].default   # as declared above, not restated
+                default = cls.Inputs.model_fields[name].default  # as declared above, not restated
                 if inputs.get(name, default) != default:
                     raise InputError(name, "sets up the proximal TV step; it needs tv: proximal")
 
-    def optimize(self, terms, start, stages, hooks, precision, framework, lr, beta1, beta2, epsilon, lr_schedule,
-                 tv, tv_metric, tv_iterations):
-        self.route = "adam" + (f" ({lr_schedule} lr)" if lr_schedule != "constant" else "") + \
-            (f", proximal tv ({tv_metric} metric)" if tv == "proximal" else "")
+    def optimize(
+        self,
+        terms,
+        start,
+        stages,
+        hooks,
+        precision,
+        framework,
+        lr,
+        beta1,
+        beta2,
+        epsilon,
+        lr_schedule,
+        tv,
+        tv_metric,
+        tv_iterations,
+    ):
+        self.route = (
+            "adam"
+            + (f" ({lr_schedule} lr)" if lr_schedule != "constant" else "")
+            + (f", proximal tv ({tv_metric} metric)" if tv == "proximal" else "")
+        )
         if framework == "tensorflow":
             from ._tf_optimize import run_adam_tf
-            return run_adam_tf(terms, start, stages=stages, lr=lr, beta1=beta1, beta2=beta2, eps=epsilon,
-                               lr_schedule=lr_schedule, device=self.ctx.device, hooks=hooks)
+
+            return run_adam_tf(
+                terms,
+                start,
+                stages=stages,
+                lr=lr,
+                beta1=beta1,
+                beta2=beta2,
+                eps=epsilon,
+                lr_schedule=lr_schedule,
+                device=self.ctx.device,
+                hooks=hooks,
+            )
         from ._optimizers import run_adam
-        return run_adam(terms, start, stages=stages, lr=lr, beta1=beta1, beta2=beta2, eps=epsilon,
-                        lr_schedule=lr_schedule, tv=tv, tv_metric=tv_metric, tv_iterations=tv_iterations,
-                        precision=precision, device=self.ctx.device, hooks=hooks)
+
+        return run_adam(
+            terms,
+            start,
+            stages=stages,
+            lr=lr,
+            beta1=beta1,
+            beta2=beta2,
+            eps=epsilon,
+            lr_schedule=lr_schedule,
+            tv=tv,
+            tv_metric=tv_metric,
+            tv_iterations=tv_iterations,
+            precision=precision,
+            device=self.ctx.device,
+            hooks=hooks,
+        )

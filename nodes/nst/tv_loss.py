@@ -1,4 +1,5 @@
 """TVLoss: total variation of the optimized image."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,6 +13,7 @@ from ._ports import LOSS
 class TVLoss(Node):
     """Total-variation term: `weight` times the summed absolute differences between
     neighbouring pixels (tf.image.total_variation), on the 0..1 image."""
+
     version = "1"
     category = "style transfer"
 

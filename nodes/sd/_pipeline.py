@@ -1,23 +1,23 @@
 """Loading an img2img pipeline once into a process-level model cache, and scheduler choice.
 diffusers, transformers and torch are imported inside functions only."""
+
 from __future__ import annotations
 
 import gc
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from nodeflow.node import InputError
-
 from nodes._shared.interruptible import acquire, interruptible
 
-from ._download import missing_files, weight_names, download_repo, single_file_config_message
+from ._download import download_repo, missing_files, single_file_config_message, weight_names
 from ._source import ModelSource, hf_cache_dir, hf_offline
-
 
 # name -> (diffusers class, extra config). "default" keeps the model's own scheduler
 # (PNDM for SD v1.5). Names follow ComfyUI's samplers; A1111 calls euler_ancestral
@@ -29,8 +29,10 @@ SCHEDULERS: dict[str, tuple[str, dict]] = {
     "euler": ("EulerDiscreteScheduler", {}),
     "euler_ancestral": ("EulerAncestralDiscreteScheduler", {}),
     "dpmpp_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
-    "dpmpp_2m_karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2,
-                                                        "use_karras_sigmas": True}),
+    "dpmpp_2m_karras": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
+    ),
 }
 
 DTYPES = {"fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
@@ -41,14 +43,22 @@ def dtype_name(name: str, device: str) -> str:
     if name == "auto":
         name = "fp16" if device.startswith("cuda") else "fp32"
     if name == "fp16" and device == "cpu":
-        raise InputError("dtype", "fp16 is not supported on the CPU (slow, and some ops are missing): "
-                                  "use fp32, bf16 or auto")
+        raise InputError(
+            "dtype", "fp16 is not supported on the CPU (slow, and some ops are missing): use fp32, bf16 or auto"
+        )
     return name
 
 
-def load_pipeline(source: ModelSource, dtype: str, device: str, cpu_offload: bool, config: str | None,
-                  log: Callable[[str], None], report: Callable[[float, float], None] | None = None,
-                  cancel: Callable[[], None] = lambda: None):
+def load_pipeline(
+    source: ModelSource,
+    dtype: str,
+    device: str,
+    cpu_offload: bool,
+    config: str | None,
+    log: Callable[[str], None],
+    report: Callable[[float, float], None] | None = None,
+    cancel: Callable[[], None] = lambda: None,
+):
     """Load an img2img pipeline and place it. Every failure becomes an InputError.
     A repo is fetched (or found in the HF cache) before diffusers is even imported,
     so a missing model fails fast. cancel() is called between fetching, reading and placing."""
@@ -71,17 +81,21 @@ def load_pipeline(source: ModelSource, dtype: str, device: str, cpu_offload: boo
                 if config:
                     kwargs["config"] = config
                 pipe = StableDiffusionImg2ImgPipeline.from_single_file(
-                    source.ref, local_files_only=hf_offline(), **kwargs)
+                    source.ref, local_files_only=hf_offline(), **kwargs
+                )
             else:
                 pipe = StableDiffusionImg2ImgPipeline.from_pretrained(
-                    folder, variant=variant, local_files_only=True, image_encoder=None, **kwargs)
+                    folder, variant=variant, local_files_only=True, image_encoder=None, **kwargs
+                )
     except Exception as exc:  # a broken folder or file: name it, without a deep traceback
         from huggingface_hub.errors import LocalEntryNotFoundError
+
         if source.kind == "single_file" and not config and isinstance(exc, LocalEntryNotFoundError):
             raise InputError("model", single_file_config_message(source.ref)) from None
-        raise InputError("config" if config and source.kind == "single_file" else "model",
-                         f"could not load a Stable Diffusion pipeline from {source.describe()}: "
-                         f"{exc.__class__.__name__}: {exc}") from None
+        raise InputError(
+            "config" if config and source.kind == "single_file" else "model",
+            f"could not load a Stable Diffusion pipeline from {source.describe()}: {exc.__class__.__name__}: {exc}",
+        ) from None
     pipe.set_progress_bar_config(disable=True)  # the node reports progress itself
     cancel()
     if cpu_offload and device.startswith("cuda"):
@@ -99,6 +113,7 @@ def _quiet_loading() -> Iterator[None]:
 
     from diffusers.utils import logging as dlog
     from transformers.utils import logging as tlog
+
     was = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
     dlog.disable_progress_bar()
     tlog.disable_progress_bar()
@@ -116,8 +131,8 @@ def _quiet_loading() -> Iterator[None]:
 @dataclass
 class _Entry:
     pipe: Any
-    scheduler_config: Any     # the model's own scheduler, for `default` and swaps
-    lock: threading.Lock      # one run at a time per pipeline (schedulers hold state)
+    scheduler_config: Any  # the model's own scheduler, for `default` and swaps
+    lock: threading.Lock  # one run at a time per pipeline (schedulers hold state)
     schedulers: dict = field(default_factory=dict)
     sliced: bool = False
 
@@ -141,7 +156,7 @@ class PipelineCache:
 
     def __init__(self, max_entries: int = 1):
         self.max_entries = max_entries
-        self.loads = 0                      # how many times a pipeline was loaded
+        self.loads = 0  # how many times a pipeline was loaded
         self._entries: OrderedDict[tuple, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -200,6 +215,7 @@ class PipelineCache:
 def _free_memory() -> None:
     gc.collect()
     import sys
+
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.empty_cache()
@@ -220,6 +236,7 @@ PIPELINES = PipelineCache(_max_models())
 def make_scheduler(name: str, base_config: Any):
     """A fresh scheduler per run (they hold per-run state), built from the model's config."""
     import diffusers
+
     cls_name, extra = SCHEDULERS[name]
     if not cls_name:
         cls_name = base_config["_class_name"]

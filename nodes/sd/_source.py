@@ -3,6 +3,7 @@ resolved to a Hugging Face repo id, a local diffusers folder or a single-file ch
 (`.safetensors`, as ComfyUI keeps them in models/), and a cheap fingerprint of them for
 cache keys. Relative paths resolve against the input directory, like LoadImage's.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,6 @@ from typing import Any
 
 from nodeflow.node import InputError
 
-
 DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
 SINGLE_FILE_SUFFIX = ".safetensors"
@@ -23,12 +23,13 @@ REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 @dataclass(frozen=True)
 class ModelSource:
-    kind: str          # "repo", "folder" or "single_file"
-    ref: str           # repo id, or an absolute path
+    kind: str  # "repo", "folder" or "single_file"
+    ref: str  # repo id, or an absolute path
 
     def describe(self) -> str:
-        return {"repo": "Hugging Face repo", "folder": "diffusers folder",
-                "single_file": "checkpoint"}[self.kind] + f" {self.ref}"
+        return {"repo": "Hugging Face repo", "folder": "diffusers folder", "single_file": "checkpoint"}[
+            self.kind
+        ] + f" {self.ref}"
 
 
 def resolve_source(model: str, settings: Any) -> ModelSource:
@@ -43,14 +44,20 @@ def resolve_source(model: str, settings: Any) -> ModelSource:
         return ModelSource("folder", str(path.resolve()))
     if path.is_file():
         if path.suffix.lower() != SINGLE_FILE_SUFFIX:
-            raise InputError("model", f"{path}: only {SINGLE_FILE_SUFFIX} checkpoints are loaded "
-                                      "(.ckpt files are pickles that can run code)")
+            raise InputError(
+                "model",
+                f"{path}: only {SINGLE_FILE_SUFFIX} checkpoints are loaded (.ckpt files are pickles that can run code)",
+            )
         return ModelSource("single_file", str(path.resolve()))
-    looks_like_path = text.lower().endswith((SINGLE_FILE_SUFFIX, ".ckpt")) or text.startswith(("/", ".", "~")) \
-        or text.count("/") != 1
+    looks_like_path = (
+        text.lower().endswith((SINGLE_FILE_SUFFIX, ".ckpt")) or text.startswith(("/", ".", "~")) or text.count("/") != 1
+    )
     if looks_like_path or not REPO_ID.match(text):
-        raise InputError("model", f"not found: {path} (give a Hugging Face repo id such as {DEFAULT_MODEL}, "
-                                  "a diffusers folder or a .safetensors file)")
+        raise InputError(
+            "model",
+            f"not found: {path} (give a Hugging Face repo id such as {DEFAULT_MODEL}, "
+            "a diffusers folder or a .safetensors file)",
+        )
     return ModelSource("repo", text)
 
 
@@ -83,8 +90,9 @@ def fingerprint(source: ModelSource) -> Any:
         return [source.ref, ref.read_text().strip() if ref.is_file() else None]
     root = Path(source.ref)
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-    return [source.kind, source.ref] + [[str(p.relative_to(root)) if p != root else p.name,
-                                         p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    return [source.kind, source.ref] + [
+        [str(p.relative_to(root)) if p != root else p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files
+    ]
 
 
 def resolve_config(config: str | None, settings: Any) -> str | None:

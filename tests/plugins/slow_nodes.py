@@ -1,6 +1,7 @@
 """Slow (and deadly) nodes for the server tests, loaded by the test server process through
 $NODEFLOW_PLUGINS (the operator's way to add local node modules). Not part of
 the built-in library."""
+
 from __future__ import annotations
 
 import os
@@ -20,6 +21,7 @@ class SlowInvert(Node):
     `steps` steps of `delay` seconds, with progress, a preview each step, and a
     cancellation check each step and while waiting. Tests hold a job running, for as
     long as they need, by not creating its gate yet."""
+
     version = "1"
     category = "test"
 
@@ -54,9 +56,11 @@ class SlowInvert(Node):
                 raise TimeoutError(f"{gate} did not appear in {GATE_TIMEOUT:.0f} s")
             time.sleep(0.01)
 
+
 class GatedLoad(Node):
     """Load a 'model' that blocks until the file `gate` exists and ignores cancels meanwhile,
     as torch.load or from_pretrained do, through the helper the real loaders use."""
+
     version = "1"
     category = "test"
 
@@ -82,6 +86,7 @@ class GatedLoad(Node):
 class KillProcess(Node):
     """Kill the process that runs it (kill -9 of itself): a job that keeps killing its
     Ray workers. Never use it with local worker threads: it would kill the server."""
+
     version = "1"
     category = "test"
 
@@ -93,6 +98,7 @@ class KillProcess(Node):
 
     def run(self, image: Any) -> dict:
         import signal
+
         os.kill(os.getpid(), signal.SIGKILL)
         return {"image": image}
 
@@ -100,6 +106,7 @@ class KillProcess(Node):
 class DownloadPlaces(Node):
     """Write where this process's downloads would go, as the real download helpers compute
     them, and its download policy, to a JSON file in the outputs."""
+
     version = "1"
     category = "test"
     output_node = True
@@ -119,8 +126,15 @@ class DownloadPlaces(Node):
         from nodes.nst._tf_vgg import keras_models_dir
         from nodes.nst._vgg_weights import torch_hub_checkpoints, weights_dir
         from nodes.sd._source import hf_cache_dir, hf_offline
-        places = {"files": downloads_dir(), "torch": torch_hub_checkpoints(), "keras": keras_models_dir(),
-                  "tfhub": tfhub_cache_dir(), "huggingface": hf_cache_dir(), "weights": weights_dir()}
+
+        places = {
+            "files": downloads_dir(),
+            "torch": torch_hub_checkpoints(),
+            "keras": keras_models_dir(),
+            "tfhub": tfhub_cache_dir(),
+            "huggingface": hf_cache_dir(),
+            "weights": weights_dir(),
+        }
         report = {name: str(path) for name, path in places.items()}
         report.update(offline=os.environ.get("NODEFLOW_OFFLINE") == "1", hf_offline=hf_offline())
         path = self.ctx.settings.output_path(filename)

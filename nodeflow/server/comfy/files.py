@@ -2,6 +2,7 @@
 and outputs/, where each job writes into its own subfolder), `subfolder` and `filename`
 name the file, and a name may be annotated ("x.png [output]"). Everything resolves inside
 its folder or is refused."""
+
 from __future__ import annotations
 
 import re
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from starlette.exceptions import HTTPException
 
-from ..config import ServerConfig
+from nodeflow.jobs.config import ServerConfig
 
 ANNOTATION = re.compile(r"^(.*) \[(input|output|temp)\]$")
 SAFE_NAME = re.compile(r"[^A-Za-z0-9._ ()-]+")

@@ -2,6 +2,7 @@
 a separate package, never copied here) and the routes its start-up needs: users, settings,
 extensions (nodeflow's own: the default workflow), templates (the bundled graphs, laid out
 in columns), user data (the workflow browser), system stats and the like."""
+
 from __future__ import annotations
 
 import html
@@ -15,15 +16,16 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
+from nodeflow.comfy.catalogue import BUNDLED_GRAPHS
+from nodeflow.comfy.thumbnail import graph_svg
+from nodeflow.comfy.workflow import graph_to_workflow
+from nodeflow.jobs.config import ServerConfig
+
 from ... import __version__
 from ...cache import atomic_write
-from ..config import ServerConfig
 from . import userdata
-from .catalogue import BUNDLED_GRAPHS
 from .routes import body_json, both
-from .thumbnail import graph_svg
 from .websocket import server_features
-from .workflow import graph_to_workflow
 
 FRONTEND_PACKAGE = "comfyui_frontend_package"
 FRONTEND_PIN = "comfyui-frontend-package==1.58.1"
@@ -66,10 +68,19 @@ def bundled_graphs() -> dict[str, dict]:
 
 
 def template_index() -> list[dict[str, Any]]:
-    templates = [{"name": name, "title": g.get("title") or name, "description": g.get("description") or "",
-                  "mediaType": "image", "mediaSubtype": "svg"} for name, g in bundled_graphs().items()]
-    return [{"moduleName": "default", "title": "nodeflow", "type": "image", "category": "nodeflow",
-             "templates": templates}]
+    templates = [
+        {
+            "name": name,
+            "title": g.get("title") or name,
+            "description": g.get("description") or "",
+            "mediaType": "image",
+            "mediaSubtype": "svg",
+        }
+        for name, g in bundled_graphs().items()
+    ]
+    return [
+        {"moduleName": "default", "title": "nodeflow", "type": "image", "category": "nodeflow", "templates": templates}
+    ]
 
 
 class Settings:
@@ -141,15 +152,40 @@ def create_router(config: ServerConfig) -> APIRouter:
 
     @both(router, "GET", "/system_stats")
     def system_stats() -> Any:
-        return {"system": {"os": sys.platform, "python_version": sys.version, "embedded_python": False,
-                           "comfyui_version": f"nodeflow {__version__}", "pytorch_version": "",
-                           "argv": ["nodeflow", "serve"], "ram_total": 0, "ram_free": 0,
-                           "installed_templates_version": "", "required_templates_version": ""},
-                "devices": [{"name": platform.machine() or "cpu", "type": "cpu", "index": 0,
-                             "vram_total": 0, "vram_free": 0, "torch_vram_total": 0, "torch_vram_free": 0}]}
+        return {
+            "system": {
+                "os": sys.platform,
+                "python_version": sys.version,
+                "embedded_python": False,
+                "comfyui_version": f"nodeflow {__version__}",
+                "pytorch_version": "",
+                "argv": ["nodeflow", "serve"],
+                "ram_total": 0,
+                "ram_free": 0,
+                "installed_templates_version": "",
+                "required_templates_version": "",
+            },
+            "devices": [
+                {
+                    "name": platform.machine() or "cpu",
+                    "type": "cpu",
+                    "index": 0,
+                    "vram_total": 0,
+                    "vram_free": 0,
+                    "torch_vram_total": 0,
+                    "torch_vram_free": 0,
+                }
+            ],
+        }
 
-    for path, empty in (("/embeddings", []), ("/models", []), ("/i18n", {}), ("/workflow_templates", {}),
-                        ("/global_subgraphs", {}), ("/experiment/models", [])):
+    for path, empty in (
+        ("/embeddings", []),
+        ("/models", []),
+        ("/i18n", {}),
+        ("/workflow_templates", {}),
+        ("/global_subgraphs", {}),
+        ("/experiment/models", []),
+    ):
         both(router, "GET", path)(lambda empty=empty: empty)
 
     @router.get("/user.css", include_in_schema=False)
@@ -187,13 +223,16 @@ def mount_editor(app: FastAPI) -> None:
     Mounted last: every API route is matched before the static files."""
     root = static_root()
     if root is None:
+
         @app.get("/", include_in_schema=False)
         def install_hint() -> Any:
             return HTMLResponse(NOT_INSTALLED.format(version=html.escape(__version__), pin=FRONTEND_PIN))
+
         return
     from fastapi.staticfiles import StaticFiles
 
     @app.get("/", include_in_schema=False)
     def index() -> Any:
         return FileResponse(root / "index.html", headers={"Cache-Control": "no-cache"})
+
     app.mount("/", StaticFiles(directory=root), name="editor")

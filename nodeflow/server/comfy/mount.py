@@ -1,24 +1,27 @@
 """Wires ComfyUI compatibility into the FastAPI app: its routes, /ws, and the editor at /."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from fastapi import FastAPI, WebSocket
 
-from .. import store as st
-from ..broadcast import Broker
-from ..config import ServerConfig
-from ..worker import WorkerPool
+from nodeflow.comfy.history import RecentJobs
+from nodeflow.jobs import store as st
+from nodeflow.jobs.broadcast import Broker
+from nodeflow.jobs.config import ServerConfig
+from nodeflow.jobs.worker import WorkerPool
+
 from . import frontend, routes
-from .history import RecentJobs
 from .websocket import serve_socket, server_features
 
 # Bodies over the default limit: image uploads.
 UPLOAD_PATHS = ("/upload/image", "/api/upload/image")
 
 
-def mount(app: FastAPI, config: ServerConfig, broker: Broker, store: Callable[[], st.JobStore],
-          pool: Callable[[], WorkerPool]) -> None:
+def mount(
+    app: FastAPI, config: ServerConfig, broker: Broker, store: Callable[[], st.JobStore], pool: Callable[[], WorkerPool]
+) -> None:
     recent = RecentJobs()
     app.include_router(routes.create_router(config, store, pool, recent))
     app.include_router(frontend.create_router(config))

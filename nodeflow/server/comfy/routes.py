@@ -4,6 +4,7 @@ Bodies are read raw: the editor labels JSON as text/plain, ComfyUI's example scr
 as a form. A prompt is translated to a graph, validated by the planner (the same
 plan_request as /jobs) and queued in the one job store through the worker pool.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -12,21 +13,23 @@ import json
 import mimetypes
 import re
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+from nodeflow.comfy import catalogue, history
+from nodeflow.comfy.errors import error, node_errors
+from nodeflow.comfy.translate import PromptInvalid, prompt_to_graph, with_workflow_meta
+from nodeflow.jobs import store as st
+from nodeflow.jobs.config import ServerConfig
+from nodeflow.jobs.worker import WorkerPool, plan_request
+
 from ...cache import atomic_write
 from ...errors import GraphInvalid
-from .. import store as st
-from ..config import ServerConfig
 from ..uploads import UploadRejected, check_image
-from ..worker import WorkerPool, plan_request
-from . import catalogue, history
-from .errors import error, node_errors
 from .files import confined, free_name, resolve, safe_filename
-from .translate import PromptInvalid, prompt_to_graph, with_workflow_meta
 
 PROMPT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 MAX_LIST = 10000
@@ -34,10 +37,12 @@ MAX_LIST = 10000
 
 def both(router: APIRouter, method: str, path: str, **kwargs: Any) -> Callable:
     """Register a handler at `path` and at `/api` + `path`, as ComfyUI does."""
+
     def register(fn: Callable) -> Callable:
         for p in (path, "/api" + path):
             router.add_api_route(p, fn, methods=[method], include_in_schema=False, **kwargs)
         return fn
+
     return register
 
 
@@ -68,17 +73,21 @@ def prompt_request(body: dict) -> tuple[dict, dict[str, str], list]:
     targets = body.get("partial_execution_targets") or []
     if not isinstance(targets, list) or any(str(t) not in tr.ids for t in targets):
         raise PromptInvalid(f"partial_execution_targets must list node ids of the prompt, got {targets!r}")
-    comfy = {"prompt": body["prompt"], "extra_data": extra, "ids": tr.ids,
-             "outputs_to_execute": [str(t) for t in targets]}
+    comfy = {
+        "prompt": body["prompt"],
+        "extra_data": extra,
+        "ids": tr.ids,
+        "outputs_to_execute": [str(t) for t in targets],
+    }
     if isinstance(body.get("number"), (int, float)) and not isinstance(body.get("number"), bool):
         comfy["number"] = body["number"]
-    request = {"graph": tr.graph, "overrides": {}, "only": [tr.ids[str(t)] for t in targets] or None,
-               "comfy": comfy}
+    request = {"graph": tr.graph, "overrides": {}, "only": [tr.ids[str(t)] for t in targets] or None, "comfy": comfy}
     return request, tr.back, tr.issues
 
 
-def create_router(config: ServerConfig, store: Callable[[], st.JobStore], pool: Callable[[], WorkerPool],
-                  recent: history.RecentJobs) -> APIRouter:
+def create_router(
+    config: ServerConfig, store: Callable[[], st.JobStore], pool: Callable[[], WorkerPool], recent: history.RecentJobs
+) -> APIRouter:
     router = APIRouter()
 
     @both(router, "POST", "/prompt")
@@ -131,8 +140,10 @@ def create_router(config: ServerConfig, store: Callable[[], st.JobStore], pool: 
     def get_queue() -> Any:
         running = store().list(st.RUNNING, limit=MAX_LIST)
         pending = list(reversed(store().list(st.QUEUED, limit=MAX_LIST)))
-        return {"queue_running": [history.queue_item(j) for j in running],
-                "queue_pending": [history.queue_item(j) for j in pending]}
+        return {
+            "queue_running": [history.queue_item(j) for j in running],
+            "queue_pending": [history.queue_item(j) for j in pending],
+        }
 
     @both(router, "POST", "/queue")
     async def post_queue(request: Request) -> Any:
@@ -147,6 +158,7 @@ def create_router(config: ServerConfig, store: Callable[[], st.JobStore], pool: 
                 job = store().get(job_id)
                 if job is not None and job.status == st.QUEUED:
                     pool().cancel(job_id)
+
         await asyncio.to_thread(act)
         return Response(status_code=200)
 
@@ -159,6 +171,7 @@ def create_router(config: ServerConfig, store: Callable[[], st.JobStore], pool: 
             for job in store().list(st.RUNNING, limit=MAX_LIST):
                 if wanted in (None, job.id):
                     pool().cancel(job.id)
+
         await asyncio.to_thread(act)
         return Response(status_code=200)
 
@@ -195,9 +208,10 @@ def create_router(config: ServerConfig, store: Callable[[], st.JobStore], pool: 
         jobs = store().list(statuses, limit=limit, offset=offset)
         counts = store().counts()
         total = sum(counts.get(s, 0) for s in statuses)
-        return {"jobs": [history.job_item(j) for j in jobs],
-                "pagination": {"offset": offset, "limit": limit, "total": total,
-                               "has_more": offset + len(jobs) < total}}
+        return {
+            "jobs": [history.job_item(j) for j in jobs],
+            "pagination": {"offset": offset, "limit": limit, "total": total, "has_more": offset + len(jobs) < total},
+        }
 
     @router.get("/api/jobs/{job_id}", include_in_schema=False)
     def job_detail(job_id: str) -> Any:
@@ -241,6 +255,7 @@ def create_router(config: ServerConfig, store: Callable[[], st.JobStore], pool: 
                 target_dir.mkdir(parents=True, exist_ok=True)
                 atomic_write(path, data)
             return {"name": path.name, "subfolder": subfolder, "type": "input"}
+
         try:
             return await asyncio.to_thread(store_file)
         except UploadRejected as exc:
@@ -252,6 +267,7 @@ def create_router(config: ServerConfig, store: Callable[[], st.JobStore], pool: 
 def _preview(path: Any, spec: str) -> Response:
     """?preview=webp;90 or jpeg;80: a re-encoded copy (the editor's thumbnails)."""
     from PIL import Image
+
     fmt, _, quality = spec.partition(";")
     fmt = fmt if fmt in ("webp", "jpeg") else "webp"
     buf = io.BytesIO()

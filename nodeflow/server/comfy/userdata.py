@@ -1,6 +1,7 @@
 """The editor's user data (saved workflows, its user.css, ...): files in one folder of the
 data dir, every name confined to it. The bundled graphs show in the workflow browser
 under workflows/nodeflow/, laid out, until the user saves over them."""
+
 from __future__ import annotations
 
 import shutil
@@ -16,14 +17,21 @@ from .routes import both
 
 BUNDLED_DIR = "workflows/nodeflow"  # the workflow browser lists "workflows" recursively
 # Files the editor asks for at start-up; absent, they read as empty.
-EMPTY_FILES = {"user.css": ("", "text/css"), "comfy.templates.json": ("[]", "application/json"),
-               "workflows/.index.json": ('{"favorites": []}', "application/json")}
+EMPTY_FILES = {
+    "user.css": ("", "text/css"),
+    "comfy.templates.json": ("[]", "application/json"),
+    "workflows/.index.json": ('{"favorites": []}', "application/json"),
+}
 
 
 def _info(path: Path, root: Path) -> dict[str, Any]:
     st = path.stat()
-    return {"path": path.relative_to(root).as_posix(), "size": st.st_size, "modified": st.st_mtime,
-            "created": st.st_ctime}
+    return {
+        "path": path.relative_to(root).as_posix(),
+        "size": st.st_size,
+        "modified": st.st_mtime,
+        "created": st.st_ctime,
+    }
 
 
 def create_router(root: Path, bundled: Any) -> APIRouter:
@@ -43,7 +51,9 @@ def create_router(root: Path, bundled: Any) -> APIRouter:
             return JSONResponse({"error": "dir is required"}, status_code=400)
         base = confined(root, dir)
         files = [p for p in (base.rglob("*") if recurse == "true" else base.glob("*")) if p.is_file()]
-        out: list[Any] = [_info(p, base) if full_info == "true" else p.relative_to(base).as_posix() for p in sorted(files)]
+        out: list[Any] = [
+            _info(p, base) if full_info == "true" else p.relative_to(base).as_posix() for p in sorted(files)
+        ]
         if dir.strip("/") == "workflows" and recurse == "true":
             shown = {o["path"] if isinstance(o, dict) else o for o in out}
             for rel in (f"nodeflow/{name}.json" for name in bundled()):

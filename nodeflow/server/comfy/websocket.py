@@ -6,20 +6,21 @@ run's last message and the client); a job's run messages go only to the client_i
 submitted it, each translated with that job's id map (looked up once per job: in the jobs
 this process just queued, else in the store).
 """
+
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from fastapi import WebSocket, WebSocketDisconnect
 
-from .. import store as st
-from ..broadcast import Broker
-from . import events as ev
-from .history import RecentJobs, view
+from nodeflow.comfy import events as ev
+from nodeflow.comfy.history import RecentJobs, view
+from nodeflow.jobs import store as st
+from nodeflow.jobs.broadcast import Broker
 
 KNOWN_JOBS = 64
 
@@ -28,8 +29,9 @@ def server_features(max_upload_bytes: int) -> dict:
     return {"supports_preview_metadata": True, "max_upload_size": max_upload_bytes}
 
 
-async def serve_socket(ws: WebSocket, broker: Broker, store: Callable[[], st.JobStore], recent: RecentJobs,
-                       features: dict) -> None:
+async def serve_socket(
+    ws: WebSocket, broker: Broker, store: Callable[[], st.JobStore], recent: RecentJobs, features: dict
+) -> None:
     await ws.accept()
     sid = ws.query_params.get("clientId") or uuid.uuid4().hex
     sub, _ = broker.subscribe(None)

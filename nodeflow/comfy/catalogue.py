@@ -1,0 +1,181 @@
+"""object_info: each node's declared schema as the ComfyUI frontend reads it.
+
+Widgets round and clamp what users type, so each number's options are chosen from its real
+bounds and from the values the bundled graphs use: nothing is capped below its maximum, and
+no bundled value (lr 0.02, content weight 1e4, ...) is rounded.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from nodeflow.node import InputSpec, Node
+from nodeflow.registry import load_nodes
+
+BUNDLED_GRAPHS = Path(__file__).resolve().parents[3] / "graphs"
+# Inputs that name an image in the input folder: a list of its files and an upload button.
+IMAGE_UPLOAD_INPUTS = {("LoadImage", "path")}
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
+# Unbounded numbers: ComfyUI's own largest widget bounds.
+INT_LIMIT = 0xFFFFFFFFFFFFFFFF
+FLOAT_LIMIT = 1.0e300
+MIN_DECIMALS, MAX_DECIMALS = 3, 10
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+
+def output_names(cls: type[Node]) -> list[str]:
+    """An output's ComfyUI index is its declaration order."""
+    return list(cls.output_specs)
+
+
+def ordered_inputs(cls: type[Node]) -> list[str]:
+    """Inputs in object_info's order: required ones, then optional."""
+    specs = cls.input_specs
+    return [n for n in specs if specs[n].required] + [n for n in specs if not specs[n].required]
+
+
+def slot_order(cls: type[Node]) -> list[str]:
+    """A node's input slots as the editor creates them: link-only inputs first, then the
+    inputs that have a widget."""
+    names = ordered_inputs(cls)
+    return [n for n in names if not is_widget(cls.input_specs[n])] + [n for n in names if is_widget(cls.input_specs[n])]
+
+
+def control_values(cls: type[Node], name: str) -> list[Any]:
+    """Values the editor stores right after a widget's own: a seed's control mode."""
+    spec = cls.input_specs[name]
+    return ["fixed"] if spec.port.name == "INT" and is_seed(cls, name) else []
+
+
+def trailing_values(cls: type[Node]) -> list[Any]:
+    """Values of widgets the editor adds after all others: an upload button."""
+    return ["image" for n in cls.input_specs if (cls.type, n) in IMAGE_UPLOAD_INPUTS]
+
+
+def placeholder(spec: InputSpec) -> Any:
+    """What the editor shows (and sends) for an optional input whose default is None."""
+    return {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}.get(spec.port.name)
+
+
+def is_widget(spec: InputSpec) -> bool:
+    return bool(spec.choices) or spec.port.name in WIDGET_TYPES
+
+
+def is_seed(cls: type[Node], name: str) -> bool:
+    return name == cls.seed_input or name in ("seed", "noise_seed")
+
+
+@lru_cache(maxsize=1)
+def bundled_values() -> dict[tuple[str, str], list[Any]]:
+    """{(node type, input): literal values the bundled graphs give it}."""
+    seen: dict[tuple[str, str], list[Any]] = {}
+    for path in sorted(BUNDLED_GRAPHS.glob("*.json")):
+        try:
+            nodes = json.loads(path.read_text("utf-8")).get("nodes") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        for spec in nodes.values():
+            for name, value in (spec.get("inputs") or {}).items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    seen.setdefault((spec.get("type"), name), []).append(value)
+    return seen
+
+
+def _decimals(value: float) -> int:
+    exponent = Decimal(repr(float(value))).normalize().as_tuple().exponent
+    return max(0, -int(exponent))
+
+
+def float_step(values: list[float]) -> float:
+    """One decimal finer than the finest value given (at least 0.001), so typed values of
+    that precision survive the widget's rounding."""
+    decimals = max([_decimals(v) for v in values] or [0]) + 1
+    return 10.0 ** -min(MAX_DECIMALS, max(MIN_DECIMALS, decimals))
+
+
+def _bounds(info: dict) -> tuple[Any, Any]:
+    low = info.get("minimum", info.get("exclusiveMinimum"))
+    high = info.get("maximum", info.get("exclusiveMaximum"))
+    return low, high
+
+
+def input_files(input_dir: Path) -> list[str]:
+    if not input_dir.is_dir():
+        return []
+    return sorted(
+        p.relative_to(input_dir).as_posix()
+        for p in input_dir.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+
+
+def input_spec(cls: type[Node], name: str, spec: InputSpec, info: dict, input_dir: Path) -> list:
+    opts: dict[str, Any] = {}
+    if spec.description:
+        opts["tooltip"] = spec.description
+    default = spec.default if spec.default is not None else placeholder(spec)
+    if (cls.type, name) in IMAGE_UPLOAD_INPUTS:
+        files = input_files(input_dir)
+        return ["COMBO", {"options": files, "image_upload": True, **({"default": files[0]} if files else {}), **opts}]
+    if spec.choices:
+        return [
+            "COMBO",
+            {"options": list(spec.choices), "default": default if not spec.required else spec.choices[0], **opts},
+        ]
+    port = spec.port.name
+    if port not in WIDGET_TYPES:
+        return [port, opts] if opts else [port]
+    low, high = _bounds(info)
+    if port == "INT":
+        low = -INT_LIMIT if low is None else int(low)
+        if spec.default is None and not spec.required:
+            low = min(low, 0)  # room for the "unset" placeholder
+        opts.update(min=low, max=INT_LIMIT if high is None else int(high), step=1)
+        if is_seed(cls, name):
+            opts["control_after_generate"] = "fixed"
+        return ["INT", {"default": default if default is not None else max(low, 0), **opts}]
+    if port == "FLOAT":
+        step = float_step(
+            [v for v in [spec.default, *bundled_values().get((cls.type, name), [])] if isinstance(v, (int, float))]
+        )
+        low = -FLOAT_LIMIT if low is None else float(low)
+        if spec.default is None and not spec.required:
+            low = min(low, 0.0)
+        opts.update(min=low, max=FLOAT_LIMIT if high is None else float(high), step=step, round=step)
+        return ["FLOAT", {"default": default if default is not None else max(low, 0.0), **opts}]
+    if port == "BOOLEAN":
+        return ["BOOLEAN", {"default": bool(default), **opts}]
+    return ["STRING", {"default": default if default is not None else "", "multiline": name.endswith("prompt"), **opts}]
+
+
+def node_info(cls: type[Node], input_dir: Path) -> dict[str, Any]:
+    described = cls.describe()["inputs"]
+    required, optional = {}, {}
+    for name, spec in cls.input_specs.items():
+        (required if spec.required else optional)[name] = input_spec(cls, name, spec, described[name], input_dir)
+    outputs = output_names(cls)
+    return {
+        "input": {"required": required, "optional": optional},
+        "input_order": {"required": list(required), "optional": list(optional)},
+        "output": [cls.output_specs[o].port.name for o in outputs],
+        "output_is_list": [False] * len(outputs),
+        "output_name": outputs,
+        "output_tooltips": [cls.output_specs[o].description for o in outputs],
+        "name": cls.type,
+        "display_name": cls.type,
+        "description": inspect.cleandoc(cls.description),
+        "category": cls.category,
+        "output_node": cls.output_node,
+        "python_module": cls.__module__,
+    }
+
+
+def object_info(input_dir: Path, only: str | None = None) -> dict[str, Any]:
+    nodes = load_nodes()
+    names = sorted(nodes) if only is None else [only] if only in nodes else []
+    return {name: node_info(nodes[name], input_dir) for name in names}

@@ -1,0 +1,1 @@
+"""Graph layout (left-to-right columns) and pictures of graphs (SVG, PNG, text)."""

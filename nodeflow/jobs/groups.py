@@ -1,0 +1,142 @@
+"""Sweeps over HTTP. `POST /jobs` with a `sweep` object validates every variation
+through the normal planner and queues one ordinary job per variation, all linked to
+one group record in the store. When the group's last job ends, its contact sheets
+are drawn from the jobs' output files into outputs/<group id>/.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from starlette.exceptions import HTTPException
+
+from nodeflow.jobs import store as st
+from nodeflow.jobs.broadcast import relative_name
+from nodeflow.jobs.config import ServerConfig
+from nodeflow.server import models as m
+from nodeflow.sweeps import contact_sheet
+from nodeflow.sweeps.sweep import Axis, axes_from_mapping, plan_sweep
+
+
+def variation_request(request: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A job request for one variation: its values override the graph and tag its outputs."""
+    return {**request, "overrides": {**(request.get("overrides") or {}), **values}, "sweep": values}
+
+
+class Groups:
+    def __init__(
+        self, config: ServerConfig, store: st.JobStore, plan_request: Callable[[ServerConfig, str, dict], Any]
+    ):
+        self.config, self.store, self.plan_request = config, store, plan_request
+        self._lock = threading.Lock()  # one thread draws a group's sheets
+
+    def submit(self, request: dict[str, Any], sweep: dict[str, Any], client_id: str | None) -> tuple[str, list[st.Job]]:
+        """Validate the whole sweep, then queue its jobs. Raises GraphInvalid (nothing queued)."""
+        axes, issues = axes_from_mapping(sweep)
+        probe_id = os.urandom(16).hex()
+        planned = plan_sweep(
+            (axes, issues),
+            lambda v: self.plan_request(self.config, probe_id, variation_request(request, v.values)),
+            self.config.sweep_limit,
+        )
+        group_id = os.urandom(16).hex()
+        requests = [(os.urandom(16).hex(), variation_request(request, var.values)) for var, _ in planned]
+        described = [{"target": a.target, "values": list(a.values)} for a in axes]
+        return group_id, self.store.add_group(group_id, described, requests, client_id)
+
+    def job_ended(self, job_id: str) -> None:
+        job = self.store.get(job_id)
+        if job is not None and job.group_id:
+            self.finish_if_done(job.group_id)
+
+    def finish_if_done(self, group_id: str) -> None:
+        """Draw the contact sheets once every job of the group has ended."""
+        with self._lock:
+            group = self.store.group(group_id)
+            if group is None or group["finished"] is not None:
+                return
+            jobs = self.store.group_jobs(group_id)
+            if any(j.status not in st.FINISHED for j in jobs):
+                return
+            result: dict[str, Any] = {"contact_sheets": []}
+            try:
+                out_dir = self.config.job_output_dir(group_id)
+                axes = [Axis(*a["target"].split(".", 1), tuple(a["values"])) for a in group["sweep"]]
+                for sheet in contact_sheet.sheets_for(axes, [self._written(j) for j in jobs], out_dir):
+                    name = relative_name(sheet["path"], out_dir)
+                    result["contact_sheets"].append(
+                        {
+                            "node": sheet["node"],
+                            "name": name,
+                            "url": f"/groups/{group_id}/outputs/{name}",
+                            "layout": sheet["layout"],
+                        }
+                    )
+            except Exception as exc:  # a sheet that can't be drawn must not lose the group
+                traceback.print_exc()
+                result["error"] = f"{exc.__class__.__name__}: {exc}"
+            self.store.finish_group(group_id, result)
+
+    def _written(self, job: st.Job) -> dict[str, list[Path]]:
+        files: dict[str, list[Path]] = {}
+        if job.status == st.SUCCEEDED:
+            for o in (job.result or {}).get("outputs") or []:
+                files.setdefault(o["node"], []).append(self.config.job_output_dir(job.id) / o["name"])
+        return files
+
+    def describe(self, group_id: str) -> dict[str, Any]:
+        group = self.store.group(group_id)
+        if group is None:
+            raise HTTPException(404, f"no group {group_id!r}")
+        jobs = self.store.group_jobs(group_id)
+        result = group["result"] or {}
+        return {
+            "id": group_id,
+            "client_id": group["client_id"],
+            "created": group["created"],
+            "finished": group["finished"],
+            "status": "finished" if group["finished"] else "running",
+            "sweep": group["sweep"],
+            "jobs": [
+                {
+                    "id": j.id,
+                    "status": j.status,
+                    "values": j.request.get("sweep") or {},
+                    "url": f"/jobs/{j.id}",
+                    "outputs": (j.result or {}).get("outputs") or [],
+                }
+                for j in jobs
+            ],
+            "contact_sheets": result.get("contact_sheets") or [],
+            "error": result.get("error"),
+        }
+
+
+def add_group_routes(app: FastAPI, groups: Callable[[], Groups], config: ServerConfig) -> None:
+    @app.get("/groups/{group_id}", response_model=m.Group, tags=["jobs"], responses={404: {"model": m.ErrorMessage}})
+    def group_detail(group_id: str) -> Any:
+        """A sweep: its axes, its jobs with their values, and its contact sheets (drawn
+        when its last job has ended)."""
+        return groups().describe(group_id)
+
+    @app.get(
+        "/groups/{group_id}/outputs/{name:path}",
+        tags=["jobs"],
+        response_class=FileResponse,
+        responses={404: {"model": m.ErrorMessage}},
+    )
+    def group_download(group_id: str, name: str) -> Any:
+        """Download one of the group's contact sheets."""
+        listed = {s["name"] for s in groups().describe(group_id)["contact_sheets"]}
+        root = config.job_output_dir(group_id).resolve()
+        path = (root / name).resolve()
+        if name not in listed or root not in path.parents or not path.is_file():
+            raise HTTPException(404, f"group {group_id} has no output {name!r}")
+        return FileResponse(path, filename=Path(name).name)

@@ -1,0 +1,1 @@
+"""Sweeps: a graph run over a grid of input values, and the contact sheets that show the results."""
