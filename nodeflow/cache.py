@@ -20,10 +20,10 @@ class MemoryCache:
     def __init__(self, max_bytes: int = 2 << 30):
         self.max_bytes = max_bytes
         self.used = 0
-        self._items: OrderedDict[str, tuple[dict[str, Any], int]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[Any, int]] = OrderedDict()  # key -> (value, bytes)
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def get(self, key: str) -> Any:
         with self._lock:
             item = self._items.get(key)
             if item is None:
@@ -31,14 +31,14 @@ class MemoryCache:
             self._items.move_to_end(key)
             return item[0]
 
-    def put(self, key: str, outputs: dict[str, Any], nbytes: int) -> None:
+    def put(self, key: str, value: Any, nbytes: int) -> None:
         if nbytes > self.max_bytes:
             return
         with self._lock:
             old = self._items.pop(key, None)
             if old:
                 self.used -= old[1]
-            self._items[key] = (outputs, nbytes)
+            self._items[key] = (value, nbytes)
             self.used += nbytes
             while self.used > self.max_bytes:
                 _, (_, size) = self._items.popitem(last=False)
@@ -73,11 +73,13 @@ class DiskCache:
         head = len(_MAGIC) + 32
         payload = blob[head:]
         if blob[: len(_MAGIC)] != _MAGIC or hashlib.sha256(payload).digest() != blob[len(_MAGIC) : head]:
-            return _discard(path, "checksum mismatch", on_corrupt)
+            _discard(path, "checksum mismatch", on_corrupt)
+            return None
         try:
             outputs = pickle.loads(payload)
         except Exception as exc:  # a stale class or module: not trusted either
-            return _discard(path, f"unreadable ({exc.__class__.__name__})", on_corrupt)
+            _discard(path, f"unreadable ({exc.__class__.__name__})", on_corrupt)
+            return None
         os.utime(path)  # mtime = last use, so prune() drops the least recently used
         return outputs
 
@@ -123,7 +125,6 @@ def _discard(path: Path, why: str, on_corrupt: Callable[[str], None] | None) -> 
     path.unlink(missing_ok=True)
     if on_corrupt:
         on_corrupt(f"discarded corrupt cache entry {path.name}: {why}")
-    return None
 
 
 def current_umask() -> int:

@@ -222,11 +222,12 @@ class Executor:
             nbytes = sum(ports[k].nbytes(v) for k, v in outputs.items())
             self.memory.put(p.key, (outputs, p.device), nbytes)
         if self.disk is not None and all(ports[k].persist for k in outputs):
-            on_cpu = {
-                k: ports[k].to_device(v, "cpu") if ports[k].to_device and p.device != "cpu" else v
-                for k, v in outputs.items()
-            }
+            on_cpu = {k: _to_cpu(ports[k].to_device, v) if p.device != "cpu" else v for k, v in outputs.items()}
             self.disk.put(p.key, on_cpu)
+
+
+def _to_cpu(to_device: Callable[[Any, str], Any] | None, value: Any) -> Any:
+    return to_device(value, "cpu") if to_device else value
 
 
 def first_of_key(plan: Plan) -> dict[str, str]:

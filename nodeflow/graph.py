@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -115,7 +115,7 @@ def _salvage(data: dict) -> Graph | None:
             ):
                 kept[nid] = NodeSpec(type=spec["type"], inputs=spec.get("inputs", {}))
             else:  # kept, so links to it are not reported as links to nothing, but not checked
-                kept[nid] = NodeSpec.model_construct(type=UNCHECKED, inputs={}, device=None, title=None)
+                kept[nid] = NodeSpec.model_construct(type=cast(Any, UNCHECKED), inputs={}, device=None, title=None)
     try:
         defaults = GraphDefaults.model_validate(data.get("defaults", {}))
     except ValidationError:
@@ -131,7 +131,7 @@ def _device_issues(graph: Graph, source: str) -> list[Issue]:
     if problem:
         issues.append(Issue("invalid_device", f"{source}: defaults.device: {problem}"))
     for nid, spec in graph.nodes.items():
-        problem = spec.device is not None and name_problem(spec.device)
+        problem = name_problem(spec.device) if spec.device is not None else None
         if problem:
             issues.append(Issue("invalid_device", problem, nid, "device"))
     return issues
@@ -156,7 +156,7 @@ def parse_graph(data: Any, source: str = "graph", problems: list[jsonload.Proble
             ]
         )
     try:
-        graph = Graph.model_validate(data)
+        graph: Graph | None = Graph.model_validate(data)
     except ValidationError as exc:
         issues += _structure_issues(exc, source)
         graph = _salvage(data)
@@ -167,7 +167,7 @@ def parse_graph(data: Any, source: str = "graph", problems: list[jsonload.Proble
             if not re.match(NODE_ID_PATTERN, i)
         ]
         issues += _device_issues(graph, source)
-    if issues:
+    if issues or graph is None:
         raise GraphInvalid(issues, partial=graph)
     return graph
 
@@ -189,10 +189,7 @@ def read_graph_file(path: str | Path) -> Graph:
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
         reason = getattr(exc, "strerror", None) or str(exc)
         raise GraphInvalid([Issue("file_unreadable", f"cannot read graph file {name}: {reason}")]) from None
-    if raw.startswith(b"\x89PNG"):
-        text = _graph_from_png(path)
-    else:
-        text = raw
+    text: str | bytes = _graph_from_png(path) if raw.startswith(b"\x89PNG") else raw
     try:
         data, problems = jsonload.loads(text)
     except UnicodeDecodeError:

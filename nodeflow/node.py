@@ -15,10 +15,11 @@
 
 from __future__ import annotations
 
+import builtins
 import types as pytypes
 import typing
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.fields import FieldInfo, PydanticUndefined
@@ -56,7 +57,11 @@ def Input(
     """An input field. No default means required; any default (even None) means optional.
     `file=True` marks a path whose file content goes into the cache key. `names_file=True`
     marks text that names a file or folder: it is checked for NUL bytes and over-long names."""
-    extra = {"nodeflow_port": port.name if port else None, "nodeflow_file": file, "nodeflow_names_file": names_file}
+    extra: dict[str, Any] = {
+        "nodeflow_port": port.name if port else None,
+        "nodeflow_file": file,
+        "nodeflow_names_file": names_file,
+    }
     return Field(default, description=description, json_schema_extra=extra, **constraints)
 
 
@@ -78,6 +83,8 @@ class InputSpec:
     names_file: bool = False
 
     def validate_literal(self, value: Any) -> Any:
+        if self.adapter is None:
+            raise TypeError(f"input {self.name!r} takes only a link")
         return self.adapter.validate_python(value, strict=True)
 
 
@@ -108,12 +115,17 @@ def _port_of(annotation: Any) -> tuple[PortType | None, list | None]:
     return _LITERAL_PORTS.get(base), None
 
 
+def _schema_extra(info: FieldInfo) -> dict[str, Any]:
+    extra = info.json_schema_extra
+    return extra if isinstance(extra, dict) else {}
+
+
 def _input_spec(name: str, info: FieldInfo) -> InputSpec:
-    extra = info.json_schema_extra or {}
+    extra = _schema_extra(info)
     declared = extra.get("nodeflow_port")
     inferred, choices = _port_of(info.annotation)
     if declared:
-        port = get_port_type(declared)
+        port = get_port_type(str(declared))
     elif inferred:
         port = inferred
     else:
@@ -121,7 +133,7 @@ def _input_spec(name: str, info: FieldInfo) -> InputSpec:
     adapter = schema = None
     if port.literal is not None:
         annotated = typing.Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
-        adapter = TypeAdapter(annotated)
+        adapter = TypeAdapter[Any](cast(Any, annotated))
         schema = adapter.json_schema()
         if info.description:
             schema["description"] = info.description
@@ -160,8 +172,9 @@ class Node:
     # framework-bound value (see PortType.framework_bound) run on that value's framework.
     framework_input: ClassVar[str | None] = None
 
-    Inputs: ClassVar[type[NodeInputs]] = NodeInputs
-    Outputs: ClassVar[type[NodeOutputs]] = NodeOutputs
+    # builtins.type: inside this class body `type` is the node's type name.
+    Inputs: ClassVar[builtins.type[NodeInputs]] = NodeInputs
+    Outputs: ClassVar[builtins.type[NodeOutputs]] = NodeOutputs
     input_specs: ClassVar[dict[str, InputSpec]] = {}
     output_specs: ClassVar[dict[str, OutputSpec]] = {}
 
@@ -174,7 +187,7 @@ class Node:
         cls.input_specs = {n: _input_spec(n, f) for n, f in cls.Inputs.model_fields.items()}
         cls.output_specs = {}
         for n, f in cls.Outputs.model_fields.items():
-            port = get_port_type((f.json_schema_extra or {})["nodeflow_port"])
+            port = get_port_type(str(_schema_extra(f)["nodeflow_port"]))
             cls.output_specs[n] = OutputSpec(n, port, f.description or "")
         if cls.seed_input and cls.seed_input not in cls.input_specs:
             raise TypeError(f"{cls.type}: seed_input {cls.seed_input!r} is not an input")

@@ -163,13 +163,13 @@ def _cycle_issues(g) -> list[Issue]:
     it; the issue points at the first link's node and input. A self-loop is a cycle too."""
     import networkx as nx
 
-    file_order = {nid: i for i, nid in enumerate(g)}
+    file_order: dict[str, int] = {nid: i for i, nid in enumerate(g)}
     issues = []
-    for scc in sorted(nx.strongly_connected_components(g), key=lambda c: min(map(file_order.get, c))):
+    for scc in sorted(nx.strongly_connected_components(g), key=lambda c: min(file_order[n] for n in c)):
         sub = g.subgraph(scc)
         if not sub.number_of_edges():
             continue
-        edges = nx.find_cycle(sub, source=min(scc, key=file_order.get))
+        edges = nx.find_cycle(sub, source=min(scc, key=file_order.__getitem__))
         links = [(v, name, u, out) for u, v in edges for name, out in g.edges[u, v]["links"]]
         text = "; ".join(f"{v}.{name} takes {u}.{out}" for v, name, u, out in links)
         issues.append(Issue("cycle", f"the graph has a cycle: {text}", links[0][0], links[0][1]))

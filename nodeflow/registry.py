@@ -12,16 +12,20 @@ import importlib
 import pkgutil
 import sys
 from importlib.metadata import entry_points
+from typing import Any
+
+# A Node subclass. node.py imports this module, so it can't be named here without a cycle.
+NodeClass = Any
 
 ENTRY_POINT_GROUP = "nodeflow.nodes"
 BUILTIN_PACKAGE = "nodes"
 
-_REGISTRY: dict[str, type] = {}  # type name -> Node subclass
+_REGISTRY: dict[str, NodeClass] = {}  # type name -> Node subclass
 _loaded = False
 load_errors: list[str] = []
 
 
-def register(cls: type) -> None:
+def register(cls: NodeClass) -> None:
     old = _REGISTRY.get(cls.type)
     if old is not None and old.__qualname__ != cls.__qualname__:
         raise ValueError(
@@ -45,7 +49,7 @@ def _import_package(name: str) -> None:
             importlib.import_module(info.name)
 
 
-def load_nodes() -> dict[str, type]:
+def load_nodes() -> dict[str, NodeClass]:
     """Import every node module once; return {type name: class}."""
     global _loaded
     if not _loaded:
@@ -62,5 +66,5 @@ def load_nodes() -> dict[str, type]:
     return dict(_REGISTRY)
 
 
-def get_node(type_name: str) -> type | None:
+def get_node(type_name: str) -> NodeClass | None:
     return load_nodes().get(type_name)

@@ -18,7 +18,7 @@ LINK_SCHEMA = {
 
 
 def _node_schema(cls: Any) -> dict[str, Any]:
-    props = {}
+    props: dict[str, dict[str, Any]] = {}
     for name, spec in cls.input_specs.items():
         link = {"$ref": "#/$defs/link"}
         literal = spec.literal_schema

@@ -48,6 +48,6 @@ def plan_graph(
             plan = build_plan(graph, **plan_options)
         except GraphInvalid as exc:
             issues.extend(exc.issues)
-    if issues:
+    if issues or plan is None:
         raise GraphInvalid(issues)
     return plan

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
@@ -186,7 +187,7 @@ def cmd_validate(args) -> int:
     for path in args.graphs:
         try:
             # No framework is loaded to check devices, unless a node asks for a GPU by name.
-            plan = plan_graph(lambda path=path: read_graph_file(path), probe=False)
+            plan = plan_graph(partial(read_graph_file, path), probe=False)
             print(f"{path}: ok ({len(plan.graph.nodes)} nodes)")
         except GraphInvalid as exc:
             print(f"{path}:", file=sys.stderr)

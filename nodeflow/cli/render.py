@@ -22,7 +22,7 @@ class ConsoleRenderer:
         self.quiet = quiet
         self.stream = stream or sys.stderr
         self.width = min(max((len(n) for n in plan.nodes), default=4), MAX_ID_WIDTH)
-        self.bar = None
+        self.bar: Any = None  # a tqdm bar while a node reports progress
         self.counts = {"ran": 0, "cached": 0}
         isatty = getattr(self.stream, "isatty", None)
         self.interactive = bool(isatty and isatty())
@@ -65,9 +65,10 @@ class ConsoleRenderer:
                 self.bar = tqdm(
                     total=event.total, desc=f"  {event.node}", file=self.stream, leave=False, dynamic_ncols=True
                 )
-            self.bar.total = event.total
-            self.bar.n = event.value
-            self.bar.refresh()
+            bar = self.bar
+            bar.total = event.total
+            bar.n = event.value
+            bar.refresh()
         elif isinstance(event, ev.NodeFinished):
             self.counts["ran"] += 1
             files = f" -> {', '.join(event.outputs)}" if event.outputs else ""

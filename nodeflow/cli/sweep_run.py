@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ def written(result: RunResult) -> dict[str, list[Path]]:
     return {nid: [Path(p) for p in r.outputs] for nid, r in result.nodes.items() if r.outputs}
 
 
-def run_sweep(graph: Graph | None, settings: Any, args: Any, earlier: list[Issue] = ()) -> str:
+def run_sweep(graph: Graph | None, settings: Any, args: Any, earlier: Sequence[Issue] = ()) -> str:
     """Validate and run the cross product, then save the contact sheets. Returns the
     overall status: succeeded, failed (some variation failed) or cancelled. `earlier`: the
     problems reading the graph and its --set overrides found (graph: what could be read,

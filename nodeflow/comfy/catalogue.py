@@ -155,7 +155,8 @@ def input_spec(cls: type[Node], name: str, spec: InputSpec, info: dict, input_di
 
 def node_info(cls: type[Node], input_dir: Path) -> dict[str, Any]:
     described = cls.describe()["inputs"]
-    required, optional = {}, {}
+    required: dict[str, Any] = {}
+    optional: dict[str, Any] = {}
     for name, spec in cls.input_specs.items():
         (required if spec.required else optional)[name] = input_spec(cls, name, spec, described[name], input_dir)
     outputs = output_names(cls)

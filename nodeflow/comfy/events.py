@@ -122,7 +122,7 @@ class RunTranslator:
         if not self.ran:
             return []  # cancelled while queued: it never ran
         if status == st.SUCCEEDED:
-            out = [message("execution_success", {"prompt_id": pid, "timestamp": _now_ms()})]
+            out: list[dict | bytes] = [message("execution_success", {"prompt_id": pid, "timestamp": _now_ms()})]
         elif status == st.CANCELLED:
             node = self.current or ""
             out = [

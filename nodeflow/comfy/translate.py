@@ -155,7 +155,7 @@ def prompt_to_graph(prompt: Any, graph_info: dict | None = None) -> Translation:
         graph_info = _kept_graph_info(prompt)
     graph: dict[str, Any] = {}
     for key in ("title", "description", "defaults"):
-        if (graph_info or {}).get(key):
+        if graph_info and graph_info.get(key):
             graph[key] = graph_info[key]
     graph["nodes"] = nodes
     return Translation(graph, ids, issues)
@@ -194,7 +194,7 @@ def graph_to_prompt(graph: dict[str, Any], ids: dict[str, str] | None = None) ->
             if link is None or isinstance(link, str):
                 inputs[name] = value
                 continue
-            src_cls = registry.get((nodes.get(link.node) or {}).get("type"))
+            src_cls = registry.get(str((nodes.get(link.node) or {}).get("type")))
             outs = output_names(src_cls) if src_cls else []
             index = outs.index(link.output) if link.output in outs else 0
             inputs[name] = [ids.get(link.node, link.node), index]

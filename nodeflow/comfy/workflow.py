@@ -43,7 +43,7 @@ def graph_to_workflow(graph: dict[str, Any]) -> dict[str, Any]:
     links: list[list] = []
     out_links: dict[tuple[int, int], list[int]] = {}
     heights: dict[tuple[int, int], int] = {}
-    nodes_out = []
+    nodes_out: list[tuple[dict[str, Any], Any]] = []  # (workflow node, its class)
     for order, (nid, spec) in enumerate(nodes_in.items()):
         cls = registry.get(spec["type"])
         if cls is None:

@@ -157,7 +157,7 @@ def layout(graph: Graph, states: dict[str, dict] | None = None) -> Shapes:
     col_h = [sum(boxes[n].h + ROW_GAP for n, (c, _) in pos.items() if c == col) - ROW_GAP for col in range(ncols)]
     title_h = ROW * 2 if graph.title else 0
     height = max(col_h, default=0)
-    x = MARGIN
+    x: float = MARGIN
     for col in range(ncols):
         y = MARGIN + title_h + (height - col_h[col]) / 2  # columns centred vertically
         for nid in sorted((n for n, (c, _) in pos.items() if c == col), key=lambda n: pos[n][1]):
@@ -214,7 +214,7 @@ def _box_shapes(b: Box, shapes: Shapes) -> None:
 
 
 def _legend(shapes: Shapes, metrics: _Metrics, y: float) -> None:
-    x = MARGIN
+    x: float = MARGIN
     for state, label in LEGEND.items():
         shapes.items.append(("rect", x, y, 14, 14, STATE_FILL[state], "#7a8594", 1.0))
         shapes.items.append(("text", x + 20, y + 7, label, TEXT, "#222", "start", False))

@@ -40,8 +40,8 @@ def _open(path: Path | None, height: int):
     if path is None:
         return None
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
+        with Image.open(path) as opened:
+            im = opened.convert("RGB")
     except OSError:
         return None
     width = max(1, round(im.width * height / im.height))
@@ -60,10 +60,12 @@ def draw(axes: list[Axis], files: list[Path | None]) -> tuple[Any, dict]:
     row_labels = [[_label(axes, a, var.values[a.target]) for a in row_axes] for var in variations(axes)[::n_cols]]
     heights = []
     for f in files:
+        if f is None:
+            continue
         try:
             with Image.open(f) as im:
                 heights.append(im.height)
-        except (OSError, TypeError, AttributeError):  # None, or not an image
+        except (OSError, TypeError, AttributeError):  # not an image
             pass
     cell_h = min(CELL_HEIGHT, max(heights, default=CELL_HEIGHT))
     images = [_open(f, cell_h) for f in files]
@@ -100,7 +102,7 @@ def draw(axes: list[Axis], files: list[Path | None]) -> tuple[Any, dict]:
                 box = [x0[c] + (col_w[c] - im.width) // 2, y, im.width, im.height]
                 canvas.paste(im, (box[0], box[1]))
             cells.append(
-                {"row": r, "column": c, "box": box, "file": Path(files[k]).name if files[k] is not None else None}
+                {"row": r, "column": c, "box": box, "file": Path(str(files[k])).name if files[k] is not None else None}
             )
     layout = {
         "axes": [{"target": a.target, "values": list(a.values)} for a in axes],
@@ -152,7 +154,7 @@ def sheets_for(axes: list[Axis], outputs: list[dict[str, list[Path]]], out_dir: 
         first = next((i for i, f in enumerate(files) if f is not None), None)
         if first is None:
             continue
-        untagged = files[first].name.replace(tags[first], "")
+        untagged = Path(str(files[first])).name.replace(tags[first], "")
         path, layout = save(axes, files, out_dir / sheet_name(untagged))
         sheets.append({"node": nid, "path": path, "layout": layout})
     return sheets

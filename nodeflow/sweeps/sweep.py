@@ -171,7 +171,7 @@ def plan_sweep(
             _collect(issues, build, Variation(-1, {a.target: v}))
     if issues:
         raise GraphInvalid(issues)
-    planned = []
+    planned: list[Any] = []
     for var in variations(axes):
         _collect(issues, build, var, planned)
     if issues:
