@@ -26,6 +26,12 @@ def variation_request(request: dict[str, Any], values: dict[str, Any]) -> dict[s
     return {**request, "overrides": {**(request.get("overrides") or {}), **values}, "sweep": values}
 
 
+def _target(target: str) -> tuple[str, str]:
+    """ "node.input" -> (node, input)."""
+    node, input_name = target.split(".", 1)
+    return node, input_name
+
+
 class Groups:
     def __init__(
         self, config: ServerConfig, store: st.JobStore, plan_request: Callable[[ServerConfig, str, dict], Any]
@@ -64,7 +70,7 @@ class Groups:
             result: dict[str, Any] = {"contact_sheets": []}
             try:
                 out_dir = self.config.job_output_dir(group_id)
-                axes = [Axis(*a["target"].split(".", 1), tuple(a["values"])) for a in group["sweep"]]
+                axes = [Axis(*_target(a["target"]), tuple(a["values"])) for a in group["sweep"]]
                 for sheet in contact_sheet.sheets_for(axes, [self._written(j) for j in jobs], out_dir):
                     name = relative_name(sheet["path"], out_dir)
                     result["contact_sheets"].append(

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter
 from starlette.exceptions import HTTPException
 
+from nodeflow.node import Node
 from nodeflow.registry import load_nodes
 
 from .. import models as m
@@ -21,15 +22,19 @@ GRAPH_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 router = APIRouter(tags=["catalogue"])
 
 
+def node_types() -> dict[str, type[Node]]:
+    return cast(dict[str, type[Node]], load_nodes())
+
+
 @router.get("/nodes", response_model=list[m.NodeInfo])
 def nodes() -> Any:
     """Every node type, from its declared schema."""
-    return [cls.describe() for _, cls in sorted(load_nodes().items())]
+    return [cls.describe() for _, cls in sorted(node_types().items())]
 
 
 @router.get("/nodes/{node_type}", response_model=m.NodeInfo, responses={404: {"model": m.ErrorMessage}})
 def node(node_type: str) -> Any:
-    cls = load_nodes().get(node_type)
+    cls = node_types().get(node_type)
     if cls is None:
         raise HTTPException(404, f"no node type {node_type!r}")
     return cls.describe()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import FileResponse, JSONResponse
@@ -35,7 +35,7 @@ def get_job(store: st.JobStore, job_id: str) -> st.Job:
 def summary(job: st.Job) -> m.JobSummary:
     return m.JobSummary(
         id=job.id,
-        status=job.status,
+        status=cast(m.JobStatus, job.status),
         client_id=job.client_id,
         created=job.created,
         started=job.started,
@@ -46,7 +46,7 @@ def summary(job: st.Job) -> m.JobSummary:
 
 def submitted(job: st.Job) -> m.SubmitResponse:
     return m.SubmitResponse(
-        job_id=job.id, status=job.status, url=f"/jobs/{job.id}", events_url=f"/jobs/{job.id}/events"
+        job_id=job.id, status=cast(m.JobStatus, job.status), url=f"/jobs/{job.id}", events_url=f"/jobs/{job.id}/events"
     )
 
 
