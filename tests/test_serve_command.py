@@ -85,6 +85,15 @@ def test_without_its_entry_point_serve_says_which_extra_to_install(monkeypatch, 
     assert 'pip install "nodeflow[server]"' in err and "Traceback" not in err
 
 
+def test_without_the_server_extra_serve_says_which_extra_to_install(monkeypatch, capsys, tmp_path):
+    from nodeflow.server import command
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if it were not installed
+    assert command.main(["--data-dir", str(tmp_path), "--port", "1"]) == 2
+    err = capsys.readouterr().err
+    assert 'pip install "nodeflow[server]"' in err and "uvicorn" in err
+
+
 def test_a_broken_command_plugin_does_not_break_the_cli(cli, tmp_path):
     path = fake_distribution(tmp_path, "broken_plugin", "[nodeflow.commands]\nbroken = no_such_module_xyz:register\n")
     r = cli("validate", "graphs/edges.json", env={"PYTHONPATH": os.pathsep.join([str(path), str(ROOT)])})

@@ -15,9 +15,9 @@ from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
 COMMAND_GROUP = "nodeflow.commands"
-# nodeflow's own plugin commands: (what it does, the extra that brings it). Without its entry
-# point (the extra's dependencies aside, an install from before the command moved), the
-# command is still listed and says how to get it.
+# nodeflow's own commands that live outside the CLI: (what it does, the extra it needs). Where
+# no entry point provides one (metadata from an older install), it is listed all the same and
+# says how to install it.
 OWN_PLUGIN_COMMANDS = {"serve": ("start the HTTP API", "server")}
 
 
