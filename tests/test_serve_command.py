@@ -101,15 +101,29 @@ def test_a_broken_command_plugin_does_not_break_the_cli(cli, tmp_path):
     assert "'broken'" in r.stderr and "Traceback" not in r.stderr
 
 
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return names
+
+
 def test_the_cli_never_imports_the_web_server():
     for path in sorted((ROOT / "nodeflow" / "cli").glob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
-            assert not any(n == "nodeflow.server" or n.startswith("nodeflow.server.") for n in names), path.name
+        assert not any(n.split(".")[:2] == ["nodeflow", "server"] for n in imported_modules(path)), path.name
+
+
+def test_the_job_layer_imports_no_web_framework():
+    for path in sorted((ROOT / "nodeflow" / "jobs").glob("*.py")):
+        for name in imported_modules(path):
+            top = name.split(".")[0]
+            assert top not in ("fastapi", "starlette", "uvicorn") and not name.startswith("nodeflow.server"), (
+                path.name,
+                name,
+            )
 
 
 def test_input_dir_is_where_uploads_go_and_graphs_read(tmp_path):
