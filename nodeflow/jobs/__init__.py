@@ -1,4 +1,5 @@
-"""What the web server and the Ray backend share about jobs. No web framework is imported here.
+"""What the web server and the Ray backend share about jobs. No web framework is imported here:
+the routes over these are the server's (nodeflow/server/routers/).
 
   store.py         the persistent job store (sqlite): jobs and sweep groups
   planning.py      planning a job's request (the one validation path) and summarising its run
