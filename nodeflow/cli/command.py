@@ -1,4 +1,10 @@
-"""The `nodeflow` command. Only argparse at import time: start-up must stay fast."""
+"""The `nodeflow` command. Only argparse at import time: start-up must stay fast.
+
+Commands beyond the engine's come from the entry-point group `nodeflow.commands`: each names
+a function that takes the subparsers, adds its subcommand and sets `handler` (a function of
+the parsed arguments that returns the exit code). nodeflow's own `serve` is one
+(nodeflow.server.command:register): the CLI never imports the web server itself.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,11 @@ from functools import partial
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_CANCELLED = 0, 1, 2, 130
+COMMAND_GROUP = "nodeflow.commands"
+# nodeflow's own commands that live outside the CLI: (what it does, the extra it needs). Where
+# no entry point provides one (metadata from an older install), it is listed all the same and
+# says how to install it.
+OWN_PLUGIN_COMMANDS = {"serve": ("start the HTTP API", "server")}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,23 +95,39 @@ def _parser() -> argparse.ArgumentParser:
     )
     conv.add_argument("--force", action="store_true", help="replace OUTPUT if it exists")
 
-    serve = sub.add_parser("serve", help="start the HTTP API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8188)
-    serve.add_argument("--data-dir", metavar="DIR")
-    serve.add_argument("--token", help="bearer token (or $NODEFLOW_TOKEN)")
-    serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--requeue-interrupted", action="store_true")
-    from nodeflow.server.options import add_guard_options
-
-    add_guard_options(serve)
-    serve.add_argument(
-        "--ray",
-        metavar="ADDRESS",
-        help="run the jobs on a Ray cluster: auto, or the head's "
-        "host:port (or $NODEFLOW_RAY_ADDRESS); --workers is then jobs at once across it",
-    )
+    _add_plugin_commands(sub)
     return p
+
+
+def _add_plugin_commands(sub: argparse._SubParsersAction) -> None:
+    from importlib.metadata import entry_points
+
+    added: set[str] = set()
+    for ep in entry_points(group=COMMAND_GROUP):
+        if ep.name in added or ep.name in sub.choices:
+            continue  # the first distribution on the path wins
+        try:
+            ep.load()(sub)
+        except Exception as exc:  # a broken plugin must not break the tool
+            print(f"nodeflow: command {ep.name!r} ({ep.value}) did not load: {exc}", file=sys.stderr)
+            continue
+        added.add(ep.name)
+    for name, (summary, extra) in OWN_PLUGIN_COMMANDS.items():
+        if name not in added and name not in sub.choices:
+            missing = sub.add_parser(
+                name, help=f"{summary} (needs nodeflow[{extra}])", add_help=False, prefix_chars="\0"
+            )
+            missing.add_argument("args", nargs="*")  # whatever it is given: no option of its own
+            missing.set_defaults(handler=lambda args, name=name, extra=extra: _not_installed(name, extra))
+
+
+def _not_installed(name: str, extra: str) -> int:
+    print(
+        f"nodeflow {name}: error: this command is not installed. Install it with the {extra!r} extra: "
+        f'pip install "nodeflow[{extra}]" (from a checkout: pip install -e ".[{extra}]")',
+        file=sys.stderr,
+    )
+    return EXIT_INVALID
 
 
 def _print_issues(issues) -> None:
@@ -271,37 +298,23 @@ def cmd_convert(args) -> int:
     return EXIT_OK
 
 
-def cmd_serve(args) -> int:
-    from nodeflow.server.app import serve
-    from nodeflow.server.options import guard_kwargs
-
-    return serve(
-        host=args.host,
-        port=args.port,
-        data_dir=args.data_dir,
-        token=args.token,
-        workers=args.workers,
-        requeue_interrupted=args.requeue_interrupted,
-        ray=args.ray,
-        **guard_kwargs(args),
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not args.command:
         _parser().print_help()
         return EXIT_INVALID
-    handler = {
-        "run": cmd_run,
-        "validate": cmd_validate,
-        "nodes": cmd_nodes,
-        "schema": cmd_schema,
-        "show": cmd_show,
-        "cache": cmd_cache,
-        "convert": cmd_convert,
-        "serve": cmd_serve,
-    }[args.command]
+    handler = (
+        getattr(args, "handler", None)
+        or {
+            "run": cmd_run,
+            "validate": cmd_validate,
+            "nodes": cmd_nodes,
+            "schema": cmd_schema,
+            "show": cmd_show,
+            "cache": cmd_cache,
+            "convert": cmd_convert,
+        }[args.command]
+    )
     from nodeflow.errors import GraphInvalid
 
     try:

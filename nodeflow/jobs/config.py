@@ -67,6 +67,10 @@ class ServerConfig:
     allowed_hosts: list[str] = field(default_factory=lambda: _env_list("NODEFLOW_ALLOWED_HOSTS"))
     allowed_origins: list[str] = field(default_factory=lambda: _env_list("NODEFLOW_ALLOWED_ORIGINS"))
 
+    # The input folder: uploads go there and every input path a graph names resolves inside it
+    # (--input-dir); None: <data dir>/inputs.
+    inputs: Path | None = None
+
     # The Ray cluster that runs the jobs (--ray, $NODEFLOW_RAY_ADDRESS); None: worker threads here.
     ray_address: str | None = None
     # {framework: devices} jobs are planned for; None: what this machine has. With Ray,
@@ -75,10 +79,12 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        if self.inputs is not None:
+            self.inputs = Path(self.inputs)
 
     @property
     def input_dir(self) -> Path:
-        return self.data_dir / "inputs"
+        return self.inputs if self.inputs is not None else self.data_dir / "inputs"
 
     @property
     def output_root(self) -> Path:

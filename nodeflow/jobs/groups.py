@@ -1,7 +1,8 @@
-"""Sweeps over HTTP. `POST /jobs` with a `sweep` object validates every variation
+"""Sweep groups, for the HTTP API. `POST /jobs` with a `sweep` object validates every variation
 through the normal planner and queues one ordinary job per variation, all linked to
 one group record in the store. When the group's last job ends, its contact sheets
-are drawn from the jobs' output files into outputs/<group id>/.
+are drawn from the jobs' output files into outputs/<group id>/. Its routes are the
+server's (nodeflow/server/routers/groups.py).
 """
 
 from __future__ import annotations
@@ -13,14 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse
-from starlette.exceptions import HTTPException
-
 from nodeflow.jobs import store as st
 from nodeflow.jobs.broadcast import relative_name
 from nodeflow.jobs.config import ServerConfig
-from nodeflow.server import models as m
 from nodeflow.sweeps import contact_sheet
 from nodeflow.sweeps.sweep import Axis, axes_from_mapping, plan_sweep
 
@@ -28,6 +24,12 @@ from nodeflow.sweeps.sweep import Axis, axes_from_mapping, plan_sweep
 def variation_request(request: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
     """A job request for one variation: its values override the graph and tag its outputs."""
     return {**request, "overrides": {**(request.get("overrides") or {}), **values}, "sweep": values}
+
+
+def _target(target: str) -> tuple[str, str]:
+    """ "node.input" -> (node, input)."""
+    node, input_name = target.split(".", 1)
+    return node, input_name
 
 
 class Groups:
@@ -68,7 +70,7 @@ class Groups:
             result: dict[str, Any] = {"contact_sheets": []}
             try:
                 out_dir = self.config.job_output_dir(group_id)
-                axes = [Axis(*a["target"].split(".", 1), tuple(a["values"])) for a in group["sweep"]]
+                axes = [Axis(*_target(a["target"]), tuple(a["values"])) for a in group["sweep"]]
                 for sheet in contact_sheet.sheets_for(axes, [self._written(j) for j in jobs], out_dir):
                     name = relative_name(sheet["path"], out_dir)
                     result["contact_sheets"].append(
@@ -91,10 +93,11 @@ class Groups:
                 files.setdefault(o["node"], []).append(self.config.job_output_dir(job.id) / o["name"])
         return files
 
-    def describe(self, group_id: str) -> dict[str, Any]:
+    def describe(self, group_id: str) -> dict[str, Any] | None:
+        """The group, its jobs and its contact sheets; None if there is no such group."""
         group = self.store.group(group_id)
         if group is None:
-            raise HTTPException(404, f"no group {group_id!r}")
+            return None
         jobs = self.store.group_jobs(group_id)
         result = group["result"] or {}
         return {
@@ -118,25 +121,12 @@ class Groups:
             "error": result.get("error"),
         }
 
-
-def add_group_routes(app: FastAPI, groups: Callable[[], Groups], config: ServerConfig) -> None:
-    @app.get("/groups/{group_id}", response_model=m.Group, tags=["jobs"], responses={404: {"model": m.ErrorMessage}})
-    def group_detail(group_id: str) -> Any:
-        """A sweep: its axes, its jobs with their values, and its contact sheets (drawn
-        when its last job has ended)."""
-        return groups().describe(group_id)
-
-    @app.get(
-        "/groups/{group_id}/outputs/{name:path}",
-        tags=["jobs"],
-        response_class=FileResponse,
-        responses={404: {"model": m.ErrorMessage}},
-    )
-    def group_download(group_id: str, name: str) -> Any:
-        """Download one of the group's contact sheets."""
-        listed = {s["name"] for s in groups().describe(group_id)["contact_sheets"]}
-        root = config.job_output_dir(group_id).resolve()
+    def sheet_file(self, group: dict[str, Any], name: str) -> Path | None:
+        """One of the contact sheets of a described group: a name it lists, a file inside its
+        folder; else None."""
+        root = self.config.job_output_dir(group["id"]).resolve()
         path = (root / name).resolve()
+        listed = {s["name"] for s in group["contact_sheets"]}
         if name not in listed or root not in path.parents or not path.is_file():
-            raise HTTPException(404, f"group {group_id} has no output {name!r}")
-        return FileResponse(path, filename=Path(name).name)
+            return None
+        return path

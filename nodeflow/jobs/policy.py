@@ -18,6 +18,7 @@ from nodeflow.plan import Plan
 
 URL_INPUTS = ("url",)
 ALLOWED_SCHEMES = ("http", "https")
+BASE_DOWNLOADS = vars(Node)["downloads"].__func__  # a node class that doesn't say what it downloads
 
 
 def check_plan(plan: Plan, allow_downloads: bool) -> None:
@@ -43,7 +44,7 @@ def check_plan(plan: Plan, allow_downloads: bool) -> None:
         if allow_downloads or any(i.node == nid for i in issues):
             continue
         wanted = _downloads(p, plan)
-        for name, what in wanted:
+        for input_name, what in wanted:
             issues.append(
                 Issue(
                     "downloads_off",
@@ -51,7 +52,7 @@ def check_plan(plan: Plan, allow_downloads: bool) -> None:
                     "not here): upload the file (POST /uploads) and name it instead, or ask the "
                     "operator to start the server with --allow-downloads",
                     nid,
-                    name,
+                    input_name,
                 )
             )
     if issues:
@@ -61,10 +62,10 @@ def check_plan(plan: Plan, allow_downloads: bool) -> None:
 def _downloads(p, plan: Plan) -> list[tuple[str | None, str]]:
     """What the node says it would download; a node that can't say (no downloads() of its
     own, or one that fails) and has a URL is taken to download it."""
-    urls = [
+    urls: list[tuple[str | None, str]] = [
         (name, p.literals[name]) for name in URL_INPUTS if isinstance(p.literals.get(name), str) and p.literals[name]
     ]
-    if getattr(p.cls.downloads, "__func__", None) is Node.downloads.__func__:
+    if getattr(p.cls.downloads, "__func__", None) is BASE_DOWNLOADS:
         return urls
     try:
         return p.cls.downloads(dict(p.literals), plan.settings)

@@ -7,6 +7,7 @@ claimed atomically (one UPDATE ... RETURNING), so two workers never run the same
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -117,6 +118,10 @@ class JobStore:
         with self._lock:
             return self._db.execute(sql, args).fetchone()
 
+    def _count(self, sql: str, args: tuple = ()) -> int:
+        row = self._one(sql, args)
+        return row[0] if row is not None else 0
+
     def _all(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
@@ -127,6 +132,7 @@ class JobStore:
             "INSERT INTO jobs (id, status, client_id, request, created) VALUES (?, ?, ?, ?, ?) RETURNING *",
             (job_id, QUEUED, client_id, json.dumps(request), time.time()),
         )
+        assert row is not None  # INSERT ... RETURNING gives the row
         return Job.from_row(row)
 
     def add_group(
@@ -216,7 +222,8 @@ class JobStore:
         offset: int = 0,
     ) -> list[Job]:
         """Jobs, newest first; `status` is one status or a tuple of them."""
-        where, args = [], []
+        where: builtins.list[str] = []
+        args: builtins.list[Any] = []
         if status:
             statuses = (status,) if isinstance(status, str) else tuple(status)
             where.append(f"status IN ({','.join('?' * len(statuses))})")
@@ -233,11 +240,11 @@ class JobStore:
 
     def unfinished(self) -> int:
         """Jobs queued or running (an index lookup, whatever the history's size)."""
-        return self._one("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", (QUEUED, RUNNING))[0]
+        return self._count("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", (QUEUED, RUNNING))
 
     def position(self, job: Job) -> int:
         """How many queued jobs are ahead of this one."""
-        return self._one("SELECT COUNT(*) FROM jobs WHERE status = ? AND seq < ?", (QUEUED, job.seq))[0]
+        return self._count("SELECT COUNT(*) FROM jobs WHERE status = ? AND seq < ?", (QUEUED, job.seq))
 
     def claim(self) -> Job | None:
         """Atomically take the oldest queued job and mark it running."""
@@ -262,7 +269,7 @@ class JobStore:
         )
         return row is not None
 
-    def recover(self, requeue: bool) -> tuple[list[str], list[str]]:
+    def recover(self, requeue: bool) -> tuple[builtins.list[str], builtins.list[str]]:
         """At start-up: jobs left running by a crash become interrupted, or queued again
         (at most MAX_ATTEMPTS runs in all). Returns (interrupted ids, re-queued ids)."""
         with self._lock:
@@ -285,7 +292,7 @@ class JobStore:
                 raise
         return interrupted, requeued
 
-    def delete_finished(self, job_ids: list[str] | None) -> list[str]:
+    def delete_finished(self, job_ids: builtins.list[str] | None) -> builtins.list[str]:
         """Delete these finished jobs (None: every finished job); return the ids deleted."""
         marks = ",".join("?" * len(FINISHED))
         if job_ids is None:
@@ -300,7 +307,7 @@ class JobStore:
             ]
         return [r["id"] for r in rows]
 
-    def prune(self, keep: int) -> list[str]:
+    def prune(self, keep: int) -> builtins.list[str]:
         """Delete the oldest finished jobs beyond the newest `keep`; return their ids."""
         rows = self._all(
             f"SELECT id FROM jobs WHERE status IN ({','.join('?' * len(FINISHED))}) "

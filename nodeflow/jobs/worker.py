@@ -15,62 +15,17 @@ import traceback
 from typing import Any
 
 from nodeflow.cache import disk_budget
-from nodeflow.context import CancelToken, Settings
+from nodeflow.context import CancelToken
 from nodeflow.errors import GraphInvalid
-from nodeflow.executor import Executor, RunResult
-from nodeflow.graph import parse_graph
+from nodeflow.executor import Executor
 from nodeflow.jobs import store as st
-from nodeflow.jobs.broadcast import TERMINAL, Broker, JobEmitter, relative_name
+from nodeflow.jobs.broadcast import TERMINAL, Broker, JobEmitter
 from nodeflow.jobs.config import ServerConfig
-from nodeflow.jobs.policy import check_plan
+from nodeflow.jobs.planning import plan_request, summarize
 from nodeflow.jobs.scrub import Scrubber
-from nodeflow.plan import Plan
-from nodeflow.sweeps.sweep import tag_settings
-from nodeflow.validate import plan_graph
 
 POLL_SECONDS = 0.5
 DISK_PRUNE_SECONDS = 60.0
-
-
-def job_settings(config: ServerConfig, job_id: str) -> Settings:
-    """Every path a job's graph names is confined to the input dir and its own output dir."""
-    return Settings(input_dir=config.input_dir, output_dir=config.job_output_dir(job_id), confine_paths=True)
-
-
-def plan_request(config: ServerConfig, job_id: str, request: dict[str, Any]) -> Plan:
-    """The one validation path, at submit and again when the job runs. Raises GraphInvalid.
-    A sweep's job carries its values ("sweep"): they tag its output files."""
-    settings = tag_settings(job_settings(config, job_id), request.get("sweep"))
-    plan = plan_graph(
-        lambda: parse_graph(request["graph"]),
-        request.get("overrides") or {},
-        settings=settings,
-        only=request.get("only") or None,
-        available=config.devices,
-    )
-    check_plan(plan, config.allow_downloads)
-    return plan
-
-
-def summarize(job_id: str, result: RunResult, out_dir: Any) -> dict[str, Any]:
-    nodes, outputs = {}, []
-    for nid, r in result.nodes.items():
-        names = [relative_name(p, out_dir) for p in r.outputs]
-        nodes[nid] = {
-            "state": r.state,
-            "cached": r.state == "cached",
-            "source": r.source,
-            "seconds": round(r.seconds, 4),
-            "device": r.device,
-            "error": r.error,
-            "outputs": names,
-        }
-        outputs += [{"node": nid, "name": n, "url": f"/jobs/{job_id}/outputs/{n}"} for n in names]
-    error = None
-    if result.error is not None:
-        e = result.error
-        error = {"message": str(e), "node": e.node, "type": e.node_type, "input": e.input}
-    return {"nodes": nodes, "outputs": outputs, "error": error, "seconds": round(result.seconds, 4)}
 
 
 class WorkerLost(Exception):

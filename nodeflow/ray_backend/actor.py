@@ -29,7 +29,7 @@ from nodeflow.executor import Executor
 from nodeflow.jobs import store as st
 from nodeflow.jobs.broadcast import PREVIEW_MAX_SIDE, Throttle, relative_name
 from nodeflow.jobs.config import ServerConfig
-from nodeflow.jobs.worker import plan_request, summarize
+from nodeflow.jobs.planning import plan_request, summarize
 from nodeflow.ray_backend.files import job_outputs, place_files
 from nodeflow.registry import load_nodes
 

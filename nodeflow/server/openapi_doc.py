@@ -1,8 +1,16 @@
-"""What the middleware does, declared in the OpenAPI document: the bearer-token scheme,
-and the 401, 403, 413 and 422 answers that come from outside the routes themselves."""
+"""The OpenAPI document: FastAPI's, plus every node type's inputs, plus what the middleware
+does: the bearer-token scheme, and the 401, 403, 413 and 422 answers that come from outside
+the routes themselves."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from ..schema import graph_schema
 from .auth import PUBLIC_PATHS
 from .origin import SAFE_METHODS
 
@@ -39,3 +47,20 @@ def declare_guards(spec: dict, token_required: bool) -> dict:
                     "422", _answer("invalid request or graph: every problem, by node and input", INVALID_REF)
                 )
     return spec
+
+
+def openapi_document(app: FastAPI, token_required: bool) -> dict[str, Any]:
+    """FastAPI's schema, plus every node type's inputs from the node schemas
+    (`nodeflow schema`), as components node_<Type> and GraphWithNodeTypes."""
+    spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    graph = json.loads(json.dumps(graph_schema()).replace("#/$defs/", "#/components/schemas/"))
+    components = spec.setdefault("components", {}).setdefault("schemas", {})
+    components.update(graph.pop("$defs"))
+    graph.pop("$schema", None)
+    graph.pop("$id", None)
+    components["GraphWithNodeTypes"] = {
+        **graph,
+        "title": "GraphWithNodeTypes",
+        "description": "The graph in a submit, with each node type's inputs spelled out.",
+    }
+    return declare_guards(spec, token_required=token_required)

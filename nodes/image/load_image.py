@@ -17,7 +17,8 @@ MAX_PIXELS = 100_000_000
 
 class LoadImage(Node):
     """Load an image as RGB, honouring EXIF orientation, optionally shrunk to a max side.
-    `path` resolves against the input directory (--input-dir, $NODEFLOW_INPUT_DIR, ./inputs).
+    `path` resolves against the input directory: `nodeflow run --input-dir`, $NODEFLOW_INPUT_DIR or ./inputs;
+    in the server, where uploads go: `nodeflow serve --input-dir` or DATA_DIR/inputs.
     With `url` and `sha256`, a missing file is downloaded once into the cache and verified."""
 
     version = "1"

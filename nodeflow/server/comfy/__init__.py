@@ -6,16 +6,13 @@ Everything here translates and delegates: prompts become nodeflow graphs, valida
 planner and queued in the one persistent job store; the worker runs them; the event broker's
 messages become ComfyUI's. There is no second queue, executor or cache.
 
-  catalogue.py  node schemas -> object_info
-  translate.py  API-format prompts <-> graphs, id maps, output indices
-  workflow.py   editor workflows (LiteGraph JSON) <-> graphs
-  convert.py    files: `nodeflow convert`
-  errors.py     planner issues -> node_errors
-  history.py    jobs -> history entries, queue items, /api/jobs items
-  events.py     broker messages -> WebSocket messages and binary preview frames
-  frontend.py   the editor's static files and its start-up routes
-  routes.py     the HTTP routes; websocket.py: /ws
+The formats (nodeflow/comfy/: catalogue, translate, workflow, convert, errors, history,
+events) import only nodeflow's engine, so the CLI and the Save node use them without the
+server's dependencies. Here, the routers the app includes:
 
-The translation modules import only nodeflow's engine, so the CLI and the Save node can use
-them without the server's dependencies.
+  routes.py     ComfyUI's HTTP routes (/prompt, /queue, /history, /object_info, /view, /upload/image, ...)
+  userdata.py   the editor's user data (/userdata: saved workflows, the bundled graphs' workflows)
+  frontend.py   the editor's start-up routes (settings, templates, ...); editor_router(): its static files
+  websocket.py  WS /ws: ComfyUI's message stream
+  files.py      files as ComfyUI names them (input/output folder, subfolder, annotations)
 """

@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 
 from nodeflow.comfy.catalogue import BUNDLED_GRAPHS
 from nodeflow.comfy.thumbnail import graph_svg
@@ -23,7 +24,7 @@ from nodeflow.jobs.config import ServerConfig
 
 from ... import __version__
 from ...cache import atomic_write
-from . import userdata
+from ..deps import Config
 from .routes import body_json, both
 from .websocket import server_features
 
@@ -105,134 +106,160 @@ def bundled_workflows() -> dict[str, dict]:
     return {name: graph_to_workflow(g) for name, g in bundled_graphs().items()}
 
 
-def create_router(config: ServerConfig) -> APIRouter:
+def editor_dir(config: ServerConfig) -> Path:
+    """The editor's settings and user data, in the data dir."""
+    return config.data_dir / "editor"
+
+
+def settings_of(config: ServerConfig) -> Settings:
+    return Settings(editor_dir(config) / "settings.json")
+
+
+router = APIRouter()
+
+
+@both(router, "GET", "/users")
+def users() -> Any:
+    return {"storage": "server", "migrated": True}
+
+
+@both(router, "GET", "/settings")
+def get_settings(config: Config) -> Any:
+    return settings_of(config).read()
+
+
+@both(router, "POST", "/settings")
+async def post_settings(request: Request, config: Config) -> Any:
+    body = await body_json(request, {})
+    if not isinstance(body, dict):
+        return JSONResponse({"error": "settings must be a JSON object"}, status_code=400)
+    settings_of(config).update(body)
+    return Response(status_code=200)
+
+
+@both(router, "GET", "/settings/{setting_id}")
+def get_setting(setting_id: str, config: Config) -> Any:
+    return settings_of(config).read().get(setting_id)
+
+
+@both(router, "POST", "/settings/{setting_id}")
+async def post_setting(setting_id: str, request: Request, config: Config) -> Any:
+    value = await body_json(request, None)
+    if value is ...:
+        return JSONResponse({"error": "the value must be JSON"}, status_code=400)
+    settings_of(config).update({setting_id: value})
+    return Response(status_code=200)
+
+
+@both(router, "GET", "/extensions")
+def extensions() -> Any:
+    return ["/nodeflow/nodeflow.js"]
+
+
+@router.get("/nodeflow/nodeflow.js", include_in_schema=False)
+def extension() -> Any:
+    return FileResponse(WEB / "nodeflow.js", media_type="text/javascript")
+
+
+@both(router, "GET", "/features")
+def features(config: Config) -> Any:
+    return server_features(config.max_upload_bytes)
+
+
+@both(router, "GET", "/system_stats")
+def system_stats() -> Any:
+    return {
+        "system": {
+            "os": sys.platform,
+            "python_version": sys.version,
+            "embedded_python": False,
+            "comfyui_version": f"nodeflow {__version__}",
+            "pytorch_version": "",
+            "argv": ["nodeflow", "serve"],
+            "ram_total": 0,
+            "ram_free": 0,
+            "installed_templates_version": "",
+            "required_templates_version": "",
+        },
+        "devices": [
+            {
+                "name": platform.machine() or "cpu",
+                "type": "cpu",
+                "index": 0,
+                "vram_total": 0,
+                "vram_free": 0,
+                "torch_vram_total": 0,
+                "torch_vram_free": 0,
+            }
+        ],
+    }
+
+
+for path, empty in (
+    ("/embeddings", []),
+    ("/models", []),
+    ("/i18n", {}),
+    ("/workflow_templates", {}),
+    ("/global_subgraphs", {}),
+    ("/experiment/models", []),
+):
+    both(router, "GET", path)(lambda empty=empty: empty)
+
+
+@router.get("/user.css", include_in_schema=False)
+def user_css() -> Any:
+    return Response("", media_type="text/css")
+
+
+@router.get("/templates/index.json", include_in_schema=False)
+def templates() -> Any:
+    return template_index()
+
+
+@router.get("/templates/index_logo.json", include_in_schema=False)
+def template_logos() -> Any:
+    return {}
+
+
+@router.get("/templates/{name}.json", include_in_schema=False)
+def template(name: str) -> Any:
+    graphs = bundled_graphs()
+    graph = graphs.get(DEFAULT_TEMPLATE if name == "default" else name)
+    if graph is None:
+        return JSONResponse({"error": f"no template {name!r}"}, status_code=404)
+    return graph_to_workflow(graph)
+
+
+@router.get("/templates/{name}-1.svg", include_in_schema=False)
+def thumbnail(name: str) -> Any:
+    graph = bundled_graphs().get(name)
+    if graph is None:
+        return Response(status_code=404)
+    return Response(graph_svg(graph), media_type="image/svg+xml")
+
+
+def editor_router(root: Path | None) -> APIRouter:
+    """The editor at / when the frontend is installed (root: its static folder), else a page
+    that says how to install it. Include it last: its GET /{path} is matched after every
+    other route, as the static files under / always were."""
     router = APIRouter()
-    router.include_router(userdata.create_router(config.data_dir / "editor" / "userdata", bundled_workflows))
-    settings = Settings(config.data_dir / "editor" / "settings.json")
-
-    @both(router, "GET", "/users")
-    def users() -> Any:
-        return {"storage": "server", "migrated": True}
-
-    @both(router, "GET", "/settings")
-    def get_settings() -> Any:
-        return settings.read()
-
-    @both(router, "POST", "/settings")
-    async def post_settings(request: Request) -> Any:
-        body = await body_json(request, {})
-        if not isinstance(body, dict):
-            return JSONResponse({"error": "settings must be a JSON object"}, status_code=400)
-        settings.update(body)
-        return Response(status_code=200)
-
-    @both(router, "GET", "/settings/{setting_id}")
-    def get_setting(setting_id: str) -> Any:
-        return settings.read().get(setting_id)
-
-    @both(router, "POST", "/settings/{setting_id}")
-    async def post_setting(setting_id: str, request: Request) -> Any:
-        value = await body_json(request, None)
-        if value is ...:
-            return JSONResponse({"error": "the value must be JSON"}, status_code=400)
-        settings.update({setting_id: value})
-        return Response(status_code=200)
-
-    @both(router, "GET", "/extensions")
-    def extensions() -> Any:
-        return ["/nodeflow/nodeflow.js"]
-
-    @router.get("/nodeflow/nodeflow.js", include_in_schema=False)
-    def extension() -> Any:
-        return FileResponse(WEB / "nodeflow.js", media_type="text/javascript")
-
-    @both(router, "GET", "/features")
-    def features() -> Any:
-        return server_features(config.max_upload_bytes)
-
-    @both(router, "GET", "/system_stats")
-    def system_stats() -> Any:
-        return {
-            "system": {
-                "os": sys.platform,
-                "python_version": sys.version,
-                "embedded_python": False,
-                "comfyui_version": f"nodeflow {__version__}",
-                "pytorch_version": "",
-                "argv": ["nodeflow", "serve"],
-                "ram_total": 0,
-                "ram_free": 0,
-                "installed_templates_version": "",
-                "required_templates_version": "",
-            },
-            "devices": [
-                {
-                    "name": platform.machine() or "cpu",
-                    "type": "cpu",
-                    "index": 0,
-                    "vram_total": 0,
-                    "vram_free": 0,
-                    "torch_vram_total": 0,
-                    "torch_vram_free": 0,
-                }
-            ],
-        }
-
-    for path, empty in (
-        ("/embeddings", []),
-        ("/models", []),
-        ("/i18n", {}),
-        ("/workflow_templates", {}),
-        ("/global_subgraphs", {}),
-        ("/experiment/models", []),
-    ):
-        both(router, "GET", path)(lambda empty=empty: empty)
-
-    @router.get("/user.css", include_in_schema=False)
-    def user_css() -> Any:
-        return Response("", media_type="text/css")
-
-    @router.get("/templates/index.json", include_in_schema=False)
-    def templates() -> Any:
-        return template_index()
-
-    @router.get("/templates/index_logo.json", include_in_schema=False)
-    def template_logos() -> Any:
-        return {}
-
-    @router.get("/templates/{name}.json", include_in_schema=False)
-    def template(name: str) -> Any:
-        graphs = bundled_graphs()
-        graph = graphs.get(DEFAULT_TEMPLATE if name == "default" else name)
-        if graph is None:
-            return JSONResponse({"error": f"no template {name!r}"}, status_code=404)
-        return graph_to_workflow(graph)
-
-    @router.get("/templates/{name}-1.svg", include_in_schema=False)
-    def thumbnail(name: str) -> Any:
-        graph = bundled_graphs().get(name)
-        if graph is None:
-            return Response(status_code=404)
-        return Response(graph_svg(graph), media_type="image/svg+xml")
-
-    return router
-
-
-def mount_editor(app: FastAPI) -> None:
-    """Serve the editor at / when the frontend is installed; else say how to install it.
-    Mounted last: every API route is matched before the static files."""
-    root = static_root()
     if root is None:
 
-        @app.get("/", include_in_schema=False)
+        @router.get("/", include_in_schema=False)
         def install_hint() -> Any:
             return HTMLResponse(NOT_INSTALLED.format(version=html.escape(__version__), pin=FRONTEND_PIN))
 
-        return
-    from fastapi.staticfiles import StaticFiles
+        return router
+    static = StaticFiles(directory=root)
 
-    @app.get("/", include_in_schema=False)
+    @router.get("/", include_in_schema=False)
     def index() -> Any:
         return FileResponse(root / "index.html", headers={"Cache-Control": "no-cache"})
 
-    app.mount("/", StaticFiles(directory=root), name="editor")
+    @router.api_route("/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
+    async def static_file(path: str, request: Request) -> Response:
+        """A file of the editor, answered as StaticFiles answers it (404 for anything else,
+        304 for a copy the browser has); other methods get 405, as they did from the mount."""
+        return await static.get_response(static.get_path(request.scope), request.scope)
+
+    return router

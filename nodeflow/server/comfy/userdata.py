@@ -11,8 +11,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+from nodeflow.jobs.config import ServerConfig
+
 from ...cache import atomic_write
+from ..deps import Config
 from .files import confined
+from .frontend import bundled_graphs, bundled_workflows, editor_dir
 from .routes import both
 
 BUNDLED_DIR = "workflows/nodeflow"  # the workflow browser lists "workflows" recursively
@@ -34,75 +38,83 @@ def _info(path: Path, root: Path) -> dict[str, Any]:
     }
 
 
-def create_router(root: Path, bundled: Any) -> APIRouter:
-    """`bundled()` returns {name: workflow} of the bundled graphs."""
-    router = APIRouter()
-    (root / "workflows").mkdir(parents=True, exist_ok=True)
+def user_dir(config: ServerConfig) -> Path:
+    return editor_dir(config) / "userdata"
 
-    def virtual(rel: str) -> dict | None:
-        folder, _, name = rel.rpartition("/")
-        if folder != BUNDLED_DIR or not name.endswith(".json"):
-            return None
-        return bundled().get(name[:-5])
 
-    @both(router, "GET", "/userdata")
-    def list_files(dir: str = "", recurse: str = "", full_info: str = "", split: str = "") -> Any:
-        if not dir:
-            return JSONResponse({"error": "dir is required"}, status_code=400)
-        base = confined(root, dir)
-        files = [p for p in (base.rglob("*") if recurse == "true" else base.glob("*")) if p.is_file()]
-        out: list[Any] = [
-            _info(p, base) if full_info == "true" else p.relative_to(base).as_posix() for p in sorted(files)
-        ]
-        if dir.strip("/") == "workflows" and recurse == "true":
-            shown = {o["path"] if isinstance(o, dict) else o for o in out}
-            for rel in (f"nodeflow/{name}.json" for name in bundled()):
-                if rel not in shown:
-                    out.append({"path": rel, "size": 0, "modified": 0, "created": 0} if full_info == "true" else rel)
-        if split == "true" and full_info != "true":
-            out = [[p, *p.split("/")] for p in out]
-        return out
+def virtual(rel: str) -> dict | None:
+    """A bundled graph's workflow, where the workflow browser lists it."""
+    folder, _, name = rel.rpartition("/")
+    if folder != BUNDLED_DIR or not name.endswith(".json"):
+        return None
+    return bundled_workflows().get(name[:-5])
 
-    @router.post("/api/userdata/{file:path}/move/{dest:path}", include_in_schema=False)
-    @router.post("/userdata/{file:path}/move/{dest:path}", include_in_schema=False)
-    def move(file: str, dest: str, overwrite: str = "true", full_info: str = "false") -> Any:
-        src, target = confined(root, file), confined(root, dest)
-        if not src.is_file():
-            return JSONResponse({"error": f"no file {file!r}"}, status_code=404)
-        if overwrite == "false" and target.exists():
-            return JSONResponse({"error": "File already exists"}, status_code=409)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(src, target)
-        return _info(target, root) if full_info == "true" else target.relative_to(root).as_posix()
 
-    @both(router, "GET", "/userdata/{file:path}")
-    def get_file(file: str) -> Any:
-        path = confined(root, file)
-        if path.is_file():
-            return FileResponse(path, media_type="application/json" if path.suffix == ".json" else None)
-        shown = virtual(file)
-        if shown is not None:
-            return shown
-        if file in EMPTY_FILES:
-            text, media = EMPTY_FILES[file]
-            return Response(text, media_type=media)
+router = APIRouter()
+
+
+@both(router, "GET", "/userdata")
+def list_files(config: Config, dir: str = "", recurse: str = "", full_info: str = "", split: str = "") -> Any:
+    if not dir:
+        return JSONResponse({"error": "dir is required"}, status_code=400)
+    base = confined(user_dir(config), dir)
+    files = [p for p in (base.rglob("*") if recurse == "true" else base.glob("*")) if p.is_file()]
+    out: list[Any] = [_info(p, base) if full_info == "true" else p.relative_to(base).as_posix() for p in sorted(files)]
+    if dir.strip("/") == "workflows" and recurse == "true":
+        shown = {o["path"] if isinstance(o, dict) else o for o in out}
+        for rel in (f"nodeflow/{name}.json" for name in bundled_graphs()):
+            if rel not in shown:
+                out.append({"path": rel, "size": 0, "modified": 0, "created": 0} if full_info == "true" else rel)
+    if split == "true" and full_info != "true":
+        out = [[p, *p.split("/")] for p in out]
+    return out
+
+
+@router.post("/api/userdata/{file:path}/move/{dest:path}", include_in_schema=False)
+@router.post("/userdata/{file:path}/move/{dest:path}", include_in_schema=False)
+def move(file: str, dest: str, config: Config, overwrite: str = "true", full_info: str = "false") -> Any:
+    root = user_dir(config)
+    src, target = confined(root, file), confined(root, dest)
+    if not src.is_file():
         return JSONResponse({"error": f"no file {file!r}"}, status_code=404)
+    if overwrite == "false" and target.exists():
+        return JSONResponse({"error": "File already exists"}, status_code=409)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(src, target)
+    return _info(target, root) if full_info == "true" else target.relative_to(root).as_posix()
 
-    @both(router, "POST", "/userdata/{file:path}")
-    async def put_file(file: str, request: Request, overwrite: str = "true", full_info: str = "false") -> Any:
-        path = confined(root, file)
-        if overwrite == "false" and path.exists():
-            return JSONResponse({"error": "File already exists"}, status_code=409)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, await request.body())
-        return _info(path, root) if full_info == "true" else path.relative_to(root).as_posix()
 
-    @both(router, "DELETE", "/userdata/{file:path}")
-    def delete_file(file: str) -> Any:
-        path = confined(root, file)
-        if not path.is_file():
-            return JSONResponse({"error": f"no file {file!r}"}, status_code=404)
-        path.unlink()
-        return Response(status_code=204)
+@both(router, "GET", "/userdata/{file:path}")
+def get_file(file: str, config: Config) -> Any:
+    path = confined(user_dir(config), file)
+    if path.is_file():
+        return FileResponse(path, media_type="application/json" if path.suffix == ".json" else None)
+    shown = virtual(file)
+    if shown is not None:
+        return shown
+    if file in EMPTY_FILES:
+        text, media = EMPTY_FILES[file]
+        return Response(text, media_type=media)
+    return JSONResponse({"error": f"no file {file!r}"}, status_code=404)
 
-    return router
+
+@both(router, "POST", "/userdata/{file:path}")
+async def put_file(
+    file: str, request: Request, config: Config, overwrite: str = "true", full_info: str = "false"
+) -> Any:
+    root = user_dir(config)
+    path = confined(root, file)
+    if overwrite == "false" and path.exists():
+        return JSONResponse({"error": "File already exists"}, status_code=409)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, await request.body())
+    return _info(path, root) if full_info == "true" else path.relative_to(root).as_posix()
+
+
+@both(router, "DELETE", "/userdata/{file:path}")
+def delete_file(file: str, config: Config) -> Any:
+    path = confined(user_dir(config), file)
+    if not path.is_file():
+        return JSONResponse({"error": f"no file {file!r}"}, status_code=404)
+    path.unlink()
+    return Response(status_code=204)

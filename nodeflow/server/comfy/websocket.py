@@ -13,25 +13,26 @@ import asyncio
 import json
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable
 
-from fastapi import WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from nodeflow.comfy import events as ev
-from nodeflow.comfy.history import RecentJobs, view
-from nodeflow.jobs import store as st
-from nodeflow.jobs.broadcast import Broker
+from nodeflow.comfy.history import view
+
+from ..deps import Config, Events, Recent, Store
 
 KNOWN_JOBS = 64
+
+router = APIRouter()
 
 
 def server_features(max_upload_bytes: int) -> dict:
     return {"supports_preview_metadata": True, "max_upload_size": max_upload_bytes}
 
 
-async def serve_socket(
-    ws: WebSocket, broker: Broker, store: Callable[[], st.JobStore], recent: RecentJobs, features: dict
-) -> None:
+@router.websocket("/ws")
+async def comfy_socket(ws: WebSocket, config: Config, broker: Events, store: Store, recent: Recent) -> None:
+    features = server_features(config.max_upload_bytes)
     await ws.accept()
     sid = ws.query_params.get("clientId") or uuid.uuid4().hex
     sub, _ = broker.subscribe(None)
@@ -39,7 +40,7 @@ async def serve_socket(
     client_features: dict = {}
 
     async def remaining() -> int:
-        return await asyncio.to_thread(store().unfinished)
+        return await asyncio.to_thread(store.unfinished)
 
     async def run_of(msg: dict) -> ev.RunTranslator | None:
         """This client's translator for the message's job, or None for someone else's job."""
@@ -48,7 +49,7 @@ async def serve_socket(
             if msg.get("event") == "job_queued" and msg.get("client_id") != sid:
                 runs[job_id] = None  # queued by another client: no need to look it up
             else:
-                job = recent.get(job_id) or await asyncio.to_thread(store().get, job_id)
+                job = recent.get(job_id) or await asyncio.to_thread(store.get, job_id)
                 runs[job_id] = ev.RunTranslator(job, view(job)) if job is not None and job.client_id == sid else None
             while len(runs) > KNOWN_JOBS:
                 runs.popitem(last=False)
@@ -82,7 +83,7 @@ async def serve_socket(
             run = await run_of(msg)
             stored = None
             if run is not None and run.needs_stored_job(msg):
-                stored = await asyncio.to_thread(store().get, msg["job_id"])
+                stored = await asyncio.to_thread(store.get, msg["job_id"])
             rich = client_features.get("supports_preview_metadata") is True
             for out in run.translate(msg, stored, rich) if run is not None else []:
                 if isinstance(out, bytes):

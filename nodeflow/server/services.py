@@ -1,0 +1,76 @@
+"""The services every route shares, kept on `app.state` (routes reach them through deps.py):
+
+  config   the ServerConfig                  scrub    the Scrubber of the data dir's paths
+  broker   the event broker (progress)       recent   the jobs /prompt just queued
+  store    the persistent job store          pool     the worker pool (or the Ray backend's)
+  groups   sweep groups
+
+The first four exist from create_app on; the store, the pool and the groups are opened by the
+lifespan, when the server starts, and closed when it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from nodeflow.cache import DiskCache
+from nodeflow.comfy.history import RecentJobs
+from nodeflow.executor import Executor
+from nodeflow.jobs import store as st
+from nodeflow.jobs.broadcast import Broker
+from nodeflow.jobs.config import ServerConfig, make_private
+from nodeflow.jobs.groups import Groups
+from nodeflow.jobs.planning import plan_request
+from nodeflow.jobs.scrub import Scrubber
+from nodeflow.jobs.worker import WorkerPool
+
+from .comfy.frontend import editor_dir
+
+
+def attach(app: FastAPI, config: ServerConfig) -> None:
+    """The services that need no start-up."""
+    app.state.config = config
+    app.state.scrub = scrub = Scrubber(config.data_dir)
+    app.state.broker = Broker(clean=scrub.deep)
+    app.state.recent = RecentJobs()
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the data dir, recover the store, start the workers; stop them at the end."""
+    config: ServerConfig = app.state.config
+    make_private(config.data_dir)
+    for d in (config.input_dir, config.output_root, config.cache_dir, editor_dir(config) / "userdata" / "workflows"):
+        d.mkdir(parents=True, exist_ok=True)
+    store = st.JobStore(config.db_path)
+    interrupted, requeued = store.recover(config.requeue_interrupted)
+    if interrupted or requeued:
+        print(
+            f"nodeflow: {len(interrupted)} job(s) interrupted by the last stop"
+            + (f", {len(requeued)} re-queued" if requeued else ""),
+            file=sys.stderr,
+        )
+    backend = None
+    if config.ray_address:
+        from nodeflow.ray_backend import RayBackend  # Ray is imported only here
+
+        backend = await asyncio.to_thread(RayBackend, config)
+    executor = Executor(disk=DiskCache(config.cache_dir))
+    pool = WorkerPool(config, store, app.state.broker, executor, backend, app.state.scrub)
+    pool.groups = groups = Groups(config, store, plan_request)
+    app.state.store, app.state.pool, app.state.groups = store, pool, groups
+    for group_id in store.unfinished_groups():  # its last job ended just before a crash
+        groups.finish_if_done(group_id)
+    pool.prune()  # the history limit may have been lowered since the last run
+    pool.start()
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(pool.stop)
+        store.close()
+        print("nodeflow: stopped", file=sys.stderr, flush=True)
