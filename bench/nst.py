@@ -193,12 +193,12 @@ def nodeflow_step_fn(content, style, precision: str = "float32", channels_last: 
     """One AdamOptimize step (the same code the node runs), as a callable."""
     import torch
 
-    from nodes.nst import _objective, _optimizers, _tensors
+    from nodes.nst import _keras_adam, _objective, _tensors
 
     terms = nodeflow_terms(content, style, channels_last)
     objective = _objective.Objective(terms, content.shape[:2], "cpu", precision=precision)
     x = _tensors.image_tensor(content, "cpu").requires_grad_(True)
-    opt = _optimizers.KerasAdam(x, 0.02, 0.99, 0.999, 0.1)
+    opt = _keras_adam.KerasAdam(x, 0.02, 0.99, 0.999, 0.1)
 
     def step():
         total, _ = objective(x)

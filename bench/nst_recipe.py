@@ -128,7 +128,7 @@ def compute_curve(
     from nst import load, nodeflow_terms
 
     from nodes._shared.pixels import from_torch, to_pil
-    from nodes.nst import _optimizers, _tensors
+    from nodes.nst import _adam, _run_record, _tensors
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
     content, style = load(content_name, size), load(style_name, size)
@@ -162,9 +162,9 @@ def compute_curve(
             images.mkdir(parents=True, exist_ok=True)
             to_pil(pixels).save(images / f"{path.stem}_step{i}.png")
 
-    hooks = _optimizers.Hooks(evaluated=evaluated, preview=preview, preview_every=every)
+    hooks = _run_record.Hooks(evaluated=evaluated, preview=preview, preview_every=every)
     started = time.perf_counter()
-    _optimizers.run_adam(
+    _adam.run_adam(
         nodeflow_terms(content, style),
         _tensors.image_tensor(content, "cpu"),
         stages=[(content.shape[:2], steps)],

@@ -15,7 +15,7 @@ from pathlib import Path
 from nst import ASSETS, ROOT, load, nodeflow_step_fn, time_steps
 from nst_recipe import curve_path, read_curve, read_regions, region_tvs
 
-from nodes.nst._optimizers import result_total
+from nodes.nst._run_record import result_total
 
 
 def recipe_step_seconds(content_name: str, style_name: str, size: int, n: int = 3) -> float:

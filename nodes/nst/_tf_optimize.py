@@ -1,6 +1,6 @@
 """AdamOptimize on TensorFlow: the tutorial's train step (GradientTape, Keras Adam, clipping)
 as a tf.function, coarse to fine, with the same hooks and history as the torch route
-(_optimizers.py). TensorFlow is imported inside functions only."""
+(_adam.py, _run_record.py). TensorFlow is imported inside functions only."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import numpy as np
 from nodes._shared.tf_device import tf_device
 
 from ._losses import LossTerm, term_names
-from ._optimizers import History, Hooks, _Run, lr_at
+from ._run_record import History, Hooks, RunRecord
+from ._schedules import lr_at
 from ._tf_losses import resize_image, term_value
 
 
@@ -104,7 +105,7 @@ def run_adam_tf(
 
     hooks = hooks or Hooks()
     # Previews get numpy images, as the node expects them from either route.
-    run = _Run(
+    run = RunRecord(
         dataclasses.replace(hooks, preview=lambda x, i: hooks.preview(x.numpy()[0], i)), sum(n for _, n in stages)
     )
     with tf.device(tf_device(device)):
