@@ -64,7 +64,8 @@ class TrainStep:
         return self.step()
 
 
-def _keras_adam(lr: float, beta1: float, beta2: float, eps: float):
+def keras_adam(lr: float, beta1: float, beta2: float, eps: float):
+    """The Keras Adam optimizer the tutorial steps with."""
     import tensorflow as tf
 
     return tf.keras.optimizers.Adam(learning_rate=lr, beta_1=beta1, beta_2=beta2, epsilon=eps)
@@ -110,11 +111,11 @@ def run_adam_tf(
     )
     with tf.device(tf_device(device)):
         image = tf.Variable(resize_image(tf.constant(start[None]), stages[0][0]))
-        opt = _keras_adam(lr, beta1, beta2, eps)
+        opt = keras_adam(lr, beta1, beta2, eps)
         for size, n in stages:
             if tuple(image.shape[1:3]) != tuple(size):
                 image = tf.Variable(resize_image(image, size))
-                old, opt = opt, _keras_adam(lr, beta1, beta2, eps)
+                old, opt = opt, keras_adam(lr, beta1, beta2, eps)
                 _carry_moments(old, opt, image, size)
             objective = TFObjective(terms, size, device)
             step = TrainStep(objective, image, opt, jit_compile)
