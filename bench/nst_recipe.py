@@ -6,7 +6,7 @@ turn step counts into seconds. Write (or extend) a curve:
 
     .venv/bin/python bench/nst_recipe.py --content astronaut.png --style starry_night.jpg --size 512 --steps 1000
 
-It also writes, beside the curve, the TV inside REGIONS (the astronaut's face) every 100 steps;
+It also writes, beside the curve, the TV inside _nst_common.REGIONS (the astronaut's face) every 100 steps;
 `--regions-from DIR` writes that file from the images an earlier `--images DIR` run saved.
 
 The recipe is AdamOptimize's defaults (Keras Adam lr 0.02, beta1 0.99, epsilon 0.1, clipped to

@@ -161,13 +161,13 @@ class OptimizerNode(Node, abstract=True):
             done = i
             self.ctx.progress(i, n)
 
-        time_limited = TimeLimit(time_limit)
+        limit = TimeLimit(time_limit)
         hooks = Hooks(
             step=step,
             preview=preview,
             cancelled=self.ctx.check_cancelled,
             preview_every=preview_every,
-            stop=time_limited,
+            stop=limit,
         )
         result, history = self.optimize(terms, start, stages, hooks, precision=precision, framework=framework, **rest)
         out = resize(result, w, h) if isinstance(result, np.ndarray) else from_torch(resize_tensor(result, (h, w)))
@@ -181,7 +181,7 @@ class OptimizerNode(Node, abstract=True):
             "stages": [[list(s), n] for s, n in stages],
             "terms": [t.describe() for t in terms],
             "steps": done,
-            "time_limited": time_limited.reached,
+            "time_limited": limit.reached,
             "evaluations": len(history.total),
             "final_loss": history.result_total(),
             "seconds": history.seconds[-1] if history.seconds else 0.0,
