@@ -116,6 +116,12 @@ def bench_routes(server: Server, jobs: int, rounds: int) -> None:
     print(f"  median ratio /prompt : /jobs over {rounds} rounds: {statistics.median(ratios):.3f}x (target <= 1.05x)")
 
 
+def appender(items: list):
+    """An event handler that appends each event to `items` (playwright wants a function it may
+    set attributes on, not a bound builtin such as items.append)."""
+    return lambda event: items.append(event)
+
+
 def bench_editor(server: Server, loads: int, tmp: Path) -> None:
     try:
         from playwright.sync_api import sync_playwright
@@ -136,7 +142,7 @@ def bench_editor(server: Server, loads: int, tmp: Path) -> None:
             page = context.new_page()
             page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(local) else r.abort())
             responses = []
-            page.on("requestfinished", lambda r: responses.append(r))
+            page.on("requestfinished", appender(responses))
             t0 = time.perf_counter()
             page.goto(local + "/")
             page.wait_for_function("window.app && app.graph && app.graph._nodes.length > 0", timeout=120_000)
@@ -151,7 +157,8 @@ def bench_editor(server: Server, loads: int, tmp: Path) -> None:
         f"(min {min(times):.2f}, max {max(times):.2f})"
     )
     print(
-        f"  from the server: median {statistics.median(sizes) / 1e6:.2f} MB in {int(statistics.median(counts))} responses"
+        f"  from the server: median {statistics.median(sizes) / 1e6:.2f} MB "
+        f"in {int(statistics.median(counts))} responses"
     )
 
 

@@ -62,6 +62,20 @@ def main() -> int:
             inside.append(time.perf_counter() - t0)
 
     sess.run = timed_run  # the node gets this same cached session object
+
+    def bare(x) -> float:
+        t0 = time.perf_counter()
+        bare_run(None, {names[0]: x, names[1]: vector})
+        return time.perf_counter() - t0
+
+    def node(plan, own: list) -> float:
+        inside.clear()
+        result = Executor().run(plan)  # fresh value caches: the node really runs
+        assert result.status == "succeeded", result.error
+        seconds = result.nodes["stylize"].seconds
+        own.append(seconds - sum(inside))
+        return seconds
+
     print(
         f"onnxruntime {__import__('onnxruntime').__version__}, {_onnx.cpu_threads()} thread(s), "
         f"providers {sess.get_providers()}; {args.reps} reps, medians"
@@ -86,31 +100,18 @@ def main() -> int:
         }
         plan = build_plan(parse_graph({"nodes": nodes}), Settings(input_dir=work), only=["stylize"])
         x = np.ascontiguousarray(_style.pad_to_multiple(from_pil(Image.open(content_file)))[None])
-
-        def bare() -> float:
-            t0 = time.perf_counter()
-            bare_run(None, {names[0]: x, names[1]: vector})
-            return time.perf_counter() - t0
-
-        def node() -> float:
-            inside.clear()
-            result = Executor().run(plan)  # fresh value caches: the node really runs
-            assert result.status == "succeeded", result.error
-            seconds = result.nodes["stylize"].seconds
-            own.append(seconds - sum(inside))
-            return seconds
-
         b, n, own = [], [], []
-        bare(), node()  # warm-up: sessions, memo, allocator
+        bare(x), node(plan, own)  # warm-up: sessions, memo, allocator
         own.clear()
         for _ in range(args.reps):  # interleaved, so contention hits both alike
-            b.append(bare())
-            n.append(node())
+            b.append(bare(x))
+            n.append(node(plan, own))
         mb, mn = statistics.median(b), statistics.median(n)
         rows[size] = (mb, mn, statistics.median(own))
         # The ratio of the fastest runs: least disturbed by other processes on a shared machine.
         print(
-            f"{size:>6} {mb:>11.4f} {mn:>11.4f} {mn / mb:>10.3f} {min(n) / min(b):>10.3f} {1000 * statistics.median(own):>7.1f}"
+            f"{size:>6} {mb:>11.4f} {mn:>11.4f} {mn / mb:>10.3f} {min(n) / min(b):>10.3f} "
+            f"{1000 * statistics.median(own):>7.1f}"
         )
 
     if 512 in rows:

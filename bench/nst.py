@@ -7,7 +7,8 @@ It prints, on this machine and in this run:
   1. seconds per step of a faithful TensorFlow reimplementation of the tutorial recipe
      (Keras VGG16 with the same offline weights, the same objective, Keras Adam lr 0.02,
      beta1 0.99, epsilon 0.1, clipping) and of nodeflow's AdamOptimize on torch (channels-last,
-     the NCHW layout and glibc's allocator defaults for comparison) and on TensorFlow (with and without XLA), and their ratios;
+     the NCHW layout and glibc's allocator defaults for comparison) and on TensorFlow (with and
+     without XLA), and their ratios;
   2. nodeflow's step time against the FLOP limit: conv FLOPs of forward plus backward (input
      gradient only; the weights are frozen) to the deepest layer, over a measured matmul GFLOP/s;
   3. for the bundled graphs (nst_starry.json, nst_starry_hq.json) on several content/style
@@ -22,47 +23,25 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _nst_common import (  # before nodes: it puts the checkout on the path, sets up torch's environment
+    CONTENT_LAYERS,
+    CONTENT_WEIGHT,
+    STYLE_LAYERS,
+    STYLE_WEIGHT,
+    TV_WEIGHT,
+    load,
+    nodeflow_step_fn,
+    time_steps,
+)
+from nst_routes import report_routes
 
-# On shared cores, OpenMP threads that spin-wait slow torch down several times (TF's own
-# thread pool doesn't spin). Must be set before torch is imported.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-ASSETS = Path(os.environ.get("NODEFLOW_INPUT_DIR") or ROOT.parent / "shared" / "assets")
-
-import nodes._shared.torch_device  # noqa: E402,F401  (the allocator setting the nodes run with)
-from nodes._shared import allocator  # noqa: E402
-
-# The tutorial's layers and weights, shared by both sides (nodes._nst imports no torch).
-from nodes.nst._losses import TUTORIAL_CONTENT_LAYERS as CONTENT_LAYERS  # noqa: E402
-from nodes.nst._losses import TUTORIAL_CONTENT_WEIGHT as CONTENT_WEIGHT  # noqa: E402
-from nodes.nst._losses import TUTORIAL_STYLE_LAYERS as STYLE_LAYERS  # noqa: E402
-from nodes.nst._losses import TUTORIAL_STYLE_WEIGHT as STYLE_WEIGHT  # noqa: E402
-from nodes.nst._losses import TUTORIAL_TV_WEIGHT as TV_WEIGHT  # noqa: E402
-
-
-def load(name: str, max_side: int) -> np.ndarray:
-    from PIL import Image
-
-    from nodes._shared.pixels import fit_max_side, from_pil
-
-    with Image.open(ASSETS / name) as im:
-        return fit_max_side(from_pil(im.convert("RGB")), max_side)
-
-
-def vgg16_state() -> dict:
-    from nodes.nst import _vgg_weights
-
-    state, _ = _vgg_weights.vgg16_weights(None)
-    return state
-
+from nodes._shared import allocator
+from nodes.nst import api
 
 # ------------------------------------------------------------------ TensorFlow: the tutorial
 
@@ -87,6 +66,10 @@ class TFRecipe:
         self.image = tf.Variable(content[None])
         self.opt = tf.keras.optimizers.Adam(learning_rate=0.02, beta_1=0.99, epsilon=1e-1)
         self.step = tf.function(self._step)
+
+    def __call__(self) -> float:
+        """One train step; the loss before it."""
+        return float(self.step().numpy()[0])
 
     @staticmethod
     def gram_matrix(t):
@@ -124,34 +107,11 @@ class TFRecipe:
 # ------------------------------------------------------------------ nodeflow
 
 
-def nodeflow_terms(content: np.ndarray, style: np.ndarray, channels_last: bool = True) -> list:
-    """The tutorial's three terms, as the StyleLoss, ContentLoss and TVLoss nodes build them;
-    channels_last=False runs the VGG stack in the NCHW layout it used before."""
-    import copy
-
-    import torch
-
-    from nodes.nst import _losses, _vgg_models, _vgg_net
-
-    module, where = _vgg_models.load_source("vgg16", None, "cpu")
-    if not channels_last:
-        module = copy.deepcopy(module).to(memory_format=torch.contiguous_format)
-        module.memory_format = torch.contiguous_format
-    vgg = _vgg_net.VGG(_vgg_net.SOURCES["vgg16"], module, where, "cpu", "vgg16")
-    return [
-        _losses.LossTerm("style", STYLE_WEIGHT, list(STYLE_LAYERS), vgg, style),
-        _losses.LossTerm("content", CONTENT_WEIGHT, list(CONTENT_LAYERS), vgg, content, resize_to_input=True),
-        _losses.LossTerm("tv", TV_WEIGHT),
-    ]
-
-
 def conv_flops(size: tuple[int, int], deepest: str = "block5_conv2", arch: str = "vgg16") -> float:
     """Forward conv FLOPs (2 per multiply-add) up to and including `deepest`."""
-    from nodes.nst import _vgg_net
-
     h, w = size
     total = 0.0
-    for name, (cout, cin) in _vgg_net.conv_shapes(arch).items():
+    for name, (cout, cin) in api.conv_shapes(arch).items():
         if name.endswith("_conv1") and name != "block1_conv1":
             h, w = h // 2, w // 2
         total += 2.0 * cin * cout * 9 * h * w
@@ -173,44 +133,6 @@ def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def time_steps(steps: dict, n: int, warmup: int = 2) -> dict:
-    """{name: (median seconds per step, the objective at the last step)}. The contenders take
-    turns, one step each per round, so a burst of load on a shared machine hits them alike."""
-    for _ in range(warmup):
-        for step in steps.values():
-            step()
-    times = {k: [] for k in steps}
-    values = {}
-    for _ in range(n):
-        for k, step in steps.items():
-            t = time.perf_counter()
-            values[k] = step()
-            times[k].append(time.perf_counter() - t)
-    return {k: (statistics.median(times[k]), float(np.asarray(values[k]).reshape(-1)[0])) for k in steps}
-
-
-def nodeflow_step_fn(content, style, precision: str = "float32", channels_last: bool = True):
-    """One AdamOptimize step (the same code the node runs), as a callable."""
-    import torch
-
-    from nodes.nst import _objective, _optimizers, _tensors
-
-    terms = nodeflow_terms(content, style, channels_last)
-    objective = _objective.Objective(terms, content.shape[:2], "cpu", precision=precision)
-    x = _tensors.image_tensor(content, "cpu").requires_grad_(True)
-    opt = _optimizers.KerasAdam(x, 0.02, 0.99, 0.999, 0.1)
-
-    def step():
-        total, _ = objective(x)
-        (grad,) = torch.autograd.grad(total, x)
-        opt.step(grad)
-        with torch.no_grad():
-            x.clamp_(0, 1)
-        return total.detach()
-
-    return step
-
-
 def with_glibc_defaults(step):
     """The step with glibc's own allocator settings, put back after it (allocator.py)."""
 
@@ -229,18 +151,10 @@ def nodeflow_tf_step_fn(content, style, jit_compile: bool = False):
     that waits for its result, as the node does every step."""
     import tensorflow as tf
 
-    from nodes.nst import _losses, _tf_optimize, _tf_vgg, _vgg_models
-
-    model, where = _vgg_models.load_source("vgg16", None, "cpu", framework="tensorflow")
-    vgg = _tf_vgg.TFVGG(_tf_vgg.TF_SOURCES["vgg16"], model, where, "cpu", "vgg16")
-    terms = [
-        _losses.feature_term("style", vgg, style, ",".join(STYLE_LAYERS), STYLE_WEIGHT, "cpu"),
-        _losses.feature_term("content", vgg, content, ",".join(CONTENT_LAYERS), CONTENT_WEIGHT, "cpu"),
-        _losses.LossTerm("tv", TV_WEIGHT),
-    ]
-    objective = _tf_optimize.TFObjective(terms, content.shape[:2], "cpu")
+    terms = api.tutorial_terms(content, style, framework="tensorflow")
+    objective = api.TFObjective(terms, content.shape[:2], "cpu")
     image = tf.Variable(content[None])
-    step = _tf_optimize.TrainStep(objective, image, _tf_optimize._keras_adam(0.02, 0.99, 0.999, 0.1), jit_compile)
+    step = api.TrainStep(objective, image, api.tf_keras_adam(0.02, 0.99, 0.999, 0.1), jit_compile)
     return lambda: float(tf.reduce_sum(step()).numpy())
 
 
@@ -276,14 +190,14 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    state = vgg16_state()
+    state = api.vgg16_state()
     gflops = matmul_gflops()
     print(
         f"machine: {os.cpu_count()} CPU threads ({args.threads} used), torch {torch.__version__}, "
         f"matmul {gflops:.1f} GFLOP/s"
     )
 
-    print("\n1-2. seconds per Adam step (median of %d)" % args.steps)
+    print(f"\n1-2. seconds per Adam step (median of {args.steps})")
     tf_step: dict[int, float] = {}
     for size in [int(s) for s in args.sizes.split(",") if s]:
         # As in the tutorial, both images are loaded at the same max side.
@@ -296,8 +210,7 @@ def main() -> int:
         if not args.skip_bf16:
             steps["bfloat16"] = nodeflow_step_fn(content, style, "bfloat16")
         if not args.skip_tf:
-            recipe = TFRecipe(state, content, style)
-            steps["tf"] = lambda: float(recipe.step().numpy()[0])
+            steps["tf"] = TFRecipe(state, content, style)
             steps["nodeflow tf"] = nodeflow_tf_step_fn(content, style)
             if not args.skip_xla:
                 steps["nodeflow tf xla"] = nodeflow_tf_step_fn(content, style, jit_compile=True)
@@ -344,8 +257,6 @@ def main() -> int:
             )
 
     if not args.skip_routes:
-        from nst_routes import report_routes
-
         report_routes(
             [tuple(p.split(":")) for p in args.pairs.split(",") if p],
             args.route_size,

@@ -6,7 +6,7 @@ turn step counts into seconds. Write (or extend) a curve:
 
     .venv/bin/python bench/nst_recipe.py --content astronaut.png --style starry_night.jpg --size 512 --steps 1000
 
-It also writes, beside the curve, the TV inside REGIONS (the astronaut's face) every 100 steps;
+It also writes, beside the curve, the TV inside _nst_common.REGIONS (the astronaut's face) every 100 steps;
 `--regions-from DIR` writes that file from the images an earlier `--images DIR` run saved.
 
 The recipe is AdamOptimize's defaults (Keras Adam lr 0.02, beta1 0.99, epsilon 0.1, clipped to
@@ -17,7 +17,6 @@ Row n is the objective of the image after n - 1 updates: the value the recipe re
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import time
@@ -29,48 +28,14 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-COLUMNS = ["step", "seconds", "total", "style", "content", "tv"]
-
-
-def curve_path(content: str, style: str, size: int) -> Path:
-    return BENCH / f"nst_recipe_{Path(content).stem}_{Path(style).stem}_{size}.tsv"
-
-
-# Where noise shows first, as (left, top, side) in fractions of the image's width and height:
-# the recipe's images and a route's result are compared there at the same objective.
-REGIONS = {"astronaut.png": {"face": (0.332, 0.078, 0.3125)}}
-
-
-def regions_path(content: str, style: str, size: int) -> Path:
-    curve = curve_path(content, style, size)
-    return curve.with_name(f"{curve.stem}_regions.tsv")
-
-
-def region_tvs(content: str, image) -> dict[str, float]:
-    """{region: the weighted TV inside it} of an H x W x 3 image in 0..1, rounded to 8 bits as a
-    saved PNG is, so results and the recipe's saved images are measured alike."""
-    import numpy as np
-
-    from nodes.nst._losses import TUTORIAL_TV_WEIGHT
-
-    a = np.round(np.clip(image, 0, 1) * 255) / 255
-    h, w = a.shape[:2]
-    found = {}
-    for name, (left, top, side) in REGIONS.get(content, {}).items():
-        x0, y0 = round(left * w), round(top * h)
-        box = a[y0 : y0 + round(side * h), x0 : x0 + round(side * w)]
-        found[name] = TUTORIAL_TV_WEIGHT * float(
-            np.abs(np.diff(box, axis=0)).sum() + np.abs(np.diff(box, axis=1)).sum()
-        )
-    return found
-
-
-def write_regions(content: str, style: str, size: int, rows: list[tuple[int, str, float]]) -> Path:
-    path = regions_path(content, style, size)
-    tmp = path.with_suffix(".tsv.partial")
-    tmp.write_text("step\tregion\ttv\n" + "".join(f"{n}\t{name}\t{tv:.6g}\n" for n, name, tv in rows))
-    tmp.replace(path)
-    return path
+from _nst_common import (  # noqa: E402
+    COLUMNS,
+    curve_path,
+    load,
+    nodeflow_terms,
+    region_tvs,
+    write_regions,
+)
 
 
 def regions_from_images(content: str, style: str, size: int, folder: Path) -> Path:
@@ -92,27 +57,6 @@ def regions_from_images(content: str, style: str, size: int, folder: Path) -> Pa
     return write_regions(content, style, size, rows)
 
 
-def read_regions(content: str, style: str, size: int) -> dict[str, list[tuple[int, float]]]:
-    """{region: [(step, tv), ...]} of a curve; {} when there is none."""
-    path = regions_path(content, style, size)
-    if not path.exists():
-        return {}
-    found: dict[str, list[tuple[int, float]]] = {}
-    with path.open() as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            found.setdefault(row["region"], []).append((int(row["step"]), float(row["tv"])))
-    return found
-
-
-def read_curve(path: Path) -> list[dict[str, float]]:
-    """The rows of a curve file, as numbers; [] when there is none."""
-    if not path.exists():
-        return []
-    with path.open() as f:
-        rows = csv.DictReader((line for line in f if not line.startswith("#")), delimiter="\t")
-        return [{k: float(v) for k, v in row.items()} for row in rows]
-
-
 def compute_curve(
     content_name: str,
     style_name: str,
@@ -125,10 +69,9 @@ def compute_curve(
     """Run the recipe for `steps` steps, writing each row as it comes (the file is usable
     while it grows); save the image every `every` steps into `images`, if given."""
     import torch
-    from nst import load, nodeflow_terms
 
     from nodes._shared.pixels import from_torch, to_pil
-    from nodes.nst import _optimizers, _tensors
+    from nodes.nst import api
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
     content, style = load(content_name, size), load(style_name, size)
@@ -162,11 +105,11 @@ def compute_curve(
             images.mkdir(parents=True, exist_ok=True)
             to_pil(pixels).save(images / f"{path.stem}_step{i}.png")
 
-    hooks = _optimizers.Hooks(evaluated=evaluated, preview=preview, preview_every=every)
+    hooks = api.Hooks(evaluated=evaluated, preview=preview, preview_every=every)
     started = time.perf_counter()
-    _optimizers.run_adam(
+    api.run_adam(
         nodeflow_terms(content, style),
-        _tensors.image_tensor(content, "cpu"),
+        api.image_tensor(content, "cpu"),
         stages=[(content.shape[:2], steps)],
         lr=0.02,
         beta1=0.99,

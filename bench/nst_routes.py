@@ -12,10 +12,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from nst import ASSETS, ROOT, load, nodeflow_step_fn, time_steps
-from nst_recipe import curve_path, read_curve, read_regions, region_tvs
+from _nst_common import (
+    ASSETS,
+    ROOT,
+    curve_path,
+    load,
+    nodeflow_step_fn,
+    read_curve,
+    read_regions,
+    region_tvs,
+    time_steps,
+)
 
-from nodes.nst._optimizers import result_total
+from nodes.nst.api import clear_model_cache, result_total
 
 
 def recipe_step_seconds(content_name: str, style_name: str, size: int, n: int = 3) -> float:
@@ -25,14 +34,13 @@ def recipe_step_seconds(content_name: str, style_name: str, size: int, n: int = 
 
 
 def run_graph(path: Path, content_name: str, style_name: str, size: int, out: Path) -> tuple[dict, object, float]:
-    """(the optimizer's history, its image, the graph's wall seconds): the whole graph as the CLI runs it,
-    its LoadImage nodes pointed at the pair and at `size`, its files written into `out`, with
-    fresh value and model caches (the VGG weights load from disk, as in a new process)."""
+    """(the optimizer's history, its image, the graph's wall seconds): the whole graph as the CLI
+    runs it, its LoadImage nodes pointed at the pair and at `size`, its files written into `out`,
+    with fresh value and model caches (the VGG weights load from disk, as in a new process)."""
     from nodeflow.context import Settings
     from nodeflow.executor import Executor
     from nodeflow.graph import apply_overrides, read_graph_file
     from nodeflow.plan import build_plan
-    from nodes.nst._vgg_models import clear_model_cache
 
     graph = apply_overrides(
         read_graph_file(path),
@@ -54,7 +62,8 @@ def run_graph(path: Path, content_name: str, style_name: str, size: int, out: Pa
 def full_size_points(history: dict) -> list[tuple[float, float]]:
     """(seconds, objective) of the evaluations at the final (full) size."""
     last = history["size"][-1]
-    return [(s, v) for s, v, size in zip(history["seconds"], history["total"], history["size"], strict=False) if size == last]
+    points = zip(history["seconds"], history["total"], history["size"], strict=False)
+    return [(s, v) for s, v, size in points if size == last]
 
 
 def report_pair(
@@ -125,9 +134,8 @@ def compare(name: str, history: dict, wall: float, curve: list[dict], targets: d
     if worth is None:
         line.append(f"lower than the curve's last step ({len(curve)})")
         return line
-    line.append(
-        f"the recipe gets there at step {worth} ({worth * step_s:.0f} s: {history['seconds'][-1] / (worth * step_s):.2f}x)"
-    )
+    recipe_s = worth * step_s
+    line.append(f"the recipe gets there at step {worth} ({recipe_s:.0f} s: {history['seconds'][-1] / recipe_s:.2f}x)")
     recipe_tv = curve[worth - 1]["tv"]
     line.append(
         f"TV {final_tv:.4g} against the recipe's {recipe_tv:.4g} there ({final_tv / recipe_tv:.2f}x, target <= 1)"

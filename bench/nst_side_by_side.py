@@ -30,20 +30,21 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
+from _nst_common import ASSETS, curve_path, load, nodeflow_terms, read_curve  # noqa: E402
+
 
 def objective_of(path: Path, content, style) -> float:
     import torch
-    from nst import nodeflow_terms
     from PIL import Image
 
     from nodes._shared.pixels import fit_max_side, from_pil
-    from nodes.nst import _objective, _tensors
+    from nodes.nst import api
 
     with Image.open(path) as im:
         image = fit_max_side(from_pil(im.convert("RGB")), max(content.shape[:2]))
     with torch.no_grad():
-        _, parts = _objective.Objective(nodeflow_terms(content, style), content.shape[:2], "cpu")(
-            _tensors.image_tensor(image, "cpu")
+        _, parts = api.Objective(nodeflow_terms(content, style), content.shape[:2], "cpu")(
+            api.image_tensor(image, "cpu")
         )
     return sum(parts.values())
 
@@ -73,8 +74,6 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=BENCH.parent / "docs" / "nst_side_by_side.jpg")
     args = ap.parse_args()
 
-    from nst import ASSETS, load
-    from nst_recipe import curve_path, read_curve
     from PIL import Image
 
     from nodes._shared.pixels import from_pil, to_pil

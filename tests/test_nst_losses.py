@@ -8,8 +8,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from nodes.nst._keras_adam import KerasAdam  # noqa: E402
 from nodes.nst._losses import LossTerm, gram, term_names, total_variation  # noqa: E402
-from nodes.nst._optimizers import KerasAdam, parse_schedule  # noqa: E402
+from nodes.nst._schedules import parse_schedule  # noqa: E402
 
 
 def test_gram_is_divided_by_the_number_of_locations():

@@ -94,8 +94,8 @@ def test_a_tiny_adam_run_lowers_the_objective_on_real_vgg16_weights():
 
 
 def test_adam_scores_its_last_image_and_returns_the_lowest_objective_image_it_evaluated():
+    from nodes.nst._adam import run_adam
     from nodes.nst._losses import LossTerm, total_variation
-    from nodes.nst._optimizers import run_adam
 
     torch.manual_seed(0)
     start = torch.rand(1, 3, 16, 16)
@@ -105,17 +105,30 @@ def test_adam_scores_its_last_image_and_returns_the_lowest_objective_image_it_ev
     assert float(total_variation(image)) == pytest.approx(h.total[1], rel=1e-6)
 
 
-def test_a_time_limit_stops_the_run_at_the_step_under_way_and_says_so():
-    # Far more steps than a second holds, even on a fast machine; a second holds a few, even
-    # on a loaded one.
-    result, _ = _run(_tiny(steps=100_000, time_limit=1.0, preview_every=0))
+def test_a_time_limit_stops_the_run_at_the_step_under_way_and_says_so(monkeypatch):
+    from nodes.nst import _run_record
+
+    # A fake clock: each step takes 0.3 s, so a 1 s limit is past at the 4th step's image.
+    now = [0.0]
+    monkeypatch.setattr(_run_record, "clock", lambda: now[0])
+
+    def tick(e):
+        if isinstance(e, ev.NodeProgress) and e.node == "opt":
+            now[0] += 0.3
+
+    # 50 steps: far more than the limit holds (and, should the clock not be the run's, over soon).
+    result, _ = _run(_tiny(steps=50, time_limit=1.0, preview_every=0), emit=tick)
     assert result.status == "succeeded", result.error
     info, h = json.loads(result.values["opt"]["info"]), _history(result)
-    assert info["time_limited"] and 0 < info["steps"] < 100_000
-    # Every step taken was scored; the result is the best of them.
-    assert len(h["total"]) == info["steps"] + 1 and info["final_loss"] == min(h["total"])
-    unlimited, _ = _run(_tiny(steps=3, preview_every=0))
+    assert info["time_limited"] and info["steps"] == 4
+    # Every step taken was scored, on the run's clock; the result is the best of them.
+    assert len(h["total"]) == 5 and h["seconds"] == [0.0, 0.3, 0.6, 0.9, 1.2]
+    assert info["final_loss"] == min(h["total"]) and info["seconds"] == 1.2
+    # The same 4 steps without a limit score the same images and return the same best one.
+    unlimited, _ = _run(_tiny(steps=4, preview_every=0), emit=tick)
     assert not json.loads(unlimited.values["opt"]["info"])["time_limited"]
+    assert _history(unlimited)["total"] == pytest.approx(h["total"], rel=1e-6)
+    assert (unlimited.values["opt"]["image"] == result.values["opt"]["image"]).all()
 
 
 def test_lbfgs_and_coarse_to_fine_lower_the_objective_and_save_frames(isolated_env):
@@ -142,7 +155,7 @@ def test_lbfgs_on_a_pyramid_starts_from_the_content_and_lowers_the_objective():
 
 
 def test_the_pyramid_sums_its_upsampled_levels_and_spreads_gradients_down():
-    from nodes.nst._optimizers import Pyramid
+    from nodes.nst._lbfgs import Pyramid
 
     image = torch.rand(1, 3, 8, 12)
     pyr = Pyramid(image, 3)

@@ -61,7 +61,7 @@ def test_the_dual_restarts_when_the_image_size_changes():
 
 
 def test_the_evened_metric_takes_the_square_root_of_the_spread_of_adams_step_sizes():
-    from nodes.nst._optimizers import adams_share, tv_step_sizes
+    from nodes.nst._tv_prox import adams_share, tv_step_sizes
 
     scale = torch.tensor([[[[0.01, 0.04], [0.09, 0.16]]]])
     out = tv_step_sizes(scale.clone(), adams_share("evened", 0.9))
@@ -70,7 +70,7 @@ def test_the_evened_metric_takes_the_square_root_of_the_spread_of_adams_step_siz
 
 
 def test_evened_then_adam_turns_into_adams_own_metric_over_the_second_half():
-    from nodes.nst._optimizers import adams_share, tv_step_sizes
+    from nodes.nst._tv_prox import adams_share, tv_step_sizes
 
     scale = torch.tensor([[[[0.01, 0.04], [0.09, 0.16]]]])
     shares = [adams_share("evened_then_adam", p) for p in (0.0, 0.5, 0.75, 1.0)]

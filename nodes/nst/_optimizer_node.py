@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from typing import Any, Literal
 
 import numpy as np
@@ -15,8 +14,9 @@ from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Outp
 from nodeflow.types import IMAGE, STRING
 from nodes._shared.ports import LOSS_HISTORY
 
-from ._optimizers import Hooks, parse_schedule
 from ._ports import LOSS
+from ._run_record import Hooks, TimeLimit
+from ._schedules import parse_schedule
 from ._tensors import image_tensor, resize_tensor
 
 LOSS_SLOTS = 6
@@ -161,19 +161,13 @@ class OptimizerNode(Node, abstract=True):
             done = i
             self.ctx.progress(i, n)
 
-        started, limited = time.perf_counter(), False
-
-        def out_of_time(total: float, size: tuple) -> bool:
-            nonlocal limited
-            limited = limited or bool(time_limit) and time.perf_counter() - started > time_limit
-            return limited
-
+        limit = TimeLimit(time_limit)
         hooks = Hooks(
             step=step,
             preview=preview,
             cancelled=self.ctx.check_cancelled,
             preview_every=preview_every,
-            stop=out_of_time,
+            stop=limit,
         )
         result, history = self.optimize(terms, start, stages, hooks, precision=precision, framework=framework, **rest)
         out = resize(result, w, h) if isinstance(result, np.ndarray) else from_torch(resize_tensor(result, (h, w)))
@@ -187,7 +181,7 @@ class OptimizerNode(Node, abstract=True):
             "stages": [[list(s), n] for s, n in stages],
             "terms": [t.describe() for t in terms],
             "steps": done,
-            "time_limited": limited,
+            "time_limited": limit.reached,
             "evaluations": len(history.total),
             "final_loss": history.result_total(),
             "seconds": history.seconds[-1] if history.seconds else 0.0,

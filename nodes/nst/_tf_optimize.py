@@ -1,6 +1,6 @@
 """AdamOptimize on TensorFlow: the tutorial's train step (GradientTape, Keras Adam, clipping)
 as a tf.function, coarse to fine, with the same hooks and history as the torch route
-(_optimizers.py). TensorFlow is imported inside functions only."""
+(_adam.py, _run_record.py). TensorFlow is imported inside functions only."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import numpy as np
 from nodes._shared.tf_device import tf_device
 
 from ._losses import LossTerm, term_names
-from ._optimizers import History, Hooks, _Run, lr_at
+from ._run_record import History, Hooks, RunRecord
+from ._schedules import lr_at
 from ._tf_losses import resize_image, term_value
 
 
@@ -63,7 +64,8 @@ class TrainStep:
         return self.step()
 
 
-def _keras_adam(lr: float, beta1: float, beta2: float, eps: float):
+def keras_adam(lr: float, beta1: float, beta2: float, eps: float):
+    """The Keras Adam optimizer the tutorial steps with."""
     import tensorflow as tf
 
     return tf.keras.optimizers.Adam(learning_rate=lr, beta_1=beta1, beta_2=beta2, epsilon=eps)
@@ -104,16 +106,16 @@ def run_adam_tf(
 
     hooks = hooks or Hooks()
     # Previews get numpy images, as the node expects them from either route.
-    run = _Run(
+    run = RunRecord(
         dataclasses.replace(hooks, preview=lambda x, i: hooks.preview(x.numpy()[0], i)), sum(n for _, n in stages)
     )
     with tf.device(tf_device(device)):
         image = tf.Variable(resize_image(tf.constant(start[None]), stages[0][0]))
-        opt = _keras_adam(lr, beta1, beta2, eps)
+        opt = keras_adam(lr, beta1, beta2, eps)
         for size, n in stages:
             if tuple(image.shape[1:3]) != tuple(size):
                 image = tf.Variable(resize_image(image, size))
-                old, opt = opt, _keras_adam(lr, beta1, beta2, eps)
+                old, opt = opt, keras_adam(lr, beta1, beta2, eps)
                 _carry_moments(old, opt, image, size)
             objective = TFObjective(terms, size, device)
             step = TrainStep(objective, image, opt, jit_compile)

@@ -124,7 +124,7 @@ class AdamOptimize(OptimizerNode):
                 device=self.ctx.device,
                 hooks=hooks,
             )
-        from ._optimizers import run_adam
+        from ._adam import run_adam
 
         return run_adam(
             terms,

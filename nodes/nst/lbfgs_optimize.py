@@ -82,7 +82,7 @@ class LBFGSOptimize(OptimizerNode):
         adam_lr,
         adam_lr_schedule,
     ):
-        from ._optimizers import run_lbfgs
+        from ._lbfgs import run_lbfgs
 
         self.route = "lbfgs" + (f" + {adam_steps} adam steps" if adam_steps else "")
         return run_lbfgs(
