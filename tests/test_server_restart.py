@@ -94,7 +94,7 @@ def test_a_job_shows_as_finished_only_once_the_history_is_within_its_limit(tmp_p
     from nodeflow.jobs.broadcast import Broker
     from nodeflow.jobs.config import ServerConfig
     from nodeflow.jobs.worker import WorkerPool
-    from nodeflow.server import store as st
+    from nodeflow.jobs import store as st
 
     config = ServerConfig(data_dir=tmp_path, history_limit=2)
     store = st.JobStore(config.db_path)

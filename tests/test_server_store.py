@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from nodeflow.server import store as st
+from nodeflow.jobs import store as st
 
 
 def test_concurrent_workers_claim_each_job_exactly_once(tmp_path):
