@@ -8,8 +8,8 @@ import sys
 import textwrap
 
 import pytest
-from conftest import ASSETS, GRAPHS, ROOT
 from PIL import Image
+from support.paths import ASSETS, GRAPHS, ROOT
 
 
 def node_lines(stderr: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 from PIL import Image
-from server_harness import ASSETS, Server, small_graph, submit, upload, wait_job
+from support.server_harness import ASSETS, Server, small_graph, submit, upload, wait_job
 
 # The edges graph as ComfyUI's "Export (API)" writes it: numeric ids, links by output index.
 EDGES_PROMPT = {

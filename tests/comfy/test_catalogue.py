@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from conftest import ASSETS, GRAPHS
+from support.paths import ASSETS, GRAPHS
 
 from nodeflow.comfy.catalogue import object_info, output_names
 from nodeflow.registry import load_nodes

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from server_harness import ASSETS, Server
+from support.server_harness import ASSETS, Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import GRAPHS
+from support.paths import GRAPHS
 
 from nodeflow.comfy.errors import node_errors
 from nodeflow.comfy.translate import graph_to_prompt, prompt_to_graph

@@ -6,8 +6,8 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import GRAPHS
 from PIL import Image
+from support.paths import GRAPHS
 
 from nodeflow.cli.command import main
 from nodeflow.drawing.draw import STATE_FILL, layout

@@ -1,6 +1,6 @@
 """nodeflow.drawing.layout: columns by topological generation, rows that follow their inputs."""
 
-from conftest import GRAPHS
+from support.paths import GRAPHS
 
 from nodeflow.drawing.layout import columns
 from nodeflow.graph import parse_graph, read_graph_file

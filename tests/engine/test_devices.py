@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import engine_nodes  # noqa: F401
 import pytest
+import support.engine_nodes  # noqa: F401
 
 from nodeflow import devices
 from nodeflow.cache import DiskCache

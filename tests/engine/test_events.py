@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from engine_nodes import CALLS, TCtx
+from support.engine_nodes import CALLS, TCtx
 
 from nodeflow import events as ev
 from nodeflow.cache import DiskCache, MemoryCache

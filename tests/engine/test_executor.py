@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from engine_nodes import CALLS, TSink
+from support.engine_nodes import CALLS, TSink
 
 from nodeflow import events as ev
 from nodeflow.cache import DiskCache, MemoryCache

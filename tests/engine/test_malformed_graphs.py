@@ -1,4 +1,4 @@
-"""The malformed-graph corpus (tests/malformed/*.json, and generated ones for what a file
+"""The malformed-graph corpus (tests/engine/malformed/*.json, and generated ones for what a file
 can't hold comfortably) through the real CLI: exit status 2, every problem named by node
 and input, never a traceback."""
 
@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import GRAPHS
+from support.paths import GRAPHS
 
 CORPUS = Path(__file__).parent / "malformed"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text())

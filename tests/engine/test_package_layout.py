@@ -3,7 +3,7 @@
 import ast
 from pathlib import Path
 
-from conftest import ROOT
+from support.paths import ROOT
 
 FAMILIES = {
     "image": {"LoadImage", "Save", "Sobel", "HighPass", "Grid", "PlotLoss", "MatchColors"},

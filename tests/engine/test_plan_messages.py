@@ -3,8 +3,8 @@ issues; the disk cache outlives releases only while keys stay the same)."""
 
 from __future__ import annotations
 
-import engine_nodes  # noqa: F401  (registers the test nodes)
 import pytest
+import support.engine_nodes  # noqa: F401  (registers the test nodes)
 
 from nodeflow.errors import GraphInvalid
 from nodeflow.graph import parse_graph

@@ -8,8 +8,8 @@ import errno
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import engine_nodes  # noqa: F401  (registers the test nodes)
 import pytest
+import support.engine_nodes  # noqa: F401  (registers the test nodes)
 from pydantic import AfterValidator
 
 from nodeflow import devices

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import engine_nodes  # noqa: F401  (registers the test nodes)
 import pytest
+import support.engine_nodes  # noqa: F401  (registers the test nodes)
 
 from nodeflow.errors import GraphInvalid
 from nodeflow.graph import parse_graph

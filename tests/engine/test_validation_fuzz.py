@@ -8,9 +8,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from conftest import ASSETS, GRAPHS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.paths import ASSETS, GRAPHS
 
 from nodeflow.context import Settings
 from nodeflow.errors import MESSAGE_LIMIT, GraphInvalid

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server_harness import Server, submit, wait_job
+from support.server_harness import Server, submit, wait_job
 
 from nodeflow.jobs.download_env import download_places, policy_env
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import ASSETS
+from support.paths import ASSETS
 
 from nodeflow.context import Settings
 from nodeflow.errors import GraphInvalid

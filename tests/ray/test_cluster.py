@@ -12,9 +12,10 @@ import os
 from pathlib import Path
 
 import pytest
-from ray_cluster import run_in_namespace, why_no_namespace
+from support.paths import SUPPORT
+from support.ray_cluster import run_in_namespace, why_no_namespace
 
-SCENARIO = Path(__file__).resolve().parent / "ray_scenario.py"
+SCENARIO = SUPPORT / "ray_scenario.py"
 pytestmark = pytest.mark.skipif(why_no_namespace() is not None, reason=why_no_namespace() or "")
 
 

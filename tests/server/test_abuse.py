@@ -10,7 +10,7 @@ import time
 
 import httpx
 import pytest
-from server_harness import Server, small_graph, upload, wait_job
+from support.server_harness import Server, small_graph, upload, wait_job
 
 SHA = "ab" * 32
 

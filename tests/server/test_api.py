@@ -11,9 +11,9 @@ import struct
 import zlib
 
 import pytest
-from conftest import ASSETS
 from PIL import Image
-from server_harness import (
+from support.paths import ASSETS
+from support.server_harness import (
     ROOT,
     Server,
     events,

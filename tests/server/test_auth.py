@@ -9,7 +9,7 @@ import sys
 
 import httpx
 import pytest
-from server_harness import Server, events, small_graph, submit, upload, wait_job
+from support.server_harness import Server, events, small_graph, submit, upload, wait_job
 
 from nodeflow.jobs.config import ServerConfig, is_loopback
 

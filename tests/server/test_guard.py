@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
-from server_harness import Server, small_graph, upload, wait_job
+from support.server_harness import Server, small_graph, upload, wait_job
 
 from nodeflow.server.auth import RedactToken
 from nodeflow.server.origin import HostOriginGuard, allowed_host_names, split_host

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server_harness import (
+from support.server_harness import (
     Server,
     events,
     open_gate,
@@ -91,10 +91,10 @@ def test_a_job_shows_as_finished_only_once_the_history_is_within_its_limit(tmp_p
     """What a client sees the moment a job's status turns finished: no more finished jobs
     than the limit, and the pruned jobs' outputs already gone."""
     from nodeflow.executor import Executor
+    from nodeflow.jobs import store as st
     from nodeflow.jobs.broadcast import Broker
     from nodeflow.jobs.config import ServerConfig
     from nodeflow.jobs.worker import WorkerPool
-    from nodeflow.jobs import store as st
 
     config = ServerConfig(data_dir=tmp_path, history_limit=2)
     store = st.JobStore(config.db_path)

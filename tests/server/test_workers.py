@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from server_harness import Server, open_gate, slow_graph, small_graph, submit, upload, wait_job, wait_node_started
+from support.server_harness import (
+    Server,
+    open_gate,
+    slow_graph,
+    small_graph,
+    submit,
+    upload,
+    wait_job,
+    wait_node_started,
+)
 
 
 def test_two_workers_run_two_jobs_at_once_and_share_the_cache(tmp_path):

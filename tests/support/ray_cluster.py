@@ -8,6 +8,7 @@ Ray process it started. Ray uses token authentication (RAY_AUTH_MODE=token).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shlex
@@ -18,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-PLUGINS = Path(__file__).resolve().parent / "plugins"
+from support.paths import PLUGINS, ROOT
+
 # Each node: one CPU, a resource that says it may run nodeflow workers, and its name.
 WORKER_RESOURCE = "nodeflow_worker"
 
@@ -95,7 +96,7 @@ class LocalCluster:
                 if i == 0
                 else ["--address", self.address]
             )
-            resources = '{"%s": 1, "node_%d": 1}' % (WORKER_RESOURCE, i)
+            resources = json.dumps({WORKER_RESOURCE: 1, f"node_{i}": 1})
             with open(self.log, "ab") as log:
                 subprocess.run(
                     [ray_exe(), "start", *where, *common, "--resources", resources],

@@ -1,5 +1,5 @@
-"""The Ray scenario, run inside a loopback-only namespace by tests/test_ray.py:
-`python tests/ray_scenario.py RESULT.json`.
+"""The Ray scenario, run inside a loopback-only namespace by tests/ray/test_cluster.py:
+`python tests/support/ray_scenario.py RESULT.json`.
 
 Starts a two-node Ray cluster (one CPU each), `nodeflow serve --ray` with two workers,
 and a client; records what happened as facts in RESULT.json (written after every
@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent / "plugins")]
-from ray_cluster import LocalCluster  # noqa: E402
-from server_harness import ASSETS, Server, events, slow_graph, submit, upload, wait_job  # noqa: E402
+# Run as a script: the tests folder (for `support`) and the test plugins go on sys.path.
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent / "plugins")]
+from support.paths import ASSETS, ROOT  # noqa: E402
+from support.ray_cluster import LocalCluster  # noqa: E402
+from support.server_harness import Server, events, slow_graph, submit, upload, wait_job  # noqa: E402
 
 
 def local_pixels(graph: dict, input_dir: Path, sweep: dict | None = None) -> list:
@@ -232,7 +234,6 @@ def step_cli_sweep(cluster: LocalCluster) -> dict:
     """`nodeflow run --sweep ... --ray`: the variations on the cluster, pixels as a local sweep's."""
     import subprocess
 
-    root = Path(__file__).resolve().parents[1]
     spec = [
         "graphs/edges.json",
         "--input-dir",
@@ -249,7 +250,7 @@ def step_cli_sweep(cluster: LocalCluster) -> dict:
     for out, extra in ((remote, ["--ray", cluster.address]), (local, ["--no-cache"])):
         p = subprocess.run(
             [sys.executable, "-m", "nodeflow", "run", *spec, "--out", str(out), *extra],
-            cwd=root,
+            cwd=ROOT,
             env=env,
             capture_output=True,
             text=True,

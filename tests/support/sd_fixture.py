@@ -3,7 +3,7 @@ model would be: a diffusers folder (`save_pretrained`). Built like diffusers' ow
 img2img tests build theirs, with a tokenizer whose vocab.json and merges.txt are
 written here (no hub access).
 
-Used by tests/test_sd_*.py and bench/sd.py.
+Used by tests/nodes/sd, tests/nodes/shared/test_interruptible.py and bench/sd.py.
 """
 
 from __future__ import annotations

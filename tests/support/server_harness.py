@@ -1,5 +1,7 @@
 """Starts the real server (`python server.py`) in a subprocess on a free loopback
-port, with the test plugin module (a slow node) loaded through $NODEFLOW_PLUGINS."""
+port, with the test plugin module (a slow node) loaded through $NODEFLOW_PLUGINS; and the
+HTTP helpers the server tests share (they take any httpx-style client: a live server's or
+the in-process TestClient of support.inprocess)."""
 
 from __future__ import annotations
 
@@ -13,10 +15,9 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import ASSETS
 
-ROOT = Path(__file__).resolve().parents[1]
-PLUGINS = Path(__file__).resolve().parent / "plugins"
+from support.paths import ASSETS, PLUGINS, ROOT
+
 FINISHED = {"succeeded", "failed", "cancelled", "interrupted"}
 
 
@@ -27,11 +28,20 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: Path, *args: str, token: str | None = None, env: dict | None = None):
+    def __init__(
+        self,
+        data_dir: Path,
+        *args: str,
+        token: str | None = None,
+        env: dict | None = None,
+        base_env: dict | None = None,
+    ):
+        """`env` adds to `base_env` (default: this process's environment when it starts)."""
         self.data_dir = Path(data_dir)
         self.args = list(args)
         self.token = token
         self.env = env or {}
+        self.base_env = base_env
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.log = self.data_dir.parent / f"server-{self.data_dir.name}.log"
@@ -55,7 +65,7 @@ class Server:
         ]
 
     def environ(self) -> dict:
-        env = dict(os.environ, NODEFLOW_PLUGINS="slow_nodes", **self.env)
+        env = dict(os.environ if self.base_env is None else self.base_env, NODEFLOW_PLUGINS="slow_nodes", **self.env)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS), env.get("PYTHONPATH")]))
         if self.token:
             env["NODEFLOW_TOKEN"] = self.token
@@ -100,6 +110,40 @@ class Server:
         token = self.token if token == "default" else token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+
+class LiveServers:
+    """The test session's running servers (the `servers` fixture): one process per
+    configuration, started on first use and kept for the whole session, for every test
+    that needs a live socket (SSE, WebSockets, a browser, the process's log or memory).
+    name= keeps a process apart from the others of the same configuration (the abuse set
+    has its own). Tests that kill or restart a server start their own (`own_server`)."""
+
+    SEEDED = ("astronaut.png", "starry_night.jpg")  # in every shared server's inputs folder
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._shared: dict[tuple, Server] = {}
+        # The session's environment, not the one a test has patched when it asks first.
+        self.environ = dict(os.environ)
+
+    def shared(self, *args: str, token: str | None = None, env: dict | None = None, name: str = "shared") -> Server:
+        key = (name, args, token, tuple(sorted((env or {}).items())))
+        srv = self._shared.get(key)
+        if srv is None:
+            data = self.root / f"{name}-{len(self._shared)}" / "data"
+            (data / "inputs").mkdir(parents=True)
+            for image in self.SEEDED:
+                (data / "inputs" / image).write_bytes((ASSETS / image).read_bytes())
+            srv = Server(data, *args, token=token, env=env, base_env=self.environ)
+            self._shared[key] = srv.start()
+        elif srv.proc is None or srv.proc.poll() is not None:
+            raise AssertionError(f"the shared server {key} has exited:\n{srv.log.read_text()[-4000:]}")
+        return srv
+
+    def stop_all(self) -> None:
+        for srv in self._shared.values():
+            srv.stop()
 
 
 def upload(client: httpx.Client, name: str = "astronaut.png") -> str:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from PIL import Image
-from server_harness import Server, upload
+from support.server_harness import Server, upload
 
 SWEEP = ["--sweep", "sobel.normalize=max,fixed", "--sweep", "load.max_size=64,96,128"]
 
@@ -314,7 +314,7 @@ def test_cli_sweep_on_ray_reports_bad_options_before_connecting(cli, tmp_path):
 
 
 def test_an_unreachable_ray_address_is_a_clear_error(cli, tmp_path):
-    from server_harness import free_port
+    from support.server_harness import free_port
 
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
     r = cli("run", "graphs/edges.json", "--sweep", "sobel.normalize=max,fixed", "--ray", address, timeout=120)

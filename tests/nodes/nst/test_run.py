@@ -9,11 +9,15 @@ import http.server
 import json
 import shutil
 import threading
-from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
+
+from support.nst_graphs import history as _history  # noqa: E402
+from support.nst_graphs import run as _run  # noqa: E402
+from support.nst_graphs import tiny as _tiny  # noqa: E402
+from support.paths import ROOT  # noqa: E402
 
 from nodeflow import events as ev  # noqa: E402
 from nodeflow.cache import DiskCache  # noqa: E402
@@ -22,7 +26,6 @@ from nodeflow.executor import Executor  # noqa: E402
 from nodeflow.graph import apply_overrides, parse_graph, read_graph_file  # noqa: E402
 from nodeflow.plan import build_plan  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 QUICK = ROOT / "graphs" / "nst_quick.json"
 
 
@@ -32,50 +35,6 @@ def offline_vgg19(monkeypatch, tmp_path):
     monkeypatch.setenv("NODEFLOW_VGG19_URL", "http://127.0.0.1:9/vgg19-dcbb9e9d.pth")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(torch.hub, "_hub_dir", None)
-
-
-def _tiny(optimizer: str = "AdamOptimize", **opt_inputs) -> dict:
-    L = lambda ref: {"from": ref}
-    return {
-        "nodes": {
-            "content": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 48}},
-            "style": {"type": "LoadImage", "inputs": {"path": "starry_night.jpg", "max_size": 48}},
-            "vgg": {"type": "VGGFeatures", "inputs": {"model": "vgg16"}},
-            "style_loss": {"type": "StyleLoss", "inputs": {"vgg": L("vgg.vgg"), "style": L("style.image")}},
-            "content_loss": {"type": "ContentLoss", "inputs": {"vgg": L("vgg.vgg"), "content": L("content.image")}},
-            "tv_loss": {"type": "TVLoss"},
-            "opt": {
-                "type": optimizer,
-                "inputs": dict(
-                    {
-                        "image": L("content.image"),
-                        "loss1": L("style_loss.loss"),
-                        "loss2": L("content_loss.loss"),
-                        "loss3": L("tv_loss.loss"),
-                    },
-                    **opt_inputs,
-                ),
-            },
-            "save": {"type": "Save", "inputs": {"image": L("opt.image"), "filename": "r.png"}},
-        }
-    }
-
-
-def _run(graph: dict, executor: Executor | None = None, cancel: CancelToken | None = None, emit=None):
-    events = []
-
-    def on(e):
-        events.append(e)
-        if emit:
-            emit(e)
-
-    plan = build_plan(parse_graph(graph), only=["save", "opt"])
-    result = (executor or Executor()).run(plan, emit=on, cancel=cancel)
-    return result, events
-
-
-def _history(result):
-    return result.values["opt"]["history"]
 
 
 def test_a_tiny_adam_run_lowers_the_objective_on_real_vgg16_weights():

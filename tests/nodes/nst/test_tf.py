@@ -13,8 +13,8 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 torch = pytest.importorskip("torch")
 
-from test_nst_run import _run as run  # noqa: E402
-from test_nst_vgg import http_dir  # noqa: E402,F401  (fixture)
+
+from support.nst_graphs import run  # noqa: E402
 
 from nodeflow import events as ev  # noqa: E402
 from nodeflow.context import CancelToken  # noqa: E402

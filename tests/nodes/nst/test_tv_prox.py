@@ -81,12 +81,12 @@ def test_evened_then_adam_turns_into_adams_own_metric_over_the_second_half():
 
 
 def test_proximal_adam_lowers_the_objective_and_the_tv_below_the_gradient_route():
-    from test_nst_run import _history, _run, _tiny
+    from support.nst_graphs import history, run, tiny
 
-    gradient, _ = _run(_tiny(steps=8, lr=0.04, beta1=0.9, preview_every=0))
-    proximal, _ = _run(_tiny(steps=8, lr=0.04, beta1=0.9, tv="proximal", preview_every=0))
+    gradient, _ = run(tiny(steps=8, lr=0.04, beta1=0.9, preview_every=0))
+    proximal, _ = run(tiny(steps=8, lr=0.04, beta1=0.9, tv="proximal", preview_every=0))
     assert proximal.status == "succeeded", proximal.error
-    g, p = _history(gradient), _history(proximal)
+    g, p = history(gradient), history(proximal)
     # The same start, then the TV term (still reported exactly) is held lower all the way.
     assert p["total"][0] == pytest.approx(g["total"][0], rel=1e-6)
     assert p["total"][-1] < 0.7 * p["total"][0]
@@ -96,12 +96,12 @@ def test_proximal_adam_lowers_the_objective_and_the_tv_below_the_gradient_route(
 
 
 def test_evened_then_adam_runs_as_evened_through_the_first_half_only():
-    from test_nst_run import _history, _run, _tiny
+    from support.nst_graphs import history, run, tiny
 
-    evened, _ = _run(_tiny(steps=8, lr=0.04, beta1=0.9, tv="proximal", preview_every=0))
-    ramped, _ = _run(_tiny(steps=8, lr=0.04, beta1=0.9, tv="proximal", tv_metric="evened_then_adam", preview_every=0))
+    evened, _ = run(tiny(steps=8, lr=0.04, beta1=0.9, tv="proximal", preview_every=0))
+    ramped, _ = run(tiny(steps=8, lr=0.04, beta1=0.9, tv="proximal", tv_metric="evened_then_adam", preview_every=0))
     assert ramped.status == "succeeded", ramped.error
-    e, r = _history(evened)["total"], _history(ramped)["total"]
+    e, r = history(evened)["total"], history(ramped)["total"]
     # Steps 0-3 (progress <= 3/7) take the same TV steps; after that the metrics part.
     assert r[:5] == pytest.approx(e[:5], rel=1e-6)
     assert r[-1] != pytest.approx(e[-1], rel=1e-6)
@@ -110,25 +110,23 @@ def test_evened_then_adam_runs_as_evened_through_the_first_half_only():
 
 @pytest.mark.parametrize("name, value", [("tv_metric", "evened_then_adam"), ("tv_iterations", 5)])
 def test_proximal_step_settings_without_the_proximal_step_are_refused_naming_the_input(name, value):
-    from test_nst_run import _tiny
+    from support.nst_graphs import tiny
 
     from nodeflow.errors import GraphInvalid
     from nodeflow.graph import parse_graph
     from nodeflow.plan import build_plan
 
     with pytest.raises(GraphInvalid) as info:
-        build_plan(parse_graph(_tiny(**{name: value})))
+        build_plan(parse_graph(tiny(**{name: value})))
     assert ("opt", name) in {(i.node, i.input) for i in info.value.issues}
 
 
 def test_tv_iterations_reach_the_proximal_step():
-    from test_nst_run import _history, _run, _tiny
+    from support.nst_graphs import history, run, tiny
 
-    runs = [
-        _run(_tiny(steps=4, lr=0.04, beta1=0.9, tv="proximal", tv_iterations=n, preview_every=0))[0] for n in (1, 20)
-    ]
+    runs = [run(tiny(steps=4, lr=0.04, beta1=0.9, tv="proximal", tv_iterations=n, preview_every=0))[0] for n in (1, 20)]
     assert all(r.status == "succeeded" for r in runs), [r.error for r in runs]
-    one, twenty = (_history(r)["total"] for r in runs)
+    one, twenty = (history(r)["total"] for r in runs)
     assert one[0] == pytest.approx(twenty[0], rel=1e-6)  # the same start
     assert one[-1] != pytest.approx(twenty[-1], rel=1e-6)  # a different TV step after it
 
@@ -144,14 +142,14 @@ def test_proximal_tv_on_tensorflow_terms_is_refused_naming_the_input():
 
 
 def test_an_unknown_tv_mode_is_refused_naming_the_node_and_input():
-    from test_nst_run import _tiny
+    from support.nst_graphs import tiny
 
     from nodeflow.errors import GraphInvalid
     from nodeflow.graph import parse_graph
     from nodeflow.plan import build_plan
 
     with pytest.raises(GraphInvalid) as info:
-        build_plan(parse_graph(_tiny(tv="smooth")))
+        build_plan(parse_graph(tiny(tv="smooth")))
     assert ("opt", "tv") in {(i.node, i.input) for i in info.value.issues}
 
 

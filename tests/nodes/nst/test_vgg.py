@@ -4,11 +4,8 @@ fallback and its log line, and the error when no weights are usable."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import json
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,21 +25,6 @@ def weights_env(tmp_path, monkeypatch):
     _vgg_models.clear_model_cache()
     yield tmp_path
     _vgg_models.clear_model_cache()
-
-
-@pytest.fixture
-def http_dir(tmp_path, monkeypatch):
-    """Serve tmp_path/www on 127.0.0.1; yields (root dir, base url)."""
-    monkeypatch.setenv("NODEFLOW_DOWNLOAD_ALLOW_PRIVATE", "1")  # a mirror on loopback
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 def test_vgg16_is_extracted_once_and_matches_onnxruntime(weights_env, monkeypatch):

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("diffusers")
 
-from sd_fixture import build_tiny_pipeline, write_single_file  # noqa: E402
+from support.sd_fixture import build_tiny_pipeline, write_single_file  # noqa: E402
 
 from nodeflow.context import CancelToken, Settings  # noqa: E402
 from nodeflow.errors import GraphInvalid  # noqa: E402

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from support.paths import ROOT
 
 from nodes._shared import allocator
 
@@ -29,8 +29,6 @@ print(after - before)
 """
 
 PAGES = (64 << 20) // 4096
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _second_touch_faults(mode: str) -> int:

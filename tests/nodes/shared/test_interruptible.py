@@ -103,7 +103,7 @@ def test_cancel_while_vgg_weights_are_extracted(vgg_weights_dir, monkeypatch):
 def test_cancel_while_an_sd_pipeline_loads_and_the_model_still_loads_later(tmp_path_factory, monkeypatch, assets):
     pytest.importorskip("diffusers")
     from diffusers import StableDiffusionImg2ImgPipeline
-    from sd_fixture import build_tiny_pipeline
+    from support.sd_fixture import build_tiny_pipeline
 
     from nodes.sd import _pipeline
 
