@@ -1,11 +1,12 @@
-"""ComfyUI's API against the real server: route shapes (a few recorded ones), a client
-written like ComfyUI's websocket example script, the queue, and jobs from /jobs."""
+"""ComfyUI's API: route shapes (a few recorded ones), prompts, uploads, history and the
+workflow browser in-process (support.inprocess); a client written like ComfyUI's websocket
+example script, the queue with its interrupts, and the socket's Origin check against the
+shared live server."""
 
 from __future__ import annotations
 
 import io
 import json
-import shutil
 import struct
 import urllib.parse
 import urllib.request
@@ -13,7 +14,9 @@ import uuid
 
 import pytest
 from PIL import Image
-from support.server_harness import ASSETS, Server, small_graph, submit, upload, wait_job
+from support.inprocess import app_client
+from support.paths import ASSETS
+from support.server_harness import small_graph, submit, upload, wait_job
 
 # The edges graph as ComfyUI's "Export (API)" writes it: numeric ids, links by output index.
 EDGES_PROMPT = {
@@ -36,17 +39,20 @@ EDGES_PROMPT = {
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    data = tmp_path_factory.mktemp("comfy") / "data"
-    (data / "inputs").mkdir(parents=True)
-    shutil.copy(ASSETS / "astronaut.png", data / "inputs" / "astronaut.png")
-    srv = Server(data).start()
-    yield srv
-    srv.stop()
+def client(tmp_path_factory):
+    """The API in-process (its inputs hold astronaut.png), for route shapes and answers."""
+    with app_client(tmp_path_factory.mktemp("comfy") / "data") as c:
+        yield c
 
 
 @pytest.fixture(scope="module")
-def client(server):
+def server(live_server):
+    """The shared live server, for the WebSocket."""
+    return live_server
+
+
+@pytest.fixture(scope="module")
+def live(server):
     with server.client() as c:
         yield c
 
@@ -137,26 +143,26 @@ def test_invalid_prompts_get_node_errors_and_are_never_queued(client):
     assert client.get("/prompt").json()["exec_info"]["queue_remaining"] == 0
 
 
-def test_queue_delete_and_interrupt(server, client):
-    name = upload(client)
+def test_queue_delete_and_interrupt(server, live):
+    name = upload(live)
     slow = {
         "1": {"class_type": "LoadImage", "inputs": {"path": name, "max_size": 16}},
         "2": {"class_type": "SlowInvert", "inputs": {"image": ["1", 0], "steps": 400, "delay": 0.05}},
         "3": {"class_type": "Save", "inputs": {"image": ["2", 0], "filename": "slow.png"}},
     }
     with ws_connect(server, "interrupter") as ws:
-        running = client.post("/prompt", json={"prompt": slow, "client_id": "interrupter"}).json()["prompt_id"]
-        pending = client.post("/prompt", json={"prompt": slow, "client_id": "interrupter"}).json()["prompt_id"]
-        wait_job(client, running, until={"running"})
-        queue = client.get("/queue").json()
+        running = live.post("/prompt", json={"prompt": slow, "client_id": "interrupter"}).json()["prompt_id"]
+        pending = live.post("/prompt", json={"prompt": slow, "client_id": "interrupter"}).json()["prompt_id"]
+        wait_job(live, running, until={"running"})
+        queue = live.get("/queue").json()
         assert [q[1] for q in queue["queue_running"]] == [running]
         assert [q[1] for q in queue["queue_pending"]] == [pending]
         assert queue["queue_pending"][0][3]["client_id"] == "interrupter"
-        assert client.post("/queue", json={"delete": [pending]}).status_code == 200
+        assert live.post("/queue", json={"delete": [pending]}).status_code == 200
         preview = ws.recv(timeout=60)
         while not isinstance(preview, bytes):  # the running node's first preview
             preview = ws.recv(timeout=60)
-        assert client.post("/interrupt", json={"prompt_id": running}).status_code == 200
+        assert live.post("/interrupt", json={"prompt_id": running}).status_code == 200
         kinds = []
         while "execution_interrupted" not in kinds:
             out = ws.recv(timeout=60)
@@ -164,9 +170,9 @@ def test_queue_delete_and_interrupt(server, client):
                 kinds.append(json.loads(out)["type"])
     assert struct.unpack(">II", preview[:8]) == (1, 2)  # a script gets type-1 PNG previews
     Image.open(io.BytesIO(preview[8:])).verify()
-    assert wait_job(client, running)["status"] == "cancelled"
-    assert client.get(f"/jobs/{pending}").json()["status"] == "cancelled"
-    jobs = client.get("/api/jobs", params={"status": "cancelled"}).json()
+    assert wait_job(live, running)["status"] == "cancelled"
+    assert live.get(f"/jobs/{pending}").json()["status"] == "cancelled"
+    jobs = live.get("/api/jobs", params={"status": "cancelled"}).json()
     assert {j["id"] for j in jobs["jobs"]} >= {running, pending}
     assert all(j["status"] == "cancelled" for j in jobs["jobs"])
     assert jobs["pagination"]["total"] >= 2
@@ -210,19 +216,19 @@ def test_view_and_upload_stay_inside_their_folders(client):
     )
 
 
-def test_a_foreign_origin_can_not_queue_a_prompt_or_open_the_socket(server, client):
+def test_a_foreign_origin_can_not_queue_a_prompt_or_open_the_socket(server, live):
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
     evil = {"Origin": "http://evil.example"}
-    r = client.post("/prompt", json={"prompt": EDGES_PROMPT}, headers=evil)
+    r = live.post("/prompt", json={"prompt": EDGES_PROMPT}, headers=evil)
     assert r.status_code == 403
     with pytest.raises(InvalidStatus):
         with connect(f"ws://127.0.0.1:{server.port}/ws?clientId=x", open_timeout=30, additional_headers=evil):
             pass
     own = {"Origin": server.url}  # the editor's own page passes
     assert (
-        client.post("/prompt", json={"prompt": {"1": {"class_type": "Nope", "inputs": {}}}}, headers=own).status_code
+        live.post("/prompt", json={"prompt": {"1": {"class_type": "Nope", "inputs": {}}}}, headers=own).status_code
         == 400
     )
 
