@@ -7,11 +7,9 @@ Screenshots of each check are kept in the test's tmp folder."""
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from pathlib import Path
 
 import pytest
-from support.server_harness import ASSETS, Server
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -41,14 +39,9 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    data = tmp_path_factory.mktemp("editor") / "data"
-    (data / "inputs").mkdir(parents=True)
-    for name in ("astronaut.png", "starry_night.jpg"):
-        shutil.copy(ASSETS / name, data / "inputs" / name)
-    srv = Server(data).start()
-    yield srv
-    srv.stop()
+def server(live_server):
+    """The shared live server: its inputs hold astronaut.png and starry_night.jpg."""
+    return live_server
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from support.server_harness import Server, submit, wait_job
+from support.server_harness import submit, wait_job
 
 from nodeflow.jobs.download_env import download_places, policy_env
 
@@ -49,11 +49,11 @@ def test_the_policy_as_variables():
     assert policy_env(False, {"NODEFLOW_OFFLINE": "0"})["NODEFLOW_OFFLINE"] == "1"
 
 
-def places_seen(tmp_path: Path, monkeypatch, *args: str, env: dict | None = None) -> tuple[dict, Path]:
+def places_seen(own_server, monkeypatch, *args: str, env: dict | None = None) -> tuple[dict, Path]:
     """What the server's worker computes for each download place (the DownloadPlaces test node)."""
     for name in PLACE_VARS:
         monkeypatch.delenv(name, raising=False)
-    srv = Server(tmp_path / "data", *args, env=env).start()
+    srv = own_server(*args, env=env).start()
     try:
         with srv.client() as c:
             job_id = submit(c, {"nodes": {"places": {"type": "DownloadPlaces", "inputs": {}}}})
@@ -66,9 +66,9 @@ def places_seen(tmp_path: Path, monkeypatch, *args: str, env: dict | None = None
         srv.stop()
 
 
-def test_with_downloads_on_everything_lands_in_the_data_folder(tmp_path, monkeypatch):
+def test_with_downloads_on_everything_lands_in_the_data_folder(own_server, tmp_path, monkeypatch):
     operator_keras = tmp_path / "operator" / "keras"
-    seen, data = places_seen(tmp_path, monkeypatch, "--allow-downloads", env={"KERAS_HOME": str(operator_keras)})
+    seen, data = places_seen(own_server, monkeypatch, "--allow-downloads", env={"KERAS_HOME": str(operator_keras)})
     downloads = data / "downloads"
     for name in ("files", "torch", "tfhub", "huggingface", "weights"):
         assert downloads in Path(seen[name]).resolve().parents, (name, seen[name])
@@ -76,8 +76,8 @@ def test_with_downloads_on_everything_lands_in_the_data_folder(tmp_path, monkeyp
     assert not seen["offline"] and not seen["hf_offline"]
 
 
-def test_with_downloads_off_nothing_is_fetched_and_caches_stay(tmp_path, monkeypatch):
-    seen, data = places_seen(tmp_path, monkeypatch)
+def test_with_downloads_off_nothing_is_fetched_and_caches_stay(own_server, monkeypatch):
+    seen, data = places_seen(own_server, monkeypatch)
     assert seen["offline"] and seen["hf_offline"]
     assert data in Path(seen["files"]).resolve().parents and data in Path(seen["tfhub"]).resolve().parents
     for name in ("torch", "huggingface", "weights"):  # models the operator already has still serve

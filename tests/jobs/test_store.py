@@ -246,3 +246,31 @@ def test_an_interrupted_job_says_why_and_a_failed_recovery_changes_nothing(tmp_p
     assert db.get(job.id).status == st.RUNNING  # rolled back, and no transaction left open
     assert db.recover(requeue=False) == ([job.id], [])
     assert db.get(job.id).result == {"error": {"message": "the server stopped while this job was running"}}
+
+
+def test_a_store_from_before_groups_opens_with_its_jobs_and_takes_groups(tmp_path):
+    import sqlite3
+
+    from nodeflow.jobs.store import JobStore
+
+    db = sqlite3.connect(tmp_path / "jobs.sqlite")
+    db.executescript(
+        "CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, "
+        "status TEXT NOT NULL, client_id TEXT, request TEXT NOT NULL, created REAL NOT NULL, "
+        "started REAL, finished REAL, attempts INTEGER NOT NULL DEFAULT 0, result TEXT);"
+        "INSERT INTO jobs (id, status, request, created) VALUES ('old', 'queued', '{}', 1);"
+    )
+    db.commit()
+    db.close()
+    store = JobStore(tmp_path / "jobs.sqlite")
+    old = store.get("old")
+    assert old.status == "queued" and old.group_id is None and old.worker is None
+    jobs = store.add_group("g1", [{"target": "a.b", "values": [1, 2]}], [("j1", {"n": 1}), ("j2", {"n": 2})])
+    assert [j.group_id for j in jobs] == ["g1", "g1"]
+    assert [j.id for j in store.group_jobs("g1")] == ["j1", "j2"]
+    assert store.claim().id == "old"  # still first in the queue
+    store.set_worker("old", {"pid": 7})
+    assert store.get("old").worker == {"pid": 7}
+    assert store.requeue("old") and store.get("old").status == "queued"
+    assert store.finish_group("g1", {"contact_sheets": []}) and not store.finish_group("g1", {})
+    store.close()

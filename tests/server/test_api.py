@@ -223,6 +223,20 @@ def test_catalogue_bundled_graphs_schema_and_health(client):
     assert health["status"] == "ok" and health["workers"] == 1 and health["auth"] is False
 
 
+def test_the_openapi_document_declares_auth_and_error_answers(client):
+    spec = client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["bearerAuth"] == {
+        **spec["components"]["securitySchemes"]["bearerAuth"],
+        "type": "http",
+        "scheme": "bearer",
+    }
+    submit = spec["paths"]["/jobs"]["post"]
+    assert {"401", "413", "422"} <= set(submit["responses"]) and submit["security"][0] == {"bearerAuth": []}
+    assert {"401", "413", "422"} <= set(spec["paths"]["/uploads"]["post"]["responses"])
+    assert "401" in spec["paths"]["/jobs"]["get"]["responses"]
+    assert "security" not in spec["paths"]["/health"]["get"]
+
+
 def _png_header_claiming(width: int, height: int) -> bytes:
     """A tiny PNG whose header claims a huge size (a decompression bomb's shape)."""
 

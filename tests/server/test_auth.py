@@ -1,15 +1,18 @@
 """Bearer-token auth: required when configured, on every route but health and the
-API description; and required to bind beyond loopback."""
+API description (in-process), on the WebSocket and traded for a login cookie (the shared
+live server with a token); and required to bind beyond loopback."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from contextlib import closing
 
 import httpx
 import pytest
-from support.server_harness import Server, events, small_graph, submit, upload, wait_job
+from support.inprocess import another_client, app_client
+from support.server_harness import events, small_graph, submit, upload, wait_job
 
 from nodeflow.jobs.config import ServerConfig, is_loopback
 
@@ -17,14 +20,21 @@ TOKEN = "s3cret-token-for-tests"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("auth") / "data", token=TOKEN).start()
-    yield srv
-    srv.stop()
+def app(tmp_path_factory):
+    """The API in-process, with a token."""
+    with app_client(tmp_path_factory.mktemp("auth") / "data", token=TOKEN) as c:
+        yield c
 
 
-def test_the_token_is_required_when_configured(server):
-    with server.client(token=None) as anon, server.client(token="wrong") as wrong, server.client() as ok:
+@pytest.fixture(scope="module")
+def server(token_server):
+    """The shared live server with a token, for the WebSocket and the login cookie."""
+    return token_server
+
+
+def test_the_token_is_required_when_configured(app):
+    ok = app  # sends the token
+    with closing(another_client(app)) as anon, closing(another_client(app, token="wrong")) as wrong:
         for method, path in [
             ("GET", "/jobs"),
             ("POST", "/jobs"),
@@ -66,7 +76,7 @@ def test_websocket_needs_the_token(server):
     with connect(
         f"ws://127.0.0.1:{server.port}/jobs/ws",
         open_timeout=30,
-        additional_headers={"Authorization": f"Bearer {TOKEN}"},
+        additional_headers={"Authorization": f"Bearer {server.token}"},
     ) as ws:
         with server.client() as ok:
             job_id = submit(ok, small_graph(upload(ok), filename="w.png", max_size=16))
@@ -88,10 +98,10 @@ def test_the_login_page_trades_the_token_for_a_strict_http_only_cookie(server):
         assert 'type="password"' in anon.get("/login").text
         wrong = anon.post("/login", data={"token": "guess"}, follow_redirects=False)
         assert wrong.status_code == 401 and "set-cookie" not in wrong.headers
-        r = anon.post("/login", data={"token": TOKEN}, follow_redirects=False)
+        r = anon.post("/login", data={"token": server.token}, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/"
         cookie = r.headers["set-cookie"]
-        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and TOKEN not in cookie
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and server.token not in cookie
         session = cookie.split(";")[0]
     with server.client(token=None) as browser:
         browser.headers["cookie"] = session
@@ -111,8 +121,8 @@ def test_the_login_page_trades_the_token_for_a_strict_http_only_cookie(server):
             pass
 
 
-def test_binding_beyond_loopback_without_a_token_refuses_to_start(tmp_path):
-    srv = Server(tmp_path / "data", "--host", "0.0.0.0")
+def test_binding_beyond_loopback_without_a_token_refuses_to_start(own_server):
+    srv = own_server("--host", "0.0.0.0")
     r = subprocess.run(srv.command(), env=srv.environ(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert "without a token" in r.stderr and "--token" in r.stderr
@@ -139,7 +149,7 @@ def test_nodeflow_serve_applies_the_same_rule_and_the_cli_never_imports_the_serv
     assert r.stdout.strip() == "[]", r.stderr
 
 
-def test_a_plugin_module_that_does_not_import_stops_the_start(tmp_path):
-    srv = Server(tmp_path / "data", "--plugins", "no_such_node_module")
+def test_a_plugin_module_that_does_not_import_stops_the_start(own_server):
+    srv = own_server("--plugins", "no_such_node_module")
     r = subprocess.run(srv.command(), env=srv.environ(), capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "no_such_node_module" in r.stderr

@@ -1,11 +1,14 @@
-"""Host allowlist, Origin checks and token redaction, against the real server."""
+"""Host allowlist and Origin checks (in-process, and on the live server's WebSocket
+handshakes), and the token kept out of the live server's log."""
 
 from __future__ import annotations
 
 import logging
+from contextlib import closing
 
 import pytest
-from support.server_harness import Server, small_graph, upload, wait_job
+from support.inprocess import another_client, app_client
+from support.server_harness import small_graph, upload, wait_job
 
 from nodeflow.server.auth import RedactToken
 from nodeflow.server.origin import HostOriginGuard, allowed_host_names, split_host
@@ -14,44 +17,46 @@ TOKEN = "guard-token-0123456789"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = Server(
-        tmp_path_factory.mktemp("guard") / "data",
-        "--log-level",
-        "info",
-        "--allowed-hosts",
-        "nodeflow.internal",
-        token=TOKEN,
-    ).start()
-    yield srv
-    srv.stop()
+def app(tmp_path_factory):
+    """The API in-process, with a token and one extra host name."""
+    with app_client(tmp_path_factory.mktemp("guard") / "data", token=TOKEN, allowed_hosts=["nodeflow.internal"]) as c:
+        yield c
 
 
-def test_a_foreign_host_is_refused_on_every_route(server):
-    with server.client() as c:
+@pytest.fixture(scope="module")
+def server(token_server):
+    """The shared live server with a token, logging every request: for the WebSocket
+    handshakes and the log."""
+    return token_server
+
+
+def test_a_foreign_host_is_refused_on_every_route(app):
+    port = app.config.port
+    with closing(another_client(app, token=TOKEN)) as c:
         for method, path in [("GET", "/health"), ("GET", "/jobs"), ("POST", "/jobs"), ("GET", "/docs")]:
             r = c.request(method, path, headers={"Host": "evil.example"})
             assert r.status_code == 400, (method, path)
             assert r.json()["error"] == "forbidden_host"
         for host in (
             "localhost",
-            f"localhost:{server.port}",
-            f"127.0.0.1:{server.port}",
-            f"[::1]:{server.port}",
+            f"localhost:{port}",
+            f"127.0.0.1:{port}",
+            f"[::1]:{port}",
             "nodeflow.internal:8188",
             "LOCALHOST.",
         ):
             assert c.get("/jobs", headers={"Host": host}).status_code == 200, host
 
 
-def test_a_foreign_origin_cannot_change_state(server):
-    own = f"http://127.0.0.1:{server.port}"
-    with server.client() as c:
+def test_a_foreign_origin_cannot_change_state(app):
+    port = app.config.port
+    own = f"http://127.0.0.1:{port}"
+    with closing(another_client(app, token=TOKEN)) as c:
         graph = small_graph(upload(c), filename="origin.png", max_size=16)
         for origin in (
             "http://evil.example",
             "null",
-            f"http://127.0.0.1:{server.port + 1}",
+            f"http://127.0.0.1:{port + 1}",
             "http://nodeflow.internal.evil.example",
         ):
             for path in ("/jobs", "/uploads", "/jobs/x/cancel", "/anything/added/later"):
@@ -71,7 +76,7 @@ def test_websocket_handshakes_check_the_origin(server):
     from websockets.exceptions import InvalidStatus
     from websockets.sync.client import connect
 
-    auth = {"Authorization": f"Bearer {TOKEN}"}
+    auth = {"Authorization": f"Bearer {server.token}"}
     url = f"ws://127.0.0.1:{server.port}/ws"
     with pytest.raises(InvalidStatus) as refused:
         with connect(url, open_timeout=30, origin="http://evil.example", additional_headers=auth):
@@ -87,16 +92,16 @@ def test_websocket_handshakes_check_the_origin(server):
 def test_the_token_never_reaches_the_log(server):
     from websockets.sync.client import connect
 
-    with connect(f"ws://127.0.0.1:{server.port}/ws?token={TOKEN}", open_timeout=30):
+    with connect(f"ws://127.0.0.1:{server.port}/ws?token={server.token}", open_timeout=30):
         pass
     with server.client(token=None) as anon:
-        anon.get(f"/jobs?token={TOKEN}")
-        anon.get(f"/jobs/{TOKEN}", headers={"Authorization": f"Bearer {TOKEN}"})
+        anon.get(f"/jobs?token={server.token}")
+        anon.get(f"/jobs/{server.token}", headers={"Authorization": f"Bearer {server.token}"})
     with server.client() as c:
         c.get("/health")  # the log is written in order: this line comes after the others
     log = server.log.read_text()
     assert "WebSocket /ws?token=***" in log
-    assert TOKEN not in log
+    assert server.token not in log
 
 
 def test_redaction_keeps_uvicorn_access_arguments():

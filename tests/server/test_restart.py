@@ -34,57 +34,48 @@ def _kill_with_jobs_queued(srv: Server, gate: Path) -> tuple[str, str, list[str]
     return done, running, queued, name
 
 
-def test_kill_9_with_jobs_queued_then_every_queued_job_runs_after_restart(tmp_path):
-    srv = Server(tmp_path / "data").start()
-    try:
-        done, running, queued, _ = _kill_with_jobs_queued(srv, tmp_path / "never")
-        srv.start()
-        with srv.client() as c:
-            for job_id in queued:
-                job = wait_job(c, job_id)
-                assert job["status"] == "succeeded", job
-                assert c.get(job["outputs"][0]["url"]).status_code == 200
-            job = c.get(f"/jobs/{running}").json()
-            assert job["status"] == "interrupted" and job["attempts"] == 1
-            assert "stopped" in job["error"]["message"]
-            # A job finished before the crash keeps its history and its output.
-            before = c.get(f"/jobs/{done}").json()
-            assert before["status"] == "succeeded"
-            assert c.get(before["outputs"][0]["url"]).status_code == 200
-            # A stream of a job whose events died with the old process still ends, with its status.
-            assert list(events(c, f"/jobs/{running}/events"))[-1]["status"] == "interrupted"
-    finally:
-        srv.kill()
+def test_kill_9_with_jobs_queued_then_every_queued_job_runs_after_restart(own_server, tmp_path):
+    srv = own_server().start()
+    done, running, queued, _ = _kill_with_jobs_queued(srv, tmp_path / "never")
+    srv.start()
+    with srv.client() as c:
+        for job_id in queued:
+            job = wait_job(c, job_id)
+            assert job["status"] == "succeeded", job
+            assert c.get(job["outputs"][0]["url"]).status_code == 200
+        job = c.get(f"/jobs/{running}").json()
+        assert job["status"] == "interrupted" and job["attempts"] == 1
+        assert "stopped" in job["error"]["message"]
+        # A job finished before the crash keeps its history and its output.
+        before = c.get(f"/jobs/{done}").json()
+        assert before["status"] == "succeeded"
+        assert c.get(before["outputs"][0]["url"]).status_code == 200
+        # A stream of a job whose events died with the old process still ends, with its status.
+        assert list(events(c, f"/jobs/{running}/events"))[-1]["status"] == "interrupted"
 
 
-def test_the_interrupted_job_is_requeued_when_configured(tmp_path):
-    srv = Server(tmp_path / "data", "--requeue-interrupted").start()
-    try:
-        _, running, queued, _ = _kill_with_jobs_queued(srv, tmp_path / "gate")
-        open_gate(tmp_path / "gate")  # the re-queued run goes through
-        srv.start()
-        with srv.client() as c:
-            job = wait_job(c, running)
-            assert job["status"] == "succeeded" and job["attempts"] == 2
-            assert all(wait_job(c, j)["status"] == "succeeded" for j in queued)
-    finally:
-        srv.kill()
+def test_the_interrupted_job_is_requeued_when_configured(own_server, tmp_path):
+    srv = own_server("--requeue-interrupted").start()
+    _, running, queued, _ = _kill_with_jobs_queued(srv, tmp_path / "gate")
+    open_gate(tmp_path / "gate")  # the re-queued run goes through
+    srv.start()
+    with srv.client() as c:
+        job = wait_job(c, running)
+        assert job["status"] == "succeeded" and job["attempts"] == 2
+        assert all(wait_job(c, j)["status"] == "succeeded" for j in queued)
 
 
-def test_a_graceful_stop_interrupts_the_running_job_too(tmp_path):
-    srv = Server(tmp_path / "data").start()
-    try:
-        with srv.client() as c:
-            running = submit(c, slow_graph(upload(c), gate=tmp_path / "never"))
-            wait_node_started(c, running)
-        srv.stop()
-        assert srv.proc.returncode in (0, -15)  # uvicorn re-raises SIGTERM once it has shut down
-        assert srv.log.read_text().rstrip().endswith("nodeflow: stopped")
-        srv.start()
-        with srv.client() as c:
-            assert c.get(f"/jobs/{running}").json()["status"] == "interrupted"
-    finally:
-        srv.kill()
+def test_a_graceful_stop_interrupts_the_running_job_too(own_server, tmp_path):
+    srv = own_server().start()
+    with srv.client() as c:
+        running = submit(c, slow_graph(upload(c), gate=tmp_path / "never"))
+        wait_node_started(c, running)
+    srv.stop()
+    assert srv.proc.returncode in (0, -15)  # uvicorn re-raises SIGTERM once it has shut down
+    assert srv.log.read_text().rstrip().endswith("nodeflow: stopped")
+    srv.start()
+    with srv.client() as c:
+        assert c.get(f"/jobs/{running}").json()["status"] == "interrupted"
 
 
 def test_a_job_shows_as_finished_only_once_the_history_is_within_its_limit(tmp_path):
@@ -117,20 +108,17 @@ def test_a_job_shows_as_finished_only_once_the_history_is_within_its_limit(tmp_p
     assert seen == [(1, 1), (2, 2), (2, 2), (2, 2)]
 
 
-def test_history_is_kept_within_its_limit(tmp_path):
-    srv = Server(tmp_path / "data", env={"NODEFLOW_HISTORY_LIMIT": "3"}).start()
-    try:
-        with srv.client() as c:
-            name = upload(c)
-            ids = []
-            for i in range(5):
-                ids.append(submit(c, small_graph(name, filename=f"h{i}.png", max_size=16 + i)))
-                assert wait_job(c, ids[-1])["status"] == "succeeded"
-            kept = [j["id"] for j in c.get("/jobs").json()["jobs"]]
-            assert kept == ids[:1:-1]  # newest first
-            for old in ids[:2]:
-                assert c.get(f"/jobs/{old}").status_code == 404
-                assert not (srv.data_dir / "outputs" / old).exists()
-            assert (srv.data_dir / "outputs" / ids[-1] / "h4.png").is_file()
-    finally:
-        srv.stop()
+def test_history_is_kept_within_its_limit(own_server):
+    srv = own_server(env={"NODEFLOW_HISTORY_LIMIT": "3"}).start()
+    with srv.client() as c:
+        name = upload(c)
+        ids = []
+        for i in range(5):
+            ids.append(submit(c, small_graph(name, filename=f"h{i}.png", max_size=16 + i)))
+            assert wait_job(c, ids[-1])["status"] == "succeeded"
+        kept = [j["id"] for j in c.get("/jobs").json()["jobs"]]
+        assert kept == ids[:1:-1]  # newest first
+        for old in ids[:2]:
+            assert c.get(f"/jobs/{old}").status_code == 404
+            assert not (srv.data_dir / "outputs" / old).exists()
+        assert (srv.data_dir / "outputs" / ids[-1] / "h4.png").is_file()

@@ -61,3 +61,12 @@ def app_client(
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def another_client(client, token: str | None = None):
+    """A second client on `client`'s app (already started: this one does not run its
+    lifespan again), sending `token` if given. Use it in a `with`: it closes."""
+    from fastapi.testclient import TestClient
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return TestClient(client.app, base_url=BASE_URL, headers=headers)

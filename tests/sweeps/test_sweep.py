@@ -1,4 +1,4 @@
-"""Parameter sweeps: the CLI's --sweep and the HTTP API's sweep groups."""
+"""Parameter sweeps: the CLI's --sweep and the HTTP API's sweep groups (in-process)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from PIL import Image
-from support.server_harness import Server, upload
+from support.server_harness import upload
 
 SWEEP = ["--sweep", "sobel.normalize=max,fixed", "--sweep", "load.max_size=64,96,128"]
 
@@ -187,112 +187,74 @@ def wait_group(c, group_id: str, timeout: float = 120) -> dict:
         time.sleep(0.2)
 
 
-def test_http_sweep_queues_a_group_and_draws_its_contact_sheet(tmp_path):
-    srv = Server(tmp_path / "data", "--workers", "2").start()
-    try:
-        with srv.client() as c:
-            name = upload(c)
-            r = c.post(
-                "/jobs",
-                json={
-                    "graph": edges_graph(name),
-                    "client_id": "me",
-                    "sweep": {"sobel.normalize": ["max", "fixed"], "load.max_size": [32, 48]},
-                },
-            )
-            assert r.status_code == 202, r.text
-            body = r.json()
-            assert len(body["jobs"]) == 4 and r.headers["location"] == f"/groups/{body['group_id']}"
-            group = wait_group(c, body["group_id"])
-            assert group["status"] == "finished", group
-            assert [j["values"] for j in group["jobs"]] == [
-                {"sobel.normalize": n, "load.max_size": s} for n in ("max", "fixed") for s in (32, 48)
-            ]
-            files = {}
-            for j in group["jobs"]:
-                job = c.get(j["url"]).json()
-                assert job["status"] == "succeeded" and job["group_id"] == body["group_id"]
-                assert job["sweep"] == j["values"] and job["worker"]["pid"] > 0
-                (out,) = job["outputs"]
-                assert (
-                    out["name"] == f"edges__sobel.normalize={j['values']['sobel.normalize']}"
-                    f"__load.max_size={j['values']['load.max_size']}.png"
-                )
-                files[out["name"]] = tmp_path / out["name"]
-                files[out["name"]].write_bytes(c.get(out["url"]).content)
-            (sheet,) = group["contact_sheets"]
-            assert sheet["node"] == "save" and sheet["name"] == "edges__sweep.png"
-            assert sheet["layout"]["rows"] == ["normalize = max", "normalize = fixed"]
-            assert sheet["layout"]["columns"] == ["max_size = 32", "max_size = 48"]
-            path = tmp_path / "sheet.png"
-            path.write_bytes(c.get(sheet["url"]).content)
-            assert layout_of(path) == sheet["layout"]
-            assert_cells_show(path, files)
-            assert c.get(f"/groups/{body['group_id']}/outputs/nope.png").status_code == 404
-            assert c.get("/groups/nosuch").status_code == 404
-    finally:
-        srv.stop()
-
-
-def test_http_sweep_errors_get_422_naming_node_and_input_and_queue_nothing(tmp_path):
-    srv = Server(tmp_path / "data").start()
-    try:
-        with srv.client() as c:
-            name = upload(c)
-            r = c.post(
-                "/jobs",
-                json={
-                    "graph": edges_graph(name),
-                    "sweep": {
-                        "sobel.normalize": ["max", "sideways"],
-                        "load.max_size": [4, 32],
-                        "nosuch.x": [1],
-                        "sobel.channels": "gray",
-                    },
-                },
-            )
-            assert r.status_code == 422, r.text
-            issues = {(i["node"], i["input"], i["code"]) for i in r.json()["issues"]}
-            assert ("sobel", "normalize", "invalid_choice") in issues
-            assert ("load", "max_size", "value_too_small") in issues
-            assert ("nosuch", "x", "unknown_node") in issues
-            assert ("sobel", "channels", "invalid_sweep") in issues
-            r = c.post("/jobs", json={"graph": edges_graph(name), "sweep": {"load.max_size": list(range(16, 16 + 65))}})
-            assert r.status_code == 422
-            assert [(i["node"], i["input"], i["code"]) for i in r.json()["issues"]] == [
-                ("load", "max_size", "sweep_too_large")
-            ]
-            assert c.get("/jobs").json()["jobs"] == []
-    finally:
-        srv.stop()
-
-
-def test_a_store_from_before_groups_opens_with_its_jobs_and_takes_groups(tmp_path):
-    import sqlite3
-
-    from nodeflow.jobs.store import JobStore
-
-    db = sqlite3.connect(tmp_path / "jobs.sqlite")
-    db.executescript(
-        "CREATE TABLE jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT UNIQUE NOT NULL, "
-        "status TEXT NOT NULL, client_id TEXT, request TEXT NOT NULL, created REAL NOT NULL, "
-        "started REAL, finished REAL, attempts INTEGER NOT NULL DEFAULT 0, result TEXT);"
-        "INSERT INTO jobs (id, status, request, created) VALUES ('old', 'queued', '{}', 1);"
+def test_http_sweep_queues_a_group_and_draws_its_contact_sheet(api, tmp_path):
+    c = api(workers=2)  # in-process
+    name = upload(c)
+    r = c.post(
+        "/jobs",
+        json={
+            "graph": edges_graph(name),
+            "client_id": "me",
+            "sweep": {"sobel.normalize": ["max", "fixed"], "load.max_size": [32, 48]},
+        },
     )
-    db.commit()
-    db.close()
-    store = JobStore(tmp_path / "jobs.sqlite")
-    old = store.get("old")
-    assert old.status == "queued" and old.group_id is None and old.worker is None
-    jobs = store.add_group("g1", [{"target": "a.b", "values": [1, 2]}], [("j1", {"n": 1}), ("j2", {"n": 2})])
-    assert [j.group_id for j in jobs] == ["g1", "g1"]
-    assert [j.id for j in store.group_jobs("g1")] == ["j1", "j2"]
-    assert store.claim().id == "old"  # still first in the queue
-    store.set_worker("old", {"pid": 7})
-    assert store.get("old").worker == {"pid": 7}
-    assert store.requeue("old") and store.get("old").status == "queued"
-    assert store.finish_group("g1", {"contact_sheets": []}) and not store.finish_group("g1", {})
-    store.close()
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert len(body["jobs"]) == 4 and r.headers["location"] == f"/groups/{body['group_id']}"
+    group = wait_group(c, body["group_id"])
+    assert group["status"] == "finished", group
+    assert [j["values"] for j in group["jobs"]] == [
+        {"sobel.normalize": n, "load.max_size": s} for n in ("max", "fixed") for s in (32, 48)
+    ]
+    files = {}
+    for j in group["jobs"]:
+        job = c.get(j["url"]).json()
+        assert job["status"] == "succeeded" and job["group_id"] == body["group_id"]
+        assert job["sweep"] == j["values"] and job["worker"]["pid"] > 0
+        (out,) = job["outputs"]
+        assert (
+            out["name"] == f"edges__sobel.normalize={j['values']['sobel.normalize']}"
+            f"__load.max_size={j['values']['load.max_size']}.png"
+        )
+        files[out["name"]] = tmp_path / out["name"]
+        files[out["name"]].write_bytes(c.get(out["url"]).content)
+    (sheet,) = group["contact_sheets"]
+    assert sheet["node"] == "save" and sheet["name"] == "edges__sweep.png"
+    assert sheet["layout"]["rows"] == ["normalize = max", "normalize = fixed"]
+    assert sheet["layout"]["columns"] == ["max_size = 32", "max_size = 48"]
+    path = tmp_path / "sheet.png"
+    path.write_bytes(c.get(sheet["url"]).content)
+    assert layout_of(path) == sheet["layout"]
+    assert_cells_show(path, files)
+    assert c.get(f"/groups/{body['group_id']}/outputs/nope.png").status_code == 404
+    assert c.get("/groups/nosuch").status_code == 404
+
+
+def test_http_sweep_errors_get_422_naming_node_and_input_and_queue_nothing(api):
+    c = api()  # in-process
+    name = upload(c)
+    r = c.post(
+        "/jobs",
+        json={
+            "graph": edges_graph(name),
+            "sweep": {
+                "sobel.normalize": ["max", "sideways"],
+                "load.max_size": [4, 32],
+                "nosuch.x": [1],
+                "sobel.channels": "gray",
+            },
+        },
+    )
+    assert r.status_code == 422, r.text
+    issues = {(i["node"], i["input"], i["code"]) for i in r.json()["issues"]}
+    assert ("sobel", "normalize", "invalid_choice") in issues
+    assert ("load", "max_size", "value_too_small") in issues
+    assert ("nosuch", "x", "unknown_node") in issues
+    assert ("sobel", "channels", "invalid_sweep") in issues
+    r = c.post("/jobs", json={"graph": edges_graph(name), "sweep": {"load.max_size": list(range(16, 16 + 65))}})
+    assert r.status_code == 422
+    assert [(i["node"], i["input"], i["code"]) for i in r.json()["issues"]] == [("load", "max_size", "sweep_too_large")]
+    assert c.get("/jobs").json()["jobs"] == []
 
 
 def test_cli_sweep_on_ray_reports_bad_options_before_connecting(cli, tmp_path):
