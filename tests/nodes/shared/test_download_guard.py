@@ -12,6 +12,7 @@ import pytest
 
 from nodeflow.context import CancelToken
 from nodeflow.errors import Cancelled
+from nodes._shared import download
 from nodes._shared.download import DownloadError, fetch
 
 BODY = b"SECRET-BANNER " * 1000
@@ -54,16 +55,22 @@ def _body(data, length=True):
 
 
 def _slow(h):
+    """100 bytes every 0.1 s (40 s at most) of the million promised. The server's `streaming`
+    is set once the first bytes are out, `dropped` when the client hangs up, `finished` if
+    the route ever gets to its end."""
     h.send_response(200)
     h.send_header("Content-Length", str(10**6))
     h.end_headers()
     try:
-        for _ in range(400):  # 40 s at most
+        for _ in range(400):
             h.wfile.write(b"x" * 100)
             h.wfile.flush()
+            h.server.streaming.set()
             time.sleep(0.1)
     except OSError:
-        pass
+        h.server.dropped.set()
+    else:
+        h.server.finished.set()
 
 
 @pytest.fixture
@@ -79,9 +86,11 @@ def site():
     }
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.hits = []
+    server.streaming, server.dropped, server.finished = threading.Event(), threading.Event(), threading.Event()
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", server.hits
+    server.base = f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
     server.shutdown()
     server.server_close()
 
@@ -108,7 +117,7 @@ SHA = hashlib.sha256(BODY).hexdigest()
     ],
 )
 def test_no_connection_to_local_or_private_addresses(site, tmp_path, url):
-    base, hits = site
+    base, hits = site.base, site.hits
     port = base.rsplit(":", 1)[1]
     with pytest.raises(DownloadError, match="downloads only reach public hosts"):
         fetch(url.format(port=port), tmp_path / "f", SHA, timeout=5)
@@ -118,22 +127,24 @@ def test_no_connection_to_local_or_private_addresses(site, tmp_path, url):
 
 @pytest.mark.parametrize("path", ["/to-ftp", "/to-file"])
 def test_every_redirect_hop_must_be_http(site, tmp_path, mirror_allowed, path):
-    base, hits = site
+    base, hits = site.base, site.hits
     with pytest.raises(DownloadError, match="only http"):
         fetch(base + path, tmp_path / "f", SHA, timeout=5)
     assert hits == [path]
 
 
 def test_redirects_are_followed_and_bounded(site, tmp_path, mirror_allowed):
-    base, hits = site
+    base, hits = site.base, site.hits
     assert fetch(base + "/to-self", tmp_path / "f", SHA, timeout=5).read_bytes() == BODY
+    assert hits == ["/to-self", "/file"]
     with pytest.raises(DownloadError, match="redirects"):
         fetch(base + "/loop", tmp_path / "g", None, timeout=5)
+    assert hits[2:] == ["/loop"] * (download.MAX_REDIRECTS + 1)  # given up after the last hop allowed
 
 
 def test_a_redirect_to_a_private_address_is_refused(site, tmp_path, monkeypatch):
     """The first hop is public (faked by its check); the second points at loopback."""
-    base, hits = site
+    base = site.base
     import nodes._shared.download as dl
 
     real = dl.resolve_public
@@ -157,7 +168,7 @@ def test_a_redirect_to_a_private_address_is_refused(site, tmp_path, monkeypatch)
 
 
 def test_size_cap_by_header_and_by_count(site, tmp_path, mirror_allowed, monkeypatch):
-    base, _ = site
+    base = site.base
     monkeypatch.setenv("NODEFLOW_DOWNLOAD_MAX_MB", "0.01")  # about 10 kB
     with pytest.raises(DownloadError, match="over the download limit"):
         fetch(base + "/file", tmp_path / "f", None, timeout=5)
@@ -167,27 +178,33 @@ def test_size_cap_by_header_and_by_count(site, tmp_path, mirror_allowed, monkeyp
 
 
 def test_overall_deadline(site, tmp_path, mirror_allowed):
-    base, _ = site
-    t0 = time.monotonic()
+    """Every read is within its timeout (5 s); the whole download passes its deadline (1 s):
+    refused for taking too long, and the connection dropped mid-stream."""
     with pytest.raises(DownloadError, match="too long"):
-        fetch(base + "/slow", tmp_path / "f", None, timeout=5, deadline_s=1.0)
-    assert time.monotonic() - t0 < 10
+        fetch(site.base + "/slow", tmp_path / "f", None, timeout=5, deadline_s=1.0)
+    assert site.dropped.wait(30) and not site.finished.is_set()
+    assert site.hits == ["/slow"]
     assert not list(tmp_path.iterdir())
 
 
 def test_cancel_stops_a_slow_download(site, tmp_path, mirror_allowed):
-    base, _ = site
+    """Cancelled once the bytes are flowing: Cancelled, the connection dropped mid-stream,
+    nothing kept."""
     token = CancelToken()
-    threading.Timer(0.5, token.cancel).start()
-    t0 = time.monotonic()
+
+    def cancel_once_streaming():
+        if site.streaming.wait(30):
+            token.cancel()
+
+    threading.Thread(target=cancel_once_streaming, daemon=True).start()
     with pytest.raises(Cancelled):
-        fetch(base + "/slow", tmp_path / "f", None, timeout=5, cancel=token.check)
-    assert time.monotonic() - t0 < 10
+        fetch(site.base + "/slow", tmp_path / "f", None, timeout=5, cancel=token.check)
+    assert token.cancelled and site.dropped.wait(30) and not site.finished.is_set()
     assert not list(tmp_path.iterdir())
 
 
 def test_reuse_verifies_the_cached_file_again(site, tmp_path, mirror_allowed):
-    base, hits = site
+    base, hits = site.base, site.hits
     dest = tmp_path / "f"
     fetch(base + "/file", dest, SHA, timeout=5)
     fetch(base + "/file", dest, SHA, timeout=5)
@@ -198,7 +215,7 @@ def test_reuse_verifies_the_cached_file_again(site, tmp_path, mirror_allowed):
 
 
 def test_errors_never_echo_what_was_fetched(site, tmp_path, mirror_allowed):
-    base, _ = site
+    base = site.base
     with pytest.raises(DownloadError) as err:
         fetch(base + "/file", tmp_path / "f", "0" * 64, timeout=5)
     text = str(err.value)
