@@ -100,10 +100,105 @@ def test_no_seed_is_fresh_noise_every_run(tiny_sd):
     assert any(e.kind == "log" and e.message.startswith("seed ") for e in events1)
 
 
-def test_attention_slicing_saves_memory_not_the_result(tiny_sd):
+def loaded_pipeline():
+    """The pipeline the last run left in the node's model cache (it keeps one)."""
+    from nodes.sd._pipeline import PIPELINES
+
+    (key,) = PIPELINES.keys()
+
+    def not_loaded():
+        raise AssertionError("the run left no pipeline in the model cache")
+
+    with PIPELINES.use(key, not_loaded, lambda: None) as entry:
+        return entry.pipe
+
+
+def attention_processors(pipe) -> set[str]:
+    return {type(p).__name__ for p in pipe.unet.attn_processors.values()}
+
+
+def test_attention_slicing_reaches_the_pipeline_and_changes_the_memory_not_the_result(tiny_sd):
     plain = image_of(run(tiny_sd, scheduler="ddim")[0])
+    assert "SlicedAttnProcessor" not in attention_processors(loaded_pipeline())
     sliced = image_of(run(tiny_sd, scheduler="ddim", attention_slicing=True)[0])
+    pipe = loaded_pipeline()
+    # Every attention layer of the UNet computes in slices (diffusers' "auto": half the heads).
+    assert attention_processors(pipe) == {"SlicedAttnProcessor"}
+    assert all(p.slice_size >= 1 for p in pipe.unet.attn_processors.values())
     np.testing.assert_allclose(sliced, plain, atol=1e-4)
+    # Off again for the next run on the same cached pipeline.
+    again = image_of(run(tiny_sd, scheduler="ddim", seed=7)[0])
+    assert loaded_pipeline() is pipe and "SlicedAttnProcessor" not in attention_processors(pipe)
+    assert again.shape == plain.shape
+
+
+def test_cpu_offload_on_the_cpu_is_ignored_and_says_so(tiny_sd):
+    """cpu_offload applies to CUDA: on the CPU the node logs that it ignores it, and runs the
+    same pipeline (the same cache entry, no accelerate hooks) to the same image."""
+    from nodes.sd import _pipeline
+
+    _pipeline.PIPELINES.clear()
+    before = _pipeline.PIPELINES.loads
+    plain = image_of(run(tiny_sd, device="cpu", scheduler="ddim")[0])
+    result, events = run(tiny_sd, device="cpu", scheduler="ddim", cpu_offload=True)
+    np.testing.assert_array_equal(image_of(result), plain)
+    assert [e.message for e in events if e.kind == "log" and "cpu_offload" in e.message] == [
+        "cpu_offload applies to CUDA only; ignored on cpu"
+    ]
+    assert _pipeline.PIPELINES.loads - before == 1
+    pipe = loaded_pipeline()
+    assert getattr(pipe.unet, "_hf_hook", None) is None
+    assert {p.device.type for p in pipe.unet.parameters()} == {"cpu"}
+
+
+def test_cpu_offload_on_cuda_keeps_each_model_on_the_cpu_behind_an_accelerate_hook(tiny_sd):
+    """What the node asks for on a CUDA device (load_pipeline with cpu_offload): every
+    sub-model stays on the CPU, with a hook that moves it to the GPU only while it runs.
+    Installing the hooks needs no GPU; running them would."""
+    import torch
+    from accelerate.hooks import CpuOffload
+
+    from nodes.sd._pipeline import load_pipeline
+    from nodes.sd._source import ModelSource
+
+    logs: list[str] = []
+    pipe = load_pipeline(ModelSource("folder", str(tiny_sd)), "fp32", "cuda:0", True, None, logs.append)
+    for name in ("text_encoder", "unet", "vae"):
+        model = getattr(pipe, name)
+        hook = getattr(model, "_hf_hook", None)
+        assert isinstance(hook, CpuOffload), name
+        assert torch.device(hook.execution_device) == torch.device("cuda:0"), name
+        assert {p.device.type for p in model.parameters()} == {"cpu"}, name
+    plain = load_pipeline(ModelSource("folder", str(tiny_sd)), "fp32", "cpu", False, None, logs.append)
+    assert getattr(plain.unet, "_hf_hook", None) is None
+
+
+def test_the_node_asks_for_cpu_offload_on_a_cuda_device(tiny_sd, monkeypatch):
+    """Placed on CUDA (faked here), the node passes cpu_offload on to the loader, keys its
+    cache on it, and says nothing about ignoring it."""
+    from nodeflow.node import InputError
+    from nodes.sd import _pipeline
+
+    calls = []
+
+    def recording_loader(source, dtype, device, cpu_offload, config, log, report=None, cancel=None):
+        calls.append({"device": device, "cpu_offload": cpu_offload, "dtype": dtype})
+        raise InputError("model", "stopped by the test after the loader was called")
+
+    monkeypatch.setattr(_pipeline, "load_pipeline", recording_loader)
+    _pipeline.PIPELINES.clear()
+    plan = build_plan(
+        parse_graph(sd_graph(str(tiny_sd), "cuda", cpu_offload=True)),
+        Settings(),
+        only=["sd"],
+        available={"torch": {"cpu", "cuda", "cuda:0"}},
+    )
+    assert plan.nodes["sd"].device.startswith("cuda")
+    events = []
+    result = Executor().run(plan, emit=events.append)
+    assert result.status == "failed" and "stopped by the test" in result.error.message
+    assert calls == [{"device": plan.nodes["sd"].device, "cpu_offload": True, "dtype": "fp16"}]
+    assert not [e for e in events if e.kind == "log" and "cpu_offload" in e.message]
 
 
 def test_fp16_on_the_cpu_is_refused(tiny_sd):

@@ -17,10 +17,10 @@ GATE_TIMEOUT = 120.0  # seconds: a test that never opens its gate fails, it does
 
 
 class SlowInvert(Node):
-    """Invert an image slowly: first wait until the file `gate` exists (if named), then
-    `steps` steps of `delay` seconds, with progress, a preview each step, and a
-    cancellation check each step and while waiting. Tests hold a job running, for as
-    long as they need, by not creating its gate yet."""
+    """Invert an image slowly: `steps` steps of `delay` seconds, with progress, a preview
+    each step, and a cancellation check each step and while waiting; if `gate` is named,
+    first wait until that file exists (after `gate_after` steps, if given). Tests hold a
+    job running, for as long as they need, by not creating its gate yet."""
 
     version = "1"
     category = "test"
@@ -31,14 +31,15 @@ class SlowInvert(Node):
         delay: float = Input(0.1, ge=0, le=10)
         gate: str = Input("", description="wait until this file exists (absolute path; test use only)")
         log_every: int = Input(0, ge=0, description="a log line every this many steps (0: none)")
+        gate_after: int = Input(0, ge=0, description="wait for `gate` after this many steps (0: before the first)")
 
     class Outputs(NodeOutputs):
         image: Any = Output(IMAGE, "inverted image")
 
-    def run(self, image: Any, steps: int, delay: float, gate: str, log_every: int) -> dict:
-        if gate:
-            self._wait_for(gate)
+    def run(self, image: Any, steps: int, delay: float, gate: str, log_every: int, gate_after: int) -> dict:
         for i in range(steps):
+            if gate and i == gate_after:
+                self._wait_for(gate)
             self.ctx.check_cancelled()
             time.sleep(delay)
             self.ctx.progress(i + 1, steps)
