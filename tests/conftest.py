@@ -4,6 +4,7 @@ the real CLI in a subprocess, and the running servers. The helpers behind them l
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -16,6 +17,9 @@ from support.cli_runner import run_cli  # noqa: E402
 from support.inprocess import app_client  # noqa: E402
 from support.paths import ASSETS  # noqa: E402
 from support.server_harness import LiveServers, Server  # noqa: E402
+
+# The environment before any fixture patched it: the shared servers start with it.
+SESSION_ENVIRON = dict(os.environ)
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +53,7 @@ def servers(tmp_path_factory) -> Iterator[LiveServers]:
     """The session's running server processes, one per configuration (servers.shared(...)),
     stopped when the session ends. For tests that need a live socket: SSE, WebSockets, a
     browser, or the process itself (its log, its memory)."""
-    pool = LiveServers(tmp_path_factory.mktemp("servers"))
+    pool = LiveServers(tmp_path_factory.mktemp("servers"), SESSION_ENVIRON)
     yield pool
     pool.stop_all()
 

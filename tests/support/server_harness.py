@@ -121,11 +121,12 @@ class LiveServers:
 
     SEEDED = ("astronaut.png", "starry_night.jpg")  # in every shared server's inputs folder
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, environ: dict[str, str]):
+        """`environ`: what every shared server starts with (plus its own `env`): the session's
+        environment, not whatever a test or an in-process app has patched when one asks."""
         self.root = Path(root)
         self._shared: dict[tuple, Server] = {}
-        # The session's environment, not the one a test has patched when it asks first.
-        self.environ = dict(os.environ)
+        self.environ = dict(environ)
 
     def shared(self, *args: str, token: str | None = None, env: dict | None = None, name: str = "shared") -> Server:
         key = (name, args, token, tuple(sorted((env or {}).items())))
