@@ -4,6 +4,7 @@ the real CLI in a subprocess, and the running servers. The helpers behind them l
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -86,7 +87,7 @@ def api(tmp_path) -> Iterator:
     """api(**settings) -> a TestClient on a fresh in-process app (support.inprocess.app_client)
     with its own data folder, shut down when the test ends."""
     with ExitStack() as stack:
-        count = iter(range(1000))
+        count = itertools.count()
 
         def make(**settings):
             return stack.enter_context(app_client(tmp_path / f"app{next(count)}" / "data", **settings))
