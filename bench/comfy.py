@@ -26,7 +26,7 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "tests")]  # the test helpers, and `support`
 sys.path.insert(0, str(ROOT))
 
 from server_harness import ASSETS, Server  # noqa: E402

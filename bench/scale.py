@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "tests"), str(ROOT)]
 
 from ray_cluster import LocalCluster, in_namespace, why_no_namespace  # noqa: E402
 from server_harness import ASSETS, Server, slow_graph, submit, wait_job  # noqa: E402

@@ -1,19 +1,26 @@
-"""Shared fixtures: the test images, an isolated cache/output/input environment,
-and a helper that runs the real CLI in a subprocess."""
+"""Fixtures for every test: an isolated cache/output/input environment, the test images,
+the real CLI in a subprocess, and the running servers. The helpers behind them live in the
+`support` package (tests/support)."""
 
 from __future__ import annotations
 
+import itertools
 import os
-import subprocess
-import sys
+from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-# The test images sit beside the checkout; $NODEFLOW_TEST_ASSETS points elsewhere (e.g. from a copy).
-ASSETS = Path(os.environ.get("NODEFLOW_TEST_ASSETS") or ROOT.parent / "shared" / "assets")
-GRAPHS = ROOT / "graphs"
+pytest.register_assert_rewrite("support")
+
+from support.cli_runner import run_cli  # noqa: E402
+from support.inprocess import app_client  # noqa: E402
+from support.paths import ASSETS  # noqa: E402
+from support.server_harness import LiveServers, Server  # noqa: E402
+
+# The environment before any fixture patched it: the shared servers start with it.
+SESSION_ENVIRON = dict(os.environ)
 
 
 @pytest.fixture(autouse=True)
@@ -37,19 +44,52 @@ def assets() -> Path:
     return ASSETS
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):
-    """Run `python -m nodeflow ARGS` and return the CompletedProcess (text mode)."""
-    full_env = dict(os.environ, **(env or {}))
-    return subprocess.run(
-        [sys.executable, "-m", "nodeflow", *args],
-        cwd=cwd or ROOT,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory) -> Iterator[LiveServers]:
+    """The session's running server processes, one per configuration (servers.shared(...)),
+    stopped when the session ends. For tests that need a live socket: SSE, WebSockets, a
+    browser, or the process itself (its log, its memory)."""
+    pool = LiveServers(tmp_path_factory.mktemp("servers"), SESSION_ENVIRON)
+    yield pool
+    pool.stop_all()
+
+
+@pytest.fixture(scope="session")
+def live_server(servers) -> Server:
+    """The shared server with the default settings (its inputs hold astronaut.png and
+    starry_night.jpg). Other tests' jobs and uploads are on it too."""
+    return servers.shared()
+
+
+@pytest.fixture
+def own_server(tmp_path) -> Iterator:
+    """own_server(*args, token=, env=, data_dir=) -> a Server (not started) that this test
+    alone drives: kills, restarts, starts that must fail. Killed when the test ends."""
+    made: list[Server] = []
+
+    def make(*args: str, token: str | None = None, env: dict | None = None, data_dir: Path | None = None) -> Server:
+        srv = Server(data_dir or tmp_path / "data", *args, token=token, env=env)
+        made.append(srv)
+        return srv
+
+    yield make
+    for srv in made:
+        srv.kill()
+
+
+@pytest.fixture
+def api(tmp_path) -> Iterator:
+    """api(**settings) -> a TestClient on a fresh in-process app (support.inprocess.app_client)
+    with its own data folder, shut down when the test ends."""
+    with ExitStack() as stack:
+        count = itertools.count()
+
+        def make(**settings):
+            return stack.enter_context(app_client(tmp_path / f"app{next(count)}" / "data", **settings))
+
+        yield make
