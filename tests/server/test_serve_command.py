@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ASSETS, ROOT
-from server_harness import Server, upload
+from support.paths import ASSETS, ROOT
+from support.server_harness import Server, upload
 
 SERVE_ENTRY_POINT = "[nodeflow.commands]\nserve = nodeflow.server.command:register\n"
 
