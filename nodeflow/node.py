@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import builtins
+import sys
 import types as pytypes
 import typing
 from dataclasses import dataclass
@@ -223,6 +224,18 @@ class Node:
         return []
 
     @classmethod
+    def family(cls) -> tuple[str, str | None]:
+        """The node's family and the pip extra it needs: the nearest package above the node's
+        module that declares `EXTRA` (nodes/nst/__init__.py: EXTRA = "nst"; None or "" means the
+        base install), else the module's own package, needing nothing declared."""
+        parts = cls.__module__.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            package = sys.modules.get(".".join(parts[:i]))
+            if package is not None and hasattr(package, "EXTRA"):
+                return parts[i - 1], package.EXTRA or None
+        return parts[-2] if len(parts) > 1 else parts[0], None
+
+    @classmethod
     def describe(cls) -> dict[str, Any]:
         """The catalogue entry (used by `nodeflow nodes --json` and the HTTP API)."""
 
@@ -240,10 +253,13 @@ class Node:
                             d[k] = part[k]
             return d
 
+        family, extra = cls.family()
         return {
             "type": cls.type,
             "version": cls.version,
             "category": cls.category,
+            "family": family,
+            "extra": extra,
             "description": cls.description,
             "output_node": cls.output_node,
             "deterministic": cls.deterministic,
