@@ -225,15 +225,16 @@ class Node:
 
     @classmethod
     def family(cls) -> tuple[str, str | None]:
-        """The node's family and the pip extra it needs: the nearest package above the node's
-        module that declares `EXTRA` (nodes/nst/__init__.py: EXTRA = "nst"; None or "" means the
-        base install), else the module's own package, needing nothing declared."""
+        """The node's family (its module's package: nodes/nst -> "nst") and the pip extra it
+        needs: `EXTRA` of its own module, else of the nearest package above it that declares
+        one (nodes/nst/__init__.py: EXTRA = "nst"); None or "" means the base install."""
         parts = cls.__module__.split(".")
-        for i in range(len(parts) - 1, 0, -1):
-            package = sys.modules.get(".".join(parts[:i]))
-            if package is not None and hasattr(package, "EXTRA"):
-                return parts[i - 1], package.EXTRA or None
-        return parts[-2] if len(parts) > 1 else parts[0], None
+        family = parts[-2] if len(parts) > 1 else parts[0]
+        for i in range(len(parts), 0, -1):
+            module = sys.modules.get(".".join(parts[:i]))
+            if module is not None and hasattr(module, "EXTRA"):
+                return family, module.EXTRA or None
+        return family, None
 
     @classmethod
     def describe(cls) -> dict[str, Any]:

@@ -117,12 +117,13 @@ def node_page(cls: Any, literal_ports: set[str]) -> str:
 
 def index_page(nodes: dict[str, Any], port_types: dict[str, Any]) -> str:
     families: dict[str, list[dict[str, Any]]] = {}
-    packages: dict[str, str] = {}
+    packages: dict[str, Any] = {}
     for cls in nodes.values():
         d = cls.describe()
         families.setdefault(d["family"], []).append(d)
-        packages[d["family"]] = cls.__module__.rpartition(".")[0]
-    order = sorted(families, key=lambda f: (families[f][0]["extra"] is not None, f))
+        packages[d["family"]] = sys.modules[cls.__module__.rpartition(".")[0]]
+    extras = {f: getattr(package, "EXTRA", None) or None for f, package in packages.items()}
+    order = sorted(families, key=lambda f: (extras[f] is not None, f))
     lines = [
         "# Node reference",
         "",
@@ -141,16 +142,16 @@ def index_page(nodes: dict[str, Any], port_types: dict[str, Any]) -> str:
     ]
     for family in order:
         members = sorted(families[family], key=lambda d: d["type"])
-        package = sys.modules[packages[family]]
-        doc = " ".join(inspect.cleandoc(package.__doc__ or "").split())
+        doc = " ".join(inspect.cleandoc(packages[family].__doc__ or "").split())
         lines += [f"## {family}", ""]
         if doc:
             lines += [_escape(doc), ""]
-        lines += [f"Install: {install_line(members[0]['extra'])}.", ""]
-        lines += ["| Node | Category | Summary |", "|---|---|---|"]
+        lines += [f"Install: {install_line(extras[family])}.", ""]
+        lines += ["| Node | Category | Needs | Summary |", "|---|---|---|---|"]
         for d in members:
             text = _escape(summary(d["description"]), table=True)
-            lines.append(f"| [{d['type']}]({d['type']}.md) | {d['category']} | {text} |")
+            needs = f"`[{d['extra']}]`" if d["extra"] else "base install"
+            lines.append(f"| [{d['type']}]({d['type']}.md) | {d['category']} | {needs} | {text} |")
         lines.append("")
     lines += ["## Port types", "", "| Type | Value |", "|---|---|"]
     for name in sorted(port_types):
