@@ -17,7 +17,7 @@ from typing import Any
 from nodeflow.node import InputSpec, Node
 from nodeflow.registry import load_nodes
 
-BUNDLED_GRAPHS = Path(__file__).resolve().parents[3] / "graphs"
+BUNDLED_GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 # Inputs that name an image in the input folder: a list of its files and an upload button.
 IMAGE_UPLOAD_INPUTS = {("LoadImage", "path")}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
