@@ -1,4 +1,4 @@
-"""Regenerate docs/nst_side_by_side.jpg: the content, the main job's result, the HQ route's
+"""Regenerate docs/img/nst_side_by_side.jpg: the content, the main job's result, the HQ route's
 result and the recipe's 1000-step result, each labelled with its value of the tutorial
 objective (computed here, on the image as saved, at 512 px) and its wall time, laid out by the
 Grid node's own code.
@@ -10,7 +10,7 @@ Grid node's own code.
         --hq /tmp/hq/nst_hq_output.png --recipe /tmp/recipe/nst_recipe_astronaut_starry_night_512_step1000.png
 
 Without an hour for the recipe, --recipe can be the recipe's cell cut from an earlier sheet
-(docs/nst_side_by_side.jpg, the fourth 448 px cell) with --recipe-label repeating that sheet's label.
+(docs/img/nst_side_by_side.jpg, the fourth 448 px cell) with --recipe-label repeating that sheet's label.
 
 The graphs' wall times are their optimizers' own (the PNG's nodeflow:metadata); the recipe's
 is 1000 times its step time (--recipe-step-seconds, from bench/nst.py's table, or else the
@@ -71,7 +71,7 @@ def main() -> int:
         help="the recipe cell's label as given, for a recipe image cut from an "
         "earlier sheet (a resized JPEG can't be scored), e.g. the earlier sheet's own label",
     )
-    ap.add_argument("--out", type=Path, default=BENCH.parent / "docs" / "nst_side_by_side.jpg")
+    ap.add_argument("--out", type=Path, default=BENCH.parent / "docs" / "img" / "nst_side_by_side.jpg")
     args = ap.parse_args()
 
     from PIL import Image

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import builtins
+import sys
 import types as pytypes
 import typing
 from dataclasses import dataclass
@@ -223,6 +224,19 @@ class Node:
         return []
 
     @classmethod
+    def family(cls) -> tuple[str, str | None]:
+        """The node's family (its module's package: nodes/nst -> "nst") and the pip extra it
+        needs: `EXTRA` of its own module, else of the nearest package above it that declares
+        one (nodes/nst/__init__.py: EXTRA = "nst"); None or "" means the base install."""
+        parts = cls.__module__.split(".")
+        family = parts[-2] if len(parts) > 1 else parts[0]
+        for i in range(len(parts), 0, -1):
+            module = sys.modules.get(".".join(parts[:i]))
+            if module is not None and hasattr(module, "EXTRA"):
+                return family, module.EXTRA or None
+        return family, None
+
+    @classmethod
     def describe(cls) -> dict[str, Any]:
         """The catalogue entry (used by `nodeflow nodes --json` and the HTTP API)."""
 
@@ -240,10 +254,13 @@ class Node:
                             d[k] = part[k]
             return d
 
+        family, extra = cls.family()
         return {
             "type": cls.type,
             "version": cls.version,
             "category": cls.category,
+            "family": family,
+            "extra": extra,
             "description": cls.description,
             "output_node": cls.output_node,
             "deterministic": cls.deterministic,

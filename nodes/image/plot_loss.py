@@ -8,6 +8,10 @@ from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Outp
 from nodeflow.types import IMAGE
 from nodes._shared.ports import LOSS_HISTORY
 
+# Unlike the rest of its family, it needs matplotlib, which comes with nodeflow[nst] (where its
+# loss histories come from).
+EXTRA = "nst"
+
 
 class PlotLoss(Node):
     """Draw a loss history with matplotlib: log y axis, the total and one line per term,

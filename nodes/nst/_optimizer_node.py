@@ -49,9 +49,9 @@ def optimizer_inputs(name: str, **fields: Any) -> type[NodeInputs]:
             Input(
                 "float32",
                 description="VGG convolutions "
-                "in bfloat16: about 2x faster on CPUs with "
-                "AVX512-BF16/AMX and on GPUs, far slower elsewhere; "
-                "auto: bfloat16 only where it is fast. Losses "
+                "in bfloat16: much faster on CPUs with "
+                "AVX512-BF16 or AMX and on GPUs that support it, far slower "
+                "elsewhere (emulated); auto: bfloat16 only where it is fast. Losses "
                 "stay float32",
             ),
         ),

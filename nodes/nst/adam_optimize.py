@@ -17,7 +17,8 @@ class AdamOptimize(OptimizerNode):
     step and a preview every `preview_every` steps; stops cleanly when cancelled. With
     TensorFlow loss terms it runs the tutorial's train step as a tf.function (Keras Adam).
     tv "proximal" takes TV terms out of the gradient and ends each step with their exact
-    proximal step (graphs/nst_starry.json; bench/nst.py measures it)."""
+    proximal step: the route graphs/nst_starry.json takes, which reaches a given objective in
+    far fewer steps on large images."""
 
     # 2: Gram backward in the features' own dtype (bfloat16 results change slightly);
     # 3: the proximal TV step's metric and iterations are inputs (results change by rounding)
@@ -64,8 +65,8 @@ class AdamOptimize(OptimizerNode):
                 ge=1,
                 le=1000,
                 description="dual iterations of the proximal TV step per "
-                "Adam step, from the last step's answer: fewer are cheaper (10: about 25 ms "
-                "less a step at 512 px), more leave smoother faces",
+                "Adam step, each starting from the last step's answer: fewer make every step "
+                "cheaper at little cost to the objective, more leave faces smoother",
             ),
         ),
     )

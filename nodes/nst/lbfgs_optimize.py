@@ -13,8 +13,8 @@ class LBFGSOptimize(OptimizerNode):
     """Optimize the pixels of an image against up to 6 loss terms with L-BFGS and a
     strong-Wolfe line search; the loss is taken on the image clipped to [0, 1]. `steps`
     counts loss evaluations (one VGG forward and backward each), the same unit as Adam's
-    steps. Fast early at small sizes; at 512 px it stalls on the TV term, where AdamOptimize
-    with `tv: proximal` goes further per evaluation (bench/nst.py measures both)."""
+    steps. Fast early on small images; on large ones it stalls on the TV term: there
+    AdamOptimize with `tv: proximal` gets further for the same number of evaluations."""
 
     # 2: Gram backward in the features' own dtype (bfloat16 results change slightly).
     # 3: L-BFGS gets the gradient at the clipped image as is; the Adam finish.

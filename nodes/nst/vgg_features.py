@@ -48,7 +48,9 @@ class VGGFeatures(Node):
             ".safetensors); skips the download",
         )
         framework: Literal["torch", "tensorflow"] = Input(
-            "torch", description="run the extractor, its loss terms and their optimizer on torch or TensorFlow"
+            "torch",
+            description="run the extractor, its loss terms and their optimizer on torch or TensorFlow "
+            "(TensorFlow needs nodeflow[nst-tf])",
         )
 
     class Outputs(NodeOutputs):
