@@ -9,15 +9,16 @@ from nodeflow.graph import parse_graph
 from nodeflow.plan import build_plan
 
 
-def tiny(optimizer: str = "AdamOptimize", **opt_inputs) -> dict:
-    """Astronaut restyled as Starry Night at 48 px: VGG16, style, content and TV losses, the
-    optimizer (with `opt_inputs`), and a Save."""
+def tiny(optimizer: str = "AdamOptimize", framework: str | None = None, vgg: dict | None = None, **opt_inputs) -> dict:
+    """Astronaut restyled as Starry Night at 48 px: VGG16 (on `framework`, or as `vgg` says), style,
+    content and TV losses, the optimizer (with `opt_inputs`), and a Save that keeps the run's info."""
+    vgg = vgg or {"model": "vgg16", **({"framework": framework} if framework else {})}
     L = lambda ref: {"from": ref}
     return {
         "nodes": {
             "content": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 48}},
             "style": {"type": "LoadImage", "inputs": {"path": "starry_night.jpg", "max_size": 48}},
-            "vgg": {"type": "VGGFeatures", "inputs": {"model": "vgg16"}},
+            "vgg": {"type": "VGGFeatures", "inputs": vgg},
             "style_loss": {"type": "StyleLoss", "inputs": {"vgg": L("vgg.vgg"), "style": L("style.image")}},
             "content_loss": {"type": "ContentLoss", "inputs": {"vgg": L("vgg.vgg"), "content": L("content.image")}},
             "tv_loss": {"type": "TVLoss"},
@@ -33,7 +34,10 @@ def tiny(optimizer: str = "AdamOptimize", **opt_inputs) -> dict:
                     **opt_inputs,
                 ),
             },
-            "save": {"type": "Save", "inputs": {"image": L("opt.image"), "filename": "r.png"}},
+            "save": {
+                "type": "Save",
+                "inputs": {"image": L("opt.image"), "filename": "r.png", "metadata": L("opt.info")},
+            },
         }
     }
 

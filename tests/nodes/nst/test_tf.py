@@ -14,6 +14,7 @@ tf = pytest.importorskip("tensorflow")
 torch = pytest.importorskip("torch")
 
 
+from support import nst_graphs  # noqa: E402
 from support.nst_graphs import run  # noqa: E402
 
 from nodeflow import events as ev  # noqa: E402
@@ -37,32 +38,7 @@ def offline_vgg19(monkeypatch, tmp_path):
 
 
 def tiny(framework: str = "tensorflow", optimizer: str = "AdamOptimize", vgg: dict | None = None, **opt_inputs) -> dict:
-    return {
-        "nodes": {
-            "content": {"type": "LoadImage", "inputs": {"path": "astronaut.png", "max_size": 48}},
-            "style": {"type": "LoadImage", "inputs": {"path": "starry_night.jpg", "max_size": 48}},
-            "vgg": {"type": "VGGFeatures", "inputs": vgg or {"model": "vgg16", "framework": framework}},
-            "style_loss": {"type": "StyleLoss", "inputs": {"vgg": L("vgg.vgg"), "style": L("style.image")}},
-            "content_loss": {"type": "ContentLoss", "inputs": {"vgg": L("vgg.vgg"), "content": L("content.image")}},
-            "tv_loss": {"type": "TVLoss"},
-            "opt": {
-                "type": optimizer,
-                "inputs": dict(
-                    {
-                        "image": L("content.image"),
-                        "loss1": L("style_loss.loss"),
-                        "loss2": L("content_loss.loss"),
-                        "loss3": L("tv_loss.loss"),
-                    },
-                    **opt_inputs,
-                ),
-            },
-            "save": {
-                "type": "Save",
-                "inputs": {"image": L("opt.image"), "filename": "r.png", "metadata": L("opt.info")},
-            },
-        }
-    }
+    return nst_graphs.tiny(optimizer, framework=framework, vgg=vgg, **opt_inputs)
 
 
 def issues_of(graph: dict) -> list:
