@@ -4,7 +4,7 @@ the web editor's first load and reload in headless Chromium (time, bytes over th
 responses, cache hits) against the same server with its editor files served plain
 ($NODEFLOW_EDITOR_CACHING=0: no compression, no cache headers), interleaved.
 
-    .venv/bin/python bench/comfy.py [--jobs 30] [--rounds 3] [--loads 3]   # --rounds 0: editor only
+    .venv/bin/python bench/comfy.py [--jobs 30] [--rounds 3] [--loads 3] [--mbit 100]   # --rounds 0: editor only
 
 Starts a real server (python server.py) on a free loopback port with a fresh data dir.
 Both routes are followed the way their clients do: one WebSocket opened beforehand
@@ -171,7 +171,7 @@ class Load:
         return self
 
 
-def editor_loads(p, server: Server, profile: Path) -> tuple[Load, Load]:
+def editor_loads(p, server: Server, profile: Path, mbit: float = 0) -> tuple[Load, Load]:
     """A first visit (fresh profile: nothing cached) and then a reload of the same page."""
     context = p.chromium.launch_persistent_context(
         str(profile),
@@ -188,6 +188,12 @@ def editor_loads(p, server: Server, profile: Path) -> tuple[Load, Load]:
         page.on("request", lambda r: r.url.startswith((local, "data:", "blob:")) or OUTSIDE.append(r.url))
         cdp = context.new_cdp_session(page)
         cdp.send("Network.enable")
+        if mbit:  # a network link of this speed and 2 ms each way instead of loopback
+            rate = mbit * 1e6 / 8
+            cdp.send(
+                "Network.emulateNetworkConditions",
+                {"offline": False, "latency": 4, "downloadThroughput": rate, "uploadThroughput": rate},
+            )
         first, again = Load(page), Load(page)
         first.listen(cdp)
         first.run(lambda: page.goto(local + "/"))
@@ -201,7 +207,7 @@ def editor_loads(p, server: Server, profile: Path) -> tuple[Load, Load]:
         context.close()
 
 
-def bench_editor(baseline: Server, fast: Server, loads: int, tmp: Path) -> None:
+def bench_editor(baseline: Server, fast: Server, loads: int, tmp: Path, mbit: float = 0) -> None:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -214,7 +220,7 @@ def bench_editor(baseline: Server, fast: Server, loads: int, tmp: Path) -> None:
             editor_loads(p, server, tmp / f"warm-{name}")
         for n in range(loads):  # interleaved, a fresh profile each time
             for name, server in servers.items():
-                results[name].append(editor_loads(p, server, tmp / f"profile-{name}-{n}"))
+                results[name].append(editor_loads(p, server, tmp / f"profile-{name}-{n}", mbit))
 
     def med(name: str, which: int, attr: str) -> float:
         return statistics.median(getattr(pair[which], attr) for pair in results[name])
@@ -222,7 +228,8 @@ def bench_editor(baseline: Server, fast: Server, loads: int, tmp: Path) -> None:
     def cached(name: str, which: int) -> float:
         return statistics.median(len(pair[which].cached) for pair in results[name])
 
-    print(f"editor load in Chromium, {loads} fresh profiles per server, medians (baseline: plain static files):")
+    link = f"a {mbit:g} Mbit/s link (emulated)" if mbit else "loopback"
+    print(f"editor load in Chromium over {link}, {loads} fresh profiles per server, medians (baseline: plain files):")
     for which, label in ((0, "first load"), (1, "reload")):
         for name in ("baseline", "fast"):
             print(
@@ -242,6 +249,7 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=30)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--loads", type=int, default=3)
+    ap.add_argument("--mbit", type=float, default=0, help="editor loads over an emulated link of this speed")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("data", "plain"):
@@ -255,7 +263,7 @@ def main() -> int:
             if args.loads:
                 # The same server with the editor's files served plain: no compression, no cache headers.
                 baseline = Server(Path(tmp) / "plain", env={"NODEFLOW_EDITOR_CACHING": "0"}).start()
-                bench_editor(baseline, server, args.loads, Path(tmp))
+                bench_editor(baseline, server, args.loads, Path(tmp), args.mbit)
         finally:
             server.stop()
             if baseline is not None:
