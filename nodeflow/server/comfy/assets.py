@@ -62,6 +62,7 @@ class EditorFiles:
     def __init__(self, root: Path, gzip_dir: Path | None):
         self.root = root
         self.gzip_dir = gzip_dir
+        self.root_real = root.resolve()
         self.static = StaticFiles(directory=root)
 
     async def gzipped(self, path: str, source: Path) -> Path | None:
@@ -98,7 +99,9 @@ class EditorFiles:
             return plain
         source = Path(full)
         if source.is_dir():
-            source, path = source / "index.html", (path.rstrip("/") + "/index.html").lstrip("/")
+            source = source / "index.html"
+        # The file's own path under root (whatever the request spelled), for its copy and its rules.
+        path = source.resolve().relative_to(self.root_real).as_posix()
         headers = {"Cache-Control": IMMUTABLE if is_hashed(path) else REVALIDATE}
         packed = None
         if source.suffix.lower() in COMPRESSIBLE:
