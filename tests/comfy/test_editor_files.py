@@ -68,6 +68,10 @@ def test_unhashed_and_binary_files(client):
     assert client.get("/assets/no-such-file-12345678.js", headers=GZIP).status_code == 404
     assert client.post("/assets/x.js").status_code == 405
     assert client.get("/..%2F..%2Fpyproject.toml", headers=GZIP).status_code == 404
+    # However a request spells a file's path, its compressed copy is named by the file's own path.
+    assert client.get("/assets/%2e%2e/assets/..%2Findex.html", headers=GZIP).headers["content-encoding"] == "gzip"
+    version_dirs = list((client.config.data_dir / "editor" / "compressed").iterdir())
+    assert len(version_dirs) == 1 and not list(version_dirs[0].glob("assets/*.html.gz"))
 
 
 def test_caching_can_be_turned_off_for_a_baseline(tmp_path):
