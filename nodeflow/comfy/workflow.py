@@ -18,31 +18,72 @@ from nodeflow.comfy.translate import META_KEY, comfy_ids, graph_info, prompt_to_
 from nodeflow.graph import as_link, parse_graph
 from nodeflow.registry import load_nodes
 
-COLUMN_WIDTH, NODE_WIDTH, ROW_GAP = 420, 340, 50
-TITLE_HEIGHT, SLOT_HEIGHT, WIDGET_HEIGHT = 30, 22, 26
+# The editor's (LiteGraph's) metrics: a node's body is drawn below its `pos`, its title bar
+# above it; a row of sockets, a widget and a multiline text box have these heights.
+NODE_WIDTH, TITLE_HEIGHT, SLOT_HEIGHT, WIDGET_HEIGHT, MULTILINE_HEIGHT = 340, 30, 20, 24, 56
+CHAR_WIDTH = 8  # a title or slot label's width per character, generously
 OUTPUT_IMAGE_HEIGHT = 300  # room under a node for the image it shows
-DS = {"scale": 0.6, "offset": [100, 230]}
+COLUMN_GAP, ROW_GAP = 80, 50
+# The view a workflow opens with: the whole graph in the part of the editor's canvas that its
+# side bar, tabs and Run bar leave free in a 1600 x 1000 window, never zoomed in past 1.
+VIEW_LEFT, VIEW_TOP, VIEW_WIDTH, VIEW_HEIGHT, MAX_SCALE = 70, 100, 1480, 840, 1.0
 
 
-def _node_height(cls: Any) -> int:
+def _is_multiline(cls: Any, name: str) -> bool:
+    return cls.input_specs[name].port.name == "STRING" and name.endswith("prompt")
+
+
+def node_size(cls: Any) -> tuple[int, int]:
+    """(width, height) of a node's body as the editor draws it (title bar not included): a row
+    per socket (link-only inputs beside outputs), a row per widget (a seed's control and an
+    upload button included, a multiline text box taller), then room for the image an output or
+    upload node shows. Never smaller than the editor's own computeSize, so it never grows them."""
     names = slot_order(cls)
-    widgets = sum(1 for n in names if is_widget(cls.input_specs[n])) + len(trailing_values(cls))
-    sockets = max(len(names) - widgets, len(cls.output_specs))
-    extra = OUTPUT_IMAGE_HEIGHT if cls.output_node or trailing_values(cls) else 0  # an output or upload preview
-    return 20 + SLOT_HEIGHT * sockets + WIDGET_HEIGHT * widgets + extra
+    widget_names = [n for n in names if is_widget(cls.input_specs[n])]
+    widgets = sum(1 + len(control_values(cls, n)) for n in widget_names) + len(trailing_values(cls))
+    multiline = sum(1 for n in widget_names if _is_multiline(cls, n))
+    sockets = max(len(names) - len(widget_names), len(cls.output_specs), 1)
+    height = SLOT_HEIGHT * sockets + 6
+    if widgets:
+        height += WIDGET_HEIGHT * widgets + (MULTILINE_HEIGHT - WIDGET_HEIGHT) * multiline + 8
+    if cls.output_node or trailing_values(cls):  # an output or upload preview
+        height += OUTPUT_IMAGE_HEIGHT
+    labels = [cls.type] + names + list(cls.output_specs)
+    width = max(NODE_WIDTH, 60 + CHAR_WIDTH * max(len(s) for s in labels))
+    return width, height
+
+
+def _view(rects: list[tuple[float, float, float, float]]) -> dict[str, Any]:
+    """The editor's view (`extra.ds`) that shows all these rectangles, centred."""
+    if not rects:
+        return {"scale": MAX_SCALE, "offset": [0, 0]}
+    x0 = min(r[0] for r in rects)
+    y0 = min(r[1] for r in rects)
+    x1 = max(r[0] + r[2] for r in rects)
+    y1 = max(r[1] + r[3] for r in rects)
+    scale = min(MAX_SCALE, VIEW_WIDTH / (x1 - x0), VIEW_HEIGHT / (y1 - y0))
+    offset = [  # screen = (canvas + offset) * scale
+        (VIEW_LEFT + (VIEW_WIDTH - (x1 - x0) * scale) / 2) / scale - x0,
+        (VIEW_TOP + (VIEW_HEIGHT - (y1 - y0) * scale) / 2) / scale - y0,
+    ]
+    return {"scale": round(scale, 4), "offset": [round(v, 1) for v in offset]}
 
 
 def graph_to_workflow(graph: dict[str, Any]) -> dict[str, Any]:
-    from nodeflow.drawing.layout import columns
+    from nodeflow.drawing.layout import place
 
     registry = load_nodes()
     model = parse_graph(graph)
-    pos = columns(model)
+    unknown = next((nid for nid, spec in graph["nodes"].items() if spec["type"] not in registry), None)
+    if unknown is not None:
+        raise ValueError(f"node {unknown!r}: unknown node type {graph['nodes'][unknown]['type']!r}")
+    sizes = {nid: node_size(registry[spec["type"]]) for nid, spec in graph["nodes"].items()}
+    # Each node's whole rectangle, title bar included, is what must not overlap.
+    pos = place(model, {nid: (w, h + TITLE_HEIGHT) for nid, (w, h) in sizes.items()}, COLUMN_GAP, ROW_GAP)
     ids = {nid: int(cid) for nid, cid in comfy_ids(graph).items()}
     nodes_in = graph["nodes"]
     links: list[list] = []
     out_links: dict[tuple[int, int], list[int]] = {}
-    heights: dict[tuple[int, int], int] = {}
     nodes_out: list[tuple[dict[str, Any], Any]] = []  # (workflow node, its class)
     for order, (nid, spec) in enumerate(nodes_in.items()):
         cls = registry.get(spec["type"])
@@ -76,18 +117,15 @@ def graph_to_workflow(graph: dict[str, Any]) -> dict[str, Any]:
                 widgets += [shown if shown is not None else placeholder(ispec), *control_values(cls, name)]
             slots.append(entry)
         widgets += trailing_values(cls)
-        col, row = pos[nid]
         props: dict[str, Any] = {"Node name for S&R": cls.type, META_KEY: {"id": nid}}
         if spec.get("device"):
             props[META_KEY]["device"] = spec["device"]
-        height = _node_height(cls)
-        y = heights.get((col, row - 1), 0) if row else 0
-        heights[(col, row)] = y + height + TITLE_HEIGHT + ROW_GAP
+        x, y = pos[nid]
         node = {
             "id": ids[nid],
             "type": cls.type,
-            "pos": [col * COLUMN_WIDTH, y],
-            "size": [NODE_WIDTH, height],
+            "pos": [x, y + TITLE_HEIGHT],  # the body's top; the title bar is drawn above it
+            "size": list(sizes[nid]),
             "flags": {},
             "order": order,
             "mode": 0,
@@ -99,6 +137,7 @@ def graph_to_workflow(graph: dict[str, Any]) -> dict[str, Any]:
         if spec.get("title"):
             node["title"] = spec["title"]
         nodes_out.append((node, cls))
+    rects = [(n["pos"][0], n["pos"][1] - TITLE_HEIGHT, n["size"][0], n["size"][1] + TITLE_HEIGHT) for n, _ in nodes_out]
     for node, cls in nodes_out:
         node["outputs"] = [
             {
@@ -118,7 +157,7 @@ def graph_to_workflow(graph: dict[str, Any]) -> dict[str, Any]:
         "links": links,
         "groups": [],
         "config": {},
-        "extra": {META_KEY: graph_info(graph), "ds": DS},
+        "extra": {META_KEY: graph_info(graph), "ds": _view(rects)},
         "version": 0.4,
     }
 

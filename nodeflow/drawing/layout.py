@@ -43,3 +43,28 @@ def columns(graph: Graph) -> dict[str, tuple[int, int]]:
         for row, nid in enumerate(sorted(gen, key=weight)):
             pos[nid] = (col, row)
     return pos
+
+
+def place(
+    graph: Graph, sizes: dict[str, tuple[float, float]], gap_x: float = 80, gap_y: float = 60
+) -> dict[str, tuple[float, float]]:
+    """{node id: (x, y)} of each node's top-left corner, given each node's (width, height) as
+    it will be drawn: the columns of `columns`, each as wide as its widest node and `gap_x`
+    from the next; within a column, nodes stacked in row order, `gap_y` apart. So no two
+    nodes overlap, whatever their sizes."""
+    pos = columns(graph)
+    ncols = max((c for c, _ in pos.values()), default=-1) + 1
+    widths = [0.0] * ncols
+    for nid, (col, _) in pos.items():
+        widths[col] = max(widths[col], sizes[nid][0])
+    xs, x = [], 0.0
+    for w in widths:
+        xs.append(x)
+        x += w + gap_x
+    out: dict[str, tuple[float, float]] = {}
+    tops = [0.0] * ncols
+    for nid in sorted(pos, key=lambda n: (pos[n][0], pos[n][1])):
+        col = pos[nid][0]
+        out[nid] = (xs[col], tops[col])
+        tops[col] += sizes[nid][1] + gap_y
+    return out

@@ -58,6 +58,9 @@ class ServerConfig:
     # May a graph make the server download (LoadImage url, VGG weights, TF Hub, SD models)?
     # Off unless the operator says so (--allow-downloads, $NODEFLOW_DOWNLOADS=1).
     allow_downloads: bool = field(default_factory=lambda: os.environ.get("NODEFLOW_DOWNLOADS", "0") == "1")
+    # Serve the web editor's files compressed and with cache headers ($NODEFLOW_EDITOR_CACHING=0:
+    # as plain static files, the baseline of bench/comfy.py).
+    editor_caching: bool = field(default_factory=lambda: os.environ.get("NODEFLOW_EDITOR_CACHING", "1") != "0")
     # Most variations one sweep may queue.
     sweep_limit: int = field(default_factory=lambda: _env_int("NODEFLOW_SWEEP_LIMIT", 64))
     # Operator-named node modules imported at start-up (never named by a client).

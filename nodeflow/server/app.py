@@ -97,7 +97,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         userdata.router,
         frontend.router,
         websocket.router,
-        frontend.editor_router(frontend.static_root()),
+        frontend.editor_router(frontend.static_root(), config),
     ):
         app.include_router(router)
     return app

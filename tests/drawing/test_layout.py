@@ -2,7 +2,7 @@
 
 from support.paths import GRAPHS
 
-from nodeflow.drawing.layout import columns
+from nodeflow.drawing.layout import columns, place
 from nodeflow.graph import parse_graph, read_graph_file
 
 
@@ -44,3 +44,24 @@ def test_a_cycle_still_gets_a_layout():
         }
     )
     assert columns(graph) == {"a": (0, 0), "b": (1, 0)}
+
+
+def test_place_stacks_each_column_by_size_and_spaces_columns_by_their_widest_node():
+    link = lambda ref: {"from": ref}  # noqa: E731
+    graph = parse_graph(
+        {
+            "nodes": {
+                "c": {"type": "T", "inputs": {"x": link("a.out")}},
+                "b": {"type": "T", "inputs": {"x": link("a.out")}},
+                "a": {"type": "T", "inputs": {}},
+                "d": {"type": "T", "inputs": {"x": link("b.out"), "y": link("c.out")}},
+            }
+        }
+    )
+    sizes = {"a": (300, 500), "b": (200, 100), "c": (250, 40), "d": (100, 100)}
+    pos = place(graph, sizes, gap_x=10, gap_y=20)
+    rows = columns(graph)
+    upper, lower = sorted(("b", "c"), key=lambda n: rows[n][1])
+    assert pos["a"] == (0, 0)
+    assert pos[upper] == (310, 0) and pos[lower] == (310, sizes[upper][1] + 20)
+    assert pos["d"] == (310 + 250 + 10, 0)

@@ -6,6 +6,7 @@ in columns), user data (the workflow browser), system stats and the like."""
 from __future__ import annotations
 
 import html
+import importlib.metadata
 import importlib.util
 import json
 import platform
@@ -15,7 +16,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
 
 from nodeflow.comfy.catalogue import BUNDLED_GRAPHS
 from nodeflow.comfy.thumbnail import graph_svg
@@ -25,6 +25,7 @@ from nodeflow.jobs.config import ServerConfig
 from ... import __version__
 from ...cache import atomic_write
 from ..deps import Config
+from .assets import EditorFiles
 from .routes import body_json, both
 from .websocket import server_features
 
@@ -34,8 +35,9 @@ WEB = Path(__file__).resolve().parent / "web"
 DEFAULT_TEMPLATE = "edges"
 TEMPLATE_ORDER = ["edges", "nst_quick", "nst_starry", "nst_starry_hq", "nst_tutorial", "hub_starry", "sd_vangogh"]
 # Settings a new user starts with: no first-run template dialog (the default workflow is
-# a bundled graph already).
-DEFAULT_SETTINGS = {"Comfy.TutorialCompleted": True}
+# a bundled graph already), and no release check: the editor asks api.comfy.org for ComfyUI's
+# releases when this is on, the one request it makes at start-up that leaves the server.
+DEFAULT_SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Notification.ShowVersionUpdates": False}
 NOT_INSTALLED = """<!doctype html><html><head><meta charset="utf-8"><title>nodeflow</title></head>
 <body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
 <h1>nodeflow {version}</h1>
@@ -238,10 +240,19 @@ def thumbnail(name: str) -> Any:
     return Response(graph_svg(graph), media_type="image/svg+xml")
 
 
-def editor_router(root: Path | None) -> APIRouter:
+def frontend_version() -> str:
+    try:
+        return importlib.metadata.version(FRONTEND_PACKAGE.replace("_", "-"))
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def editor_router(root: Path | None, config: ServerConfig | None = None) -> APIRouter:
     """The editor at / when the frontend is installed (root: its static folder), else a page
     that says how to install it. Include it last: its GET /{path} is matched after every
-    other route, as the static files under / always were."""
+    other route, as the static files under / always were. With config.editor_caching, files
+    are served compressed and with cache headers (see assets.py), compressed copies kept in
+    the data dir."""
     router = APIRouter()
     if root is None:
 
@@ -250,16 +261,21 @@ def editor_router(root: Path | None) -> APIRouter:
             return HTMLResponse(NOT_INSTALLED.format(version=html.escape(__version__), pin=FRONTEND_PIN))
 
         return router
-    static = StaticFiles(directory=root)
+    caching = config is not None and config.editor_caching
+    gzip_dir = editor_dir(config) / "compressed" / frontend_version() if config is not None and caching else None
+    files = EditorFiles(root, gzip_dir)
 
-    @router.get("/", include_in_schema=False)
-    def index() -> Any:
-        return FileResponse(root / "index.html", headers={"Cache-Control": "no-cache"})
+    @router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    async def index(request: Request) -> Response:
+        response = await files.response("index.html", request)
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
     @router.api_route("/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
     async def static_file(path: str, request: Request) -> Response:
         """A file of the editor, answered as StaticFiles answers it (404 for anything else,
-        304 for a copy the browser has); other methods get 405, as they did from the mount."""
-        return await static.get_response(static.get_path(request.scope), request.scope)
+        304 for a copy the browser has), compressed where it pays; other methods get 405,
+        as they did from the mount."""
+        return await files.response(path, request)
 
     return router
