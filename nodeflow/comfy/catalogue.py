@@ -19,7 +19,15 @@ from nodeflow.registry import load_nodes
 
 BUNDLED_GRAPHS = Path(__file__).resolve().parents[2] / "graphs"  # nodeflow/comfy/ -> the checkout
 # Inputs that name an image in the input folder: a list of its files and an upload button.
-IMAGE_UPLOAD_INPUTS = {("LoadImage", "path")}
+IMAGE_UPLOAD_INPUTS = {("LoadImage", "path"), ("ComfyLoadImage", "image")}
+# ComfyUI's LoadImage (input `image`, outputs IMAGE then MASK) and nodeflow's (input `path`,
+# output `image`) meet under one name: the catalogue offers ONE LoadImage, ComfyUI's, with
+# nodeflow's optional inputs after it, and a prompt's LoadImage runs the one it was written for
+# (see load_image_type).
+LOAD_IMAGE, COMFY_LOAD_IMAGE = "LoadImage", "ComfyLoadImage"
+NODEFLOW_LOAD_IMAGE_EXTRAS = ("max_size", "url", "sha256")
+HIDDEN_TYPES = {COMFY_LOAD_IMAGE}  # shown under another name
+EDITOR_ONLY_INPUTS = {"upload"}  # the upload button's value, which some editors send
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 # Unbounded numbers: ComfyUI's own largest widget bounds.
 INT_LIMIT = 0xFFFFFFFFFFFFFFFF
@@ -104,6 +112,27 @@ def _bounds(info: dict) -> tuple[Any, Any]:
     return low, high
 
 
+def load_image_type(inputs: dict[str, Any], kept_type: Any = None) -> str:
+    """Which node a ComfyUI LoadImage with these inputs is: the type a prompt written by nodeflow
+    recorded, else nodeflow's when it names `path` or sets one of nodeflow's extras, else ComfyUI's."""
+    if kept_type in (LOAD_IMAGE, COMFY_LOAD_IMAGE):
+        return str(kept_type)
+    if "path" in inputs:
+        return LOAD_IMAGE
+    registry = load_nodes()
+    specs = registry[LOAD_IMAGE].input_specs if LOAD_IMAGE in registry else {}
+    for name in NODEFLOW_LOAD_IMAGE_EXTRAS:
+        value = inputs.get(name)
+        if name in specs and value is not None and value != placeholder(specs[name]):
+            return LOAD_IMAGE
+    return COMFY_LOAD_IMAGE
+
+
+def comfy_class_type(node_type: str) -> str:
+    """The class_type a ComfyUI client sees for a nodeflow node type."""
+    return LOAD_IMAGE if node_type == COMFY_LOAD_IMAGE else node_type
+
+
 def input_files(input_dir: Path) -> list[str]:
     if not input_dir.is_dir():
         return []
@@ -176,7 +205,33 @@ def node_info(cls: type[Node], input_dir: Path) -> dict[str, Any]:
     }
 
 
+def load_image_info(input_dir: Path) -> dict[str, Any]:
+    """The one LoadImage: ComfyUI's (image with its upload button; IMAGE, MASK), then
+    nodeflow's optional inputs (max_size, url, sha256)."""
+    nodes = load_nodes()
+    info = node_info(nodes[COMFY_LOAD_IMAGE], input_dir)
+    info.update(name=LOAD_IMAGE, display_name=LOAD_IMAGE)
+    if LOAD_IMAGE in nodes:
+        ours = nodes[LOAD_IMAGE]
+        described = ours.describe()["inputs"]
+        for name in NODEFLOW_LOAD_IMAGE_EXTRAS:
+            if name in ours.input_specs:
+                info["input"]["optional"][name] = input_spec(ours, name, ours.input_specs[name], described[name], input_dir)
+        info["input_order"]["optional"] = list(info["input"]["optional"])
+        info["description"] += (
+            "\n\nnodeflow's extras: max_size (longest side), url and sha256 (download a missing file once)."
+        )
+    return info
+
+
 def object_info(input_dir: Path, only: str | None = None) -> dict[str, Any]:
     nodes = load_nodes()
-    names = sorted(nodes) if only is None else [only] if only in nodes else []
-    return {name: node_info(nodes[name], input_dir) for name in names}
+    shown = sorted(n for n in nodes if n not in HIDDEN_TYPES)
+    names = shown if only is None else [only] if only in shown else []
+    out = {}
+    for name in names:
+        if name == LOAD_IMAGE and COMFY_LOAD_IMAGE in nodes:
+            out[name] = load_image_info(input_dir)
+        else:
+            out[name] = node_info(nodes[name], input_dir)
+    return out

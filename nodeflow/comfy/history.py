@@ -15,6 +15,7 @@ from typing import Any
 
 from nodeflow.comfy.translate import comfy_ids, graph_to_prompt
 from nodeflow.jobs import store as st
+from nodeflow.jobs.broadcast import TEMP_MARK
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
 # nodeflow job status -> the jobs API's
@@ -88,12 +89,16 @@ class RecentJobs:
 
 
 def image_ref(job_id: str, name: str) -> dict[str, str] | None:
-    """A file a job wrote (relative to its output folder) as ComfyUI's image reference."""
+    """A file a job wrote (relative to its output folder, or to its temp folder when marked
+    " [temp]") as ComfyUI's image reference."""
+    kind = "output"
+    if name.endswith(TEMP_MARK):
+        name, kind = name[: -len(TEMP_MARK)], "temp"
     path = PurePosixPath(name)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return None
     sub = str(path.parent)
-    return {"filename": path.name, "subfolder": job_id if sub == "." else f"{job_id}/{sub}", "type": "output"}
+    return {"filename": path.name, "subfolder": job_id if sub == "." else f"{job_id}/{sub}", "type": kind}
 
 
 def images(job_id: str, names: list[str]) -> list[dict[str, str]]:

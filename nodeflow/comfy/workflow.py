@@ -13,7 +13,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from nodeflow.comfy.catalogue import control_values, is_widget, output_names, placeholder, slot_order, trailing_values
+from nodeflow.comfy.catalogue import (
+    LOAD_IMAGE,
+    comfy_class_type,
+    control_values,
+    is_widget,
+    output_names,
+    placeholder,
+    slot_order,
+    trailing_values,
+)
 from nodeflow.comfy.translate import META_KEY, comfy_ids, graph_info, prompt_to_graph
 from nodeflow.graph import as_link, parse_graph
 from nodeflow.registry import load_nodes
@@ -77,15 +86,18 @@ def graph_to_workflow(graph: dict[str, Any]) -> dict[str, Any]:
             slots.append(entry)
         widgets += trailing_values(cls)
         col, row = pos[nid]
-        props: dict[str, Any] = {"Node name for S&R": cls.type, META_KEY: {"id": nid}}
+        ctype = comfy_class_type(cls.type)
+        props: dict[str, Any] = {"Node name for S&R": ctype, META_KEY: {"id": nid}}
         if spec.get("device"):
             props[META_KEY]["device"] = spec["device"]
+        if ctype != cls.type:
+            props[META_KEY]["type"] = cls.type
         height = _node_height(cls)
         y = heights.get((col, row - 1), 0) if row else 0
         heights[(col, row)] = y + height + TITLE_HEIGHT + ROW_GAP
         node = {
             "id": ids[nid],
-            "type": cls.type,
+            "type": ctype,
             "pos": [col * COLUMN_WIDTH, y],
             "size": [NODE_WIDTH, height],
             "flags": {},
@@ -96,8 +108,7 @@ def graph_to_workflow(graph: dict[str, Any]) -> dict[str, Any]:
             "properties": props,
             "widgets_values": widgets,
         }
-        if spec.get("title"):
-            node["title"] = spec["title"]
+        node["title"] = spec.get("title") or nid  # unique: clients address nodes by title
         nodes_out.append((node, cls))
     for node, cls in nodes_out:
         node["outputs"] = [
@@ -156,6 +167,8 @@ def workflow_to_prompt(workflow: dict[str, Any]) -> dict[str, dict]:
         if cls is None:
             raise ValueError(f"workflow node {node.get('id')}: unknown node type {node.get('type')!r}")
         inputs: dict[str, Any] = dict(_widget_values(cls, node))
+        if cls.type == LOAD_IMAGE:  # ComfyUI's names: `image`, and the upload button's value last
+            inputs = {("image" if k == "path" else k): v for k, v in inputs.items() if v != "image"}
         for slot in node.get("inputs") or []:
             if slot.get("link") in link_src and slot.get("name") in cls.input_specs:
                 src, index = link_src[slot["link"]]

@@ -115,7 +115,7 @@ class WorkerActor:
         def emit(event: ev.Event) -> None:
             if throttle.drops(event):
                 return
-            if isinstance(event, ev.NodePreview):
+            if isinstance(event, ev.NodePreview) and not event.full:
                 event = dataclasses.replace(event, image=small_preview(event.image))
             elif isinstance(event, ev.NodeFinished):  # names in the job's folder, not paths here
                 event = dataclasses.replace(event, outputs=[relative_name(p, out_dir) for p in event.outputs])
