@@ -216,7 +216,9 @@ def load_image_info(input_dir: Path) -> dict[str, Any]:
         described = ours.describe()["inputs"]
         for name in NODEFLOW_LOAD_IMAGE_EXTRAS:
             if name in ours.input_specs:
-                info["input"]["optional"][name] = input_spec(ours, name, ours.input_specs[name], described[name], input_dir)
+                info["input"]["optional"][name] = input_spec(
+                    ours, name, ours.input_specs[name], described[name], input_dir
+                )
         info["input_order"]["optional"] = list(info["input"]["optional"])
         info["description"] += (
             "\n\nnodeflow's extras: max_size (longest side), url and sha256 (download a missing file once)."

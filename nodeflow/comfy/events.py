@@ -5,9 +5,9 @@ type, then the image (the broker's preview PNG, already shrunk and throttled). T
 scripts): 4 bytes image format (2: PNG), the image. Type 4, for clients that announce
 `supports_preview_metadata` (the editor shows only these on their node): 4 bytes length,
 JSON naming the node and prompt, the image. SaveImageWebsocket's full-size images always go as
-type 1, after the `executing` message naming their node, as ComfyUI sends them. The end of a run is `executing` with node null, sent
-after the job's result is in the store (the worker stores it before job_finished), so a
-script that reads /history on that message finds it.
+type 1, after the `executing` message naming their node, as ComfyUI sends them. The end of a
+run is `executing` with node null, sent after the job's result is in the store (the worker
+stores it before job_finished), so a script that reads /history on that message finds it.
 """
 
 from __future__ import annotations

@@ -188,6 +188,8 @@ def prompt_to_graph(prompt: Any, graph_info: dict | None = None) -> Translation:
         device = (meta.get(META_KEY) or {}).get("device")
         if isinstance(device, str) and device:
             entry["device"] = device
+        if (meta.get(META_KEY) or {}).get("main") is True:
+            entry["main"] = True
         nodes[nid] = entry
     if graph_info is None:
         graph_info = _kept_graph_info(prompt)
@@ -241,6 +243,8 @@ def graph_to_prompt(graph: dict[str, Any], ids: dict[str, str] | None = None) ->
         meta: dict[str, Any] = {"title": spec.get("title") or nid, META_KEY: {"id": nid}}
         if spec.get("device"):
             meta[META_KEY]["device"] = spec["device"]
+        if spec.get("main"):
+            meta[META_KEY]["main"] = True
         ctype = comfy_class_type(spec["type"])
         if ctype == LOAD_IMAGE:
             meta[META_KEY]["type"] = spec["type"]

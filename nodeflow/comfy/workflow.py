@@ -92,10 +92,12 @@ def graph_to_workflow(graph: dict[str, Any]) -> dict[str, Any]:
             props[META_KEY]["device"] = spec["device"]
         if ctype != cls.type:
             props[META_KEY]["type"] = cls.type
+        if spec.get("main"):
+            props[META_KEY]["main"] = True
         height = _node_height(cls)
         y = heights.get((col, row - 1), 0) if row else 0
         heights[(col, row)] = y + height + TITLE_HEIGHT + ROW_GAP
-        node = {
+        node: dict[str, Any] = {
             "id": ids[nid],
             "type": ctype,
             "pos": [col * COLUMN_WIDTH, y],

@@ -11,9 +11,8 @@ lifespan, when the server starts, and closed when it stops.
 
 from __future__ import annotations
 
-import shutil
-
 import asyncio
+import shutil
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager

@@ -53,7 +53,9 @@ def scale(img: np.ndarray, width: int, height: int, method: str, crop: str = "di
     if (img.shape[1], img.shape[0]) == (width, height):
         return as_image(img)
     chans = [
-        np.asarray(Image.fromarray(np.ascontiguousarray(img[:, :, c]), mode="F").resize((width, height), _filter(method)))
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(img[:, :, c]), mode="F").resize((width, height), _filter(method))
+        )
         for c in range(img.shape[2])
     ]
     return as_image(np.clip(np.stack(chans, axis=2), 0.0, 1.0))
