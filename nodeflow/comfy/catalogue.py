@@ -106,10 +106,22 @@ def float_step(values: list[float]) -> float:
     return 10.0 ** -min(MAX_DECIMALS, max(MIN_DECIMALS, decimals))
 
 
-def _bounds(info: dict) -> tuple[Any, Any]:
-    low = info.get("minimum", info.get("exclusiveMinimum"))
-    high = info.get("maximum", info.get("exclusiveMaximum"))
+def _bounds(info: dict, step: float | int) -> tuple[Any, Any]:
+    """The smallest and largest values the server accepts, as a widget of this step shows
+    them: an exclusive bound (pydantic gt/lt) becomes the first step inside it."""
+    low, high = info.get("minimum"), info.get("maximum")
+    if low is None and info.get("exclusiveMinimum") is not None:
+        low = _inside(info["exclusiveMinimum"], step)
+    if high is None and info.get("exclusiveMaximum") is not None:
+        high = _inside(info["exclusiveMaximum"], -step)
     return low, high
+
+
+def _inside(bound: float | int, step: float | int) -> float | int:
+    """bound + step, rounded to the step's decimals (0 + 0.001 is 0.001, not 0.0010000000000000002)."""
+    if isinstance(step, int):
+        return int(bound) + step
+    return round(bound + step, _decimals(abs(step)))
 
 
 def load_image_type(inputs: dict[str, Any], kept_type: Any = None) -> str:
@@ -159,8 +171,8 @@ def input_spec(cls: type[Node], name: str, spec: InputSpec, info: dict, input_di
     port = spec.port.name
     if port not in WIDGET_TYPES:
         return [port, opts] if opts else [port]
-    low, high = _bounds(info)
     if port == "INT":
+        low, high = _bounds(info, 1)
         low = -INT_LIMIT if low is None else int(low)
         if spec.default is None and not spec.required:
             low = min(low, 0)  # room for the "unset" placeholder
@@ -172,6 +184,7 @@ def input_spec(cls: type[Node], name: str, spec: InputSpec, info: dict, input_di
         step = float_step(
             [v for v in [spec.default, *bundled_values().get((cls.type, name), [])] if isinstance(v, (int, float))]
         )
+        low, high = _bounds(info, step)
         low = -FLOAT_LIMIT if low is None else float(low)
         if spec.default is None and not spec.required:
             low = min(low, 0.0)
