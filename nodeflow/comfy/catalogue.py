@@ -26,7 +26,8 @@ IMAGE_UPLOAD_INPUTS = {("LoadImage", "path"), ("ComfyLoadImage", "image")}
 # (see load_image_type).
 LOAD_IMAGE, COMFY_LOAD_IMAGE = "LoadImage", "ComfyLoadImage"
 NODEFLOW_LOAD_IMAGE_EXTRAS = ("max_size", "url", "sha256")
-HIDDEN_TYPES = {COMFY_LOAD_IMAGE}  # shown under another name
+HIDDEN_TYPES = {COMFY_LOAD_IMAGE}
+COMFY_CORE_FAMILY = "comfy_core"  # nodes/comfy_core: ComfyUI's own nodes, with ComfyUI's contracts  # shown under another name
 EDITOR_ONLY_INPUTS = {"upload"}  # the upload button's value, which some editors send
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 # Unbounded numbers: ComfyUI's own largest widget bounds.
@@ -41,10 +42,19 @@ def output_names(cls: type[Node]) -> list[str]:
     return list(cls.output_specs)
 
 
+def shown_required(cls: type[Node], name: str) -> bool:
+    """Is the input listed under object_info's "required"? nodeflow's inputs with a default are
+    optional; ComfyUI's own nodes (the comfy_core family) list every input with a widget default
+    as required, in ComfyUI's order, which clients such as ComfyScript use for positional
+    arguments."""
+    spec = cls.input_specs[name]
+    return spec.required or (spec.default is not None and cls.family()[0] == COMFY_CORE_FAMILY)
+
+
 def ordered_inputs(cls: type[Node]) -> list[str]:
     """Inputs in object_info's order: required ones, then optional."""
     specs = cls.input_specs
-    return [n for n in specs if specs[n].required] + [n for n in specs if not specs[n].required]
+    return [n for n in specs if shown_required(cls, n)] + [n for n in specs if not shown_required(cls, n)]
 
 
 def slot_order(cls: type[Node]) -> list[str]:
@@ -200,7 +210,7 @@ def node_info(cls: type[Node], input_dir: Path) -> dict[str, Any]:
     required: dict[str, Any] = {}
     optional: dict[str, Any] = {}
     for name, spec in cls.input_specs.items():
-        (required if spec.required else optional)[name] = input_spec(cls, name, spec, described[name], input_dir)
+        (required if shown_required(cls, name) else optional)[name] = input_spec(cls, name, spec, described[name], input_dir)
     outputs = output_names(cls)
     return {
         "input": {"required": required, "optional": optional},

@@ -84,6 +84,7 @@ def test_validation_errors_name_the_prompt_node_and_input():
     assert errs["3"]["errors"][0]["extra_info"] == {"input_name": "gain"}
     assert errs["4"]["errors"][0]["type"] == "value_not_in_list"
     assert errs["1"]["errors"][0]["type"] == "required_input_missing"
+    assert errs["1"]["errors"][0]["extra_info"] == {"input_name": "image"}
 
 
 def test_a_link_to_a_missing_output_index_is_reported_on_the_input():
