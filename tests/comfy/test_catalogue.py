@@ -6,7 +6,6 @@ import json
 import math
 
 import pytest
-
 from support.paths import ASSETS, GRAPHS
 
 from nodeflow.comfy.catalogue import COMFY_LOAD_IMAGE, comfy_class_type, object_info, output_names
