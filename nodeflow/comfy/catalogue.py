@@ -26,8 +26,8 @@ IMAGE_UPLOAD_INPUTS = {("LoadImage", "path"), ("ComfyLoadImage", "image")}
 # (see load_image_type).
 LOAD_IMAGE, COMFY_LOAD_IMAGE = "LoadImage", "ComfyLoadImage"
 NODEFLOW_LOAD_IMAGE_EXTRAS = ("max_size", "url", "sha256")
-HIDDEN_TYPES = {COMFY_LOAD_IMAGE}
-COMFY_CORE_FAMILY = "comfy_core"  # nodes/comfy_core: ComfyUI's own nodes, with ComfyUI's contracts  # shown under another name
+HIDDEN_TYPES = {COMFY_LOAD_IMAGE}  # shown under another name
+COMFY_CORE_FAMILY = "comfy_core"  # nodes/comfy_core: ComfyUI's own nodes, with ComfyUI's contracts
 EDITOR_ONLY_INPUTS = {"upload"}  # the upload button's value, which some editors send
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 # Unbounded numbers: ComfyUI's own largest widget bounds.
@@ -210,7 +210,8 @@ def node_info(cls: type[Node], input_dir: Path) -> dict[str, Any]:
     required: dict[str, Any] = {}
     optional: dict[str, Any] = {}
     for name, spec in cls.input_specs.items():
-        (required if shown_required(cls, name) else optional)[name] = input_spec(cls, name, spec, described[name], input_dir)
+        shown = input_spec(cls, name, spec, described[name], input_dir)
+        (required if shown_required(cls, name) else optional)[name] = shown
     outputs = output_names(cls)
     return {
         "input": {"required": required, "optional": optional},

@@ -56,9 +56,7 @@ def test_a_comfyui_prompt_with_core_nodes_runs_unchanged(client):
     for ref in (saved[0], preview):
         assert client.get("/view", params=ref).status_code == 200
     # the preview is no job output (nodeflow's jobs API lists what is kept)
-    assert [o["name"] for o in client.get(f"/jobs/{prompt_id}").json()["outputs"]] == [
-        "core/ComfyUI_00001_.png"
-    ]
+    assert [o["name"] for o in client.get(f"/jobs/{prompt_id}").json()["outputs"]] == ["core/ComfyUI_00001_.png"]
     # deleting the job from the history deletes its preview
     assert client.post("/history", json={"delete": [prompt_id]}).status_code == 200
     assert client.get("/view", params=preview).status_code == 404
