@@ -173,3 +173,19 @@ def test_cancelled_and_interrupted_jobs_show_as_cancelled(status):
     assert entry["status"]["status_str"] == "error" and entry["status"]["completed"] is False  # as ComfyUI's
     assert [m[0] for m in entry["status"]["messages"]][-1] == "execution_interrupted"
     assert status in history.STORE_STATUS["cancelled"]
+
+
+def test_a_workflow_saved_by_comfyui_converts_to_the_core_nodes():
+    from nodeflow.comfy.workflow import workflow_to_graph
+
+    workflow = {
+        "nodes": [
+            {"id": 1, "type": "LoadImage", "widgets_values": ["astronaut.png", "image"], "outputs": []},
+            {"id": 2, "type": "ImageInvert", "inputs": [{"name": "image", "link": 1}], "widgets_values": []},
+            {"id": 3, "type": "SaveImage", "inputs": [{"name": "images", "link": 2}], "widgets_values": ["ComfyUI"]},
+        ],
+        "links": [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 0, "IMAGE"]],
+    }
+    nodes = workflow_to_graph(workflow)["nodes"]
+    assert nodes["load_image_1"] == {"type": "ComfyLoadImage", "inputs": {"image": "astronaut.png"}}
+    assert nodes["save_image_3"]["inputs"] == {"filename_prefix": "ComfyUI", "images": {"from": "image_invert_2.IMAGE"}}
