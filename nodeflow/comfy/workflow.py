@@ -90,7 +90,7 @@ def graph_to_workflow(graph: dict[str, Any]) -> dict[str, Any]:
         props: dict[str, Any] = {"Node name for S&R": ctype, META_KEY: {"id": nid}}
         if spec.get("device"):
             props[META_KEY]["device"] = spec["device"]
-        if ctype != cls.type:
+        if ctype == LOAD_IMAGE:  # nodeflow's or ComfyUI's: the prompt the editor queues runs the same one
             props[META_KEY]["type"] = cls.type
         if spec.get("main"):
             props[META_KEY]["main"] = True

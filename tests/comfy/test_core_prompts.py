@@ -102,6 +102,26 @@ def test_a_nodeflow_graphs_load_image_stays_nodeflows_through_prompts_and_workfl
     back = prompt_to_graph(prompt).graph["nodes"]
     for nid, spec in graph["nodes"].items():
         assert back[nid]["type"] == spec["type"] and back[nid]["inputs"] == spec["inputs"]
+    # the editor's prompt keeps no nodeflow type, but the workflow's node properties do: even a
+    # LoadImage with nothing but its file stays nodeflow's
+    for spec in graph["nodes"].values():
+        if spec["type"] == "LoadImage":
+            spec["inputs"] = {"path": spec["inputs"]["path"]}
+    prompt = graph_to_prompt(graph)
+    workflow = graph_to_workflow(graph)
+    kept = {str(n["id"]): n["properties"]["nodeflow"] for n in workflow["nodes"]}
+    editor_prompt = {
+        cid: {
+            "class_type": n["class_type"],
+            "inputs": {**n["inputs"], "upload": "image"} if n["class_type"] == "LoadImage" else n["inputs"],
+        }
+        for cid, n in prompt.items()
+    }
+    from nodeflow.comfy.translate import with_workflow_meta
+
+    assert with_workflow_meta(editor_prompt, workflow) and kept
+    back = prompt_to_graph(with_workflow_meta(editor_prompt, workflow)).graph["nodes"]
+    assert {nid: n["type"] for nid, n in back.items()} == {nid: s["type"] for nid, s in graph["nodes"].items()}
 
 
 def test_titles_are_node_ids_unless_the_graph_gives_one():
