@@ -4,6 +4,7 @@ cancellation and its output files. Node bodies stay plain functions of their inp
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +36,9 @@ class Settings:
     # extension) and text that every saved PNG carries.
     output_suffix: str = ""
     output_metadata: dict[str, str] = field(default_factory=dict)
+    # Where preview images go (ComfyUI's temp folder): files nobody keeps. None: the system's
+    # temporary directory's nodeflow-temp/.
+    temp_dir: Path | None = None
 
     def input_path(self, name: str, input: str = "path") -> Path:
         return _resolve(self.input_dir, name, self.confine_paths, input)
@@ -52,6 +56,11 @@ class Settings:
         if self.output_suffix and p.name not in ("", ".", ".."):
             name = str(p.with_name(p.stem + self.output_suffix + p.suffix))
         return _resolve(self.output_dir, name, True, input)
+
+    def temp_path(self, name: str, input: str = "filename_prefix") -> Path:
+        """A preview file's path in the temp folder (confined like every output name)."""
+        base = self.temp_dir if self.temp_dir is not None else Path(tempfile.gettempdir()) / "nodeflow-temp"
+        return _resolve(base, name, True, input)
 
     def shown_path(self, path: Path | str) -> str:
         """A path for a message: in the server, relative to its folder (clients never
@@ -124,6 +133,11 @@ class NodeContext:
 
     def preview(self, image: Any) -> None:
         self.emit(ev.NodePreview(node=self.node_id, image=image))
+
+    def deliver(self, image: Any) -> None:
+        """Send an image at full size to the client that queued the job, unthrottled
+        (ComfyUI's SaveImageWebsocket); a run without such a client drops it."""
+        self.emit(ev.NodePreview(node=self.node_id, image=image, full=True))
 
     def log(self, message: str) -> None:
         self.emit(ev.Log(node=self.node_id, message=message))

@@ -55,9 +55,10 @@ class NodePreview(Event):
     kind: ClassVar[str] = "node_preview"
     node: str
     image: Any  # IMAGE (numpy HxWxC, 0..1); front ends encode it
+    full: bool = False  # an image delivered at full size (never shrunk or dropped), not a glimpse
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event": self.kind, "node": self.node}
+        return {"event": self.kind, "node": self.node, **({"full": True} if self.full else {})}
 
 
 @dataclass

@@ -60,6 +60,11 @@ class NodeSpec(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict)
     device: str | None = Field(None, description="overrides the graph's default device")
     title: str | None = None
+    main: bool | None = Field(
+        None,
+        description="this output node's image is the job's main image (its thumbnail in the editor's queue); "
+        "without it: the first image saved by an output node that isn't a plot",
+    )
 
 
 class Graph(BaseModel):

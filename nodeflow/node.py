@@ -162,6 +162,8 @@ class Node:
     description: ClassVar[str] = ""
     # Output nodes have side effects (files); they always run and are never cached.
     output_node: ClassVar[bool] = False
+    # A node whose image output is a chart (a loss plot), never the job's main image.
+    plot: ClassVar[bool] = False
     # A node that is not deterministic is re-run every time, unless its seed input is set.
     deterministic: ClassVar[bool] = True
     seed_input: ClassVar[str | None] = None

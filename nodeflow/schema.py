@@ -38,6 +38,10 @@ def _node_schema(cls: Any) -> dict[str, Any]:
             "inputs": inputs,
             "device": {"type": "string"},
             "title": {"type": "string"},
+            "main": {
+                "type": "boolean",
+                "description": "this output node's image is the job's main image (the queue's thumbnail)",
+            },
         },
     }
 

@@ -65,3 +65,6 @@ BOOLEAN = port_type("BOOLEAN", "true or false", literal=bool)
 # The one in-memory image representation for every node: a numpy float32 array,
 # H x W x C (C = 1, 3 or 4), values in 0..1, C-contiguous.
 IMAGE = port_type("IMAGE", "float32 array, H x W x C, values 0..1")
+# A mask (ComfyUI's MASK): a numpy float32 array, H x W, values 0..1; 1 marks the masked
+# (transparent) pixels.
+MASK = port_type("MASK", "float32 array, H x W, values 0..1 (1: masked)")

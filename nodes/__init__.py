@@ -6,6 +6,9 @@
             AdamOptimize, LBFGSOptimize                          ([nst])
     hub/    HubStylize, StyleVector, MultiStyle                  ([hub], [tfhub])
     sd/     SDImg2Img                                            ([sd])
+    comfy_core/  ComfyUI's own LoadImage (ComfyLoadImage), SaveImage, PreviewImage,
+            SaveImageWebsocket, ImageScale, ImageScaleBy, ImageInvert,
+            ImageBlend                                           (base install)
     _shared/  helpers several families use (pixels, downloads, torch devices, ports)
 
 Each public module holds one node; modules starting with _ are private helpers, imported

@@ -19,7 +19,16 @@ from nodeflow.registry import load_nodes
 
 BUNDLED_GRAPHS = Path(__file__).resolve().parents[2] / "graphs"  # nodeflow/comfy/ -> the checkout
 # Inputs that name an image in the input folder: a list of its files and an upload button.
-IMAGE_UPLOAD_INPUTS = {("LoadImage", "path")}
+IMAGE_UPLOAD_INPUTS = {("LoadImage", "path"), ("ComfyLoadImage", "image")}
+# ComfyUI's LoadImage (input `image`, outputs IMAGE then MASK) and nodeflow's (input `path`,
+# output `image`) meet under one name: the catalogue offers ONE LoadImage, ComfyUI's, with
+# nodeflow's optional inputs after it, and a prompt's LoadImage runs the one it was written for
+# (see load_image_type).
+LOAD_IMAGE, COMFY_LOAD_IMAGE = "LoadImage", "ComfyLoadImage"
+NODEFLOW_LOAD_IMAGE_EXTRAS = ("max_size", "url", "sha256")
+HIDDEN_TYPES = {COMFY_LOAD_IMAGE}  # shown under another name
+COMFY_CORE_FAMILY = "comfy_core"  # nodes/comfy_core: ComfyUI's own nodes, with ComfyUI's contracts
+EDITOR_ONLY_INPUTS = {"upload"}  # the upload button's value, which some editors send
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 # Unbounded numbers: ComfyUI's own largest widget bounds.
 INT_LIMIT = 0xFFFFFFFFFFFFFFFF
@@ -33,10 +42,19 @@ def output_names(cls: type[Node]) -> list[str]:
     return list(cls.output_specs)
 
 
+def shown_required(cls: type[Node], name: str) -> bool:
+    """Is the input listed under object_info's "required"? nodeflow's inputs with a default are
+    optional; ComfyUI's own nodes (the comfy_core family) list every input with a widget default
+    as required, in ComfyUI's order, which clients such as ComfyScript use for positional
+    arguments."""
+    spec = cls.input_specs[name]
+    return spec.required or (spec.default is not None and cls.family()[0] == COMFY_CORE_FAMILY)
+
+
 def ordered_inputs(cls: type[Node]) -> list[str]:
     """Inputs in object_info's order: required ones, then optional."""
     specs = cls.input_specs
-    return [n for n in specs if specs[n].required] + [n for n in specs if not specs[n].required]
+    return [n for n in specs if shown_required(cls, n)] + [n for n in specs if not shown_required(cls, n)]
 
 
 def slot_order(cls: type[Node]) -> list[str]:
@@ -98,10 +116,43 @@ def float_step(values: list[float]) -> float:
     return 10.0 ** -min(MAX_DECIMALS, max(MIN_DECIMALS, decimals))
 
 
-def _bounds(info: dict) -> tuple[Any, Any]:
-    low = info.get("minimum", info.get("exclusiveMinimum"))
-    high = info.get("maximum", info.get("exclusiveMaximum"))
+def _bounds(info: dict, step: float | int) -> tuple[Any, Any]:
+    """The smallest and largest values the server accepts, as a widget of this step shows
+    them: an exclusive bound (pydantic gt/lt) becomes the first step inside it."""
+    low, high = info.get("minimum"), info.get("maximum")
+    if low is None and info.get("exclusiveMinimum") is not None:
+        low = _inside(info["exclusiveMinimum"], step)
+    if high is None and info.get("exclusiveMaximum") is not None:
+        high = _inside(info["exclusiveMaximum"], -step)
     return low, high
+
+
+def _inside(bound: float | int, step: float | int) -> float | int:
+    """bound + step, rounded to the step's decimals (0 + 0.001 is 0.001, not 0.0010000000000000002)."""
+    if isinstance(step, int):
+        return int(bound) + step
+    return round(bound + step, _decimals(abs(step)))
+
+
+def load_image_type(inputs: dict[str, Any], kept_type: Any = None) -> str:
+    """Which node a ComfyUI LoadImage with these inputs is: the type a prompt written by nodeflow
+    recorded, else nodeflow's when it names `path` or sets one of nodeflow's extras, else ComfyUI's."""
+    if kept_type in (LOAD_IMAGE, COMFY_LOAD_IMAGE):
+        return str(kept_type)
+    if "path" in inputs:
+        return LOAD_IMAGE
+    registry = load_nodes()
+    specs = registry[LOAD_IMAGE].input_specs if LOAD_IMAGE in registry else {}
+    for name in NODEFLOW_LOAD_IMAGE_EXTRAS:
+        value = inputs.get(name)
+        if name in specs and value is not None and value != placeholder(specs[name]):
+            return LOAD_IMAGE
+    return COMFY_LOAD_IMAGE
+
+
+def comfy_class_type(node_type: str) -> str:
+    """The class_type a ComfyUI client sees for a nodeflow node type."""
+    return LOAD_IMAGE if node_type == COMFY_LOAD_IMAGE else node_type
 
 
 def input_files(input_dir: Path) -> list[str]:
@@ -130,8 +181,8 @@ def input_spec(cls: type[Node], name: str, spec: InputSpec, info: dict, input_di
     port = spec.port.name
     if port not in WIDGET_TYPES:
         return [port, opts] if opts else [port]
-    low, high = _bounds(info)
     if port == "INT":
+        low, high = _bounds(info, 1)
         low = -INT_LIMIT if low is None else int(low)
         if spec.default is None and not spec.required:
             low = min(low, 0)  # room for the "unset" placeholder
@@ -143,6 +194,7 @@ def input_spec(cls: type[Node], name: str, spec: InputSpec, info: dict, input_di
         step = float_step(
             [v for v in [spec.default, *bundled_values().get((cls.type, name), [])] if isinstance(v, (int, float))]
         )
+        low, high = _bounds(info, step)
         low = -FLOAT_LIMIT if low is None else float(low)
         if spec.default is None and not spec.required:
             low = min(low, 0.0)
@@ -158,7 +210,8 @@ def node_info(cls: type[Node], input_dir: Path) -> dict[str, Any]:
     required: dict[str, Any] = {}
     optional: dict[str, Any] = {}
     for name, spec in cls.input_specs.items():
-        (required if spec.required else optional)[name] = input_spec(cls, name, spec, described[name], input_dir)
+        shown = input_spec(cls, name, spec, described[name], input_dir)
+        (required if shown_required(cls, name) else optional)[name] = shown
     outputs = output_names(cls)
     return {
         "input": {"required": required, "optional": optional},
@@ -176,7 +229,35 @@ def node_info(cls: type[Node], input_dir: Path) -> dict[str, Any]:
     }
 
 
+def load_image_info(input_dir: Path) -> dict[str, Any]:
+    """The one LoadImage: ComfyUI's (image with its upload button; IMAGE, MASK), then
+    nodeflow's optional inputs (max_size, url, sha256)."""
+    nodes = load_nodes()
+    info = node_info(nodes[COMFY_LOAD_IMAGE], input_dir)
+    info.update(name=LOAD_IMAGE, display_name=LOAD_IMAGE)
+    if LOAD_IMAGE in nodes:
+        ours = nodes[LOAD_IMAGE]
+        described = ours.describe()["inputs"]
+        for name in NODEFLOW_LOAD_IMAGE_EXTRAS:
+            if name in ours.input_specs:
+                info["input"]["optional"][name] = input_spec(
+                    ours, name, ours.input_specs[name], described[name], input_dir
+                )
+        info["input_order"]["optional"] = list(info["input"]["optional"])
+        info["description"] += (
+            "\n\nnodeflow's extras: max_size (longest side), url and sha256 (download a missing file once)."
+        )
+    return info
+
+
 def object_info(input_dir: Path, only: str | None = None) -> dict[str, Any]:
     nodes = load_nodes()
-    names = sorted(nodes) if only is None else [only] if only in nodes else []
-    return {name: node_info(nodes[name], input_dir) for name in names}
+    shown = sorted(n for n in nodes if n not in HIDDEN_TYPES)
+    names = shown if only is None else [only] if only in shown else []
+    out = {}
+    for name in names:
+        if name == LOAD_IMAGE and COMFY_LOAD_IMAGE in nodes:
+            out[name] = load_image_info(input_dir)
+        else:
+            out[name] = node_info(nodes[name], input_dir)
+    return out

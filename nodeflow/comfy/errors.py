@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from nodeflow.errors import Issue
@@ -35,6 +36,8 @@ def node_errors(issues: list[Issue], back: dict[str, str], class_types: dict[str
         if cid is None:
             general.append(issue)
             continue
+        if issue.input == "path" and class_types.get(cid) == "LoadImage":
+            issue = replace(issue, input="image")  # nodeflow's LoadImage path, as ComfyUI names it
         extra = {"input_name": issue.input} if issue.input else {}
         entry = per_node.setdefault(
             cid, {"errors": [], "dependent_outputs": [], "class_type": class_types.get(cid, "")}

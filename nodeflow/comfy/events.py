@@ -4,9 +4,10 @@ Text messages are {"type", "data"}; a preview is a binary frame of 4 bytes big-e
 type, then the image (the broker's preview PNG, already shrunk and throttled). Type 1 (for
 scripts): 4 bytes image format (2: PNG), the image. Type 4, for clients that announce
 `supports_preview_metadata` (the editor shows only these on their node): 4 bytes length,
-JSON naming the node and prompt, the image. The end of a run is `executing` with node null, sent
-after the job's result is in the store (the worker stores it before job_finished), so a
-script that reads /history on that message finds it.
+JSON naming the node and prompt, the image. SaveImageWebsocket's full-size images always go as
+type 1, after the `executing` message naming their node, as ComfyUI sends them. The end of a
+run is `executing` with node null, sent after the job's result is in the store (the worker
+stores it before job_finished), so a script that reads /history on that message finds it.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ class RunTranslator:
         if event == "node_progress" and node:
             return [message("progress", {"value": msg["value"], "max": msg["total"], "prompt_id": pid, "node": node})]
         if event == "node_preview" and node and (msg.get("image") or {}).get("base64"):
+            if msg.get("full"):  # SaveImageWebsocket's image: type 1 to every client, as ComfyUI sends it
+                return [preview_frame(msg["image"]["base64"])]
             meta = (
                 {
                     "node_id": node,

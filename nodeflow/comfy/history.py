@@ -15,24 +15,27 @@ from typing import Any
 
 from nodeflow.comfy.translate import comfy_ids, graph_to_prompt
 from nodeflow.jobs import store as st
+from nodeflow.jobs.broadcast import TEMP_MARK
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
-# nodeflow job status -> the jobs API's
+# nodeflow job status -> the jobs API's. A job cancelled while it ran, and one the server's
+# stop interrupted, are "cancelled", as ComfyUI lists its own interrupted prompts.
 JOB_STATUS = {
     st.QUEUED: "pending",
     st.RUNNING: "in_progress",
     st.SUCCEEDED: "completed",
     st.FAILED: "failed",
-    st.INTERRUPTED: "failed",
+    st.INTERRUPTED: "cancelled",
     st.CANCELLED: "cancelled",
 }
 STORE_STATUS = {
     "pending": (st.QUEUED,),
     "in_progress": (st.RUNNING,),
     "completed": (st.SUCCEEDED,),
-    "failed": (st.FAILED, st.INTERRUPTED),
-    "cancelled": (st.CANCELLED,),
+    "failed": (st.FAILED,),
+    "cancelled": (st.CANCELLED, st.INTERRUPTED),
 }
+STOPPED = (st.CANCELLED, st.INTERRUPTED)
 
 
 @dataclass
@@ -88,12 +91,16 @@ class RecentJobs:
 
 
 def image_ref(job_id: str, name: str) -> dict[str, str] | None:
-    """A file a job wrote (relative to its output folder) as ComfyUI's image reference."""
+    """A file a job wrote (relative to its output folder, or to its temp folder when marked
+    " [temp]") as ComfyUI's image reference."""
+    kind = "output"
+    if name.endswith(TEMP_MARK):
+        name, kind = name[: -len(TEMP_MARK)], "temp"
     path = PurePosixPath(name)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         return None
     sub = str(path.parent)
-    return {"filename": path.name, "subfolder": job_id if sub == "." else f"{job_id}/{sub}", "type": "output"}
+    return {"filename": path.name, "subfolder": job_id if sub == "." else f"{job_id}/{sub}", "type": kind}
 
 
 def images(job_id: str, names: list[str]) -> list[dict[str, str]]:
@@ -109,6 +116,43 @@ def node_outputs(job: st.Job, back: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def main_image(job: st.Job, v: ComfyView) -> tuple[str, dict[str, str]] | None:
+    """(prompt id, image reference) of the job's main image: the first image of an output
+    node the graph marks `"main": true`, else the first image saved by an output node whose
+    image doesn't come from a plot (a node class with `plot = True`, e.g. PlotLoss), else the
+    first image at all."""
+    from nodeflow.graph import as_link
+    from nodeflow.registry import load_nodes
+
+    back = v.back
+    saved = [
+        (nid, refs[0])
+        for nid, state in ((job.result or {}).get("nodes") or {}).items()
+        if nid in back and (refs := images(job.id, state.get("outputs") or []))
+    ]
+    if not saved:
+        return None
+    specs = (job.request.get("graph") or {}).get("nodes") or {}
+    registry = load_nodes()
+
+    def from_plot(nid: str) -> bool:
+        for value in ((specs.get(nid) or {}).get("inputs") or {}).values():
+            link = as_link(value)
+            if link is not None and not isinstance(link, str):
+                cls = registry.get(str((specs.get(link.node) or {}).get("type")))
+                if cls is not None and cls.plot:
+                    return True
+        cls = registry.get(str((specs.get(nid) or {}).get("type")))
+        return bool(cls is not None and cls.plot)
+
+    nid, ref = (
+        next((s for s in saved if (specs.get(s[0]) or {}).get("main")), None)
+        or next((s for s in saved if not from_plot(s[0])), None)
+        or saved[0]
+    )
+    return back[nid], ref
+
+
 def queue_item(job: st.Job, v: ComfyView | None = None) -> list:
     v = v or view(job)
     extra = {**v.extra_data, "client_id": job.client_id, "create_time": int(job.created * 1000)}
@@ -119,9 +163,7 @@ def _ms(t: float | None) -> int | None:
     return int(t * 1000) if t is not None else None
 
 
-def error_payload(
-    prompt_id: str, node_id: str, node_type: str, message: str, interrupted: bool = False
-) -> dict[str, Any]:
+def error_payload(prompt_id: str, node_id: str, node_type: str, message: str) -> dict[str, Any]:
     """ComfyUI's execution_error data."""
     return {
         "prompt_id": prompt_id,
@@ -129,7 +171,7 @@ def error_payload(
         "node_type": node_type,
         "executed": [],
         "exception_message": message,
-        "exception_type": "InterruptProcessingException" if interrupted else "NodeFailed",
+        "exception_type": "NodeFailed",
         "traceback": [],
         "current_inputs": {},
         "current_outputs": {},
@@ -137,7 +179,7 @@ def error_payload(
 
 
 def execution_error(job: st.Job, back: dict[str, str], class_types: dict[str, str]) -> dict[str, Any] | None:
-    if job.status not in (st.FAILED, st.INTERRUPTED):
+    if job.status != st.FAILED:
         return None
     err = (job.result or {}).get("error") or {}
     issues = (job.result or {}).get("issues") or []
@@ -146,9 +188,7 @@ def execution_error(job: st.Job, back: dict[str, str], class_types: dict[str, st
     message = err.get("message") or "failed"
     if issues:
         message += ": " + "; ".join(i.get("message", "") for i in issues)
-    return error_payload(
-        job.id, cid, err.get("type") or class_types.get(cid, ""), message, job.status == st.INTERRUPTED
-    )
+    return error_payload(job.id, cid, err.get("type") or class_types.get(cid, ""), message)
 
 
 def status_messages(job: st.Job, v: ComfyView) -> list:
@@ -162,7 +202,7 @@ def status_messages(job: st.Job, v: ComfyView) -> list:
     end = {"prompt_id": job.id, "timestamp": _ms(job.finished)}
     if job.status == st.SUCCEEDED:
         msgs.append(["execution_success", end])
-    elif job.status == st.CANCELLED:
+    elif job.status in STOPPED:
         msgs.append(["execution_interrupted", {**end, "node_id": "", "node_type": "", "executed": []}])
     else:
         msgs.append(["execution_error", {**end, **(execution_error(job, back, class_types(v)) or {})}])
@@ -196,6 +236,7 @@ def job_item(job: st.Job, detail: bool = False) -> dict[str, Any]:
     v = view(job)
     outputs = node_outputs(job, v.back)
     refs = [(cid, ref) for cid, o in outputs.items() for ref in o["images"]]
+    main = main_image(job, v)
     workflow = (v.extra_data.get("extra_pnginfo") or {}).get("workflow")
     item: dict[str, Any] = {
         "id": job.id,
@@ -207,7 +248,7 @@ def job_item(job: st.Job, detail: bool = False) -> dict[str, Any]:
         "execution_start_time": _ms(job.started),
         "execution_end_time": _ms(job.finished),
         "execution_error": execution_error(job, v.back, class_types(v)),
-        "preview_output": {**refs[-1][1], "nodeId": refs[-1][0], "mediaType": "images"} if refs else None,
+        "preview_output": {**main[1], "nodeId": main[0], "mediaType": "images"} if main else None,
         "workflow_id": workflow.get("id") if isinstance(workflow, dict) else None,
     }
     if detail:

@@ -14,7 +14,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from nodeflow.comfy.catalogue import output_names, placeholder
+from nodeflow.comfy.catalogue import (
+    COMFY_LOAD_IMAGE,
+    EDITOR_ONLY_INPUTS,
+    LOAD_IMAGE,
+    NODEFLOW_LOAD_IMAGE_EXTRAS,
+    comfy_class_type,
+    load_image_type,
+    output_names,
+    placeholder,
+)
 from nodeflow.errors import Issue
 from nodeflow.graph import NODE_ID_PATTERN, as_link
 from nodeflow.registry import load_nodes
@@ -106,6 +115,31 @@ def with_workflow_meta(prompt: dict[str, dict], workflow: Any) -> dict[str, dict
     return out
 
 
+def node_type(node: dict[str, Any]) -> str:
+    """The nodeflow type a prompt node runs as: its class_type, except that LoadImage is
+    ComfyUI's or nodeflow's as its inputs (or its kept nodeflow type) say."""
+    ctype = node["class_type"]
+    if ctype != LOAD_IMAGE:
+        return ctype
+    kept = ((node.get("_meta") or {}).get(META_KEY) or {}).get("type")
+    return load_image_type(node.get("inputs") or {}, kept)
+
+
+def _load_image_inputs(ntype: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """A LoadImage's prompt inputs as the chosen node names them: ComfyUI's `image` is
+    nodeflow's `path`; the upload button's value and unset nodeflow extras go."""
+    out = {k: v for k, v in inputs.items() if k not in EDITOR_ONLY_INPUTS}
+    if ntype == LOAD_IMAGE and "image" in out and "path" not in out:
+        out["path"] = out.pop("image")
+    if ntype == COMFY_LOAD_IMAGE:
+        registry = load_nodes()
+        specs = registry[LOAD_IMAGE].input_specs if LOAD_IMAGE in registry else {}
+        for name in NODEFLOW_LOAD_IMAGE_EXTRAS:
+            if name in out and name in specs and out[name] in (None, placeholder(specs[name])):
+                del out[name]
+    return out
+
+
 def prompt_to_graph(prompt: Any, graph_info: dict | None = None) -> Translation:
     """A nodeflow graph (JSON) from a prompt. Placeholders the editor sends for unset
     optional inputs are dropped; a link to an output index that doesn't exist is named
@@ -115,11 +149,15 @@ def prompt_to_graph(prompt: Any, graph_info: dict | None = None) -> Translation:
     ids = _nodeflow_ids(prompt)
     nodes: dict[str, Any] = {}
     issues: list[Issue] = []
+    types = {cid: node_type(node) for cid, node in prompt.items()}
     for cid, node in prompt.items():
-        nid, ctype = ids[cid], node["class_type"]
+        nid, ctype = ids[cid], types[cid]
         cls = registry.get(ctype)
         inputs: dict[str, Any] = {}
-        for name, value in (node.get("inputs") or {}).items():
+        given = node.get("inputs") or {}
+        if node["class_type"] == LOAD_IMAGE:
+            given = _load_image_inputs(ctype, given)
+        for name, value in given.items():
             if _is_link(value):
                 src = str(value[0])
                 if src not in prompt:
@@ -127,7 +165,7 @@ def prompt_to_graph(prompt: Any, graph_info: dict | None = None) -> Translation:
                         Issue("missing_node", f"link to node {src!r}: the prompt has no such node", nid, name)
                     )
                     continue
-                src_cls = registry.get(prompt[src]["class_type"])
+                src_cls = registry.get(types[src])
                 outs = output_names(src_cls) if src_cls else []
                 out = outs[value[1]] if 0 <= value[1] < len(outs) else f"output_{value[1]}"
                 inputs[name] = {"from": f"{ids[src]}.{out}"}
@@ -145,11 +183,13 @@ def prompt_to_graph(prompt: Any, graph_info: dict | None = None) -> Translation:
         entry: dict[str, Any] = {"type": ctype, "inputs": inputs}
         meta = node.get("_meta") or {}
         title = meta.get("title")
-        if isinstance(title, str) and title and title != ctype:
+        if isinstance(title, str) and title and title not in (ctype, node["class_type"], nid):
             entry["title"] = title
         device = (meta.get(META_KEY) or {}).get("device")
         if isinstance(device, str) and device:
             entry["device"] = device
+        if (meta.get(META_KEY) or {}).get("main") is True:
+            entry["main"] = True
         nodes[nid] = entry
     if graph_info is None:
         graph_info = _kept_graph_info(prompt)
@@ -182,7 +222,9 @@ def graph_info(graph: dict[str, Any]) -> dict[str, Any]:
 
 def graph_to_prompt(graph: dict[str, Any], ids: dict[str, str] | None = None) -> dict[str, dict]:
     """An API-format prompt from a graph (JSON): links by output index, nodeflow ids and
-    devices in `_meta.nodeflow`."""
+    devices in `_meta.nodeflow`. Each node's title is its own title, else its nodeflow id, so
+    titles are unique (clients address nodes by title). A LoadImage, nodeflow's or ComfyUI's,
+    is ComfyUI's LoadImage with `image` (its nodeflow type kept in `_meta.nodeflow.type`)."""
     registry = load_nodes()
     ids = ids or comfy_ids(graph)
     nodes = graph.get("nodes") or {}
@@ -198,8 +240,15 @@ def graph_to_prompt(graph: dict[str, Any], ids: dict[str, str] | None = None) ->
             outs = output_names(src_cls) if src_cls else []
             index = outs.index(link.output) if link.output in outs else 0
             inputs[name] = [ids.get(link.node, link.node), index]
-        meta: dict[str, Any] = {"title": spec.get("title") or spec["type"], META_KEY: {"id": nid}}
+        meta: dict[str, Any] = {"title": spec.get("title") or nid, META_KEY: {"id": nid}}
         if spec.get("device"):
             meta[META_KEY]["device"] = spec["device"]
-        prompt[ids[nid]] = {"inputs": inputs, "class_type": spec["type"], "_meta": meta}
+        if spec.get("main"):
+            meta[META_KEY]["main"] = True
+        ctype = comfy_class_type(spec["type"])
+        if ctype == LOAD_IMAGE:
+            meta[META_KEY]["type"] = spec["type"]
+            if "path" in inputs:
+                inputs = {"image": inputs.pop("path"), **inputs}
+        prompt[ids[nid]] = {"inputs": inputs, "class_type": ctype, "_meta": meta}
     return prompt

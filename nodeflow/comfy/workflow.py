@@ -13,7 +13,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from nodeflow.comfy.catalogue import control_values, is_widget, output_names, placeholder, slot_order, trailing_values
+from nodeflow.comfy.catalogue import (
+    LOAD_IMAGE,
+    comfy_class_type,
+    control_values,
+    is_widget,
+    output_names,
+    placeholder,
+    slot_order,
+    trailing_values,
+)
 from nodeflow.comfy.translate import META_KEY, comfy_ids, graph_info, prompt_to_graph
 from nodeflow.graph import as_link, parse_graph
 from nodeflow.registry import load_nodes
@@ -117,13 +126,18 @@ def graph_to_workflow(graph: dict[str, Any]) -> dict[str, Any]:
                 widgets += [shown if shown is not None else placeholder(ispec), *control_values(cls, name)]
             slots.append(entry)
         widgets += trailing_values(cls)
-        props: dict[str, Any] = {"Node name for S&R": cls.type, META_KEY: {"id": nid}}
+        ctype = comfy_class_type(cls.type)
+        props: dict[str, Any] = {"Node name for S&R": ctype, META_KEY: {"id": nid}}
         if spec.get("device"):
             props[META_KEY]["device"] = spec["device"]
+        if ctype == LOAD_IMAGE:  # nodeflow's or ComfyUI's: the prompt the editor queues runs the same one
+            props[META_KEY]["type"] = cls.type
+        if spec.get("main"):
+            props[META_KEY]["main"] = True
         x, y = pos[nid]
-        node = {
+        node: dict[str, Any] = {
             "id": ids[nid],
-            "type": cls.type,
+            "type": ctype,
             "pos": [x, y + TITLE_HEIGHT],  # the body's top; the title bar is drawn above it
             "size": list(sizes[nid]),
             "flags": {},
@@ -134,8 +148,7 @@ def graph_to_workflow(graph: dict[str, Any]) -> dict[str, Any]:
             "properties": props,
             "widgets_values": widgets,
         }
-        if spec.get("title"):
-            node["title"] = spec["title"]
+        node["title"] = spec.get("title") or nid  # unique: clients address nodes by title
         nodes_out.append((node, cls))
     rects = [(n["pos"][0], n["pos"][1] - TITLE_HEIGHT, n["size"][0], n["size"][1] + TITLE_HEIGHT) for n, _ in nodes_out]
     for node, cls in nodes_out:
@@ -195,6 +208,8 @@ def workflow_to_prompt(workflow: dict[str, Any]) -> dict[str, dict]:
         if cls is None:
             raise ValueError(f"workflow node {node.get('id')}: unknown node type {node.get('type')!r}")
         inputs: dict[str, Any] = dict(_widget_values(cls, node))
+        if cls.type == LOAD_IMAGE:  # ComfyUI's names: `image`, and the upload button's value last
+            inputs = {("image" if k == "path" else k): v for k, v in inputs.items() if v != "image"}
         for slot in node.get("inputs") or []:
             if slot.get("link") in link_src and slot.get("name") in cls.input_specs:
                 src, index = link_src[slot["link"]]

@@ -29,8 +29,8 @@ SUBSCRIBER_BACKLOG = 1000
 TERMINAL = "job_finished"
 
 
-def encode_preview(image: Any) -> str | None:
-    """A small PNG (longest side 256) as base64, or None if it isn't an image."""
+def encode_preview(image: Any, full: bool = False) -> str | None:
+    """A small PNG (longest side 256; `full`: the whole image) as base64, or None if it isn't an image."""
     try:
         import numpy as np
         from PIL import Image
@@ -40,7 +40,8 @@ def encode_preview(image: Any) -> str | None:
             a = a[:, :, None]
         u8 = (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
         im = Image.fromarray(u8[:, :, 0] if u8.shape[2] == 1 else u8[:, :, :4])
-        im.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
+        if not full:
+            im.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
         buf = io.BytesIO()
         im.save(buf, "PNG")
         return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -48,14 +49,23 @@ def encode_preview(image: Any) -> str | None:
         return None
 
 
-def relative_name(path: Any, root: Any) -> str:
+TEMP_MARK = " [temp]"  # ComfyUI's annotation: a name in the temp folder, not the output folder
+
+
+def relative_name(path: Any, root: Any, temp: Any = None) -> str:
+    """A written file's name in its job's output folder; a preview in the job's `temp`
+    folder is named relative to it, with TEMP_MARK."""
     from pathlib import Path
 
-    p, r = Path(path), Path(root)
-    try:
-        return p.resolve().relative_to(r.resolve()).as_posix()
-    except ValueError:
-        return p.name
+    p = Path(path).resolve()
+    for base, mark in ((root, ""), (temp, TEMP_MARK)):
+        if base is None:
+            continue
+        try:
+            return p.relative_to(Path(base).resolve()).as_posix() + mark
+        except ValueError:
+            pass
+    return p.name
 
 
 class Subscriber:
@@ -130,7 +140,7 @@ class Throttle:
     def drops(self, event: ev.Event) -> bool:
         if isinstance(event, ev.NodeProgress):
             return self._skip("progress", event.node, PROGRESS_INTERVAL, event.value >= event.total)
-        if isinstance(event, ev.NodePreview):
+        if isinstance(event, ev.NodePreview) and not event.full:
             return self._skip("preview", event.node, PREVIEW_INTERVAL, False)
         return False
 
@@ -139,10 +149,11 @@ class JobEmitter:
     """The `emit` callback a job's Executor.run gets: turns engine events into
     messages, throttles progress, encodes previews, and tracks live node states."""
 
-    def __init__(self, broker: Broker, job_id: str, output_dir: Any = None):
+    def __init__(self, broker: Broker, job_id: str, output_dir: Any = None, temp_dir: Any = None):
         self.broker = broker
         self.job_id = job_id
         self.output_dir = output_dir
+        self.temp_dir = temp_dir
         self.nodes: dict[str, dict[str, Any]] = {}
         self.lock = threading.Lock()  # the worker writes `nodes`, HTTP threads read it
         self._throttle = Throttle()
@@ -171,13 +182,13 @@ class JobEmitter:
         elif isinstance(event, ev.NodeFinished):
             self.nodes.setdefault(event.node, {}).update(state="ran", seconds=event.seconds)
             if self.output_dir is not None:  # clients see names they can download, not server paths
-                d["outputs"] = [relative_name(p, self.output_dir) for p in event.outputs]
+                d["outputs"] = [relative_name(p, self.output_dir, self.temp_dir) for p in event.outputs]
         elif isinstance(event, ev.NodeFailed):
             self.nodes.setdefault(event.node, {}).update(state="failed", error=event.error)
         elif isinstance(event, ev.NodeProgress):
             self.nodes.setdefault(event.node, {})["progress"] = [event.value, event.total]
         elif isinstance(event, ev.NodePreview):
-            png = encode_preview(event.image)
+            png = encode_preview(event.image, event.full)
             if png is None:
                 return None
             d["image"] = {"format": "png", "base64": png}

@@ -104,6 +104,14 @@ class ServerConfig:
     def job_output_dir(self, job_id: str) -> Path:
         return self.output_root / job_id
 
+    @property
+    def temp_root(self) -> Path:
+        """Preview images (ComfyUI's temp folder): emptied at start-up and with each job."""
+        return self.data_dir / "temp"
+
+    def job_temp_dir(self, job_id: str) -> Path:
+        return self.temp_root / job_id
+
     def check(self) -> str | None:
         """Why this configuration must not start, or None."""
         if not is_loopback(self.host) and not self.token:

@@ -9,7 +9,7 @@ from typing import Any
 from nodeflow.context import Settings
 from nodeflow.executor import RunResult
 from nodeflow.graph import parse_graph
-from nodeflow.jobs.broadcast import relative_name
+from nodeflow.jobs.broadcast import TEMP_MARK, relative_name
 from nodeflow.jobs.config import ServerConfig
 from nodeflow.jobs.policy import check_plan
 from nodeflow.plan import Plan
@@ -19,7 +19,12 @@ from nodeflow.validate import plan_graph
 
 def job_settings(config: ServerConfig, job_id: str) -> Settings:
     """Every path a job's graph names is confined to the input dir and its own output dir."""
-    return Settings(input_dir=config.input_dir, output_dir=config.job_output_dir(job_id), confine_paths=True)
+    return Settings(
+        input_dir=config.input_dir,
+        output_dir=config.job_output_dir(job_id),
+        temp_dir=config.job_temp_dir(job_id),
+        confine_paths=True,
+    )
 
 
 def plan_request(config: ServerConfig, job_id: str, request: dict[str, Any]) -> Plan:
@@ -37,10 +42,10 @@ def plan_request(config: ServerConfig, job_id: str, request: dict[str, Any]) -> 
     return plan
 
 
-def summarize(job_id: str, result: RunResult, out_dir: Any) -> dict[str, Any]:
+def summarize(job_id: str, result: RunResult, out_dir: Any, temp_dir: Any = None) -> dict[str, Any]:
     nodes, outputs = {}, []
     for nid, r in result.nodes.items():
-        names = [relative_name(p, out_dir) for p in r.outputs]
+        names = [relative_name(p, out_dir, temp_dir) for p in r.outputs]
         nodes[nid] = {
             "state": r.state,
             "cached": r.state == "cached",
@@ -50,7 +55,9 @@ def summarize(job_id: str, result: RunResult, out_dir: Any) -> dict[str, Any]:
             "error": r.error,
             "outputs": names,
         }
-        outputs += [{"node": nid, "name": n, "url": f"/jobs/{job_id}/outputs/{n}"} for n in names]
+        # Previews in the temp folder are no job output: only ComfyUI's history lists them.
+        kept = [n for n in names if not n.endswith(TEMP_MARK)]
+        outputs += [{"node": nid, "name": n, "url": f"/jobs/{job_id}/outputs/{n}"} for n in kept]
     error = None
     if result.error is not None:
         e = result.error

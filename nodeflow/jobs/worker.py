@@ -133,7 +133,7 @@ class WorkerPool:
 
     def _run(self, job: st.Job, token: CancelToken) -> None:
         out_dir = self.config.job_output_dir(job.id)
-        emitter = JobEmitter(self.broker, job.id, out_dir)
+        emitter = JobEmitter(self.broker, job.id, out_dir, self.config.job_temp_dir(job.id))
         self._live[job.id] = emitter
         self.broker.publish(job.id, {"event": "job_started", "attempt": job.attempts})
         try:
@@ -157,7 +157,7 @@ class WorkerPool:
                     {"host": socket.gethostname(), "pid": os.getpid(), "thread": threading.current_thread().name},
                 )
                 result = self.executor.run(plan, emit=emitter, cancel=token, run_id=job.id)
-                status, summary = result.status, summarize(job.id, result, out_dir)
+                status, summary = result.status, summarize(job.id, result, out_dir, self.config.job_temp_dir(job.id))
         except WorkerLost as exc:
             self._lost(job, str(exc))
             return
@@ -208,6 +208,7 @@ class WorkerPool:
 
     def _forget(self, job_id: str) -> None:
         shutil.rmtree(self.config.job_output_dir(job_id), ignore_errors=True)
+        shutil.rmtree(self.config.job_temp_dir(job_id), ignore_errors=True)
         self.broker.forget(job_id)
 
     def _ended(self, job_id: str) -> None:

@@ -100,6 +100,7 @@ class WorkerActor:
             thread.join()
             self._tokens.pop(job_id, None)
             shutil.rmtree(out_dir, ignore_errors=True)
+            shutil.rmtree(self.config.job_temp_dir(job_id), ignore_errors=True)
 
     def _work(
         self,
@@ -111,21 +112,22 @@ class WorkerActor:
         items: queue.Queue,
     ) -> None:
         throttle = Throttle()
+        temp = self.config.job_temp_dir(job_id)  # previews stay on this worker: named, not shipped
 
         def emit(event: ev.Event) -> None:
             if throttle.drops(event):
                 return
-            if isinstance(event, ev.NodePreview):
+            if isinstance(event, ev.NodePreview) and not event.full:
                 event = dataclasses.replace(event, image=small_preview(event.image))
             elif isinstance(event, ev.NodeFinished):  # names in the job's folder, not paths here
-                event = dataclasses.replace(event, outputs=[relative_name(p, out_dir) for p in event.outputs])
+                event = dataclasses.replace(event, outputs=[relative_name(p, out_dir, temp) for p in event.outputs])
             items.put((EVENT, event))
 
         try:
             place_files(self.config.input_dir, inputs)
             plan = plan_request(self.config, job_id, request)
             result = self.executor.run(plan, emit=emit, cancel=token, run_id=job_id)
-            summary = summarize(job_id, result, out_dir)
+            summary = summarize(job_id, result, out_dir, temp)
             items.put((DONE, result.status, summary, job_outputs(summary, out_dir)))
         except GraphInvalid as exc:  # e.g. this machine lacks a device the job needs
             items.put(

@@ -12,6 +12,7 @@ lifespan, when the server starts, and closed when it stops.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -45,6 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the data dir, recover the store, start the workers; stop them at the end."""
     config: ServerConfig = app.state.config
     make_private(config.data_dir)
+    shutil.rmtree(config.temp_root, ignore_errors=True)  # previews of an earlier run: nobody keeps them
     for d in (config.input_dir, config.output_root, config.cache_dir, editor_dir(config) / "userdata" / "workflows"):
         d.mkdir(parents=True, exist_ok=True)
     store = st.JobStore(config.db_path)

@@ -20,6 +20,7 @@ class PlotLoss(Node):
 
     version = "1"
     category = "style transfer"
+    plot = True  # a chart: a job's thumbnail is its result, not this
 
     class Inputs(NodeInputs):
         history: Any = Input(port=LOSS_HISTORY, description="from AdamOptimize / LBFGSOptimize")

@@ -50,7 +50,7 @@ def test_links_use_output_indices_and_ids_map_both_ways():
     graph = load(GRAPHS / "edges.json")
     prompt = graph_to_prompt(graph)
     assert prompt["5"]["inputs"]["image2"] == ["2", 0]  # sobel.magnitude
-    assert prompt["2"]["_meta"] == {"title": "Sobel", "nodeflow": {"id": "sobel"}}
+    assert prompt["2"]["_meta"] == {"title": "sobel", "nodeflow": {"id": "sobel"}}  # unique titles
     prompt["5"]["inputs"]["image2"] = ["2", 2]  # sobel.y
     tr = prompt_to_graph(prompt)
     assert tr.graph["nodes"]["grid"]["inputs"]["image2"] == {"from": "sobel.y"}
@@ -71,7 +71,7 @@ def test_validation_errors_name_the_prompt_node_and_input():
     prompt = graph_to_prompt(load(GRAPHS / "edges.json"))
     prompt["3"]["inputs"]["gain"] = 1000.0  # high_pass: le=100
     prompt["4"]["inputs"]["mode"] = "median"  # not a choice
-    del prompt["1"]["inputs"]["path"]  # required
+    del prompt["1"]["inputs"]["image"]  # required (nodeflow's `path`, named as ComfyUI names it)
     tr = prompt_to_graph(prompt)
     with pytest.raises(GraphInvalid) as exc:
         build_plan(parse_graph(tr.graph))
@@ -84,6 +84,7 @@ def test_validation_errors_name_the_prompt_node_and_input():
     assert errs["3"]["errors"][0]["extra_info"] == {"input_name": "gain"}
     assert errs["4"]["errors"][0]["type"] == "value_not_in_list"
     assert errs["1"]["errors"][0]["type"] == "required_input_missing"
+    assert errs["1"]["errors"][0]["extra_info"] == {"input_name": "image"}
 
 
 def test_a_link_to_a_missing_output_index_is_reported_on_the_input():

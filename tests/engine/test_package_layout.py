@@ -10,6 +10,16 @@ FAMILIES = {
     "nst": {"VGGFeatures", "StyleLoss", "ContentLoss", "TVLoss", "AdamOptimize", "LBFGSOptimize"},
     "hub": {"HubStylize", "StyleVector", "MultiStyle"},
     "sd": {"SDImg2Img"},
+    "comfy_core": {
+        "ComfyLoadImage",
+        "SaveImage",
+        "PreviewImage",
+        "SaveImageWebsocket",
+        "ImageScale",
+        "ImageScaleBy",
+        "ImageInvert",
+        "ImageBlend",
+    },
 }
 
 

@@ -143,7 +143,7 @@ def test_input_dir_is_where_uploads_go_and_graphs_read(tmp_path):
             }
             r = c.post("/jobs", json={"graph": graph})
             assert r.status_code == 202, r.text
-            listed = c.get("/object_info/LoadImage").json()["LoadImage"]["input"]["required"]["path"][1]
+            listed = c.get("/object_info/LoadImage").json()["LoadImage"]["input"]["required"]["image"][1]
             assert {name, "sub/coffee.png"} <= set(listed["options"])
             missing = c.post("/jobs", json={"graph": graph, "overrides": {"load.path": "nope.png"}}).json()
             assert "--input-dir" in missing["issues"][0]["message"]

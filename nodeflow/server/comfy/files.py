@@ -1,5 +1,5 @@
-"""Files as ComfyUI names them: `type` input|output picks the folder (the server's inputs/
-and outputs/, where each job writes into its own subfolder), `subfolder` and `filename`
+"""Files as ComfyUI names them: `type` input|output|temp picks the folder (the server's inputs/,
+outputs/ and temp/, where each job writes into its own subfolder), `subfolder` and `filename`
 name the file, and a name may be annotated ("x.png [output]"). Everything resolves inside
 its folder or is refused."""
 
@@ -28,7 +28,9 @@ def folder(config: ServerConfig, kind: str) -> Path:
         return config.input_dir
     if kind == "output":
         return config.output_root
-    raise FileRefused(400, f"unknown folder type {kind!r} (input or output)")
+    if kind == "temp":
+        return config.temp_root
+    raise FileRefused(400, f"unknown folder type {kind!r} (input, output or temp)")
 
 
 def split_annotation(name: str, default_kind: str) -> tuple[str, str]:
