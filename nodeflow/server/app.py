@@ -30,6 +30,7 @@ from .jsonguard import StrictJSON
 from .openapi_doc import openapi_document
 from .origin import HostOriginGuard, allowed_host_names
 from .routers import catalogue, groups, health, inputs, jobs, login, progress
+from .sniff import NoSniff
 
 UPLOAD_OVERHEAD = 64 * 1024  # multipart framing around the file
 
@@ -71,6 +72,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         per_path={p: upload_limit for p in ("/uploads", *comfy_routes.UPLOAD_PATHS)},
     )
     app.add_middleware(TokenAuth, token=config.token)
+    app.add_middleware(NoSniff)
     app.add_middleware(
         HostOriginGuard,
         allowed_hosts=allowed_host_names(config.host, config.allowed_hosts),

@@ -13,9 +13,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from nodeflow.jobs.config import ServerConfig
 
-from ...cache import atomic_write
 from ..deps import Config
-from .files import confined
+from .files import confined, store_bytes
 from .frontend import bundled_graphs, bundled_workflows, editor_dir
 from .routes import both
 
@@ -106,8 +105,7 @@ async def put_file(
     path = confined(root, file)
     if overwrite == "false" and path.exists():
         return JSONResponse({"error": "File already exists"}, status_code=409)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, await request.body())
+    store_bytes(path, await request.body())
     return _info(path, root) if full_info == "true" else path.relative_to(root).as_posix()
 
 
