@@ -28,6 +28,7 @@ from .comfy import routes as comfy_routes
 from .handlers import HANDLERS
 from .jsonguard import StrictJSON
 from .openapi_doc import openapi_document
+from .options import Options
 from .origin import HostOriginGuard, allowed_host_names
 from .routers import catalogue, groups, health, inputs, jobs, login, progress
 from .sniff import NoSniff
@@ -65,6 +66,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     # The last added runs first: Host and Origin, auth, the body limit, strict JSON, then
     # routing and parsing.
     upload_limit = config.max_upload_bytes + UPLOAD_OVERHEAD
+    app.add_middleware(Options)
     app.add_middleware(StrictJSON)
     app.add_middleware(
         BodyLimit,
