@@ -283,9 +283,10 @@ def _place(
 
 def _node_check(p: PlannedNode, nid: str, issues: list[Issue], call: Callable[[], Any]) -> Any:
     """Run one of a node's own checks (check, fingerprint, check_framework) on its literals.
-    Whatever the graph, a node's check ends in an issue, never in an exception: an input the
-    check expects as a value but the graph links (from any node, even one of unknown type) is
-    an invalid_link, and any other failure is reported against the node."""
+    Whatever the graph, a correct node's check ends in an issue, never in an exception: an
+    input the check expects as a value but the graph links (from any node, even one of unknown
+    type, or with a malformed link) is an invalid_link. A KeyError for an input the graph
+    doesn't link is the node's own bug, and is raised."""
     try:
         return call()
     except InputError as exc:
@@ -303,14 +304,10 @@ def _node_check(p: PlannedNode, nid: str, issues: list[Issue], call: Callable[[]
                 )
             )
         else:
-            issues.append(Issue("invalid_input", f"{p.cls.type} can't check its inputs: {shown(name)} is missing", nid))
+            raise  # the node's own bug (it reads an input it doesn't have): not hidden as the graph's
     except (OSError, ValueError) as exc:  # a path the file system refuses, found by a node's own check
         reason = getattr(exc, "strerror", None) or exc.__class__.__name__
         issues.append(Issue("invalid_input", f"{p.cls.type} can't use its inputs: {reason}", nid))
-    except Exception as exc:  # a node's check must never crash validation
-        issues.append(
-            Issue("invalid_input", f"{p.cls.type} can't check its inputs: {type(exc).__name__}: {shown(str(exc))}", nid)
-        )
     return None
 
 
