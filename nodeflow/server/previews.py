@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from ..cache import atomic_write
+from ..errors import shown
 from .comfy.files import FileRefused
 from .uploads import DECODES
 
@@ -37,9 +38,13 @@ def parse_spec(spec: str) -> tuple[str, int]:
     return fmt, int(quality)
 
 
+RENDERED = [0]  # previews decoded since the start (the rest came from the cache)
+
+
 def _render(path: Path, fmt: str, quality: int) -> bytes:
     from PIL import Image
 
+    RENDERED[0] += 1  # counted in a decode slot (tests read it once all are done)
     with Image.open(path) as im:
         im.draft("RGB", (PREVIEW_SIDE, PREVIEW_SIDE))  # JPEG: decode at 1/2, 1/4 or 1/8 scale
         # thumbnail() reduces while decoding where it can (reducing_gap), then resamples.
@@ -66,12 +71,25 @@ def preview(path: Path, spec: str, cache_dir: Path) -> tuple[bytes, str]:
     except OSError:
         pass
     try:
-        data = DECODES.run(_render, path, fmt, quality)
+        data = DECODES.run(_cached_or_render, cached, path, fmt, quality)
     except Exception as exc:  # not a readable image: Pillow raises many kinds
-        raise FileRefused(415, f"{path.name!r} is not an image that can be previewed ({type(exc).__name__})") from None
+        raise FileRefused(
+            415, f"{shown(path.name, 80)} is not an image that can be previewed ({type(exc).__name__})"
+        ) from None
+    return data, media
+
+
+def _cached_or_render(cached: Path, path: Path, fmt: str, quality: int) -> bytes:
+    """In a decode slot: the cached preview if another request made it while this one
+    waited its turn, else a new one, cached."""
+    try:
+        return cached.read_bytes()
+    except OSError:
+        pass
+    data = _render(path, fmt, quality)
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(cached, data)
     except OSError:
         pass  # a full disk loses the cache entry, not the answer
-    return data, media
+    return data
