@@ -58,5 +58,5 @@ def bind_frameworks(plan) -> list[Issue]:
             p.framework = brought[first] if first else (cls.frameworks[0] if cls.frameworks else None)
         from .plan import _node_check  # the planner's own guard: a node's check never crashes validation
 
-        _node_check(p, nid, issues, lambda p=p: p.cls.check_framework(p.framework, dict(p.literals)))
+        _node_check(p, nid, issues, cls.check_framework, p.framework, dict(p.literals))
     return issues

@@ -281,14 +281,14 @@ def _place(
         p.device, p.placement_note = placement.device, placement.note
 
 
-def _node_check(p: PlannedNode, nid: str, issues: list[Issue], call: Callable[[], Any]) -> Any:
+def _node_check(p: PlannedNode, nid: str, issues: list[Issue], call: Callable[..., Any], *args: Any) -> Any:
     """Run one of a node's own checks (check, fingerprint, check_framework) on its literals.
     Whatever the graph, a correct node's check ends in an issue, never in an exception: an
     input the check expects as a value but the graph links (from any node, even one of unknown
     type, or with a malformed link) is an invalid_link. A KeyError for an input the graph
     doesn't link is the node's own bug, and is raised."""
     try:
-        return call()
+        return call(*args)
     except InputError as exc:
         issues.append(Issue("invalid_input", exc.message, nid, exc.input))
     except KeyError as exc:  # the node checks an input before the run that the graph links
@@ -315,9 +315,9 @@ def _check_environment(planned: dict[str, PlannedNode], settings: Settings, issu
     """Each node's own checks against the environment (files exist, names are usable)."""
     for nid, p in planned.items():
         before = len(issues)
-        _node_check(p, nid, issues, lambda p=p: p.cls.check(dict(p.literals), settings))
+        _node_check(p, nid, issues, p.cls.check, dict(p.literals), settings)
         if len(issues) == before:
-            p.extra = _node_check(p, nid, issues, lambda p=p: p.cls.fingerprint(dict(p.literals), settings))
+            p.extra = _node_check(p, nid, issues, p.cls.fingerprint, dict(p.literals), settings)
 
 
 def _key(plan: Plan) -> None:

@@ -120,7 +120,7 @@ async def post_prompt(request: Request, config: Config, store: Store, pool: Pool
                 raise GraphInvalid(issues)
             plan_request(config, job_id, req)
         except GraphInvalid as exc:
-            types = {cid: n.get("class_type") for cid, n in body["prompt"].items() if isinstance(n, dict)}
+            types = {cid: str(n.get("class_type")) for cid, n in body["prompt"].items() if isinstance(n, dict)}
             return JSONResponse(node_errors(exc.issues, back, types), status_code=400)
         job = pool.enqueue(req, client_id, job_id)
         recent.add(job)

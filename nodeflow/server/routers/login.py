@@ -49,7 +49,7 @@ async def login(request: Request, config: Config) -> Any:
     if not token:
         return RedirectResponse("/", status_code=303)
     guesses, sessions = request.app.state.guesses, request.app.state.sessions
-    address = client_address(request.scope)
+    address = client_address(dict(request.scope))
     wait = guesses.retry_after(address)
     if wait:
         reply = page(f"Too many wrong tokens: try again in {wait} seconds.", 429)
@@ -60,9 +60,9 @@ async def login(request: Request, config: Config) -> Any:
         guesses.failed(address)
         return page("That is not the token.", 401)
     guesses.succeeded(address)
-    reply = RedirectResponse("/", status_code=303)
-    reply.headers["set-cookie"] = session_cookie(sessions.create(), secure=request.url.scheme == "https")
-    return reply
+    done = RedirectResponse("/", status_code=303)
+    done.headers["set-cookie"] = session_cookie(sessions.create(), secure=request.url.scheme == "https")
+    return done
 
 
 @router.post("/logout", include_in_schema=False)
@@ -70,7 +70,7 @@ def logout(request: Request) -> Any:
     """Ends the session on the server (a copy of the cookie stops working too)."""
     sessions = request.app.state.sessions
     if sessions is not None:
-        sessions.end(_cookie(request.scope, SESSION_COOKIE))
+        sessions.end(_cookie(dict(request.scope), SESSION_COOKIE))
     reply = Response(status_code=204)
     reply.headers["set-cookie"] = f"{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"
     return reply
