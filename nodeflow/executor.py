@@ -10,6 +10,7 @@ dropped as soon as their last consumer has read them.
 from __future__ import annotations
 
 import errno
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import events as ev
+from . import memtrim
 from .cache import DiskCache, MemoryCache, memory_budget
 from .context import CancelToken, NodeContext
 from .errors import Cancelled, NodeFailed
@@ -51,9 +53,12 @@ class RunResult:
 class Executor:
     """Holds the caches; shared by every run in a process (CLI run or HTTP workers)."""
 
-    def __init__(self, memory: MemoryCache | None = None, disk: DiskCache | None = None):
+    def __init__(self, memory: MemoryCache | None = None, disk: DiskCache | None = None, trim: bool = False):
         self.memory = memory if memory is not None else MemoryCache(memory_budget())
         self.disk = disk
+        # A long-lived process (the server) gives the memory a run freed back to the system
+        # when the run ends (glibc keeps it otherwise); $NODEFLOW_TRIM=0 turns that off.
+        self.trim = trim and os.environ.get("NODEFLOW_TRIM", "1") != "0"
 
     def run(
         self,
@@ -120,6 +125,8 @@ class Executor:
                 # A full disk: what this run cached goes, so its retry finds the space again.
                 self.disk.remove(written)
         seconds = time.perf_counter() - started
+        if self.trim:
+            memtrim.trim()
         emit(ev.RunFinished(run_id, status, seconds, str(error) if error else None))
         targets = {t: values[t] for t in plan.targets if t in values}
         return RunResult(run_id, status, reports, targets, seconds, error)
