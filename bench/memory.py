@@ -77,7 +77,7 @@ def main() -> int:
     args = p.parse_args()
     _, before, _ = run("before", BEFORE, args.jobs)
     _, after, _ = run("after", {}, args.jobs)
-    print(f"RSS after {args.jobs} jobs: x{after / before:.2f} of the old settings ({before - after:+.0f} MiB less)")
+    print(f"RSS after {args.jobs} jobs: x{after / before:.2f} of the old settings ({before - after:.0f} MiB less)")
     return 0
 
 
