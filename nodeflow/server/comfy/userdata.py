@@ -14,6 +14,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from nodeflow.jobs.config import ServerConfig
 
 from ..deps import Config
+from ..sniff import sniffed_type
 from .files import confined, store_bytes
 from .frontend import bundled_graphs, bundled_workflows, editor_dir
 from .routes import both
@@ -83,11 +84,24 @@ def move(file: str, dest: str, config: Config, overwrite: str = "true", full_inf
     return _info(target, root) if full_info == "true" else target.relative_to(root).as_posix()
 
 
+def _user_file_type(path: Path) -> str:
+    """JSON as such, images by their content; nothing a browser would run (HTML, SVG, scripts)."""
+    import mimetypes
+
+    if path.suffix == ".json":
+        return "application/json"
+    sniffed = sniffed_type(path)
+    if sniffed != "application/octet-stream":
+        return sniffed
+    guessed = mimetypes.guess_type(path.name)[0] or ""
+    return guessed if guessed in ("text/css", "text/plain", "text/csv") else "application/octet-stream"
+
+
 @both(router, "GET", "/userdata/{file:path}")
 def get_file(file: str, config: Config) -> Any:
     path = confined(user_dir(config), file)
     if path.is_file():
-        return FileResponse(path, media_type="application/json" if path.suffix == ".json" else None)
+        return FileResponse(path, media_type=_user_file_type(path))
     shown = virtual(file)
     if shown is not None:
         return shown
