@@ -163,3 +163,20 @@ def test_upload_to_a_full_disk_is_507_then_works_again(tmp_path):
             filler.unlink()
             r = _upload(client, name="noise.png", data=buf.getvalue())
             assert r.status_code == 200, r.text
+
+
+def test_user_files_are_never_served_as_markup(client):
+    page = "<html><script>alert(1)</script></html>"
+    assert client.post("/api/userdata/page.html", content=page).status_code == 200
+    r = client.get("/api/userdata/page.html")
+    assert r.status_code == 200 and r.text == page
+    assert r.headers["content-type"] == "application/octet-stream"
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert client.post("/api/userdata/workflows/w.json", content="{}").status_code == 200
+    assert client.get("/api/userdata/workflows%2Fw.json").headers["content-type"] == "application/json"
+
+
+def test_user_files_under_a_file_are_409(client):
+    assert client.post("/api/userdata/plain.txt", content="x").status_code == 200
+    r = client.post("/api/userdata/plain.txt%2Finside.json", content="{}")
+    assert r.status_code == 409, r.text
