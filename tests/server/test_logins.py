@@ -5,11 +5,13 @@ new token end on the server, and the token kept out of logs and out of undocumen
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import closing
 
 import httpx
 import pytest
 from support.inprocess import another_client, app_client
+from support.paths import ASSETS
 
 from nodeflow.server.auth import RedactToken
 from nodeflow.server.sessions import Guesses
@@ -146,3 +148,26 @@ def test_the_token_is_redacted_however_it_is_spelled():
     record = logging.LogRecord("nodeflow", logging.INFO, __file__, 1, "saw t0k/en+x and t0k%2Fen%2Bx", (), None)
     redact.filter(record)
     assert "t0k" not in record.getMessage()
+
+
+def test_client_errors_cost_the_live_log_a_line_and_no_token(token_server):
+    """The server's own log (--log-level info): bad requests add one access line each, no
+    traceback; a token sent under a disguised name is redacted."""
+    size = token_server.log.stat().st_size
+    png = (ASSETS / "astronaut.png").read_bytes()
+    with token_server.client() as client:
+        deep = "/".join(["a"] * 1500)
+        assert (
+            client.post("/upload/image", files={"image": ("x.png", png)}, data={"subfolder": deep}).status_code == 400
+        )
+        assert client.get("/view", params={"filename": "a\0b.png", "type": "input"}).status_code == 400
+        assert client.get("/view", params={"filename": "x.png", "preview": "webp;²"}).status_code in (400, 404)
+    with token_server.client(token=None) as anon:
+        assert anon.get(f"/events?tok%65n={token_server.token}").status_code == 401
+    deadline = time.monotonic() + 10
+    while token_server.log.stat().st_size == size and time.monotonic() < deadline:
+        time.sleep(0.1)
+    added = token_server.log.read_bytes()[size:].decode("utf-8", "replace")
+    assert "Traceback" not in added
+    assert len(added) < 4000, added[:2000]
+    assert token_server.token not in added
