@@ -187,7 +187,7 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         limit = self.per_path.get(scope["path"], self.default)
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
             return await _send_json(send, 413, _too_large(limit))
         seen = 0
         started = False

@@ -180,3 +180,12 @@ def test_user_files_under_a_file_are_409(client):
     assert client.post("/api/userdata/plain.txt", content="x").status_code == 200
     r = client.post("/api/userdata/plain.txt%2Finside.json", content="{}")
     assert r.status_code == 409, r.text
+
+
+def test_a_last_event_id_of_other_digits_replays_everything(client):
+    from support.server_harness import small_graph, submit, wait_job
+
+    job_id = submit(client, small_graph("astronaut.png"))
+    assert wait_job(client, job_id)["status"] == "succeeded"
+    r = client.get(f"/jobs/{job_id}/events", headers={"Last-Event-ID": b"\xb2"})  # "²" in Latin-1
+    assert r.status_code == 200 and "job_finished" in r.text
