@@ -3,9 +3,11 @@ on-disk store. Both map a node's content key to its outputs {name: value}."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import pickle
+import shutil
 import tempfile
 import threading
 from collections import OrderedDict
@@ -17,11 +19,45 @@ _MAGIC = b"NFCACHE1"
 
 
 class MemoryCache:
-    def __init__(self, max_bytes: int = 2 << 30):
+    """An LRU of values bounded in bytes, that gives memory back under pressure: before each
+    insert it reads the memory the system has available (/proc/meminfo), and when that is
+    under `min_available` it evicts least recently used entries (the cache's size above what
+    is missing, at least) and skips the insert, then asks the C allocator to return the freed
+    memory (as ComfyUI's RAM-pressure cache does)."""
+
+    def __init__(
+        self,
+        max_bytes: int = 2 << 30,
+        min_available: int | None = None,
+        available: Callable[[], int | None] | None = None,
+    ):
+        from . import memtrim
+
         self.max_bytes = max_bytes
         self.used = 0
         self._items: OrderedDict[str, tuple[Any, int]] = OrderedDict()  # key -> (value, bytes)
         self._lock = threading.Lock()
+        self.available = available or memtrim.available_bytes
+        total = memtrim.total_bytes() or (8 << 30)
+        self.min_available = min_available if min_available is not None else pressure_floor(total)
+        self.pressure_evictions = 0
+
+    def _relieve(self) -> bool:
+        """Under memory pressure: evict, trim, and say so (the caller skips its insert)."""
+        available = self.available()
+        if available is None or available >= self.min_available:
+            return False
+        target = max(self.min_available - available, self.used // 2)
+        freed = 0
+        while self._items and freed < target:
+            _, (_, size) = self._items.popitem(last=False)
+            self.used -= size
+            freed += size
+            self.pressure_evictions += 1
+        from . import memtrim
+
+        memtrim.trim()
+        return True
 
     def get(self, key: str) -> Any:
         with self._lock:
@@ -35,6 +71,8 @@ class MemoryCache:
         if nbytes > self.max_bytes:
             return
         with self._lock:
+            if self._relieve():
+                return
             old = self._items.pop(key, None)
             if old:
                 self.used -= old[1]
@@ -53,12 +91,79 @@ class MemoryCache:
         return len(self._items)
 
 
+def pressure_floor(total: int) -> int:
+    """Memory the system must keep available before the memory cache inserts anything:
+    $NODEFLOW_MEMORY_FLOOR_MB, else 10% of the machine's memory, between 256 MiB and 4 GiB."""
+    env = os.environ.get("NODEFLOW_MEMORY_FLOOR_MB", "")
+    try:
+        return int(float(env) * (1 << 20)) if env else min(4 << 30, max(256 << 20, total // 10))
+    except ValueError:
+        return 256 << 20
+
+
+def memory_budget() -> int:
+    """Bytes for the in-memory value cache: $NODEFLOW_MEMORY_CACHE_MB, else a sixteenth of the
+    machine's memory, between 64 MiB and 1 GiB."""
+    from . import memtrim
+
+    env = os.environ.get("NODEFLOW_MEMORY_CACHE_MB", "")
+    try:
+        if env:
+            return int(float(env) * (1 << 20))
+    except ValueError:
+        pass
+    total = memtrim.total_bytes() or (4 << 30)
+    return min(1 << 30, max(64 << 20, total // 16))
+
+
+def disk_reserve(root: Path) -> int:
+    """Bytes the disk cache leaves free on its disk, for outputs and the job store:
+    $NODEFLOW_DISK_RESERVE_MB, else 5% of the disk, at least 1 MiB and at most 1 GiB."""
+    env = os.environ.get("NODEFLOW_DISK_RESERVE_MB", "")
+    try:
+        return int(float(env) * (1 << 20)) if env else min(1 << 30, max(1 << 20, shutil.disk_usage(root).total // 20))
+    except (OSError, ValueError):
+        return 1 << 20
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 class DiskCache:
     """One file per key: magic, sha256 of the payload, pickled outputs.
-    Written atomically (temp file + rename); a corrupt entry is deleted, not trusted."""
+    Written atomically (temp file + rename); a corrupt entry is deleted, not trusted.
 
-    def __init__(self, root: str | Path):
+    The cache comes after outputs and the job store: it never writes into the last
+    `reserve` bytes of its disk. When an entry would, the least recently used entries are
+    evicted to make room, and if that is not enough the entry is not written (the value
+    stays in the memory cache); a full disk during a write leaves no partial entry."""
+
+    def __init__(self, root: str | Path, reserve: int | None = None):
         self.root = Path(root)
+        self.reserve = reserve
+        self.skipped = 0  # entries not written for want of space
+
+    def _free(self) -> int:
+        where = self.root
+        while not where.exists() and where.parent != where:
+            where = where.parent  # the cache folder is made on the first write
+        try:
+            return shutil.disk_usage(where).free
+        except OSError:
+            return 0
+
+    def _room_for(self, size: int) -> bool:
+        """Make room for `size` bytes above the reserve, evicting the oldest entries; False
+        if even an empty cache would leave too little."""
+        reserve = self.reserve if self.reserve is not None else disk_reserve(self.root)
+        if self._free() - size >= reserve:
+            return True
+        for path, _, _ in sorted(self.entries(), key=lambda e: e[2]):
+            path.unlink(missing_ok=True)
+            if self._free() - size >= reserve:
+                return True
+        return False
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.pkl"
@@ -89,9 +194,23 @@ class DiskCache:
         except Exception:
             return False  # not picklable: stays in memory only
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, _MAGIC + hashlib.sha256(payload).digest() + payload)
+        blob_size = len(_MAGIC) + 32 + len(payload)
+        if not self._room_for(blob_size + 8192):
+            self.skipped += 1
+            return False
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, _MAGIC + hashlib.sha256(payload).digest() + payload)
+        except OSError as exc:
+            if not _disk_full(exc):
+                raise
+            self.skipped += 1  # atomic_write removed its temp file: no partial entry
+            return False
         return True
+
+    def remove(self, keys: list[str]) -> None:
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
 
     def entries(self) -> list[tuple[Path, int, float]]:
         """(path, bytes, last use) of every entry."""

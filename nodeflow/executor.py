@@ -9,6 +9,7 @@ dropped as soon as their last consumer has read them.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 import uuid
@@ -17,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import events as ev
-from .cache import DiskCache, MemoryCache
+from . import memtrim
+from .cache import DiskCache, MemoryCache, memory_budget
 from .context import CancelToken, NodeContext
 from .errors import Cancelled, NodeFailed
 from .node import InputError
@@ -48,17 +50,15 @@ class RunResult:
         return [f for r in self.nodes.values() for f in r.outputs]
 
 
-def memory_budget() -> int:
-    """Bytes for the in-memory value cache: $NODEFLOW_MEMORY_CACHE_MB, default 2048."""
-    return int(float(os.environ.get("NODEFLOW_MEMORY_CACHE_MB", "2048")) * (1 << 20))
-
-
 class Executor:
     """Holds the caches; shared by every run in a process (CLI run or HTTP workers)."""
 
-    def __init__(self, memory: MemoryCache | None = None, disk: DiskCache | None = None):
+    def __init__(self, memory: MemoryCache | None = None, disk: DiskCache | None = None, trim: bool = False):
         self.memory = memory if memory is not None else MemoryCache(memory_budget())
         self.disk = disk
+        # A long-lived process (the server) gives the memory a run freed back to the system
+        # when the run ends (glibc keeps it otherwise); $NODEFLOW_TRIM=0 turns that off.
+        self.trim = trim and os.environ.get("NODEFLOW_TRIM", "1") != "0"
 
     def run(
         self,
@@ -99,12 +99,14 @@ class Executor:
         for nid in [n for n in values if not remaining[n] and n not in plan.targets]:
             del values[nid]  # a cached node read only by its twins, which hold its outputs now
         status, error = "succeeded", None
+        written: list[str] = []  # disk cache entries this run wrote
         try:
             for nid in plan.order:
                 if nid not in to_run:
                     continue
                 cancel.check()
-                self._run_node(plan, plan.nodes[nid], values, where, reports[nid], emit, cancel, graph_json)
+                if self._run_node(plan, plan.nodes[nid], values, where, reports[nid], emit, cancel, graph_json):
+                    written.append(plan.nodes[nid].key)
                 _share(plan, nid, twins.get(nid, ()), values, where, reports, emit)
                 if not remaining[nid] and nid not in plan.targets:
                     del values[nid]  # it ran only for its twins
@@ -119,7 +121,12 @@ class Executor:
                     r.state = "cancelled"
         except NodeFailed as exc:
             status, error = "failed", exc
+            if self.disk is not None and _caused_by_full_disk(exc) and written:
+                # A full disk: what this run cached goes, so its retry finds the space again.
+                self.disk.remove(written)
         seconds = time.perf_counter() - started
+        if self.trim:
+            memtrim.trim()
         emit(ev.RunFinished(run_id, status, seconds, str(error) if error else None))
         targets = {t: values[t] for t in plan.targets if t in values}
         return RunResult(run_id, status, reports, targets, seconds, error)
@@ -184,7 +191,8 @@ class Executor:
         emit: Callable,
         cancel: CancelToken,
         graph_json: str,
-    ) -> None:
+    ) -> bool:
+        """Run one node; True if its outputs were written to the disk cache."""
         ctx = NodeContext(p.id, p.cls.type, p.device, p.key, plan.settings, graph_json, emit, cancel)
         report.state = "running"
         emit(ev.NodeStarted(p.id, p.cls.type, p.device))
@@ -210,20 +218,34 @@ class Executor:
         if ctx.up_to_date:
             report.state, report.source = "cached", "output up to date"
             emit(ev.NodeCached(p.id, p.cls.type, "output up to date"))
-            return
+            return False
         report.state = "ran"
         emit(ev.NodeFinished(p.id, p.cls.type, report.seconds, ctx.outputs_written))
         if plan.cacheable(p.id):
-            self._store(p, values[p.id])
+            return self._store(p, values[p.id])
+        return False
 
-    def _store(self, p: PlannedNode, outputs: dict[str, Any]) -> None:
+    def _store(self, p: PlannedNode, outputs: dict[str, Any]) -> bool:
+        """Cache a node's outputs; True if they were written to the disk cache."""
         ports = {k: s.port for k, s in p.cls.output_specs.items()}
         if all(ports[k].memory_cache for k in outputs):
             nbytes = sum(ports[k].nbytes(v) for k, v in outputs.items())
             self.memory.put(p.key, (outputs, p.device), nbytes)
         if self.disk is not None and all(ports[k].persist for k in outputs):
             on_cpu = {k: _to_cpu(ports[k].to_device, v) if p.device != "cpu" else v for k, v in outputs.items()}
-            self.disk.put(p.key, on_cpu)
+            return self.disk.put(p.key, on_cpu)
+        return False
+
+
+def _caused_by_full_disk(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _to_cpu(to_device: Callable[[Any, str], Any] | None, value: Any) -> Any:

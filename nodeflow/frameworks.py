@@ -9,7 +9,6 @@ does not support, is a validation error naming the input. Frameworks never load 
 from __future__ import annotations
 
 from .errors import Issue
-from .node import InputError
 
 
 def bind_frameworks(plan) -> list[Issue]:
@@ -57,8 +56,7 @@ def bind_frameworks(plan) -> list[Issue]:
                 )
                 continue
             p.framework = brought[first] if first else (cls.frameworks[0] if cls.frameworks else None)
-        try:
-            cls.check_framework(p.framework, dict(p.literals))
-        except InputError as exc:
-            issues.append(Issue("invalid_input", exc.message, nid, exc.input))
+        from .plan import _node_check  # the planner's own guard: a node's check never crashes validation
+
+        _node_check(p, nid, issues, cls.check_framework, p.framework, dict(p.literals))
     return issues

@@ -22,8 +22,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from . import jsonload
 from .errors import GraphInvalid, Issue, shown
 
-NODE_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
-LINK_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-]*\.[A-Za-z_][A-Za-z0-9_]*$"
+# Patterns are always matched whole (re.fullmatch): "$" alone would let a final newline in.
+NODE_ID_PATTERN = r"[A-Za-z_][A-Za-z0-9_\-]*"
+LINK_PATTERN = r"[A-Za-z_][A-Za-z0-9_\-]*\.[A-Za-z_][A-Za-z0-9_]*"
+MAX_ID = 128  # characters in a node id (they are printed on every progress line)
 PNG_GRAPH_KEY = "nodeflow:graph"
 # The type of a node whose structure was too broken to check further (already reported).
 UNCHECKED = jsonload.Refused("unchecked", "the node's structure is invalid")
@@ -43,7 +45,7 @@ def as_link(value: Any) -> Link | None | str:
     if not (isinstance(value, dict) and "from" in value):
         return None
     ref = value["from"]
-    if len(value) != 1 or not isinstance(ref, str) or not re.match(LINK_PATTERN, ref):
+    if len(value) != 1 or not isinstance(ref, str) or not re.fullmatch(LINK_PATTERN, ref):
         return 'a link must be {"from": "node_id.output_name"}'
     node, output = ref.split(".", 1)
     return Link(node, output)
@@ -151,6 +153,8 @@ def parse_graph(data: Any, source: str = "graph", problems: list[jsonload.Proble
         data, found = jsonload.clean(data)  # a graph parsed elsewhere (an HTTP body)
         issues += [_json_issue(p, source) for p in found]
     if not isinstance(data, dict):
+        if isinstance(data, jsonload.Refused) and issues:
+            raise GraphInvalid(issues)  # the JSON reader said what is wrong, and where
         raise GraphInvalid(
             issues
             + [
@@ -167,9 +171,14 @@ def parse_graph(data: Any, source: str = "graph", problems: list[jsonload.Proble
         graph = _salvage(data)
     if graph is not None:
         issues += [
+            Issue("invalid_node_id", f"a node id is at most {MAX_ID} characters, this one has {len(i)}", i[:40] + "...")
+            for i in graph.nodes
+            if len(i) > MAX_ID
+        ]
+        issues += [
             Issue("invalid_node_id", "node ids must start with a letter or _ and use only letters, digits, _ and -", i)
             for i in graph.nodes
-            if not re.match(NODE_ID_PATTERN, i)
+            if len(i) <= MAX_ID and not re.fullmatch(NODE_ID_PATTERN, i)
         ]
         issues += _device_issues(graph, source)
     if issues or graph is None:

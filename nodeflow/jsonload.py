@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,9 +98,28 @@ def loads(text: str | bytes) -> tuple[Any, list[Problem]]:
         data = json.loads(
             text, object_pairs_hook=_pairs, parse_int=_int, parse_float=_float, parse_constant=_non_finite
         )
-    except RecursionError:  # deeper than the interpreter's limit: no location to give
-        return TOO_DEEP, [Problem((), TOO_DEEP.code, TOO_DEEP.message)]
+    except RecursionError:  # deeper than the interpreter's limit: found by a scan instead
+        return TOO_DEEP, [Problem((), TOO_DEEP.code, f"{TOO_DEEP.message}{_deep_at(text)}")]
     return clean(data)
+
+
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _deep_at(text: str) -> str:
+    """' (at line L, column C)': where the nesting first goes past MAX_DEPTH."""
+    depth = 0
+    for m in _TOKENS.finditer(text):
+        tok = m.group()
+        if tok in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, m.start()) + 1
+                column = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+                return f" (at line {line}, column {column})"
+        elif tok in "]}":
+            depth -= 1
+    return ""
 
 
 def clean(data: Any) -> tuple[Any, list[Problem]]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -40,6 +41,7 @@ class PlannedNode:
     key: str = ""
     stable: bool = True  # False: not deterministic (unseeded), or unhashable inputs
     extra: Any = None  # the node's fingerprint (cache-key material)
+    linked: set[str] = field(default_factory=set)  # every input given as a link, resolved or not
 
 
 @dataclass
@@ -92,16 +94,19 @@ def _check_node(
     nid: str, spec_inputs: dict, cls: type[Node], graph: Graph, registry: dict, issues: list[Issue]
 ) -> PlannedNode:
     literals, links = {}, {}
+    linked: set[str] = set()
     for name, value in spec_inputs.items():
         if name not in cls.input_specs:
             known = ", ".join(cls.input_specs) or "none"
             issues.append(Issue("unknown_input", f"{cls.type} has no input {shown(name)} (inputs: {known})", nid, name))
             continue
         link = as_link(value)
+        if link is None:
+            literals[name] = _check_literal(nid, cls, name, value, issues)
+            continue
+        linked.add(name)  # resolved or not: the node's own checks must not expect it as a literal
         if isinstance(link, str):
             issues.append(Issue("invalid_link", link, nid, name))
-        elif link is None:
-            literals[name] = _check_literal(nid, cls, name, value, issues)
         elif link.node not in graph.nodes:
             issues.append(
                 Issue("missing_node", f"link to {shown(str(link))}: there is no node {shown(link.node)}", nid, name)
@@ -140,7 +145,7 @@ def _check_node(
             issues.append(Issue("required_input_missing", f"required {ispec.port.name} input is missing", nid, name))
         else:
             literals[name] = ispec.default
-    return PlannedNode(nid, cls, literals, links)
+    return PlannedNode(nid, cls, literals, links, linked=linked)
 
 
 def _link_graph(planned: dict[str, PlannedNode]):
@@ -276,18 +281,19 @@ def _place(
         p.device, p.placement_note = placement.device, placement.note
 
 
-def _check_environment(planned: dict[str, PlannedNode], settings: Settings, issues: list[Issue]) -> None:
-    """Each node's own checks against the environment (files exist, names are usable)."""
-    for nid, p in planned.items():
-        try:
-            p.cls.check(dict(p.literals), settings)
-            p.extra = p.cls.fingerprint(dict(p.literals), settings)
-        except InputError as exc:
-            issues.append(Issue("invalid_input", exc.message, nid, exc.input))
-        except KeyError as exc:  # the node checks an input before the run that the graph links
-            name = exc.args[0] if exc.args else None
-            if name not in p.links:
-                raise
+def _node_check(p: PlannedNode, nid: str, issues: list[Issue], call: Callable[..., Any], *args: Any) -> Any:
+    """Run one of a node's own checks (check, fingerprint, check_framework) on its literals.
+    Whatever the graph, a correct node's check ends in an issue, never in an exception: an
+    input the check expects as a value but the graph links (from any node, even one of unknown
+    type, or with a malformed link) is an invalid_link. A KeyError for an input the graph
+    doesn't link is the node's own bug, and is raised."""
+    try:
+        return call(*args)
+    except InputError as exc:
+        issues.append(Issue("invalid_input", exc.message, nid, exc.input))
+    except KeyError as exc:  # the node checks an input before the run that the graph links
+        name = exc.args[0] if exc.args else None
+        if isinstance(name, str) and name in p.linked:
             issues.append(
                 Issue(
                     "invalid_link",
@@ -297,9 +303,21 @@ def _check_environment(planned: dict[str, PlannedNode], settings: Settings, issu
                     name,
                 )
             )
-        except (OSError, ValueError) as exc:  # a path the file system refuses, found by a node's own check
-            reason = getattr(exc, "strerror", None) or exc.__class__.__name__
-            issues.append(Issue("invalid_input", f"{p.cls.type} can't use its inputs: {reason}", nid))
+        else:
+            raise  # the node's own bug (it reads an input it doesn't have): not hidden as the graph's
+    except (OSError, ValueError) as exc:  # a path the file system refuses, found by a node's own check
+        reason = getattr(exc, "strerror", None) or exc.__class__.__name__
+        issues.append(Issue("invalid_input", f"{p.cls.type} can't use its inputs: {reason}", nid))
+    return None
+
+
+def _check_environment(planned: dict[str, PlannedNode], settings: Settings, issues: list[Issue]) -> None:
+    """Each node's own checks against the environment (files exist, names are usable)."""
+    for nid, p in planned.items():
+        before = len(issues)
+        _node_check(p, nid, issues, p.cls.check, dict(p.literals), settings)
+        if len(issues) == before:
+            p.extra = _node_check(p, nid, issues, p.cls.fingerprint, dict(p.literals), settings)
 
 
 def _key(plan: Plan) -> None:

@@ -13,7 +13,7 @@ LINK_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
     "required": ["from"],
-    "properties": {"from": {"type": "string", "pattern": LINK_PATTERN, "description": "node_id.output_name"}},
+    "properties": {"from": {"type": "string", "pattern": f"^{LINK_PATTERN}$", "description": "node_id.output_name"}},
 }
 
 
@@ -64,7 +64,7 @@ def graph_schema() -> dict[str, Any]:
             "defaults": GraphDefaults.model_json_schema(),
             "nodes": {
                 "type": "object",
-                "propertyNames": {"pattern": NODE_ID_PATTERN},
+                "propertyNames": {"pattern": f"^{NODE_ID_PATTERN}$"},
                 "additionalProperties": {"oneOf": [{"$ref": f"#/$defs/node_{t}"} for t in sorted(nodes)]},
             },
         },

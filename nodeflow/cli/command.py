@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -299,6 +300,29 @@ def cmd_convert(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The `nodeflow` command. Output piped into a reader that stops early (`| head`) ends the
+    command quietly, with the exit status of a closed pipe, whatever the subcommand."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # here, not at exit, where a closed pipe can't be caught
+        return status
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 128 + 13  # SIGPIPE, as a shell reports a command its reader stopped
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: Python's exit flushes stdout again, and that flush would
+    print a second BrokenPipeError."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not args.command:
         _parser().print_help()

@@ -57,7 +57,7 @@ def _nodeflow_ids(prompt: dict[str, dict]) -> dict[str, str]:
     taken: set[str] = set()
     for cid, node in prompt.items():
         kept = ((node.get("_meta") or {}).get(META_KEY) or {}).get("id")
-        if isinstance(kept, str) and re.match(NODE_ID_PATTERN, kept) and kept not in taken:
+        if isinstance(kept, str) and re.fullmatch(NODE_ID_PATTERN, kept) and kept not in taken:
             ids[cid] = kept
             taken.add(kept)
     for cid, node in prompt.items():

@@ -28,8 +28,11 @@ from .comfy import routes as comfy_routes
 from .handlers import HANDLERS
 from .jsonguard import StrictJSON
 from .openapi_doc import openapi_document
+from .options import Options
 from .origin import HostOriginGuard, allowed_host_names
 from .routers import catalogue, groups, health, inputs, jobs, login, progress
+from .sessions import Guesses, Sessions
+from .sniff import NoSniff
 
 UPLOAD_OVERHEAD = 64 * 1024  # multipart framing around the file
 
@@ -56,7 +59,8 @@ def create_app(config: ServerConfig) -> FastAPI:
         lifespan=services.lifespan,
         responses={422: {"model": m.InvalidRequest, "description": "invalid request or graph"}},
         description="Submit node graphs, follow their progress, fetch their outputs. "
-        "Send `Authorization: Bearer TOKEN` when the server has a token.",
+        "Send `Authorization: Bearer TOKEN` (or HTTP Basic auth with the token as password) "
+        "when the server has a token.",
         exception_handlers=HANDLERS,
     )
     services.attach(app, config)
@@ -64,13 +68,17 @@ def create_app(config: ServerConfig) -> FastAPI:
     # The last added runs first: Host and Origin, auth, the body limit, strict JSON, then
     # routing and parsing.
     upload_limit = config.max_upload_bytes + UPLOAD_OVERHEAD
+    app.add_middleware(Options)
     app.add_middleware(StrictJSON)
     app.add_middleware(
         BodyLimit,
         default=config.max_body_bytes,
         per_path={p: upload_limit for p in ("/uploads", *comfy_routes.UPLOAD_PATHS)},
     )
-    app.add_middleware(TokenAuth, token=config.token)
+    app.state.guesses = guesses = Guesses()
+    app.state.sessions = sessions = Sessions(config.data_dir / "sessions.json", config.token) if config.token else None
+    app.add_middleware(TokenAuth, token=config.token, sessions=sessions, guesses=guesses)
+    app.add_middleware(NoSniff)
     app.add_middleware(
         HostOriginGuard,
         allowed_hosts=allowed_host_names(config.host, config.allowed_hosts),

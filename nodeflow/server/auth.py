@@ -1,39 +1,43 @@
-"""Bearer-token auth and request-body limits, as plain ASGI middleware (so they
-cover every route, streaming and WebSocket included, and run before any parsing).
+"""Token auth and request-body limits, as plain ASGI middleware (so they cover every route,
+streaming and WebSocket included, and run before any parsing).
 
-Browsers (the web editor) can't send the bearer header: /login trades the token for a
-session cookie (HttpOnly, SameSite=Strict), which every route then accepts too. A browser
-asking for a page without either is sent to /login."""
+With a token, a request is let in with any one of:
+- `Authorization: Bearer TOKEN`;
+- `Authorization: Basic ...` with the token as the password (any user name), for ComfyUI
+  clients that can send only Basic auth;
+- the session cookie that /login sets for the token (browsers: the web editor);
+- `?token=TOKEN`, on the event streams and WebSockets only (browsers can't set headers on
+  EventSource or WebSocket). The parameter name must be spelled plainly: `tok%65n` is not it.
+Wrong tokens are throttled per client address (sessions.Guesses: 429 with Retry-After). A
+browser asking for a page without credentials is sent to /login."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 import logging
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import quote, quote_plus, unquote_plus
 
 from starlette.exceptions import HTTPException
+
+from .sessions import Guesses, Sessions, client_address
 
 # Open without a token: liveness, the API description (no data in it), the login page.
 LOGIN_PATH = "/login"
 PUBLIC_PATHS = {"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json", LOGIN_PATH}
 SESSION_COOKIE = "nodeflow_session"
 SESSION_DAYS = 30
+QUERY_TOKEN_PATHS = ("/events", "/jobs/ws", "/ws")
 
 
-def session_value(token: str) -> str:
-    """The cookie a login sets: derived from the token (so it survives restarts and a new
-    token ends every session) without revealing it."""
-    return hmac.new(token.encode(), b"nodeflow browser session", "sha256").hexdigest()
-
-
-def session_cookie(token: str, secure: bool) -> str:
-    return (
-        f"{SESSION_COOKIE}={session_value(token)}; HttpOnly; SameSite=Strict; Path=/; "
-        f"Max-Age={SESSION_DAYS * 86400}" + ("; Secure" if secure else "")
+def session_cookie(session: str, secure: bool) -> str:
+    return f"{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={SESSION_DAYS * 86400}" + (
+        "; Secure" if secure else ""
     )
 
 
@@ -68,32 +72,64 @@ def _header(scope: dict, name: bytes) -> str | None:
     return None
 
 
+def query_token(query_string: bytes) -> str | None:
+    """The value of a parameter spelled exactly `token` (never a percent-encoded spelling)."""
+    for part in query_string.decode("latin-1").split("&"):
+        name, sep, value = part.partition("=")
+        if sep and name == "token":
+            return unquote_plus(value)
+    return None
+
+
+def header_token(auth: str | None) -> str | None:
+    """The token of an Authorization header: Bearer TOKEN, or Basic with TOKEN as password."""
+    if not auth:
+        return None
+    scheme, _, rest = auth.strip().partition(" ")
+    if scheme.lower() == "bearer":
+        return rest.strip()
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(rest.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return ""  # malformed: a wrong token
+        return decoded.partition(":")[2]
+    return None
+
+
 class TokenAuth:
-    def __init__(self, app: Any, token: str | None):
+    def __init__(self, app: Any, token: str | None, sessions: Sessions | None = None, guesses: Guesses | None = None):
         self.app = app
         self.token = token.encode() if token else None
-        self.session = session_value(token).encode() if token else None
+        self.sessions = sessions
+        self.guesses = guesses or Guesses()
 
     def _has_session(self, scope: dict) -> bool:
-        cookie = _cookie(scope, SESSION_COOKIE)
-        return cookie is not None and self.session is not None and hmac.compare_digest(cookie.encode(), self.session)
+        return self.sessions is not None and self.sessions.valid(_cookie(scope, SESSION_COOKIE))
 
     def _provided(self, scope: dict) -> str | None:
-        auth = _header(scope, b"authorization")
-        if auth and auth[:7].lower() == "bearer ":
-            return auth[7:].strip()
+        given = header_token(_header(scope, b"authorization"))
+        if given is not None:
+            return given
         path = scope.get("path", "")
-        # Browsers can't set headers on EventSource or WebSocket: those take ?token= too.
-        if path in ("/events", "/jobs/ws", "/ws") or path.endswith("/events"):
-            values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
-            return values[0] if values else None
+        if path in QUERY_TOKEN_PATHS or path.endswith("/events"):
+            return query_token(scope.get("query_string", b""))
         return None
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if self.token is None or scope["type"] not in ("http", "websocket") or scope["path"] in PUBLIC_PATHS:
             return await self.app(scope, receive, send)
         given = self._provided(scope)
-        if (given is not None and hmac.compare_digest(given.encode(), self.token)) or self._has_session(scope):
+        address = client_address(scope)
+        if given is not None:
+            wait = self.guesses.retry_after(address)
+            if wait:
+                return await refuse_guessing(scope, send, wait)
+            if hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self.token):
+                self.guesses.succeeded(address)
+                return await self.app(scope, receive, send)
+            self.guesses.failed(address)
+        elif self._has_session(scope):
             return await self.app(scope, receive, send)
         if (
             scope["type"] == "http"
@@ -112,10 +148,22 @@ class TokenAuth:
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": "bearer token required"})
             return
-        message = "a bearer token is required: send 'Authorization: Bearer TOKEN'"
+        message = "a token is required: send 'Authorization: Bearer TOKEN' (or Basic auth with the token as password)"
         if given is not None:
-            message = "the bearer token is wrong"
+            message = "the token is wrong"
         await _send_json(send, 401, {"error": "unauthorized", "message": message}, [(b"www-authenticate", b"Bearer")])
+
+
+async def refuse_guessing(scope: dict, send: Callable, wait: int) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1008, "reason": "too many wrong tokens: try again later"})
+        return
+    await _send_json(
+        send,
+        429,
+        {"error": "too_many_attempts", "message": f"too many wrong tokens from this address: try again in {wait} s"},
+        [(b"retry-after", str(wait).encode())],
+    )
 
 
 class BodyTooLarge(HTTPException):
@@ -139,7 +187,7 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         limit = self.per_path.get(scope["path"], self.default)
         declared = _header(scope, b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
             return await _send_json(send, 413, _too_large(limit))
         seen = 0
         started = False
@@ -171,19 +219,29 @@ def _too_large(limit: int) -> dict:
 
 
 class RedactToken(logging.Filter):
-    """Keep the token out of every log line: ?token= in a logged path (SSE and WebSocket
-    from browsers; uvicorn logs WebSocket handshakes on uvicorn.error, not the access
-    log), and the token itself wherever else it appears."""
+    """Keep the token out of every log line: the value of any query parameter whose name
+    decodes to `token` (?token=, ?tok%65n=, in paths uvicorn logs, WebSocket handshakes
+    included), and the token itself, plain or percent-encoded, wherever else it appears."""
 
-    QUERY_TOKEN = re.compile(r"((?:^|[?&;])token=)[^&\s\"']*", re.IGNORECASE)
+    QUERY_PARAM = re.compile(r"(?<=[?&;])([^=&;\s\"'?#]+)=([^&;\s\"'#]*)")
 
     def __init__(self, token: str | None = None):
         super().__init__()
         self.token = token
+        self.forms = sorted({token, quote(token, safe=""), quote_plus(token)}, key=len, reverse=True) if token else []
+
+    def _param(self, m: re.Match) -> str:
+        try:
+            name = unquote_plus(m.group(1))
+        except Exception:
+            name = m.group(1)
+        return f"{m.group(1)}=***" if name.strip().lower() == "token" else m.group(0)
 
     def redact(self, text: str) -> str:
-        text = self.QUERY_TOKEN.sub(r"\1***", text)
-        return text.replace(self.token, "***") if self.token else text
+        text = self.QUERY_PARAM.sub(self._param, text)
+        for form in self.forms:
+            text = text.replace(form, "***")
+        return text
 
     def filter(self, record: logging.LogRecord) -> bool:
         # Arguments are redacted in place: uvicorn's access formatter unpacks them.

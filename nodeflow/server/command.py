@@ -184,7 +184,7 @@ def serve(
         flush=True,
     )
     redact = RedactToken(config.token)
-    for name in ("uvicorn.access", "uvicorn.error"):  # uvicorn logs WebSocket handshakes on .error
+    for name in ("uvicorn.access", "uvicorn.error", "uvicorn", "nodeflow"):  # handshakes go to uvicorn.error
         logging.getLogger(name).addFilter(redact)
     try:
         uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=3)

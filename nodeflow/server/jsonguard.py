@@ -19,11 +19,18 @@ from ..jsonload import graph_location, loads, path_text
 from .auth import _header, _send_json
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# ComfyUI's routes read their bodies as JSON whatever the content type says (the editor sends
+# text/plain, ComfyUI's example scripts a form type): they get the same checks.
+RAW_JSON_PATHS = frozenset(
+    p + route for p in ("", "/api") for route in ("/prompt", "/queue", "/interrupt", "/history", "/settings")
+)
 
 
 def _is_json(scope: dict) -> bool:
     ctype = (_header(scope, b"content-type") or "").split(";")[0].strip().lower()
-    return ctype == "application/json" or ctype.endswith("+json")
+    if ctype == "application/json" or ctype.endswith("+json"):
+        return True
+    return scope.get("path") in RAW_JSON_PATHS and not ctype.startswith("multipart/")
 
 
 def body_issues(body: bytes) -> tuple[str, list[dict]] | None:

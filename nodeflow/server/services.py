@@ -62,7 +62,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from nodeflow.ray_backend import RayBackend  # Ray is imported only here
 
         backend = await asyncio.to_thread(RayBackend, config)
-    executor = Executor(disk=DiskCache(config.cache_dir))
+    executor = Executor(disk=DiskCache(config.cache_dir), trim=True)
     pool = WorkerPool(config, store, app.state.broker, executor, backend, app.state.scrub)
     pool.groups = groups = Groups(config, store, plan_request)
     app.state.store, app.state.pool, app.state.groups = store, pool, groups

@@ -8,21 +8,60 @@ import hashlib
 import io
 import os
 import re
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
+from .. import memtrim
 from ..cache import atomic_write
+
+T = TypeVar("T")
 
 FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif", "GIF": ".gif"}
 # Full decodes run on a few threads of their own: each may take width x height x 4 bytes
 # (200 MB at 50 megapixels), so concurrent uploads wait their turn instead of adding up. Their
 # own threads, not the request threads: the C allocator keeps freed memory per thread, so
 # decoding on every request thread would keep 200 MB in each ($NODEFLOW_UPLOAD_DECODES, default 2).
+# Previews (GET /view?preview=) decode on the same threads, under the same limit.
 _decodes = os.environ.get("NODEFLOW_UPLOAD_DECODES", "")
-DECODER = ThreadPoolExecutor(
-    int(_decodes) if _decodes.isdigit() and int(_decodes) > 0 else 2, thread_name_prefix="nodeflow-decode"
-)
+DECODE_LIMIT = int(_decodes) if _decodes.isascii() and _decodes.isdigit() and 0 < int(_decodes) <= 64 else 2
+DECODER = ThreadPoolExecutor(DECODE_LIMIT, thread_name_prefix="nodeflow-decode")
+
+
+class DecodeSlots:
+    """The decodes running now and the most that ever ran at once (for tests and /health)."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.semaphore = threading.BoundedSemaphore(limit)
+        self._lock = threading.Lock()
+        self.active = 0
+        self.peak = 0
+        self.total = 0
+
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """fn(*args) on a decode thread, at most `limit` at once; the caller waits its turn.
+        Freed memory is trimmed after each decode (a 50 megapixel image takes 200 MB)."""
+        return DECODER.submit(self._slot, fn, *args).result()
+
+    def _slot(self, fn: Callable[..., T], *args: Any) -> T:
+        with self.semaphore:
+            with self._lock:
+                self.active += 1
+                self.total += 1
+                self.peak = max(self.peak, self.active)
+            try:
+                return fn(*args)
+            finally:
+                with self._lock:
+                    self.active -= 1
+                memtrim.trim()
+
+
+DECODES = DecodeSlots(DECODE_LIMIT)
 
 
 def _decode(data: bytes) -> None:
@@ -72,13 +111,15 @@ def check_image(data: bytes, max_pixels: int) -> tuple[str, int, int]:
                     f"the image is {w}x{h}, over the {max_pixels // 1_000_000} megapixel limit (decompression bomb?)",
                 )
             im.verify()
-        DECODER.submit(_decode, data).result()
+        DECODES.run(_decode, data)
     except UploadRejected:
         raise
     except Image.DecompressionBombError as exc:  # Pillow's own guard, for the most extreme sizes
         raise UploadRejected(413, "image_too_large", f"{exc} (over the megapixel limit)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise UploadRejected(415, "not_an_image", f"the file is not a readable image ({exc})") from None
+        # Pillow names the file object it was given (with its address): keep the reason only.
+        reason = re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", str(exc)).strip() or type(exc).__name__
+        raise UploadRejected(415, "not_an_image", f"the file is not a readable image ({reason})") from None
     return fmt, w, h
 
 

@@ -15,6 +15,21 @@ from nodeflow.types import IMAGE
 MAX_PIXELS = 100_000_000
 
 
+def read_header(path: Path, shown: str) -> tuple[str, int, int]:
+    """(format, width, height) from the file's header, without decoding its pixels; an
+    InputError on `path` for a file that is not an image."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return str(im.format), im.size[0], im.size[1]
+    except Image.DecompressionBombError:
+        raise InputError("path", f"{shown} is too large an image (decompression bomb?)") from None
+    except Exception as exc:  # Pillow raises UnidentifiedImageError, OSError, SyntaxError, ValueError...
+        reason = "not an image Pillow can read" if "identify" in str(exc) else type(exc).__name__
+        raise InputError("path", f"{shown} is not a readable image ({reason})") from None
+
+
 class LoadImage(Node):
     """Load an image as RGB, honouring EXIF orientation, optionally shrunk to a max side.
     `path` resolves against the input directory: `nodeflow run --input-dir`, $NODEFLOW_INPUT_DIR or ./inputs;
@@ -55,6 +70,13 @@ class LoadImage(Node):
             f"file not found: {shown} (put it in the input directory "
             f"{settings.shown_path(settings.input_dir)}/, or pass --input-dir)",
         )
+
+    @classmethod
+    def check(cls, inputs: dict[str, Any], settings: Any) -> None:
+        """A local file must be an image: its header is read now (cheap), not at run time."""
+        path, local = cls.locate(inputs, settings)
+        if local:
+            read_header(path, settings.shown_path(path))
 
     @classmethod
     def downloads(cls, inputs: dict[str, Any], settings: Any) -> list[tuple[str, str]]:

@@ -18,7 +18,7 @@ DEFAULT_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
 SINGLE_FILE_SUFFIX = ".safetensors"
 
-REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+", re.ASCII)  # matched whole
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def resolve_source(model: str, settings: Any) -> ModelSource:
     looks_like_path = (
         text.lower().endswith((SINGLE_FILE_SUFFIX, ".ckpt")) or text.startswith(("/", ".", "~")) or text.count("/") != 1
     )
-    if looks_like_path or not REPO_ID.match(text):
+    if looks_like_path or not REPO_ID.fullmatch(text):
         raise InputError(
             "model",
             f"not found: {path} (give a Hugging Face repo id such as {DEFAULT_MODEL}, "
@@ -105,6 +105,6 @@ def resolve_config(config: str | None, settings: Any) -> str | None:
         if not (path / "model_index.json").is_file():
             raise InputError("config", f"{path} is not a diffusers folder (no model_index.json)")
         return str(path.resolve())
-    if not REPO_ID.match(config.strip()):
+    if not REPO_ID.fullmatch(config.strip()):
         raise InputError("config", f"not found: {path} (give a diffusers folder or a Hugging Face repo id)")
     return config.strip()

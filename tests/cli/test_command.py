@@ -150,8 +150,11 @@ def test_file_level_errors_exit_2(cli, tmp_path):
     assert r.returncode == 2 and "node 'sobel', input 'colour'" in r.stderr
 
 
-def test_runtime_failure_exits_1_naming_the_node(cli, tmp_path):
-    (tmp_path / "astronaut.png").write_bytes(b"\x89PNG\r\n\x1a\n but not an image")
+def test_runtime_failure_exits_1_naming_the_node(cli, tmp_path, assets):
+    # A PNG cut short: its header passes validation, its pixels fail at run time. (A file that
+    # is no image at all is caught by validation: tests/engine/test_malformed_inputs.py.)
+    whole = (assets / "astronaut.png").read_bytes()
+    (tmp_path / "astronaut.png").write_bytes(whole[: len(whole) // 3])
     r = cli("run", "graphs/edges.json", "--out", str(tmp_path / "o"), "--input-dir", str(tmp_path))
     assert r.returncode == 1, r.stderr
     assert "node 'load' (LoadImage), input 'path'" in r.stderr and "Traceback" not in r.stderr

@@ -7,10 +7,10 @@ import io
 
 from nodeflow import events as ev
 from nodeflow.cli.render import MAX_ID_WIDTH, ConsoleRenderer
-from nodeflow.graph import parse_graph
+from nodeflow.graph import MAX_ID, parse_graph
 from nodeflow.plan import build_plan
 
-LONG = "n" + "x" * 500
+LONG = "n" + "x" * (MAX_ID - 1)  # the longest id a graph may have
 
 
 def _plan():

@@ -147,10 +147,13 @@ def test_prune_frees_nothing_at_exactly_the_budget_and_reports_what_it_freed(tmp
 def test_budgets_and_the_cache_dir_come_from_the_environment(monkeypatch, tmp_path):
     from nodeflow.cache import default_cache_dir, disk_budget, user_cache_subdir
     from nodeflow.executor import memory_budget
+    from nodeflow.memtrim import total_bytes
 
     monkeypatch.delenv("NODEFLOW_DISK_CACHE_GB", raising=False)
     monkeypatch.delenv("NODEFLOW_MEMORY_CACHE_MB", raising=False)
-    assert disk_budget() == 20 << 30 and memory_budget() == 2048 << 20
+    total = total_bytes()
+    assert total and disk_budget() == 20 << 30
+    assert memory_budget() == min(1 << 30, max(64 << 20, total // 16))  # sized from the machine
     monkeypatch.setenv("NODEFLOW_DISK_CACHE_GB", "0.5")
     monkeypatch.setenv("NODEFLOW_MEMORY_CACHE_MB", "1.5")
     assert disk_budget() == 1 << 29 and memory_budget() == 3 << 19
@@ -289,3 +292,32 @@ def test_entries_are_pickled_with_the_highest_protocol(tmp_path):
     payload = disk._path(KEY).read_bytes()[len(b"NFCACHE1") + 32 :]
     assert payload[:2] == pickle.PROTO + bytes([pickle.HIGHEST_PROTOCOL])
     assert pickle.loads(payload) == {"v": b"x" * 100}
+
+
+def test_the_memory_cache_gives_memory_back_under_pressure():
+    from nodeflow.cache import MemoryCache
+
+    available = [8 << 30]
+    cache = MemoryCache(1 << 30, min_available=1 << 30, available=lambda: available[0])
+    for i in range(10):
+        cache.put(f"k{i}", i, 10 << 20)
+    assert len(cache) == 10 and cache.used == 100 << 20
+    available[0] = (1 << 30) - (30 << 20)  # 30 MB short of the floor
+    cache.put("new", "x", 10 << 20)
+    assert cache.get("new") is None  # not inserted under pressure
+    assert cache.used <= 50 << 20 and cache.pressure_evictions >= 5  # half the cache at least, oldest first
+    assert cache.get("k0") is None and cache.get("k9") == 9
+    available[0] = 8 << 30
+    cache.put("new", "x", 10 << 20)
+    assert cache.get("new") == "x"
+
+
+def test_the_memory_floor_and_budget_follow_the_machine(monkeypatch):
+    from nodeflow.cache import pressure_floor
+
+    monkeypatch.delenv("NODEFLOW_MEMORY_FLOOR_MB", raising=False)
+    assert pressure_floor(1 << 30) == 256 << 20
+    assert pressure_floor(16 << 30) == (16 << 30) // 10
+    assert pressure_floor(1 << 40) == 4 << 30
+    monkeypatch.setenv("NODEFLOW_MEMORY_FLOOR_MB", "100")
+    assert pressure_floor(1 << 40) == 100 << 20

@@ -218,7 +218,9 @@ def test_an_executor_uses_the_caches_it_is_given(tmp_path):
     assert ex.memory is memory and ex.disk is disk
     run(plan_of(CHAIN), ex)
     assert len(memory) == 2 and len(disk.entries()) == 2  # one, ctx; never the output node
-    assert Executor().memory.max_bytes == 2048 << 20 and Executor().disk is None
+    from nodeflow.cache import memory_budget
+
+    assert Executor().memory.max_bytes == memory_budget() and Executor().disk is None
 
 
 def test_run_started_names_the_framework_of_each_node_that_has_one():

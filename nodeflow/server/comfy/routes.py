@@ -8,9 +8,7 @@ plan_request as /jobs) and queued in the one job store through the worker pool.
 from __future__ import annotations
 
 import asyncio
-import io
-import json
-import mimetypes
+import logging
 import re
 import uuid
 from collections.abc import Callable
@@ -25,13 +23,16 @@ from nodeflow.comfy.translate import PromptInvalid, prompt_to_graph, with_workfl
 from nodeflow.jobs import store as st
 from nodeflow.jobs.planning import plan_request
 
-from ...cache import atomic_write
 from ...errors import GraphInvalid
+from ...jsonload import loads
 from ..deps import Config, Pool, Recent, Store
+from ..previews import preview as render_preview
+from ..sniff import FILE_HEADERS, content_disposition, sniffed_type
 from ..uploads import UploadRejected, check_image
-from .files import confined, free_name, resolve, safe_filename
+from .files import FileRefused, confined, free_name, resolve, safe_filename, store_bytes
 
-PROMPT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+log = logging.getLogger("nodeflow.server")
+PROMPT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")  # always fullmatch: "abc\n" is not an id
 MAX_LIST = 10000
 # Bodies over the default limit: image uploads.
 UPLOAD_PATHS = ("/upload/image", "/api/upload/image")
@@ -49,11 +50,13 @@ def both(router: APIRouter, method: str, path: str, **kwargs: Any) -> Callable:
 
 
 async def body_json(request: Request, default: Any = None) -> Any:
+    """The body as JSON, whatever its content type says; `...` for a body that is not JSON.
+    (The strict checks, NaN, duplicate keys, depth, ran before: jsonguard.StrictJSON.)"""
     raw = await request.body()
     if not raw.strip():
         return default
     try:
-        return json.loads(raw)
+        return loads(raw)[0]
     except ValueError:
         return ...
 
@@ -70,7 +73,8 @@ def prompt_request(body: dict) -> tuple[dict, dict[str, str], list]:
         raise PromptInvalid("extra_data must be an object")
     pnginfo = extra.get("extra_pnginfo")
     workflow = pnginfo.get("workflow") if isinstance(pnginfo, dict) else None
-    info = (workflow.get("extra") or {}).get("nodeflow") if isinstance(workflow, dict) else None
+    wf_extra = workflow.get("extra") if isinstance(workflow, dict) else None
+    info = wf_extra.get("nodeflow") if isinstance(wf_extra, dict) else None
     tr = prompt_to_graph(with_workflow_meta(body["prompt"], workflow), info if isinstance(info, dict) else None)
     targets = body.get("partial_execution_targets") or []
     if not isinstance(targets, list) or any(str(t) not in tr.ids for t in targets):
@@ -98,7 +102,7 @@ async def post_prompt(request: Request, config: Config, store: Store, pool: Pool
     if "prompt" not in body:
         return bad("no_prompt", "No prompt provided")
     job_id = body.get("prompt_id") or str(uuid.uuid4())
-    if not isinstance(job_id, str) or not PROMPT_ID.match(job_id):
+    if not isinstance(job_id, str) or not PROMPT_ID.fullmatch(job_id):
         return bad("invalid_prompt", "prompt_id names a folder: use letters, digits, '-' and '_' (at most 128)")
     client_id = body.get("client_id")
     if client_id is not None and (not isinstance(client_id, str) or len(client_id) > 128):
@@ -116,7 +120,7 @@ async def post_prompt(request: Request, config: Config, store: Store, pool: Pool
                 raise GraphInvalid(issues)
             plan_request(config, job_id, req)
         except GraphInvalid as exc:
-            types = {cid: n["class_type"] for cid, n in body["prompt"].items()}
+            types = {cid: str(n.get("class_type")) for cid, n in body["prompt"].items() if isinstance(n, dict)}
             return JSONResponse(node_errors(exc.issues, back, types), status_code=400)
         job = pool.enqueue(req, client_id, job_id)
         recent.add(job)
@@ -238,11 +242,12 @@ def view(
 ) -> Any:
     path = resolve(config, filename, subfolder, type)
     if preview:
-        return _preview(path, preview)
-    media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    if not media.startswith("image/"):
-        media = "application/octet-stream"  # never serve markup or scripts as such
-    return FileResponse(path, media_type=media, headers={"Content-Disposition": f'filename="{path.name}"'})
+        data, media = render_preview(path, preview, config.data_dir / "previews")
+        return Response(data, media_type=media, headers=dict(FILE_HEADERS))
+    # The type of what the file holds, never of its name: x.svg holding a PNG is a PNG, and
+    # markup or scripts are never served as such.
+    headers = {**FILE_HEADERS, "Content-Disposition": content_disposition(path.name)}
+    return FileResponse(path, media_type=sniffed_type(path), headers=headers)
 
 
 @both(router, "POST", "/upload/image")
@@ -259,31 +264,21 @@ async def upload_image(request: Request, config: Config) -> Any:
         return JSONResponse({"error": "uploads go to the input folder (type=input)"}, status_code=400)
 
     def store_file() -> Any:
-        check_image(data, config.max_upload_pixels)
         target_dir = confined(config.input_dir, subfolder)
+        check_image(data, config.max_upload_pixels)
         name = safe_filename(getattr(image, "filename", None))
         if overwrite:
             path, exists = confined(target_dir, name), False
+        elif target_dir.exists() and not target_dir.is_dir():
+            raise FileRefused(409, "the subfolder names an existing file, not a folder")
         else:
             path, exists = free_name(target_dir, name, data)
         if not exists:
-            target_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, data)
+            store_bytes(path, data)
         return {"name": path.name, "subfolder": subfolder, "type": "input"}
 
     try:
         return await asyncio.to_thread(store_file)
     except UploadRejected as exc:
+        log.info("upload refused: %s", exc.message)
         return JSONResponse({"error": exc.code, "message": exc.message}, status_code=exc.status)
-
-
-def _preview(path: Any, spec: str) -> Response:
-    """?preview=webp;90 or jpeg;80: a re-encoded copy (the editor's thumbnails)."""
-    from PIL import Image
-
-    fmt, _, quality = spec.partition(";")
-    fmt = fmt if fmt in ("webp", "jpeg") else "webp"
-    buf = io.BytesIO()
-    with Image.open(path) as im:
-        (im.convert("RGB") if fmt == "jpeg" else im).save(buf, fmt, quality=int(quality) if quality.isdigit() else 90)
-    return Response(buf.getvalue(), media_type=f"image/{fmt}")

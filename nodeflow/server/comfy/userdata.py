@@ -13,9 +13,9 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from nodeflow.jobs.config import ServerConfig
 
-from ...cache import atomic_write
 from ..deps import Config
-from .files import confined
+from ..sniff import sniffed_type
+from .files import confined, store_bytes
 from .frontend import bundled_graphs, bundled_workflows, editor_dir
 from .routes import both
 
@@ -84,11 +84,24 @@ def move(file: str, dest: str, config: Config, overwrite: str = "true", full_inf
     return _info(target, root) if full_info == "true" else target.relative_to(root).as_posix()
 
 
+def _user_file_type(path: Path) -> str:
+    """JSON as such, images by their content; nothing a browser would run (HTML, SVG, scripts)."""
+    import mimetypes
+
+    if path.suffix == ".json":
+        return "application/json"
+    sniffed = sniffed_type(path)
+    if sniffed != "application/octet-stream":
+        return sniffed
+    guessed = mimetypes.guess_type(path.name)[0] or ""
+    return guessed if guessed in ("text/css", "text/plain", "text/csv") else "application/octet-stream"
+
+
 @both(router, "GET", "/userdata/{file:path}")
 def get_file(file: str, config: Config) -> Any:
     path = confined(user_dir(config), file)
     if path.is_file():
-        return FileResponse(path, media_type="application/json" if path.suffix == ".json" else None)
+        return FileResponse(path, media_type=_user_file_type(path))
     shown = virtual(file)
     if shown is not None:
         return shown
@@ -106,8 +119,7 @@ async def put_file(
     path = confined(root, file)
     if overwrite == "false" and path.exists():
         return JSONResponse({"error": "File already exists"}, status_code=409)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, await request.body())
+    store_bytes(path, await request.body())
     return _info(path, root) if full_info == "true" else path.relative_to(root).as_posix()
 
 

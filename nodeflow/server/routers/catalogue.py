@@ -17,7 +17,7 @@ from nodeflow.registry import load_nodes
 from .. import models as m
 
 BUNDLED_GRAPHS = Path(__file__).resolve().parents[3] / "graphs"
-GRAPH_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+GRAPH_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")  # matched whole
 
 router = APIRouter(tags=["catalogue"])
 
@@ -74,6 +74,6 @@ def graphs() -> Any:
 def graph(name: str) -> Any:
     """One bundled graph, ready to submit as `graph`."""
     path = BUNDLED_GRAPHS / f"{name}.json"
-    if not GRAPH_NAME.match(name) or not path.is_file():
+    if not GRAPH_NAME.fullmatch(name) or not path.is_file():
         raise HTTPException(404, f"no bundled graph {name!r}")
     return json.loads(path.read_text("utf-8"))

@@ -10,8 +10,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from ..auth import LOGIN_PATH, SESSION_COOKIE, session_cookie
+from ..auth import LOGIN_PATH, SESSION_COOKIE, _cookie, session_cookie
 from ..deps import Config
+from ..sessions import client_address
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>nodeflow: log in</title></head>
 <body style="font-family: sans-serif; background: #202020; color: #ddd;
@@ -47,16 +48,29 @@ async def login(request: Request, config: Config) -> Any:
     token = config.token
     if not token:
         return RedirectResponse("/", status_code=303)
+    guesses, sessions = request.app.state.guesses, request.app.state.sessions
+    address = client_address(dict(request.scope))
+    wait = guesses.retry_after(address)
+    if wait:
+        reply = page(f"Too many wrong tokens: try again in {wait} seconds.", 429)
+        reply.headers["Retry-After"] = str(wait)
+        return reply
     given = str((await request.form()).get("token") or "")
-    if not hmac.compare_digest(given.encode(), token.encode()):
+    if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode()):
+        guesses.failed(address)
         return page("That is not the token.", 401)
-    reply = RedirectResponse("/", status_code=303)
-    reply.headers["set-cookie"] = session_cookie(token, secure=request.url.scheme == "https")
-    return reply
+    guesses.succeeded(address)
+    done = RedirectResponse("/", status_code=303)
+    done.headers["set-cookie"] = session_cookie(sessions.create(), secure=request.url.scheme == "https")
+    return done
 
 
 @router.post("/logout", include_in_schema=False)
-def logout() -> Any:
+def logout(request: Request) -> Any:
+    """Ends the session on the server (a copy of the cookie stops working too)."""
+    sessions = request.app.state.sessions
+    if sessions is not None:
+        sessions.end(_cookie(dict(request.scope), SESSION_COOKIE))
     reply = Response(status_code=204)
     reply.headers["set-cookie"] = f"{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"
     return reply

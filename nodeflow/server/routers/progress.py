@@ -41,7 +41,7 @@ async def stream(
             if job is not None and job.status in st.FINISHED and not done:
                 # its events are no longer kept: say how it ended
                 backlog.append({"seq": 0, "job_id": job_id, "event": TERMINAL, "status": job.status})
-        seen = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+        seen = int(last_event_id) if last_event_id and last_event_id.isascii() and last_event_id.isdigit() else 0
         last = seen
         for msg in backlog:
             last = max(last, msg["seq"])

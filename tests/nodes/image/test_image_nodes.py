@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -62,6 +64,18 @@ def test_load_image_refuses_decompression_bombs(tmp_path, monkeypatch):
 
 def test_load_image_corrupt_file_is_a_clear_error(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(GraphInvalid) as info:  # no image header: caught by validation
+        build_plan(
+            parse_graph({"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "broken.png"}}}}),
+            Settings(input_dir=tmp_path, output_dir=tmp_path),
+            only=["load"],
+        )
+    [issue] = info.value.issues
+    assert (issue.node, issue.input) == ("load", "path") and "not a readable image" in issue.message
+    # a header that reads, pixels cut short: a clear error at run time
+    whole = io.BytesIO()
+    Image.new("RGB", (64, 64), "red").save(whole, "PNG")
+    (tmp_path / "broken.png").write_bytes(whole.getvalue()[:60])
     plan = build_plan(
         parse_graph({"nodes": {"load": {"type": "LoadImage", "inputs": {"path": "broken.png"}}}}),
         Settings(input_dir=tmp_path, output_dir=tmp_path),
@@ -69,7 +83,7 @@ def test_load_image_corrupt_file_is_a_clear_error(tmp_path):
     )
     result = Executor().run(plan)
     assert result.status == "failed" and result.error.node == "load" and result.error.input == "path"
-    assert "not a readable image" in result.error.message
+    assert "is corrupt or unreadable (image file is truncated)" in result.error.message
 
 
 def test_url_without_checksum_is_refused(tmp_path):

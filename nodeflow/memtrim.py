@@ -1,0 +1,61 @@
+"""Give freed memory back to the system: glibc keeps what a large decode freed in its heap
+(and per thread arena) until something trims it. Linux with glibc only; elsewhere a no-op."""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import sys
+
+
+@functools.cache
+def _malloc_trim():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None).malloc_trim  # absent on musl
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_size_t]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def trim() -> bool:
+    """Return freed heap memory to the kernel (malloc_trim(0)). True if anything was released."""
+    fn = _malloc_trim()
+    return bool(fn(0)) if fn is not None else False
+
+
+def available_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), else psutil's figure, else None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:
+        return None
+
+
+def total_bytes() -> int | None:
+    """MemTotal from /proc/meminfo (Linux), else psutil's figure, else None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().total)
+    except Exception:
+        return None
