@@ -210,7 +210,8 @@ def test_schema_is_current_and_bundled_graphs_validate(cli):
     schema = json.loads(r.stdout)
     committed = json.loads((GRAPHS / "schema" / "graph.schema.json").read_text())
     assert schema == committed, (
-        "graphs/schema/graph.schema.json is stale: run `nodeflow schema > graphs/schema/graph.schema.json`"
+        "nodeflow/graphs/schema/graph.schema.json is stale: "
+        "run `nodeflow schema > nodeflow/graphs/schema/graph.schema.json`"
     )
     for path in sorted(GRAPHS.glob("*.json")):
         graph = json.loads(path.read_text())
