@@ -3,11 +3,13 @@
 A node with a `framework_input` runs on the framework that literal names; a node that takes
 framework-bound values (PortType.framework_bound: models, tensors) runs on theirs; any other
 node on the first of its `frameworks`. A node whose inputs bring two frameworks, or one it
-does not support, is a validation error naming the input. Frameworks never load here.
+does not support, is a validation error naming the input; so is a framework that is not
+installed (naming the node's extra). Frameworks never load here.
 """
 
 from __future__ import annotations
 
+from .devices import installed
 from .errors import Issue
 from .node import InputError
 
@@ -15,6 +17,7 @@ from .node import InputError
 def bind_frameworks(plan) -> list[Issue]:
     """Set `framework` on every node of `plan` (in execution order); return the issues."""
     issues: list[Issue] = []
+    missing: dict[str, list[str]] = {}
     for nid, p in plan.nodes.items():
         cls = p.cls
         if cls.framework_input and p.literals.get(cls.framework_input):
@@ -61,4 +64,23 @@ def bind_frameworks(plan) -> list[Issue]:
             cls.check_framework(p.framework, dict(p.literals))
         except InputError as exc:
             issues.append(Issue("invalid_input", exc.message, nid, exc.input))
+            continue
+        if p.framework and not installed(p.framework):
+            missing.setdefault(p.framework, []).append(nid)
+    for framework, nids in missing.items():  # once per framework, at the first node on it
+        cls = plan.nodes[nids[0]].cls
+        extra = cls.family()[1]
+        how = f"pip install 'nodeflow[{extra}]'" if extra else f"install {framework}"
+        issues.append(
+            Issue(
+                "framework_missing",
+                f"{cls.type} runs on {framework}, which is not installed here: {how}",
+                nids[0],
+            )
+        )
     return issues
+
+
+def missing_framework_nodes(plan) -> set[str]:
+    """The nodes of a framework-bound `plan` whose framework is not installed."""
+    return {nid for nid, p in plan.nodes.items() if p.framework and not installed(p.framework)}

@@ -12,7 +12,7 @@ from . import devices
 from .context import Settings
 from .errors import GraphInvalid, Issue, shown
 from .filenames import file_name_problem
-from .frameworks import bind_frameworks
+from .frameworks import bind_frameworks, missing_framework_nodes
 from .graph import Graph, Link, as_link
 from .hashing import Unhashable, digest
 from .jsonload import Refused
@@ -234,9 +234,14 @@ def build_plan(
     file_order = {nid: i for i, nid in enumerate(planned)}
     acyclic = not any(i.code == "cycle" for i in issues)
     every = list(nx.lexicographical_topological_sort(links, key=file_order.get)) if acyclic else list(planned)
-    issues.extend(bind_frameworks(Plan(graph, {n: planned[n] for n in every}, targets, settings)))
+    bound = Plan(graph, {n: planned[n] for n in every}, targets, settings)
+    issues.extend(bind_frameworks(bound))
+    # A node whose framework is not installed is reported once; its own checks would import it.
+    unavailable = missing_framework_nodes(bound)
     _place(planned, graph, device, available, probe, issues)
-    _check_environment({n: p for n, p in planned.items() if n in inputs_ok}, settings, issues)  # file order
+    _check_environment(
+        {n: p for n, p in planned.items() if n in inputs_ok and n not in unavailable}, settings, issues
+    )  # file order
     if issues:
         raise GraphInvalid(issues)
 
