@@ -25,6 +25,17 @@ SESSION_ENVIRON = dict(os.environ)
 TESTS = Path(__file__).resolve().parent
 
 
+def pytest_sessionstart(session):
+    """The test images are not in the repository: say where they are looked for, before any test runs."""
+    wanted = ("astronaut.png", "starry_night.jpg", "chelsea.png", "coffee.png")
+    absent = [name for name in wanted if not (ASSETS / name).is_file()]
+    if absent:
+        raise pytest.UsageError(
+            f"test images missing from {ASSETS}: {', '.join(absent)}. Put them in ../shared/assets beside "
+            "the checkout, or set NODEFLOW_TEST_ASSETS to their folder."
+        )
+
+
 class _NeedsExtra(pytest.Module):
     """A test file in a folder whose extra is not installed: skipped, naming the extra, unimported."""
 
