@@ -14,8 +14,9 @@ from .errors import Issue
 from .node import InputError
 
 
-def bind_frameworks(plan) -> list[Issue]:
-    """Set `framework` on every node of `plan` (in execution order); return the issues."""
+def bind_frameworks(plan, check_installed: bool = True) -> list[Issue]:
+    """Set `framework` on every node of `plan` (in execution order); return the issues.
+    `check_installed`: a framework that is not installed is an issue (naming the node's extra)."""
     issues: list[Issue] = []
     missing: dict[str, list[str]] = {}
     for nid, p in plan.nodes.items():
@@ -65,7 +66,7 @@ def bind_frameworks(plan) -> list[Issue]:
         except InputError as exc:
             issues.append(Issue("invalid_input", exc.message, nid, exc.input))
             continue
-        if p.framework and not installed(p.framework):
+        if check_installed and p.framework and not installed(p.framework):
             missing.setdefault(p.framework, []).append(nid)
     for framework, nids in missing.items():  # once per framework, at the first node on it
         cls = plan.nodes[nids[0]].cls

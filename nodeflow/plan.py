@@ -235,13 +235,12 @@ def build_plan(
     acyclic = not any(i.code == "cycle" for i in issues)
     every = list(nx.lexicographical_topological_sort(links, key=file_order.get)) if acyclic else list(planned)
     bound = Plan(graph, {n: planned[n] for n in every}, targets, settings)
-    issues.extend(bind_frameworks(bound))
-    # A node whose framework is not installed is reported once; its own checks would import it.
-    unavailable = missing_framework_nodes(bound)
+    # `available` given: the caller says which frameworks (and devices) there are.
+    issues.extend(bind_frameworks(bound, check_installed=available is None))
+    # A node whose framework is not installed was reported once; its own checks may need it.
+    unavailable = missing_framework_nodes(bound) if available is None else set()
     _place(planned, graph, device, available, probe, issues)
-    _check_environment(
-        {n: p for n, p in planned.items() if n in inputs_ok and n not in unavailable}, settings, issues
-    )  # file order
+    _check_environment({n: p for n, p in planned.items() if n in inputs_ok}, settings, issues, unavailable)
     if issues:
         raise GraphInvalid(issues)
 
@@ -281,12 +280,22 @@ def _place(
         p.device, p.placement_note = placement.device, placement.note
 
 
-def _check_environment(planned: dict[str, PlannedNode], settings: Settings, issues: list[Issue]) -> None:
-    """Each node's own checks against the environment (files exist, names are usable)."""
+def _check_environment(
+    planned: dict[str, PlannedNode],
+    settings: Settings,
+    issues: list[Issue],
+    unavailable: frozenset[str] | set[str] = frozenset(),
+) -> None:
+    """Each node's own checks against the environment (files exist, names are usable), in file
+    order. A node in `unavailable` (its framework is not installed: already reported) is checked
+    as far as its checks go without that framework."""
     for nid, p in planned.items():
         try:
             p.cls.check(dict(p.literals), settings)
             p.extra = p.cls.fingerprint(dict(p.literals), settings)
+        except ImportError:
+            if nid not in unavailable:
+                raise
         except InputError as exc:
             issues.append(Issue("invalid_input", exc.message, nid, exc.input))
         except KeyError as exc:  # the node checks an input before the run that the graph links
