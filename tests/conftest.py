@@ -57,7 +57,7 @@ def pytest_pycollect_makemodule(module_path, parent):
             reason = extras.skip_reason(extra)
             if reason:
                 module = _NeedsExtra.from_parent(parent, path=Path(module_path))
-                module.reason = reason
+                module.reason = f"tests/{folder}/: {reason}"
                 return module
     return None
 
