@@ -3,8 +3,8 @@ result and the recipe's 1000-step result, each labelled with its value of the tu
 objective (computed here, on the image as saved, at 512 px) and its wall time, laid out by the
 Grid node's own code.
 
-    nodeflow run graphs/nst_starry.json --input-dir ../shared/assets --out /tmp/main
-    nodeflow run graphs/nst_starry_hq.json --input-dir ../shared/assets --out /tmp/hq
+    nodeflow run graphs/nst_starry.json --out /tmp/main
+    nodeflow run graphs/nst_starry_hq.json --out /tmp/hq
     .venv/bin/python bench/nst_recipe.py --images /tmp/recipe     # the recipe's images
     .venv/bin/python bench/nst_side_by_side.py --main /tmp/main/nst_output.png \\
         --hq /tmp/hq/nst_hq_output.png --recipe /tmp/recipe/nst_recipe_astronaut_starry_night_512_step1000.png

@@ -40,7 +40,7 @@ INSIDE = "NODEFLOW_BENCH_SCALE_INSIDE"
 
 def nst_job(i: int) -> dict:
     return {
-        "graph": json.loads((ROOT / "graphs" / "nst_quick.json").read_text()),
+        "graph": json.loads((ROOT / "nodeflow" / "graphs" / "nst_quick.json").read_text()),
         "overrides": {"tv_loss.weight": 30.0 + i / 1000},
     }
 

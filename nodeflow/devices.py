@@ -13,12 +13,30 @@ from dataclasses import dataclass
 
 PREFERENCE = ("cuda", "mps", "cpu")
 _PROBES: dict[str, Callable[[], set[str]]] = {}
+_MODULES: dict[str, str] = {}
 _probe_cache: dict[str, set[str]] = {}
 
 
-def register_framework(name: str, probe: Callable[[], set[str]]) -> None:
-    """probe() returns the devices the framework can use, e.g. {"cpu", "cuda", "cuda:0"}."""
+def register_framework(name: str, probe: Callable[[], set[str]], module: str | None = None) -> None:
+    """probe() returns the devices the framework can use, e.g. {"cpu", "cuda", "cuda:0"}.
+    `module`: the top-level module the framework is (e.g. "torch"); where it is given, a node
+    on this framework is a validation error, naming the node's extra, when it is not installed."""
     _PROBES[name] = probe
+    if module:
+        _MODULES[name] = module
+
+
+def installed(framework: str) -> bool:
+    """Whether the framework's module can be imported here (found, never imported)."""
+    import importlib.util
+
+    module = _MODULES.get(framework)
+    if module is None:
+        return True
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def probe(framework: str) -> set[str]:

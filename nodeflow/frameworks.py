@@ -3,17 +3,21 @@
 A node with a `framework_input` runs on the framework that literal names; a node that takes
 framework-bound values (PortType.framework_bound: models, tensors) runs on theirs; any other
 node on the first of its `frameworks`. A node whose inputs bring two frameworks, or one it
-does not support, is a validation error naming the input. Frameworks never load here.
+does not support, is a validation error naming the input; so is a framework that is not
+installed (naming the node's extra). Frameworks never load here.
 """
 
 from __future__ import annotations
 
+from .devices import installed
 from .errors import Issue
 
 
-def bind_frameworks(plan) -> list[Issue]:
-    """Set `framework` on every node of `plan` (in execution order); return the issues."""
+def bind_frameworks(plan, check_installed: bool = True) -> list[Issue]:
+    """Set `framework` on every node of `plan` (in execution order); return the issues.
+    `check_installed`: a framework that is not installed is an issue (naming the node's extra)."""
     issues: list[Issue] = []
+    missing: dict[str, list[str]] = {}
     for nid, p in plan.nodes.items():
         cls = p.cls
         if cls.framework_input and p.literals.get(cls.framework_input):
@@ -58,5 +62,26 @@ def bind_frameworks(plan) -> list[Issue]:
             p.framework = brought[first] if first else (cls.frameworks[0] if cls.frameworks else None)
         from .plan import _node_check  # the planner's own guard: a node's check never crashes validation
 
+        before = len(issues)
         _node_check(p, nid, issues, cls.check_framework, p.framework, dict(p.literals))
+        if len(issues) > before:
+            continue
+        if check_installed and p.framework and not installed(p.framework):
+            missing.setdefault(p.framework, []).append(nid)
+    for framework, nids in missing.items():  # once per framework, at the first node on it
+        cls = plan.nodes[nids[0]].cls
+        extra = cls.family()[1]
+        how = f"pip install 'nodeflow[{extra}]'" if extra else f"install {framework}"
+        issues.append(
+            Issue(
+                "framework_missing",
+                f"{cls.type} runs on {framework}, which is not installed here: {how}",
+                nids[0],
+            )
+        )
     return issues
+
+
+def missing_framework_nodes(plan) -> set[str]:
+    """The nodes of a framework-bound `plan` whose framework is not installed."""
+    return {nid for nid, p in plan.nodes.items() if p.framework and not installed(p.framework)}

@@ -20,6 +20,7 @@ from typing import Any, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import jsonload
+from .bundled import bundled_graph_names, bundled_graph_path, is_bare_name
 from .errors import GraphInvalid, Issue, shown
 
 # Patterns are always matched whole (re.fullmatch): "$" alone would let a final newline in.
@@ -196,6 +197,15 @@ def read_graph_file(path: str | Path) -> Graph:
     """Read a graph from .json, or from a PNG written by Save (graph in its metadata)."""
     path = Path(path)
     name = shown(str(path))
+    if not path.exists() and is_bare_name(str(path)):
+        # A bare name with no such file: one of the graphs bundled with the package.
+        bundled = bundled_graph_path(str(path))
+        if bundled is None:
+            names = ", ".join(bundled_graph_names()) or "none"
+            raise GraphInvalid(
+                [Issue("file_not_found", f"graph file not found: {name}, and no bundled graph of that name ({names})")]
+            )
+        path = bundled
     try:
         raw = path.read_bytes()
     except FileNotFoundError:

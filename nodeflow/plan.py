@@ -13,7 +13,7 @@ from . import devices
 from .context import Settings
 from .errors import GraphInvalid, Issue, shown
 from .filenames import file_name_problem
-from .frameworks import bind_frameworks
+from .frameworks import bind_frameworks, missing_framework_nodes
 from .graph import Graph, Link, as_link
 from .hashing import Unhashable, digest
 from .jsonload import Refused
@@ -239,9 +239,13 @@ def build_plan(
     file_order = {nid: i for i, nid in enumerate(planned)}
     acyclic = not any(i.code == "cycle" for i in issues)
     every = list(nx.lexicographical_topological_sort(links, key=file_order.get)) if acyclic else list(planned)
-    issues.extend(bind_frameworks(Plan(graph, {n: planned[n] for n in every}, targets, settings)))
+    bound = Plan(graph, {n: planned[n] for n in every}, targets, settings)
+    # `available` given: the caller says which frameworks (and devices) there are.
+    issues.extend(bind_frameworks(bound, check_installed=available is None))
+    # A node whose framework is not installed was reported once; its own checks may need it.
+    unavailable = missing_framework_nodes(bound) if available is None else set()
     _place(planned, graph, device, available, probe, issues)
-    _check_environment({n: p for n, p in planned.items() if n in inputs_ok}, settings, issues)  # file order
+    _check_environment({n: p for n, p in planned.items() if n in inputs_ok}, settings, issues, unavailable)
     if issues:
         raise GraphInvalid(issues)
 
@@ -311,13 +315,24 @@ def _node_check(p: PlannedNode, nid: str, issues: list[Issue], call: Callable[..
     return None
 
 
-def _check_environment(planned: dict[str, PlannedNode], settings: Settings, issues: list[Issue]) -> None:
-    """Each node's own checks against the environment (files exist, names are usable)."""
+def _check_environment(
+    planned: dict[str, PlannedNode],
+    settings: Settings,
+    issues: list[Issue],
+    unavailable: frozenset[str] | set[str] = frozenset(),
+) -> None:
+    """Each node's own checks against the environment (files exist, names are usable), in file
+    order. A node in `unavailable` (its framework is not installed: already reported) is checked
+    as far as its checks go without that framework."""
     for nid, p in planned.items():
         before = len(issues)
-        _node_check(p, nid, issues, p.cls.check, dict(p.literals), settings)
-        if len(issues) == before:
-            p.extra = _node_check(p, nid, issues, p.cls.fingerprint, dict(p.literals), settings)
+        try:
+            _node_check(p, nid, issues, p.cls.check, dict(p.literals), settings)
+            if len(issues) == before:
+                p.extra = _node_check(p, nid, issues, p.cls.fingerprint, dict(p.literals), settings)
+        except ImportError:
+            if nid not in unavailable:
+                raise
 
 
 def _key(plan: Plan) -> None:

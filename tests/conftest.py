@@ -14,6 +14,7 @@ import pytest
 
 pytest.register_assert_rewrite("support")
 
+from support import extras  # noqa: E402
 from support.cli_runner import run_cli  # noqa: E402
 from support.inprocess import app_client  # noqa: E402
 from support.paths import ASSETS  # noqa: E402
@@ -21,6 +22,44 @@ from support.server_harness import LiveServers, Server  # noqa: E402
 
 # The environment before any fixture patched it: the shared servers start with it.
 SESSION_ENVIRON = dict(os.environ)
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_sessionstart(session):
+    """The test images are not in the repository: say where they are looked for, before any test runs."""
+    wanted = ("astronaut.png", "starry_night.jpg", "chelsea.png", "coffee.png")
+    absent = [name for name in wanted if not (ASSETS / name).is_file()]
+    if absent:
+        raise pytest.UsageError(
+            f"test images missing from {ASSETS}: {', '.join(absent)}. Put them in ../shared/assets beside "
+            "the checkout, or set NODEFLOW_TEST_ASSETS to their folder."
+        )
+
+
+class _NeedsExtra(pytest.Module):
+    """A test file in a folder whose extra is not installed: skipped, naming the extra, unimported."""
+
+    reason = ""
+
+    def collect(self):
+        raise pytest.skip.Exception(self.reason, _use_item_location=False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path, parent):
+    """Skip (never import) the files of a test folder whose extra is missing (support.extras.FOLDER_EXTRAS)."""
+    try:
+        rel = Path(module_path).resolve().relative_to(TESTS).parent.as_posix()
+    except ValueError:
+        return None
+    for folder, extra in extras.FOLDER_EXTRAS.items():
+        if rel == folder or rel.startswith(folder + "/"):
+            reason = extras.skip_reason(extra)
+            if reason:
+                module = _NeedsExtra.from_parent(parent, path=Path(module_path))
+                module.reason = f"tests/{folder}/: {reason}"
+                return module
+    return None
 
 
 @pytest.fixture(autouse=True)

@@ -63,6 +63,11 @@ def _run_on_ray(graph: Graph, parsed: tuple, settings: Any, args: Any, limit: in
                 "their own devices; pin devices in the graph instead",
             )
         )
+    from nodeflow.extras import missing
+
+    absent = missing("ray", "ray")
+    if absent:
+        issues.append(Issue("invalid_option", f"--ray: {absent}"))
     if issues:  # with the variations' own problems, checked here without joining the cluster
         try:
             plan_sweep(parsed, _builder(graph, settings, args), limit)

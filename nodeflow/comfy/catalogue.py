@@ -14,10 +14,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from nodeflow.bundled import GRAPHS_DIR
 from nodeflow.node import InputSpec, Node
 from nodeflow.registry import load_nodes
 
-BUNDLED_GRAPHS = Path(__file__).resolve().parents[2] / "graphs"  # nodeflow/comfy/ -> the checkout
+BUNDLED_GRAPHS = GRAPHS_DIR  # nodeflow/graphs, package data
 # Inputs that name an image in the input folder: a list of its files and an upload button.
 IMAGE_UPLOAD_INPUTS = {("LoadImage", "path"), ("ComfyLoadImage", "image")}
 # ComfyUI's LoadImage (input `image`, outputs IMAGE then MASK) and nodeflow's (input `path`,

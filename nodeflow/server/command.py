@@ -164,6 +164,11 @@ def serve(
         config.allow_downloads = allow_downloads
     problem = config.check()
     if not problem and config.ray_address:
+        from nodeflow.extras import missing
+
+        problem = missing("ray", "ray")
+        problem = f"--ray: {problem}" if problem else None
+    if not problem and config.ray_address:
         from nodeflow.ray_backend.backend import unreachable
 
         problem = unreachable(config.ray_address)

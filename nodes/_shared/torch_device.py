@@ -22,7 +22,10 @@ TORCH_DEVICES = ("cuda", "mps", "cpu")
 
 
 def _probe() -> set[str]:
-    import torch
+    try:
+        import torch
+    except ImportError:  # reported at validation: the node's extra is not installed
+        return {"cpu"}
 
     found = {"cpu"}
     if torch.cuda.is_available():
@@ -32,7 +35,7 @@ def _probe() -> set[str]:
     return found
 
 
-register_framework("torch", _probe)
+register_framework("torch", _probe, module="torch")
 
 
 def move(value: Any, device: str) -> Any:

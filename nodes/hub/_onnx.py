@@ -27,7 +27,10 @@ PREDICT, TRANSFORM, MULTISTYLE = "arbitrary_predict", "arbitrary_transform", "mu
 
 
 def _ort_probe() -> set[str]:
-    import onnxruntime as ort
+    try:
+        import onnxruntime as ort
+    except ImportError:  # reported at validation: the node's extra is not installed
+        return {"cpu"}
 
     found = {"cpu"}
     if "CUDAExecutionProvider" in ort.get_available_providers():
@@ -35,7 +38,7 @@ def _ort_probe() -> set[str]:
     return found
 
 
-register_framework("onnxruntime", _ort_probe)
+register_framework("onnxruntime", _ort_probe, module="onnxruntime")
 
 
 def cpu_threads() -> int:

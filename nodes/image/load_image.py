@@ -13,6 +13,21 @@ from nodeflow.types import IMAGE
 # Refuse decompression bombs before decoding: 100 megapixels is far beyond any
 # photo this tool is meant for, and caps decoded memory at about 1.2 GB (float32 RGB).
 MAX_PIXELS = 100_000_000
+# Example images that ship with the package (see examples/SOURCES.md), so the bundled graphs
+# run offline with no input directory.
+EXAMPLES = Path(__file__).resolve().parent / "examples"
+
+
+def bundled_example(name: str, sha256: str | None) -> Path | None:
+    """The bundled example image called `name`, if there is one and it is the file `sha256` names."""
+    if Path(name).name != name:
+        return None
+    path = EXAMPLES / name
+    if path.suffix.lower() not in (".png", ".jpg", ".jpeg") or not path.is_file():
+        return None
+    if sha256 and file_sha256(path) != sha256.lower():
+        return None  # the graph asks for another file of that name: download it
+    return path
 
 
 def read_header(path: Path, shown: str) -> tuple[str, int, int]:
@@ -34,7 +49,9 @@ class LoadImage(Node):
     """Load an image as RGB, honouring EXIF orientation, optionally shrunk to a max side.
     `path` resolves against the input directory: `nodeflow run --input-dir`, $NODEFLOW_INPUT_DIR or ./inputs;
     in the server, where uploads go: `nodeflow serve --input-dir` or DATA_DIR/inputs.
-    With `url` and `sha256`, a missing file is downloaded once into the cache and verified."""
+    A name not there may be one of the example images that ship with nodeflow (astronaut.png,
+    starry_night.jpg). With `url` and `sha256`, any other missing file is downloaded once into the
+    cache and verified."""
 
     version = "1"
     category = "image/io"
@@ -54,6 +71,9 @@ class LoadImage(Node):
         local = settings.input_path(inputs["path"])
         if local.is_file():
             return local, True
+        example = bundled_example(inputs["path"], inputs.get("sha256"))
+        if example is not None:
+            return example, True
         if inputs.get("url"):
             if not inputs.get("sha256"):
                 raise InputError("sha256", "a url needs the sha256 of the file, so a download can be verified")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from support.extras import requires_extra
 from support.paths import GRAPHS
 
 from nodeflow.comfy.errors import node_errors
@@ -97,6 +98,7 @@ def test_a_link_to_a_missing_output_index_is_reported_on_the_input():
     assert (tr.back[issue.node], issue.input, issue.code) == ("6", "image", "missing_output")
 
 
+@requires_extra("nst")
 def test_nodeflow_convert_round_trips_through_workflows_and_api_prompts(cli, tmp_path):
     graph = load(GRAPHS / "nst_quick.json")
     graph["defaults"] = {"device": "cpu"}

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from support.extras import requires_extra
 from support.paths import GRAPHS
 
 CORPUS = Path(__file__).parent / "malformed"
@@ -152,6 +153,8 @@ def test_a_foreign_png_cannot_write_outside_the_output_folder(cli, tmp_path, ass
     assert not escape.exists() and not (tmp_path / "escaped.png").exists()
 
 
+# Every bundled graph: the extras of all their node families.
+@requires_extra("nst", "nst-tf", "hub", "sd")
 def test_validate_of_the_bundled_graphs_loads_no_framework(cli):
     """Checking devices needs no torch or TensorFlow unless a GPU is asked for by name."""
     code = (

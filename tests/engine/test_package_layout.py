@@ -59,5 +59,5 @@ def test_the_engine_imports_no_node_and_registry_imports_no_engine_module():
 def test_the_graphs_folder_holds_only_graphs():
     import json
 
-    for path in (ROOT / "graphs").glob("*.json"):
+    for path in (ROOT / "nodeflow" / "graphs").glob("*.json"):
         assert "nodes" in json.loads(path.read_text()), path.name

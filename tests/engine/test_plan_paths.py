@@ -403,6 +403,7 @@ def probes(monkeypatch):
 
     monkeypatch.setitem(devices._PROBES, "torch", probe)
     monkeypatch.setattr(devices, "_probe_cache", {})
+    monkeypatch.delitem(devices._MODULES, "torch", raising=False)  # a faked torch counts as installed
     return calls, seen
 
 

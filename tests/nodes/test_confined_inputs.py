@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from support.extras import requires_extra
 
 from nodeflow.context import Settings
 from nodeflow.errors import GraphInvalid
@@ -100,6 +101,7 @@ def test_a_symlink_out_of_the_inputs_is_refused(server_inputs, tmp_path):
     ]
 
 
+@requires_extra("nst")
 def test_frame_names_outside_the_output_folder_are_refused_before_running(server_inputs):
     nodes = {
         "load": image(),
@@ -122,6 +124,7 @@ def test_frame_names_outside_the_output_folder_are_refused_before_running(server
     build_plan(parse_graph({"nodes": nodes}), server_inputs, probe=False)
 
 
+@requires_extra("nst")
 def test_weights_inside_the_server_inputs_are_found_there(server_inputs):
     (server_inputs.input_dir / "w.pth").write_bytes(b"not read at validation")
     plan = build_plan(
@@ -142,6 +145,7 @@ def test_weights_inside_the_server_inputs_are_found_there(server_inputs):
     assert state.startswith(f"vgg19:file:{(server_inputs.input_dir / 'w.pth').resolve()}:")
 
 
+@requires_extra("nst")
 def test_the_cli_reads_weights_and_handles_where_they_are(tmp_path, monkeypatch, assets):
     """Unconfined: an absolute path as it is, a relative one from the working directory."""
     weights = tmp_path / "elsewhere" / "w.pth"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-import pytest
+from support.extras import import_extra
 
-pytest.importorskip("ray")
+import_extra("ray", "ray")
 
 from nodeflow.ray_backend.backend import actor_options  # noqa: E402
 

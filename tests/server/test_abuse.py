@@ -10,6 +10,7 @@ import time
 
 import httpx
 import pytest
+from support.extras import requires_extra
 from support.server_harness import small_graph, submit, upload, wait_job
 
 SHA = "ab" * 32
@@ -196,6 +197,7 @@ def test_every_problem_at_once_without_server_paths(server):
         assert str(server.data_dir) not in r.text and "/inputs/" not in r.text.replace('"inputs/', "")
 
 
+@requires_extra("nst", "hub", "sd")
 @pytest.mark.parametrize("name", ["/etc/passwd", "../x", "~/.ssh/id_rsa"])
 def test_files_a_graph_loads_stay_inside_the_inputs(server, name):
     """weights, a local TF Hub handle, an SD model or config: 422 by node and input, nothing queued."""

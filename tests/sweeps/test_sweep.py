@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from PIL import Image
+from support.extras import requires_extra
 from support.server_harness import upload
 
 SWEEP = ["--sweep", "sobel.normalize=max,fixed", "--sweep", "load.max_size=64,96,128"]
@@ -275,6 +276,7 @@ def test_cli_sweep_on_ray_reports_bad_options_before_connecting(cli, tmp_path):
     assert "--device is not used with --ray" in r.stderr and "expected NODE.INPUT=v1,v2" in r.stderr
 
 
+@requires_extra("ray")
 def test_an_unreachable_ray_address_is_a_clear_error(cli, tmp_path):
     from support.server_harness import free_port
 

@@ -4,20 +4,17 @@ graphs bundled with nodeflow."""
 from __future__ import annotations
 
 import json
-import re
-from pathlib import Path
 from typing import Any, cast
 
 from fastapi import APIRouter
 from starlette.exceptions import HTTPException
 
+from nodeflow.bundled import GRAPH_NAME
+from nodeflow.bundled import GRAPHS_DIR as BUNDLED_GRAPHS
 from nodeflow.node import Node
 from nodeflow.registry import load_nodes
 
 from .. import models as m
-
-BUNDLED_GRAPHS = Path(__file__).resolve().parents[3] / "graphs"
-GRAPH_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")  # matched whole
 
 router = APIRouter(tags=["catalogue"])
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+from support.extras import import_extra
 
 from nodeflow.context import Settings
 from nodeflow.errors import GraphInvalid
@@ -22,8 +23,8 @@ UNREACHABLE = "https://tfhub.invalid/google/magenta/arbitrary-image-stylization-
 
 @pytest.fixture(scope="module")
 def saved_model(tmp_path_factory):
-    tf = pytest.importorskip("tensorflow")
-    pytest.importorskip("tensorflow_hub")
+    tf = import_extra("tfhub", "tensorflow")
+    import_extra("tfhub", "tensorflow_hub")
     image = tf.TensorSpec([None, None, None, 3], tf.float32)
 
     class TinyStylizer(tf.Module):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from support.extras import import_extra
 
-torch = pytest.importorskip("torch")
+torch = import_extra("nst", "torch")
 
 from nodes.nst._keras_adam import KerasAdam  # noqa: E402
 from nodes.nst._losses import LossTerm, gram, term_names, total_variation  # noqa: E402

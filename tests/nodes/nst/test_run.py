@@ -11,8 +11,9 @@ import shutil
 import threading
 
 import pytest
+from support.extras import import_extra
 
-torch = pytest.importorskip("torch")
+torch = import_extra("nst", "torch")
 
 from support.nst_graphs import history as _history  # noqa: E402
 from support.nst_graphs import run as _run  # noqa: E402

@@ -9,9 +9,10 @@ import json
 
 import numpy as np
 import pytest
+from support.extras import import_extra
 
-tf = pytest.importorskip("tensorflow")
-torch = pytest.importorskip("torch")
+tf = import_extra("nst-tf", "tensorflow")
+torch = import_extra("nst", "torch")
 
 
 from support import nst_graphs  # noqa: E402

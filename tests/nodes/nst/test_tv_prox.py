@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from support.extras import import_extra
 
-torch = pytest.importorskip("torch")
+torch = import_extra("nst", "torch")
 
 from nodes.nst._losses import total_variation  # noqa: E402
 from nodes.nst._tv_prox import TVProx  # noqa: E402

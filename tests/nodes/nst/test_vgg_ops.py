@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
+from support.extras import import_extra
 
-torch = pytest.importorskip("torch")
+torch = import_extra("nst", "torch")
 
 from nodes.nst import _vgg_net  # noqa: E402
 from nodes.nst._vgg_ops import conv_relu, gram_matrix, gram_tap  # noqa: E402

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.extras import import_extra
 
-pytest.importorskip("diffusers")
+import_extra("sd", "diffusers")
 
 from support.sd_fixture import build_tiny_pipeline, write_single_file  # noqa: E402
 

@@ -36,7 +36,7 @@ def load_graph(url: str, sha: str) -> dict:
         "nodes": {
             "load": {
                 "type": "LoadImage",
-                "inputs": {"path": "astronaut.png", "max_size": 64, "url": url, "sha256": sha},
+                "inputs": {"path": "copy_of_astronaut.png", "max_size": 64, "url": url, "sha256": sha},
             }
         }
     }

