@@ -20,6 +20,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
 # nodeflow job status -> the jobs API's
 JOB_STATUS = {
     st.QUEUED: "pending",
+    st.WAITING: "pending",
     st.RUNNING: "in_progress",
     st.SUCCEEDED: "completed",
     st.FAILED: "failed",
@@ -27,7 +28,7 @@ JOB_STATUS = {
     st.CANCELLED: "cancelled",
 }
 STORE_STATUS = {
-    "pending": (st.QUEUED,),
+    "pending": (st.QUEUED, st.WAITING),
     "in_progress": (st.RUNNING,),
     "completed": (st.SUCCEEDED,),
     "failed": (st.FAILED, st.INTERRUPTED),

@@ -25,7 +25,7 @@ from nodeflow.jobs import store as st
 from nodeflow.jobs.broadcast import Broker
 from nodeflow.jobs.config import ServerConfig, make_private
 from nodeflow.jobs.groups import Groups
-from nodeflow.jobs.planning import plan_request
+from nodeflow.jobs.planning import has_checkpoint, plan_request
 from nodeflow.jobs.scrub import Scrubber
 from nodeflow.jobs.worker import WorkerPool
 
@@ -40,6 +40,18 @@ def attach(app: FastAPI, config: ServerConfig) -> None:
     app.state.recent = RecentJobs()
 
 
+def drop_stale_checkpoints(config: ServerConfig, store: st.JobStore) -> None:
+    """Checkpoints of jobs that will not run again (ended, deleted) go."""
+    import shutil
+
+    if not config.checkpoint_root.is_dir():
+        return
+    for folder in config.checkpoint_root.iterdir():
+        job = store.get(folder.name)
+        if job is None or job.status not in (st.QUEUED, *st.ACTIVE):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the data dir, recover the store, start the workers; stop them at the end."""
@@ -48,13 +60,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     for d in (config.input_dir, config.output_root, config.cache_dir, editor_dir(config) / "userdata" / "workflows"):
         d.mkdir(parents=True, exist_ok=True)
     store = st.JobStore(config.db_path)
-    interrupted, requeued = store.recover(config.requeue_interrupted)
+    # A job that holds a checkpoint resumes from it: re-queued even without --requeue-interrupted.
+    interrupted, requeued = store.recover(config.requeue_interrupted, lambda job_id: has_checkpoint(config, job_id))
     if interrupted or requeued:
         print(
             f"nodeflow: {len(interrupted)} job(s) interrupted by the last stop"
-            + (f", {len(requeued)} re-queued" if requeued else ""),
+            + (f", {len(requeued)} re-queued (resuming from a checkpoint where they hold one)" if requeued else ""),
             file=sys.stderr,
         )
+    drop_stale_checkpoints(config, store)
     backend = None
     if config.ray_address:
         from nodeflow.ray_backend import RayBackend  # Ray is imported only here
