@@ -266,11 +266,12 @@ class JobStore:
         return self._count("SELECT COUNT(*) FROM jobs WHERE status = ? AND seq < ?", (QUEUED, job.seq))
 
     def claim(self) -> Job | None:
-        """Atomically take the oldest queued job; it waits (for its worker) until set_worker."""
+        """Atomically take the oldest queued job and mark it running (set_waiting tells
+        otherwise, while it waits for a worker process)."""
         row = self._one(
             "UPDATE jobs SET status = ?, started = ?, worker = NULL, attempts = attempts + 1 "
             "WHERE seq = (SELECT seq FROM jobs WHERE status = ? ORDER BY seq LIMIT 1) RETURNING *",
-            (WAITING, time.time(), QUEUED),
+            (RUNNING, time.time(), QUEUED),
         )
         return Job.from_row(row) if row else None
 
