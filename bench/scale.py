@@ -12,8 +12,17 @@ does), starts a cluster of two nodes with one CPU each, and measures, in one run
      Ray worker;
   3. recovery: seconds from kill -9 of the actor running a job to that job running
      again on another actor, with an idle actor ready (--workers 2) and with one to
-     start (--workers 1).
+     start (--workers 1);
+  4. node loss: seconds from kill -9 of a whole Ray node (its raylet and its workers)
+     running a job to that job running again on the other node (a node is added back
+     after each loss);
+  5. work lost to a kill: a style-transfer job whose worker is killed at about 70%,
+     as steps redone, with checkpoints (every --checkpoint-seconds) and without;
+  6. the checkpoints' overhead on an uninterrupted run (in-process, no Ray): the
+     optimizer's seconds with checkpoints every 30 s (the default) and every second,
+     against none.
 Medians and ratios. Timings on a shared machine are noisy: compare the ratios.
+--faults runs 4 to 6 only.
 """
 
 from __future__ import annotations
@@ -32,7 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "tests"), str(ROOT)]
 
-from ray_cluster import LocalCluster, in_namespace, why_no_namespace  # noqa: E402
+from nst_graphs import tiny  # noqa: E402
+from ray_cluster import LocalCluster, in_namespace, kill_node, raylet_pid, why_no_namespace  # noqa: E402
 from server_harness import ASSETS, Server, slow_graph, submit, wait_job  # noqa: E402
 
 INSIDE = "NODEFLOW_BENCH_SCALE_INSIDE"
@@ -60,14 +70,135 @@ def small_job(i: int) -> dict:
     }
 
 
-def server(cluster: LocalCluster | None, workers: int, name: str) -> Server:
+def long_nst(steps: int, size: int = 96) -> dict:
+    """The tests' tiny style transfer (VGG16, style, content and TV terms, Adam), larger and longer."""
+    g = tiny(steps=steps, preview_every=0)
+    for n in ("content", "style"):
+        g["nodes"][n]["inputs"]["max_size"] = size
+    g["nodes"]["save"]["inputs"]["metadata"] = {"from": "opt.info"}
+    return g
+
+
+def server(cluster: LocalCluster | None, workers: int, name: str, env: dict | None = None) -> Server:
     data = cluster.temp_dir / name if cluster else Path(tempfile.mkdtemp(prefix="nfbench"))
     (data / "inputs").mkdir(parents=True, exist_ok=True)
     for f in ("astronaut.png", "starry_night.jpg"):
         shutil.copy(ASSETS / f, data / "inputs" / f)
     args = ["--workers", str(workers)] + (["--ray", cluster.address] if cluster else [])
-    env = {"NODEFLOW_RAY_NODE_IP": "127.0.0.1", "NODEFLOW_CACHE_DIR": str(data / "cache")}
+    env = {"NODEFLOW_RAY_NODE_IP": "127.0.0.1", "NODEFLOW_CACHE_DIR": str(data / "cache"), **(env or {})}
     return Server(data, *args, env=env).start(timeout=240)
+
+
+def is_head(node_id: str) -> bool:
+    pid = raylet_pid(node_id)
+    return pid is not None and b"node_0" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def wait_running(c, job: str, node: str = "slow", timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        j = c.get(f"/jobs/{job}").json()
+        if j["status"] == "running" and j["worker"] and (j["nodes"].get(node) or {}).get("progress"):
+            return j
+        assert time.monotonic() < deadline and j["status"] not in ("succeeded", "failed", "cancelled"), j
+        time.sleep(0.05)
+
+
+def node_losses(cluster: LocalCluster, losses: int) -> list[float]:
+    """Seconds from a node's loss to its job running on the other node (an idle worker there)."""
+    srv = server(cluster, 2, "node-loss")
+    out: list[float] = []
+    try:
+        with srv.client() as c:
+            for i in range(losses):
+                for attempt in range(6):  # until the long job lands on a node that isn't the head
+                    short = submit(c, slow_graph("astronaut.png", steps=3 + i, delay=0.05))
+                    job = submit(c, slow_graph("astronaut.png", steps=300 + 10 * i + attempt, delay=0.1))
+                    wait_job(c, short, timeout=300)
+                    j = wait_running(c, job)
+                    if not is_head(j["worker"]["ray_node_id"]):
+                        break
+                    c.post(f"/jobs/{job}/cancel")
+                    wait_job(c, job, timeout=120)
+                else:
+                    raise AssertionError("the long job never ran on the second node")
+                dead = j["worker"]["ray_node_id"]
+                kill_node(dead[:16])
+                killed = time.monotonic()
+                while True:
+                    j = c.get(f"/jobs/{job}").json()
+                    if j["status"] == "running" and j["worker"] and j["worker"]["ray_node_id"] != dead:
+                        out.append(time.monotonic() - killed)
+                        break
+                    assert time.monotonic() < killed + 300, j
+                    time.sleep(0.01)
+                c.post(f"/jobs/{job}/cancel")
+                wait_job(c, job, timeout=120)
+                cluster.add_node("127.0.0.1", 1, {"nodeflow_worker": 1, "node_1": 1})
+            return out
+    finally:
+        srv.stop()
+
+
+def steps_redone(cluster: LocalCluster, checkpoint_seconds: float, steps: int, kills: int) -> list[int]:
+    """Kill the worker of a style-transfer job at about 70%: the steps it then does again."""
+    env = {"NODEFLOW_CHECKPOINT_SECONDS": str(checkpoint_seconds)}
+    srv = server(cluster, 1, f"redone-{checkpoint_seconds:g}", env)
+    out = []
+    try:
+        with srv.client() as c:
+            for i in range(kills):
+                g = long_nst(steps)
+                g["nodes"]["tv_loss"]["inputs"]["weight"] = 1.0 + checkpoint_seconds / 1e6 + i / 1000  # no cache hit
+                job = submit(c, g)
+                deadline = time.monotonic() + 900
+                while True:
+                    j = c.get(f"/jobs/{job}").json()
+                    done = ((j["nodes"].get("opt") or {}).get("progress") or [0])[0]
+                    if j["status"] == "running" and j["worker"] and done >= 0.7 * steps:
+                        break
+                    assert time.monotonic() < deadline, j
+                    time.sleep(0.02)
+                os.kill(j["worker"]["pid"], signal.SIGKILL)
+                final = wait_job(c, job, timeout=900)
+                assert final["status"] == "succeeded" and final["attempts"] == 2, final
+                from PIL import Image
+
+                png = c.get(final["outputs"][0]["url"]).content
+                import io
+
+                info = json.loads(Image.open(io.BytesIO(png)).text["nodeflow:metadata"])
+                out.append(int(done) - int(info.get("resumed_from_step") or 0))
+            return out
+    finally:
+        srv.stop()
+
+
+def checkpoint_overhead(steps: int, runs: int) -> dict[str, list[float]]:
+    """The optimizer's seconds on an uninterrupted run, in-process: no checkpoints, every 30 s, every 1 s."""
+    import tempfile as tf
+
+    from nodeflow.context import Checkpoints, Settings
+    from nodeflow.executor import Executor
+    from nodeflow.graph import parse_graph
+    from nodeflow.plan import build_plan
+
+    out: dict[str, list[float]] = {"none": [], "30 s": [], "1 s": []}
+    intervals = {"none": None, "30 s": 30.0, "1 s": 1.0}
+    for r in range(-1, runs):  # run -1 warms up (imports, weights)
+        for name, interval in intervals.items():
+            root = Path(tf.mkdtemp(prefix="nfckpt"))
+            settings = Settings(
+                input_dir=ASSETS, checkpoints=Checkpoints(root, interval) if interval is not None else None
+            )
+            g = long_nst(steps)
+            plan = build_plan(parse_graph(g), settings, only=["opt"])
+            result = Executor().run(plan)
+            assert result.status == "succeeded", result.error
+            if r >= 0:
+                out[name].append(json.loads(result.values["opt"]["info"])["seconds"])
+            shutil.rmtree(root, ignore_errors=True)
+    return out
 
 
 def run(c, body: dict, timeout: float = 900) -> dict:
@@ -144,18 +275,44 @@ def recovery(cluster: LocalCluster, workers: int, deaths: int) -> list[float]:
         srv.stop()
 
 
+def faults(args: argparse.Namespace, cluster: LocalCluster) -> None:
+    med = statistics.median
+    overhead = checkpoint_overhead(args.nst_steps, args.overhead_runs)
+    with_ckpt = steps_redone(cluster, args.checkpoint_seconds, args.nst_steps, args.kills)
+    without = steps_redone(cluster, 1e9, args.nst_steps, args.kills)
+    lost = node_losses(cluster, args.losses)
+    print(f"\na node's loss -> its job running on the other node's idle worker ({args.losses}):")
+    print(f"  median {med(lost):6.2f} s  {[round(x, 2) for x in lost]}")
+    print(f"\nstyle transfer, {args.nst_steps} steps at 96 px, its worker killed at about 70% ({args.kills} each):")
+    print(f"  steps redone without checkpoints (baseline) median {med(without):6.1f}  {without}")
+    print(
+        f"  steps redone, checkpoints every {args.checkpoint_seconds:g} s      median {med(with_ckpt):6.1f}  "
+        f"{with_ckpt}   ratio {med(with_ckpt) / max(1e-9, med(without)):.2f}x"
+    )
+    base = med(overhead["none"])
+    print(f"\nthe same run uninterrupted, in-process, optimizer seconds (median of {args.overhead_runs}):")
+    print(f"  no checkpoints (baseline)  {base:6.2f} s")
+    for name in ("30 s", "1 s"):
+        m = med(overhead[name])
+        print(f"  a checkpoint every {name:4}   {m:6.2f} s   ratio {m / base:.3f}x ({(m / base - 1) * 100:+.1f}%)")
+
+
 def inside(args: argparse.Namespace) -> int:
     cluster = LocalCluster(nodes=2)
     try:
         t0 = time.monotonic()
         cluster.start()
         print(f"cluster of 2 nodes (1 CPU each) started in {time.monotonic() - t0:.1f} s", flush=True)
+        if args.faults:
+            faults(args, cluster)
+            return 0
         local = latencies(None, args.small)
         remote = latencies(cluster, args.small)
         one = throughput(cluster, 1, args.jobs)
         two = throughput(cluster, 2, args.jobs)
         idle = recovery(cluster, 2, args.deaths)
         fresh = recovery(cluster, 1, args.deaths)
+        faults(args, cluster)
     finally:
         cluster.stop()
     med = statistics.median
@@ -182,6 +339,12 @@ def main() -> int:
     p.add_argument("--jobs", type=int, default=6, help="nst_quick jobs timed per worker count")
     p.add_argument("--small", type=int, default=10, help="small jobs timed per worker kind")
     p.add_argument("--deaths", type=int, default=3, help="workers killed per case")
+    p.add_argument("--faults", action="store_true", help="only the node-loss, work-lost and checkpoint measures")
+    p.add_argument("--losses", type=int, default=2, help="nodes killed")
+    p.add_argument("--kills", type=int, default=2, help="style-transfer jobs killed late, per case")
+    p.add_argument("--nst-steps", type=int, default=150, help="steps of the killed style-transfer job")
+    p.add_argument("--checkpoint-seconds", type=float, default=2.0, help="checkpoint interval of the killed jobs")
+    p.add_argument("--overhead-runs", type=int, default=3, help="uninterrupted runs per checkpoint setting")
     args = p.parse_args()
     if os.environ.get(INSIDE):
         return inside(args)
