@@ -204,8 +204,12 @@ class ActorPool:
 
 
 class RayBackend:
-    def __init__(self, config: ServerConfig):
-        self.config = config
+    def __init__(self, config: ServerConfig, role: str = "server"):
+        """role: what this process is, for its messages (the server, or a CLI run)."""
+        self.config, self.role = config, role
+        # Called before the process exits because its Ray node was lost (the server re-queues
+        # its running jobs); returns how many it re-queued.
+        self.on_lost: Callable[[], int] | None = None
         kwargs: dict[str, Any] = {"namespace": "nodeflow", "log_to_driver": False, "logging_level": "warning"}
         if os.environ.get("NODEFLOW_RAY_NODE_IP"):
             kwargs["_node_ip_address"] = os.environ["NODEFLOW_RAY_NODE_IP"]
@@ -235,7 +239,7 @@ class RayBackend:
         """The server's own Ray node is its connection to the cluster: when it dies, Ray ends
         this process without a word in the server's log. Say why first, in one line, and exit
         with status 3 (a service manager restarts the server, which re-queues its jobs)."""
-        checks = 0
+        checks = silent = 0
         while not self._closing.wait(SUPERVISE_SECONDS):
             checks += 1
             reason = None
@@ -244,15 +248,29 @@ class RayBackend:
             elif checks % 10 == 0:  # every few seconds, ask the cluster too
                 try:
                     alive = {n["NodeID"]: n.get("Alive") for n in ray.nodes()}
+                    silent = 0
                     if not alive.get(self.node_id, False):
                         reason = "the cluster reports it dead"
                 except Exception as exc:
-                    reason = f"the cluster does not answer ({exc.__class__.__name__})"
+                    silent += 1  # a passing hiccup is not a loss: three checks in a row
+                    if silent >= 3:
+                        reason = f"the cluster does not answer ({exc.__class__.__name__})"
             if reason is not None and not self._closing.is_set():
+                requeued = 0
+                if self.on_lost is not None:
+                    try:
+                        requeued = self.on_lost()
+                    except Exception:
+                        pass
                 print(
-                    f"nodeflow: lost the Ray node this server is attached to (node {self.node_id[:12]}): {reason}; "
-                    "exiting (status 3): restart the server on a machine with a live Ray node; "
-                    "its running jobs are re-queued at the next start",
+                    f"nodeflow: lost the Ray node this {self.role} is attached to (node {self.node_id[:12]}): "
+                    f"{reason}; exiting (status 3)"
+                    + (
+                        f"; {requeued} running job(s) re-queued: they run when the server is started again "
+                        "(on a machine with a live Ray node)"
+                        if self.role == "server"
+                        else ""
+                    ),
                     file=sys.stderr,
                     flush=True,
                 )

@@ -40,6 +40,12 @@ def attach(app: FastAPI, config: ServerConfig) -> None:
     app.state.recent = RecentJobs()
 
 
+def requeue_active(store: st.JobStore, reason: str) -> int:
+    """Put every job that is waiting or running back in the queue (their workers are gone)."""
+    jobs = store.list(st.ACTIVE, limit=100_000)
+    return sum(store.requeue(j.id, reason) for j in jobs if j.attempts < st.MAX_ATTEMPTS)
+
+
 def drop_stale_checkpoints(config: ServerConfig, store: st.JobStore) -> None:
     """Checkpoints of jobs that will not run again (ended, deleted) go."""
     import shutil
@@ -74,6 +80,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from nodeflow.ray_backend import RayBackend  # Ray is imported only here
 
         backend = await asyncio.to_thread(RayBackend, config)
+        backend.on_lost = lambda: requeue_active(store, "re-queued: the server lost its Ray node")
     executor = Executor(disk=DiskCache(config.cache_dir))
     pool = WorkerPool(config, store, app.state.broker, executor, backend, app.state.scrub)
     pool.groups = groups = Groups(config, store, plan_request)

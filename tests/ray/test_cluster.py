@@ -170,3 +170,4 @@ def test_the_server_whose_own_ray_node_dies_says_why_and_exits_or_stays_up(seen)
     else:
         assert got["exit"] == 3, got
         assert any("lost the Ray node this server is attached to" in line for line in got["log_tail"]), got
+        assert got["job_status"] == "queued"  # re-queued before it exited: it runs after a restart

@@ -372,11 +372,15 @@ def step_node_lost(c, srv, name: str) -> dict:
     }
 
 
-def step_own_node(c, srv) -> dict:
-    """The node the server is attached to (not the head) dies: the server says why and exits
-    non-zero, or stays up."""
+def step_own_node(c, srv, name: str) -> dict:
+    """The node the server is attached to (not the head) dies while a job runs: the server
+    re-queues the job, says why and exits non-zero, or stays up."""
+    import sqlite3
+
     line = next(x for x in srv.log.read_text().splitlines() if "attached to node" in x)
     node = line.split("attached to node ")[1].split()[0]
+    job = submit(c, slow_graph(name, steps=300, delay=0.1))
+    wait_until(lambda: (c.get(f"/jobs/{job}").json()["nodes"].get("slow") or {}).get("progress"), 300)
     kill_node(node)
     deadline = time.monotonic() + 60
     while srv.proc.poll() is None and time.monotonic() < deadline:
@@ -388,8 +392,11 @@ def step_own_node(c, srv) -> dict:
             answers = c.get("/health").status_code == 200
         except Exception:
             answers = False
+    with sqlite3.connect(srv.data_dir / "jobs.sqlite") as db:
+        (status,) = db.execute("SELECT status FROM jobs WHERE id = ?", (job,)).fetchone()
     return {
         "attached": line,
+        "job_status": status,
         "alive": alive,
         "answers": answers,
         "exit": srv.proc.returncode,
@@ -469,7 +476,7 @@ def main(result_path: str) -> int:
                 [
                     ("resume", lambda: step_resume(c, name, style)),
                     ("node_lost", lambda: step_node_lost(c, srv, name)),
-                    ("own_node", lambda: step_own_node(c, srv)),
+                    ("own_node", lambda: step_own_node(c, srv, name)),
                 ]
             )
     except Exception:
