@@ -149,7 +149,8 @@ def steps_redone(cluster: LocalCluster, checkpoint_seconds: float, steps: int, k
         with srv.client() as c:
             for i in range(kills):
                 g = long_nst(steps)
-                g["nodes"]["tv_loss"]["inputs"]["weight"] = 1.0 + checkpoint_seconds / 1e6 + i / 1000  # no cache hit
+                # another TV weight each time: no cache hit
+                g["nodes"]["tv_loss"]["inputs"] = {"weight": 1.0 + checkpoint_seconds / 1e6 + i / 1000}
                 job = submit(c, g)
                 deadline = time.monotonic() + 900
                 while True:
@@ -277,24 +278,29 @@ def recovery(cluster: LocalCluster, workers: int, deaths: int) -> list[float]:
 
 def faults(args: argparse.Namespace, cluster: LocalCluster) -> None:
     med = statistics.median
-    overhead = checkpoint_overhead(args.nst_steps, args.overhead_runs)
     with_ckpt = steps_redone(cluster, args.checkpoint_seconds, args.nst_steps, args.kills)
     without = steps_redone(cluster, 1e9, args.nst_steps, args.kills)
-    lost = node_losses(cluster, args.losses)
-    print(f"\na node's loss -> its job running on the other node's idle worker ({args.losses}):")
-    print(f"  median {med(lost):6.2f} s  {[round(x, 2) for x in lost]}")
     print(f"\nstyle transfer, {args.nst_steps} steps at 96 px, its worker killed at about 70% ({args.kills} each):")
     print(f"  steps redone without checkpoints (baseline) median {med(without):6.1f}  {without}")
     print(
         f"  steps redone, checkpoints every {args.checkpoint_seconds:g} s      median {med(with_ckpt):6.1f}  "
-        f"{with_ckpt}   ratio {med(with_ckpt) / max(1e-9, med(without)):.2f}x"
+        f"{with_ckpt}   ratio {med(with_ckpt) / max(1e-9, med(without)):.2f}x",
+        flush=True,
     )
+    lost = node_losses(cluster, args.losses)
+    print(f"\na node's loss -> its job running on the other node's idle worker ({args.losses}):")
+    print(f"  median {med(lost):6.2f} s  {[round(x, 2) for x in lost]}", flush=True)
+    overhead = checkpoint_overhead(args.nst_steps, args.overhead_runs)
     base = med(overhead["none"])
     print(f"\nthe same run uninterrupted, in-process, optimizer seconds (median of {args.overhead_runs}):")
-    print(f"  no checkpoints (baseline)  {base:6.2f} s")
+    print(f"  no checkpoints (baseline)  {base:6.2f} s  {overhead['none']}")
     for name in ("30 s", "1 s"):
         m = med(overhead[name])
-        print(f"  a checkpoint every {name:4}   {m:6.2f} s   ratio {m / base:.3f}x ({(m / base - 1) * 100:+.1f}%)")
+        print(
+            f"  a checkpoint every {name:4}   {m:6.2f} s   ratio {m / base:.3f}x ({(m / base - 1) * 100:+.1f}%)  "
+            f"{overhead[name]}",
+            flush=True,
+        )
 
 
 def inside(args: argparse.Namespace) -> int:
