@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -191,6 +192,7 @@ class WorkerPool:
         """Its worker died: queue it again in its old place, unless it has used up its
         attempts (a job that keeps killing workers must not kill them forever)."""
         note = f"re-queued: its worker was lost ({reason})"
+        print(f"nodeflow: job {job.id} (attempt {job.attempts}): its worker was lost: {reason}", file=sys.stderr)
         if job.attempts < st.MAX_ATTEMPTS and self.store.requeue(job.id, note):
             self.broker.publish(job.id, {"event": "job_requeued", "attempt": job.attempts, "reason": reason})
             self.notify()
