@@ -208,8 +208,8 @@ class JobStore:
     def set_worker(self, job_id: str, worker: dict[str, Any]) -> None:
         """A worker has started the job: it is running from now on."""
         self._one(
-            "UPDATE jobs SET worker = ?, status = ?, started = ?, waiting = NULL WHERE id = ? AND status IN (?, ?)",
-            (json.dumps(worker), RUNNING, time.time(), job_id, *ACTIVE),
+            "UPDATE jobs SET worker = ?, status = ?, waiting = NULL WHERE id = ? AND status IN (?, ?)",
+            (json.dumps(worker), RUNNING, job_id, *ACTIVE),
         )
 
     def set_waiting(self, job_id: str, reason: str) -> None:
@@ -265,13 +265,13 @@ class JobStore:
         """How many queued jobs are ahead of this one."""
         return self._count("SELECT COUNT(*) FROM jobs WHERE status = ? AND seq < ?", (QUEUED, job.seq))
 
-    def claim(self) -> Job | None:
-        """Atomically take the oldest queued job and mark it running (set_waiting tells
-        otherwise, while it waits for a worker process)."""
+    def claim(self, waiting: str | None = None) -> Job | None:
+        """Atomically take the oldest queued job and mark it running; with `waiting` (the
+        reason), waiting instead, until set_worker says its worker process has started it."""
         row = self._one(
-            "UPDATE jobs SET status = ?, started = ?, worker = NULL, attempts = attempts + 1 "
+            "UPDATE jobs SET status = ?, started = ?, worker = NULL, waiting = ?, attempts = attempts + 1 "
             "WHERE seq = (SELECT seq FROM jobs WHERE status = ? ORDER BY seq LIMIT 1) RETURNING *",
-            (RUNNING, time.time(), QUEUED),
+            (WAITING if waiting else RUNNING, time.time(), waiting, QUEUED),
         )
         return Job.from_row(row) if row else None
 

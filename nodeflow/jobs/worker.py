@@ -116,7 +116,8 @@ class WorkerPool:
     def _loop(self) -> None:
         while not self._stop.is_set():
             with self._lock:
-                job = self.store.claim()
+                # A job for the Ray backend waits until an actor has started it.
+                job = self.store.claim("waiting for a worker" if self.backend is not None else None)
                 token = CancelToken()
                 if job is not None:
                     self._tokens[job.id] = token

@@ -111,6 +111,8 @@ class ActorPool:
                 if actor is not None:
                     return actor
                 if pending is None:
+                    waiting(f"waiting for a {kind.upper()} on the cluster")
+                    told = True
                     pending = self._start(kind)
                     ready = pending.info.remote()
                 done, _ = ray.wait([ready], timeout=0.25)

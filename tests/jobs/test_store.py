@@ -311,3 +311,12 @@ def test_recovery_requeues_the_jobs_that_hold_a_checkpoint_by_default(tmp_path):
     assert interrupted == [b.id] and sorted(requeued) == sorted([a.id, c.id])
     assert db.get(a.id).status == st.QUEUED and db.get(c.id).status == st.QUEUED
     assert db.get(b.id).status == st.INTERRUPTED
+
+
+def test_a_job_claimed_for_a_remote_worker_waits_until_it_starts(tmp_path):
+    db = st.JobStore(tmp_path / "jobs.sqlite")
+    job = db.add({})
+    claimed = db.claim("waiting for a worker")
+    assert claimed.id == job.id and claimed.status == st.WAITING and claimed.waiting == "waiting for a worker"
+    db.set_worker(job.id, {"pid": 3})
+    assert db.get(job.id).status == st.RUNNING

@@ -160,6 +160,7 @@ def test_when_a_busy_node_dies_its_job_waits_for_a_worker_and_finishes_on_the_ot
     waiting = [s for s in got["seen"] if s["status"] == "waiting"]
     assert waiting and all(not s["worker"] and "waiting for a CPU on the cluster" in s["waiting"] for s in waiting)
     assert all(not s["worker"] for s in got["seen"] if s["status"] in ("queued", "waiting"))
+    assert all(s["worker"] for s in got["seen"] if s["status"] == "running")  # never running without one
 
 
 def test_the_server_whose_own_ray_node_dies_says_why_and_exits_or_stays_up(seen):
