@@ -25,6 +25,54 @@ def default_output_dir() -> Path:
     return Path(os.environ.get("NODEFLOW_OUTPUT_DIR") or "outputs")
 
 
+def default_checkpoint_seconds() -> float:
+    """$NODEFLOW_CHECKPOINT_SECONDS: how often a long node saves its checkpoint (default 30)."""
+    raw = os.environ.get("NODEFLOW_CHECKPOINT_SECONDS")
+    try:
+        seconds = float(raw) if raw else 30.0
+    except ValueError:
+        raise ValueError(f"$NODEFLOW_CHECKPOINT_SECONDS must be a number of seconds, got {raw!r}") from None
+    if seconds < 0:
+        raise ValueError(f"$NODEFLOW_CHECKPOINT_SECONDS must be 0 or more, got {raw!r}")
+    return seconds
+
+
+@dataclass
+class Checkpoints:
+    """Where a job's long nodes keep their checkpoints: one file per node, named by the node's
+    cache key, so that a checkpoint never serves another job, graph or version of a node. The
+    job layer makes one per job (in the job's folder on the server) and removes it when the
+    job ends; the CLI has none. `saved` is told of every checkpoint written (a Ray worker
+    sends it to the server, so that whichever machine runs the job next resumes from it)."""
+
+    root: Path
+    interval: float = field(default_factory=default_checkpoint_seconds)
+    saved: Callable[[str, bytes], None] | None = None
+
+    def path(self, key: str) -> Path:
+        if not key or "/" in key or key.startswith("."):
+            raise ValueError(f"not a node key: {key!r}")
+        return self.root / f"{key}.ckpt"
+
+    def load(self, key: str) -> bytes | None:
+        try:
+            return self.path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def save(self, key: str, data: bytes) -> None:
+        from .cache import atomic_write
+
+        path = self.path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, data)
+        if self.saved is not None:
+            self.saved(path.name, data)
+
+    def remove(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+
 @dataclass
 class Settings:
     input_dir: Path = field(default_factory=default_input_dir)
@@ -39,6 +87,8 @@ class Settings:
     # Where preview images go (ComfyUI's temp folder): files nobody keeps. None: the system's
     # temporary directory's nodeflow-temp/.
     temp_dir: Path | None = None
+    # Where long nodes checkpoint their work (the server's jobs); None: no checkpoints.
+    checkpoints: Checkpoints | None = None
 
     def input_path(self, name: str, input: str = "path") -> Path:
         return _resolve(self.input_dir, name, self.confine_paths, input)
@@ -147,6 +197,22 @@ class NodeContext:
 
     def wrote(self, path: Path | str) -> None:
         self.outputs_written.append(str(path))
+
+    @property
+    def checkpoint_interval(self) -> float | None:
+        """Seconds between a long node's checkpoints; None where there are none (the CLI)."""
+        c = self.settings.checkpoints
+        return None if c is None else c.interval
+
+    def load_checkpoint(self) -> bytes | None:
+        """This node's last checkpoint in this job (keyed by its cache key), or None."""
+        c = self.settings.checkpoints
+        return None if c is None else c.load(self.key)
+
+    def save_checkpoint(self, data: bytes) -> None:
+        """Replace this node's checkpoint, atomically; nothing where there are no checkpoints."""
+        if self.settings.checkpoints is not None:
+            self.settings.checkpoints.save(self.key, data)
 
     def mark_up_to_date(self, path: Path | str) -> None:
         """An output node found its result already on disk: report it as cached."""

@@ -22,6 +22,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
 # stop interrupted, are "cancelled", as ComfyUI lists its own interrupted prompts.
 JOB_STATUS = {
     st.QUEUED: "pending",
+    st.WAITING: "pending",
     st.RUNNING: "in_progress",
     st.SUCCEEDED: "completed",
     st.FAILED: "failed",
@@ -29,7 +30,7 @@ JOB_STATUS = {
     st.CANCELLED: "cancelled",
 }
 STORE_STATUS = {
-    "pending": (st.QUEUED,),
+    "pending": (st.QUEUED, st.WAITING),
     "in_progress": (st.RUNNING,),
     "completed": (st.SUCCEEDED,),
     "failed": (st.FAILED,),

@@ -112,6 +112,14 @@ class ServerConfig:
     def job_temp_dir(self, job_id: str) -> Path:
         return self.temp_root / job_id
 
+    @property
+    def checkpoint_root(self) -> Path:
+        return self.data_dir / "checkpoints"
+
+    def checkpoint_dir(self, job_id: str) -> Path:
+        """A job's checkpoints (its long nodes' saved work): kept until the job ends."""
+        return self.checkpoint_root / job_id
+
     def check(self) -> str | None:
         """Why this configuration must not start, or None."""
         if not is_loopback(self.host) and not self.token:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nodeflow.context import Settings
+from nodeflow.context import Checkpoints, Settings
 from nodeflow.executor import RunResult
 from nodeflow.graph import parse_graph
 from nodeflow.jobs.broadcast import TEMP_MARK, relative_name
@@ -18,13 +18,21 @@ from nodeflow.validate import plan_graph
 
 
 def job_settings(config: ServerConfig, job_id: str) -> Settings:
-    """Every path a job's graph names is confined to the input dir and its own output dir."""
+    """Every path a job's graph names is confined to the input dir and its own output dir;
+    its long nodes checkpoint into the job's checkpoint folder."""
     return Settings(
         input_dir=config.input_dir,
         output_dir=config.job_output_dir(job_id),
         temp_dir=config.job_temp_dir(job_id),
         confine_paths=True,
+        checkpoints=Checkpoints(config.checkpoint_dir(job_id)),
     )
+
+
+def has_checkpoint(config: ServerConfig, job_id: str) -> bool:
+    """Whether a job holds a checkpoint to resume from."""
+    folder = config.checkpoint_dir(job_id)
+    return folder.is_dir() and any(folder.glob("*.ckpt"))
 
 
 def plan_request(config: ServerConfig, job_id: str, request: dict[str, Any]) -> Plan:

@@ -13,12 +13,14 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED = (
+QUEUED, WAITING, RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED = (
     "queued",
+    "waiting",
     "running",
     "succeeded",
     "failed",
@@ -26,6 +28,8 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED, INTERRUPTED = (
     "interrupted",
 )
 FINISHED = (SUCCEEDED, FAILED, CANCELLED, INTERRUPTED)
+# Claimed by a worker thread: waiting for a worker process (a Ray actor to be placed), or running.
+ACTIVE = (WAITING, RUNNING)
 # A job re-queued after this many interruptions stays interrupted: a graph that
 # crashes the server must not crash it forever.
 MAX_ATTEMPTS = 3
@@ -54,7 +58,7 @@ CREATE TABLE IF NOT EXISTS groups (  -- a sweep: its jobs carry its id
 );
 """
 # Columns added after the first release: a store from before gets them on open.
-_ADDED_COLUMNS = {"group_id": "TEXT", "worker": "TEXT"}
+_ADDED_COLUMNS = {"group_id": "TEXT", "worker": "TEXT", "waiting": "TEXT"}
 
 
 @dataclass
@@ -71,6 +75,7 @@ class Job:
     seq: int = 0
     group_id: str | None = None
     worker: dict[str, Any] | None = None  # where it ran: host, pid (and the Ray node id)
+    waiting: str | None = None  # why a claimed job is not running yet (status waiting)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -87,6 +92,7 @@ class Job:
             seq=row["seq"],
             group_id=row["group_id"],
             worker=json.loads(row["worker"]) if row["worker"] else None,
+            waiting=row["waiting"],
         )
 
 
@@ -200,13 +206,26 @@ class JobStore:
         return ids
 
     def set_worker(self, job_id: str, worker: dict[str, Any]) -> None:
-        self._one("UPDATE jobs SET worker = ? WHERE id = ?", (json.dumps(worker), job_id))
+        """A worker has started the job: it is running from now on."""
+        self._one(
+            "UPDATE jobs SET worker = ?, status = ?, waiting = NULL WHERE id = ? AND status IN (?, ?)",
+            (json.dumps(worker), RUNNING, job_id, *ACTIVE),
+        )
 
-    def requeue(self, job_id: str) -> bool:
-        """Put a running job back in the queue, in its old place (its worker died)."""
+    def set_waiting(self, job_id: str, reason: str) -> None:
+        """The job's worker thread waits for a worker process (e.g. a CPU on the cluster)."""
+        self._one(
+            "UPDATE jobs SET status = ?, waiting = ?, worker = NULL WHERE id = ? AND status IN (?, ?)",
+            (WAITING, reason, job_id, *ACTIVE),
+        )
+
+    def requeue(self, job_id: str, reason: str | None = None, count: bool = True) -> bool:
+        """Put a claimed job back in the queue, in its old place (its worker died, or none
+        could be placed: then `count` False gives the attempt back). Its dead worker is forgotten."""
         row = self._one(
-            "UPDATE jobs SET status = ?, started = NULL WHERE id = ? AND status = ? RETURNING id",
-            (QUEUED, job_id, RUNNING),
+            "UPDATE jobs SET status = ?, started = NULL, worker = NULL, waiting = ?, attempts = attempts - ? "
+            "WHERE id = ? AND status IN (?, ?) RETURNING id",
+            (QUEUED, reason, 0 if count else 1, job_id, *ACTIVE),
         )
         return row is not None
 
@@ -240,25 +259,26 @@ class JobStore:
 
     def unfinished(self) -> int:
         """Jobs queued or running (an index lookup, whatever the history's size)."""
-        return self._count("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", (QUEUED, RUNNING))
+        return self._count("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?, ?)", (QUEUED, *ACTIVE))
 
     def position(self, job: Job) -> int:
         """How many queued jobs are ahead of this one."""
         return self._count("SELECT COUNT(*) FROM jobs WHERE status = ? AND seq < ?", (QUEUED, job.seq))
 
-    def claim(self) -> Job | None:
-        """Atomically take the oldest queued job and mark it running."""
+    def claim(self, waiting: str | None = None) -> Job | None:
+        """Atomically take the oldest queued job and mark it running; with `waiting` (the
+        reason), waiting instead, until set_worker says its worker process has started it."""
         row = self._one(
-            "UPDATE jobs SET status = ?, started = ?, attempts = attempts + 1 "
+            "UPDATE jobs SET status = ?, started = ?, worker = NULL, waiting = ?, attempts = attempts + 1 "
             "WHERE seq = (SELECT seq FROM jobs WHERE status = ? ORDER BY seq LIMIT 1) RETURNING *",
-            (RUNNING, time.time(), QUEUED),
+            (WAITING if waiting else RUNNING, time.time(), waiting, QUEUED),
         )
         return Job.from_row(row) if row else None
 
     def finish(self, job_id: str, status: str, result: dict[str, Any]) -> None:
         self._one(
-            "UPDATE jobs SET status = ?, finished = ?, result = ? WHERE id = ? AND status = ?",
-            (status, time.time(), json.dumps(result), job_id, RUNNING),
+            "UPDATE jobs SET status = ?, finished = ?, result = ?, waiting = NULL WHERE id = ? AND status IN (?, ?)",
+            (status, time.time(), json.dumps(result), job_id, *ACTIVE),
         )
 
     def cancel_queued(self, job_id: str) -> bool:
@@ -269,14 +289,17 @@ class JobStore:
         )
         return row is not None
 
-    def recover(self, requeue: bool) -> tuple[builtins.list[str], builtins.list[str]]:
-        """At start-up: jobs left running by a crash become interrupted, or queued again
-        (at most MAX_ATTEMPTS runs in all). Returns (interrupted ids, re-queued ids)."""
+    def recover(
+        self, requeue: bool, resumable: Callable[[str], bool] = lambda job_id: False
+    ) -> tuple[builtins.list[str], builtins.list[str]]:
+        """At start-up: jobs left running (or waiting) by a crash become interrupted, or queued
+        again (at most MAX_ATTEMPTS runs in all): all of them with `requeue`, else those that
+        `resumable` says hold a checkpoint. Returns (interrupted ids, re-queued ids)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                rows = self._db.execute("SELECT id, attempts FROM jobs WHERE status = ?", (RUNNING,)).fetchall()
-                requeued = [r["id"] for r in rows if requeue and r["attempts"] < MAX_ATTEMPTS]
+                rows = self._db.execute("SELECT id, attempts FROM jobs WHERE status IN (?, ?)", ACTIVE).fetchall()
+                requeued = [r["id"] for r in rows if (requeue or resumable(r["id"])) and r["attempts"] < MAX_ATTEMPTS]
                 interrupted = [r["id"] for r in rows if r["id"] not in requeued]
                 note = json.dumps({"error": {"message": "the server stopped while this job was running"}})
                 for jid in interrupted:
@@ -285,7 +308,10 @@ class JobStore:
                         (INTERRUPTED, time.time(), note, jid),
                     )
                 for jid in requeued:
-                    self._db.execute("UPDATE jobs SET status = ?, started = NULL WHERE id = ?", (QUEUED, jid))
+                    self._db.execute(
+                        "UPDATE jobs SET status = ?, started = NULL, worker = NULL, waiting = ? WHERE id = ?",
+                        (QUEUED, "re-queued after the server stopped", jid),
+                    )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -30,6 +31,11 @@ DISK_PRUNE_SECONDS = 60.0
 
 class WorkerLost(Exception):
     """The process that ran a job died (a Ray actor, or its machine): the job may run again."""
+
+
+class NoWorker(Exception):
+    """No worker process could be had for the job in time (none placed on the cluster): it goes
+    back to the queue without using up an attempt."""
 
 
 class WorkerPool:
@@ -110,7 +116,8 @@ class WorkerPool:
     def _loop(self) -> None:
         while not self._stop.is_set():
             with self._lock:
-                job = self.store.claim()
+                # A job for the Ray backend waits until an actor has started it.
+                job = self.store.claim("waiting for a worker" if self.backend is not None else None)
                 token = CancelToken()
                 if job is not None:
                     self._tokens[job.id] = token
@@ -149,7 +156,12 @@ class WorkerPool:
         try:
             if self.backend is not None:
                 status, summary = self.backend.run(
-                    job, plan, emitter, token, lambda info: self.store.set_worker(job.id, info)
+                    job,
+                    plan,
+                    emitter,
+                    token,
+                    lambda info: self.store.set_worker(job.id, info),
+                    waiting=lambda reason: self.store.set_waiting(job.id, reason),
                 )
             else:
                 self.store.set_worker(
@@ -160,6 +172,11 @@ class WorkerPool:
                 status, summary = result.status, summarize(job.id, result, out_dir, self.config.job_temp_dir(job.id))
         except WorkerLost as exc:
             self._lost(job, str(exc))
+            return
+        except NoWorker as exc:
+            if self.store.requeue(job.id, str(exc), count=False):
+                self.broker.publish(job.id, {"event": "job_requeued", "attempt": job.attempts - 1, "reason": str(exc)})
+            self._stop.wait(POLL_SECONDS)
             return
         except Exception as exc:  # an engine bug must fail the job, not the worker
             self._finish(
@@ -175,7 +192,9 @@ class WorkerPool:
     def _lost(self, job: st.Job, reason: str) -> None:
         """Its worker died: queue it again in its old place, unless it has used up its
         attempts (a job that keeps killing workers must not kill them forever)."""
-        if job.attempts < st.MAX_ATTEMPTS and self.store.requeue(job.id):
+        note = f"re-queued: its worker was lost ({reason})"
+        print(f"nodeflow: job {job.id} (attempt {job.attempts}): its worker was lost: {reason}", file=sys.stderr)
+        if job.attempts < st.MAX_ATTEMPTS and self.store.requeue(job.id, note):
             self.broker.publish(job.id, {"event": "job_requeued", "attempt": job.attempts, "reason": reason})
             self.notify()
             return
@@ -209,9 +228,11 @@ class WorkerPool:
     def _forget(self, job_id: str) -> None:
         shutil.rmtree(self.config.job_output_dir(job_id), ignore_errors=True)
         shutil.rmtree(self.config.job_temp_dir(job_id), ignore_errors=True)
+        shutil.rmtree(self.config.checkpoint_dir(job_id), ignore_errors=True)
         self.broker.forget(job_id)
 
     def _ended(self, job_id: str) -> None:
+        shutil.rmtree(self.config.checkpoint_dir(job_id), ignore_errors=True)  # nothing to resume any more
         if self.groups is not None:
             self.groups.job_ended(job_id)
 

@@ -33,8 +33,9 @@ from nodeflow.jobs.planning import plan_request, summarize
 from nodeflow.ray_backend.files import job_outputs, place_files
 from nodeflow.registry import load_nodes
 
-# What the generator yields: ("worker", info), ("event", Event), ("done", status, summary, files).
-WORKER, EVENT, DONE = "worker", "event", "done"
+# What the generator yields: ("worker", info), ("event", Event), ("checkpoint", name, bytes),
+# ("done", status, summary, files).
+WORKER, EVENT, CHECKPOINT, DONE = "worker", "event", "checkpoint", "done"
 
 
 def small_preview(image: Any) -> Any:
@@ -78,14 +79,26 @@ class WorkerActor:
             token.cancel()
         return token is not None
 
-    def run(self, job_id: str, request: dict[str, Any], inputs: dict[str, bytes]) -> Iterator[tuple]:
+    def run(
+        self,
+        job_id: str,
+        request: dict[str, Any],
+        inputs: dict[str, bytes],
+        checkpoints: dict[str, bytes] | None = None,
+        checkpoint_seconds: float | None = None,
+    ) -> Iterator[tuple]:
+        """Run a job; `checkpoints`: the job's checkpoint files on the server (it resumes from
+        them), every checkpoint written here is yielded back. checkpoint_seconds: the server's
+        interval (None: no checkpoints)."""
         yield (WORKER, self.info())
         token = self._tokens[job_id] = CancelToken()
         out_dir = self.config.job_output_dir(job_id)
+        ckpt_dir = self.config.checkpoint_dir(job_id)
+        place_files(ckpt_dir, checkpoints or {})
         items: queue.Queue = queue.Queue()
         thread = threading.Thread(
             target=self._work,
-            args=(job_id, request, inputs, token, out_dir, items),
+            args=(job_id, request, inputs, token, out_dir, items, checkpoint_seconds),
             name=f"nodeflow-job-{job_id[:8]}",
             daemon=True,
         )
@@ -101,6 +114,7 @@ class WorkerActor:
             self._tokens.pop(job_id, None)
             shutil.rmtree(out_dir, ignore_errors=True)
             shutil.rmtree(self.config.job_temp_dir(job_id), ignore_errors=True)
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
 
     def _work(
         self,
@@ -110,6 +124,7 @@ class WorkerActor:
         token: CancelToken,
         out_dir: Path,
         items: queue.Queue,
+        checkpoint_seconds: float | None = None,
     ) -> None:
         throttle = Throttle()
         temp = self.config.job_temp_dir(job_id)  # previews stay on this worker: named, not shipped
@@ -126,6 +141,12 @@ class WorkerActor:
         try:
             place_files(self.config.input_dir, inputs)
             plan = plan_request(self.config, job_id, request)
+            ckpts = plan.settings.checkpoints
+            if checkpoint_seconds is None or ckpts is None:
+                plan.settings.checkpoints = None
+            else:
+                ckpts.interval = checkpoint_seconds
+                ckpts.saved = lambda name, data: items.put((CHECKPOINT, name, data))
             result = self.executor.run(plan, emit=emit, cancel=token, run_id=job_id)
             summary = summarize(job_id, result, out_dir, temp)
             items.put((DONE, result.status, summary, job_outputs(summary, out_dir)))

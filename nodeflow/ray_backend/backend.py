@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,9 @@ from nodeflow.context import CancelToken
 from nodeflow.jobs import store as st
 from nodeflow.jobs.config import ServerConfig
 from nodeflow.jobs.download_env import policy_env
-from nodeflow.jobs.worker import WorkerLost
+from nodeflow.jobs.worker import NoWorker, WorkerLost
 from nodeflow.plan import Plan
-from nodeflow.ray_backend.actor import DONE, EVENT, WORKER, WorkerActor
+from nodeflow.ray_backend.actor import CHECKPOINT, DONE, EVENT, WORKER, WorkerActor
 from nodeflow.ray_backend.files import job_inputs, place_files
 from nodeflow.registry import load_nodes
 
@@ -35,6 +36,17 @@ from nodeflow.registry import load_nodes
 CANCEL_GRACE_SECONDS = 15.0
 # The errors that mean the process or the machine running the job is gone.
 LOST = (rex.RayActorError, rex.WorkerCrashedError, rex.NodeDiedError, rex.ObjectLostError)
+# How long a job waits for Ray to place a new worker before it goes back to the queue
+# ($NODEFLOW_RAY_PLACE_SECONDS); meanwhile it takes any worker that falls idle.
+PLACE_SECONDS = float(os.environ.get("NODEFLOW_RAY_PLACE_SECONDS") or 120)
+# How long an idle worker may take to answer before it counts as lost.
+PING_SECONDS = 10.0
+# How often the server checks that its own Ray node is alive.
+SUPERVISE_SECONDS = 0.5
+
+
+class _CancelledWhileWaiting(Exception):
+    pass
 
 
 def actor_resources(kind: str) -> dict[str, Any]:
@@ -78,21 +90,97 @@ class ActorPool:
         self._idle: dict[str, list] = {"cpu": [], "gpu": []}
         self._count = 0
 
-    def acquire(self, kind: str) -> Any:
+    def acquire(
+        self,
+        kind: str,
+        token: CancelToken | None = None,
+        waiting: Callable[[str], None] = lambda reason: None,
+        deadline_s: float | None = None,
+    ) -> Any:
+        """A live worker of this kind: an idle one (checked alive first), or a new one once Ray
+        has placed it; whichever comes first, so a job never waits for a placement while a
+        worker falls idle. Tells `waiting` why, once, when it has to wait. Raises NoWorker
+        when none could be had within deadline_s (PLACE_SECONDS)."""
+        deadline = time.monotonic() + (PLACE_SECONDS if deadline_s is None else deadline_s)
+        pending: Any = None
+        ready: Any = None
+        told = False
+        try:
+            while True:
+                actor = self._take_idle(kind)
+                if actor is not None:
+                    return actor
+                if pending is None:
+                    waiting(f"waiting for a {kind.upper()} on the cluster")
+                    told = True
+                    pending = self._start(kind)
+                    ready = pending.info.remote()
+                done, _ = ray.wait([ready], timeout=0.25)
+                if done:
+                    try:
+                        ray.get(ready)
+                        actor, pending = pending, None
+                        return actor
+                    except LOST:  # placed on a machine that died: try again
+                        self.discard(pending)
+                        pending = None
+                        continue
+                if not told:
+                    waiting(f"waiting for a {kind.upper()} on the cluster")
+                    told = True
+                if token is not None and token.cancelled:
+                    raise _CancelledWhileWaiting
+                if time.monotonic() > deadline:
+                    raise NoWorker(
+                        f"no {kind.upper()} worker could be placed on the Ray cluster in "
+                        f"{PLACE_SECONDS if deadline_s is None else deadline_s:g} s; re-queued"
+                    )
+        finally:
+            if pending is not None:
+                self.discard(pending)
+
+    def _take_idle(self, kind: str) -> Any:
+        """An idle worker of this kind that answers; dead ones are dropped."""
+        while True:
+            with self._lock:
+                if not self._idle[kind]:
+                    return None
+                actor = self._idle[kind].pop()
+            try:
+                done, _ = ray.wait([actor.info.remote()], timeout=PING_SECONDS)
+                if done:
+                    ray.get(done[0])
+                    return actor
+            except LOST:
+                pass
+            self.discard(actor)
+
+    def _start(self, kind: str) -> Any:
+        """Start a worker; idle ones of the other kind make room (at the pool's size, and
+        because they hold a CPU or GPU the new one may need)."""
         with self._lock:
-            if self._idle[kind]:
-                return self._idle[kind].pop()
-            if self._count >= self.size:  # an idle worker of the other kind makes room
-                other = self._idle["gpu" if kind == "cpu" else "cpu"]
-                ray.kill(other.pop())
-                self._count -= 1
+            other = self._idle["gpu" if kind == "cpu" else "cpu"]
+            victims = list(other)
+            other.clear()
+            self._count -= len(victims)
             self._count += 1
+        for a in victims:
+            try:
+                ray.kill(a)
+            except Exception:
+                pass
         try:
             return self.create(kind)
         except BaseException:
             with self._lock:
                 self._count -= 1
             raise
+
+    def reset(self) -> None:
+        """Forget every worker (the connection to the cluster was made again)."""
+        with self._lock:
+            self._idle = {"cpu": [], "gpu": []}
+            self._count = 0
 
     def release(self, kind: str, actor: Any) -> None:
         with self._lock:
@@ -118,8 +206,12 @@ class ActorPool:
 
 
 class RayBackend:
-    def __init__(self, config: ServerConfig):
-        self.config = config
+    def __init__(self, config: ServerConfig, role: str = "server"):
+        """role: what this process is, for its messages (the server, or a CLI run)."""
+        self.config, self.role = config, role
+        # Called before the process exits because its Ray node was lost (the server re-queues
+        # its running jobs); returns how many it re-queued.
+        self.on_lost: Callable[[], int] | None = None
         kwargs: dict[str, Any] = {"namespace": "nodeflow", "log_to_driver": False, "logging_level": "warning"}
         if os.environ.get("NODEFLOW_RAY_NODE_IP"):
             kwargs["_node_ip_address"] = os.environ["NODEFLOW_RAY_NODE_IP"]
@@ -131,12 +223,60 @@ class RayBackend:
         config.devices = {fw: set(devices) for fw in frameworks}
         self.remote_class = ray.remote(WorkerActor)
         self.pool = ActorPool(config.workers, self._start_actor)
+        self.node_id = ray.get_runtime_context().get_node_id()
+        node: dict[str, Any] = next((n for n in ray.nodes() if n.get("NodeID") == self.node_id), {})
+        head = bool(node.get("Resources", {}).get("node:__internal_head__"))
         print(
             f"nodeflow: Ray cluster at {config.ray_address}: {resources.get('CPU', 0):g} CPU(s), "
-            f"{resources.get('GPU', 0):g} GPU(s)",
+            f"{resources.get('GPU', 0):g} GPU(s); attached to node {self.node_id[:12]} "
+            f"({node.get('NodeManagerAddress', '?')}{', the head' if head else ''})",
             file=sys.stderr,
             flush=True,
         )
+        self._closing = threading.Event()
+        self._raylet = raylet_pid(self.node_id)
+        threading.Thread(target=self._supervise, name="nodeflow-ray-supervisor", daemon=True).start()
+
+    def _supervise(self) -> None:
+        """The server's own Ray node is its connection to the cluster: when it dies, Ray ends
+        this process without a word in the server's log. Say why first, in one line, and exit
+        with status 3 (a service manager restarts the server, which re-queues its jobs)."""
+        checks = silent = 0
+        while not self._closing.wait(SUPERVISE_SECONDS):
+            checks += 1
+            reason = None
+            if self._raylet is not None and not pid_alive(self._raylet):
+                reason = f"its raylet (pid {self._raylet}) ended"
+            elif checks % 10 == 0:  # every few seconds, ask the cluster too
+                try:
+                    alive = {n["NodeID"]: n.get("Alive") for n in ray.nodes()}
+                    silent = 0
+                    if not alive.get(self.node_id, False):
+                        reason = "the cluster reports it dead"
+                except Exception as exc:
+                    silent += 1  # a passing hiccup is not a loss: three checks in a row
+                    if silent >= 3:
+                        reason = f"the cluster does not answer ({exc.__class__.__name__})"
+            if reason is not None and not self._closing.is_set():
+                requeued = 0
+                if self.on_lost is not None:
+                    try:
+                        requeued = self.on_lost()
+                    except Exception:
+                        pass
+                print(
+                    f"nodeflow: lost the Ray node this {self.role} is attached to (node {self.node_id[:12]}): "
+                    f"{reason}; exiting (status 3)"
+                    + (
+                        f"; {requeued} running job(s) re-queued: they run when the server is started again "
+                        "(on a machine with a live Ray node)"
+                        if self.role == "server"
+                        else ""
+                    ),
+                    file=sys.stderr,
+                    flush=True,
+                )
+                os._exit(3)
 
     def _start_actor(self, kind: str) -> Any:
         return self.remote_class.options(**actor_options(kind, self.config.allow_downloads)).remote(
@@ -144,6 +284,7 @@ class RayBackend:
         )
 
     def close(self) -> None:
+        self._closing.set()
         self.pool.close()
         ray.shutdown()
 
@@ -166,21 +307,32 @@ class RayBackend:
         emitter: Callable[[ev.Event], None],
         token: CancelToken,
         started: Callable[[dict], None],
+        waiting: Callable[[str], None] = lambda reason: None,
     ) -> tuple[str, dict[str, Any]]:
         """Run the job on an actor; (status, summary) as the local worker gives them.
-        Raises WorkerLost when the actor or its machine died."""
+        Raises WorkerLost when the actor or its machine died, NoWorker when no actor could
+        be placed in time. The job's checkpoints go to the actor with it, and every
+        checkpoint the actor writes comes back into the job's folder here."""
         kind = "gpu" if needs_gpu(plan) else "cpu"
         inputs = job_inputs(plan, plan.settings.input_dir)
         out_dir = self.config.job_output_dir(job.id)
-        actor = self.pool.acquire(kind)
+        ckpt_dir = self.config.checkpoint_dir(job.id)
+        try:
+            actor = self.pool.acquire(kind, token, waiting)
+        except _CancelledWhileWaiting:
+            return st.CANCELLED, {"nodes": {}, "outputs": [], "error": None}
+        checkpoints = {p.name: p.read_bytes() for p in sorted(ckpt_dir.glob("*.ckpt"))} if ckpt_dir.is_dir() else {}
+        interval = plan.settings.checkpoints.interval if plan.settings.checkpoints is not None else None
         finished = threading.Event()
         watcher = threading.Thread(target=self._watch_cancel, args=(actor, job.id, token, finished), daemon=True)
         watcher.start()
         try:
-            for ref in actor.run.remote(job.id, job.request, inputs):
+            for ref in actor.run.remote(job.id, job.request, inputs, checkpoints, interval):
                 item = ray.get(ref)
                 if item[0] == WORKER:
                     started(item[1])
+                elif item[0] == CHECKPOINT:
+                    place_files(ckpt_dir, {item[1]: item[2]})
                 elif item[0] == EVENT:
                     emitter(relocated(item[1], out_dir))
                 elif item[0] == DONE:
@@ -208,6 +360,38 @@ class RayBackend:
                 if not finished.wait(CANCEL_GRACE_SECONDS):
                     ray.kill(actor)
                 return
+
+
+def raylet_pid(node_id: str) -> int | None:
+    """The pid of this machine's raylet of that node (Linux: /proc), or None."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    flag = f"--node_id={node_id}".encode()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"raylet" in cmd.split(b"\0", 1)[0] and flag in cmd:
+            return int(entry.name)
+    return None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:  # a zombie has ended
+        return stat.read_text().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def needs_gpu(plan: Plan) -> bool:

@@ -39,7 +39,7 @@ class RayFanout:
             data_dir=Path(tempfile.mkdtemp(prefix="nodeflow-sweep-")), ray_address=address, plugins=plugins
         )
         try:
-            self.backend = RayBackend(self.config)
+            self.backend = RayBackend(self.config, role="run")
         except Exception as exc:  # e.g. a token the cluster doesn't accept
             raise GraphInvalid(
                 [

@@ -46,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--requeue-interrupted",
         action="store_true",
-        help="re-queue jobs that were running when the server last stopped",
+        help="re-queue every job that was running when the server last stopped (a job that holds "
+        "a checkpoint is re-queued anyway, and resumes from it)",
     )
     p.add_argument(
         "--ray",
@@ -163,6 +164,13 @@ def serve(
     if allow_downloads is not None:
         config.allow_downloads = allow_downloads
     problem = config.check()
+    if not problem:
+        from nodeflow.context import default_checkpoint_seconds
+
+        try:
+            default_checkpoint_seconds()
+        except ValueError as exc:
+            problem = str(exc)
     if not problem and config.ray_address:
         from nodeflow.extras import missing
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..graph import Graph
 
-JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
+JobStatus = Literal["queued", "waiting", "running", "succeeded", "failed", "cancelled", "interrupted"]
 
 
 class SubmitRequest(BaseModel):
@@ -101,6 +101,11 @@ class JobSummary(BaseModel):
     started: float | None = None
     finished: float | None = None
     attempts: int = Field(0, description="runs started; above 1 after an interruption was re-queued")
+    waiting: str | None = Field(
+        None,
+        description="while queued or waiting: why it is not running (e.g. waiting for a CPU on the cluster, "
+        "or re-queued after its worker was lost)",
+    )
 
 
 class Job(JobSummary):

@@ -26,7 +26,7 @@ from nodeflow.jobs import store as st
 from nodeflow.jobs.broadcast import Broker
 from nodeflow.jobs.config import ServerConfig, make_private
 from nodeflow.jobs.groups import Groups
-from nodeflow.jobs.planning import plan_request
+from nodeflow.jobs.planning import has_checkpoint, plan_request
 from nodeflow.jobs.scrub import Scrubber
 from nodeflow.jobs.worker import WorkerPool
 
@@ -41,6 +41,24 @@ def attach(app: FastAPI, config: ServerConfig) -> None:
     app.state.recent = RecentJobs()
 
 
+def requeue_active(store: st.JobStore, reason: str) -> int:
+    """Put every job that is waiting or running back in the queue (their workers are gone)."""
+    jobs = store.list(st.ACTIVE, limit=100_000)
+    return sum(store.requeue(j.id, reason) for j in jobs if j.attempts < st.MAX_ATTEMPTS)
+
+
+def drop_stale_checkpoints(config: ServerConfig, store: st.JobStore) -> None:
+    """Checkpoints of jobs that will not run again (ended, deleted) go."""
+    import shutil
+
+    if not config.checkpoint_root.is_dir():
+        return
+    for folder in config.checkpoint_root.iterdir():
+        job = store.get(folder.name)
+        if job is None or job.status not in (st.QUEUED, *st.ACTIVE):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Open the data dir, recover the store, start the workers; stop them at the end."""
@@ -50,18 +68,21 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     for d in (config.input_dir, config.output_root, config.cache_dir, editor_dir(config) / "userdata" / "workflows"):
         d.mkdir(parents=True, exist_ok=True)
     store = st.JobStore(config.db_path)
-    interrupted, requeued = store.recover(config.requeue_interrupted)
+    # A job that holds a checkpoint resumes from it: re-queued even without --requeue-interrupted.
+    interrupted, requeued = store.recover(config.requeue_interrupted, lambda job_id: has_checkpoint(config, job_id))
     if interrupted or requeued:
         print(
             f"nodeflow: {len(interrupted)} job(s) interrupted by the last stop"
-            + (f", {len(requeued)} re-queued" if requeued else ""),
+            + (f", {len(requeued)} re-queued (resuming from a checkpoint where they hold one)" if requeued else ""),
             file=sys.stderr,
         )
+    drop_stale_checkpoints(config, store)
     backend = None
     if config.ray_address:
         from nodeflow.ray_backend import RayBackend  # Ray is imported only here
 
         backend = await asyncio.to_thread(RayBackend, config)
+        backend.on_lost = lambda: requeue_active(store, "re-queued: the server lost its Ray node")
     executor = Executor(disk=DiskCache(config.cache_dir), trim=True)
     pool = WorkerPool(config, store, app.state.broker, executor, backend, app.state.scrub)
     pool.groups = groups = Groups(config, store, plan_request)

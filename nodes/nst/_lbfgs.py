@@ -6,7 +6,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from ._adam import adam_steps
+from ._adam import adam_state, adam_steps, restore_adam
+from ._checkpoint import torch_dump, torch_load
 from ._keras_adam import KerasAdam
 from ._losses import LossTerm
 from ._objective import Objective
@@ -45,10 +46,23 @@ class Pyramid:
         return x
 
 
-def lbfgs_stage(levels: Pyramid, objective: Objective, size, n: int, history_size: int, run: RunRecord):
+def lbfgs_stage(
+    levels: Pyramid,
+    objective: Objective,
+    size,
+    n: int,
+    history_size: int,
+    run: RunRecord,
+    first: int = 0,
+    grad_sq=None,
+    save=None,
+):
     """One stage: L-BFGS on the pyramid's levels (in place) for n objective evaluations, or
     until a step evaluates nothing. Returns the running mean of the squared gradients (Adam's
-    v, should Adam finish the run); raises _Stop when the stop hook ends the run."""
+    v, should Adam finish the run); raises _Stop when the stop hook ends the run.
+    first: evaluations already done (a resumed stage); save(evals done, image, grad_sq): called
+    when a checkpoint is due, with the lowest-objective image evaluated so far in the stage
+    (L-BFGS's own curvature history is not saved: a resumed stage builds it again)."""
     import torch
 
     opt = torch.optim.LBFGS(
@@ -61,11 +75,12 @@ def lbfgs_stage(levels: Pyramid, objective: Objective, size, n: int, history_siz
         tolerance_change=0,
         line_search_fn="strong_wolfe",
     )
-    grad_sq = torch.zeros_like(levels.levels[0])
-    evals = 0
+    grad_sq = torch.zeros_like(levels.levels[0]) if grad_sq is None else grad_sq
+    evals = first
+    lowest, lowest_image = float("inf"), None
 
     def closure():
-        nonlocal evals
+        nonlocal evals, lowest, lowest_image
         run.hooks.cancelled()
         opt.zero_grad()
         x = levels.image()
@@ -78,6 +93,12 @@ def lbfgs_stage(levels: Pyramid, objective: Objective, size, n: int, history_siz
         grad_sq.mul_(0.9).addcmul_(grad, grad, value=0.1)  # Adam's v, should it finish
         evals += 1
         run.stepped(img.detach())
+        if save is not None:
+            value = float(total.detach())
+            if value < lowest:
+                lowest, lowest_image = value, img.detach().clone()
+            if evals < n and run.checkpoint_due():
+                save(evals, lowest_image, grad_sq)
         return total.detach()
 
     while evals < n:
@@ -120,11 +141,47 @@ def run_lbfgs(
     hooks = hooks or Hooks()
     run = RunRecord(hooks, sum(n for _, n in stages) + adam_steps_after)
     x = resize_tensor(start, stages[0][0]).clone()
-    for size, n in stages:
+    ckpt = hooks.checkpoint
+    state = torch_load("lbfgs", ckpt.load(), device) if ckpt is not None else None
+    first_stage, first_step, grad_sq = 0, 0, None
+    if state is not None and state["stage"] < len(stages):  # resume an L-BFGS stage
+        first_stage, first_step, grad_sq = state["stage"], state["step"], state["grad_sq"]
+        x = state["x"]
+        run.restore(state["run"], None)
+    elif state is not None:  # resume the Adam finish
+        first_stage = len(stages)
+        grad_sq = state["grad_sq"]
+    if state is not None:
+        assert ckpt is not None
+        ckpt.resumed = state["run"]["done"]
+
+    def save_stage(stage: int, evals: int, image, sq) -> None:
+        assert ckpt is not None
+        ckpt.write(
+            torch_dump(
+                "lbfgs",
+                {"stage": stage, "step": evals, "x": image.cpu(), "grad_sq": sq.cpu(), "run": run.state()},
+            )
+        )
+
+    for s, (size, n) in enumerate(stages):
+        if s < first_stage:
+            continue
+        resumed = state is not None and s == first_stage
         levels = Pyramid(resize_tensor(x.detach().clamp(0, 1), size), pyramid)
         objective = Objective(terms, size, device, tv_smoothing, precision)
         try:
-            grad_sq = lbfgs_stage(levels, objective, size, n, history_size, run)
+            grad_sq = lbfgs_stage(
+                levels,
+                objective,
+                size,
+                n,
+                history_size,
+                run,
+                first_step if resumed else 0,
+                grad_sq if resumed else None,
+                partial(save_stage, s) if ckpt is not None else None,
+            )
         except _Stop:
             return levels.image().detach().clamp(0, 1), run.history
         with torch.no_grad():
@@ -133,11 +190,22 @@ def run_lbfgs(
     if adam_steps_after:
         adam = KerasAdam(x, adam_lr, 0.99, 0.999, 0.1)
         adam.v, adam.t = grad_sq, 10**6  # warm second moments; t this large: no bias correction
+        first = 0
+        if state is not None and first_stage == len(stages):
+            restore_adam(state, adam, run)
+            x, first = adam.p, state["step"]
+
+        def save_adam(step: int) -> None:
+            assert ckpt is not None
+            ckpt.write(torch_dump("lbfgs", {**adam_state(len(stages), step, adam, run), "grad_sq": grad_sq.cpu()}))
+
         adam_steps(
             Objective(terms, tuple(x.shape[-2:]), device, precision=precision),
             adam,
             adam_steps_after,
             partial(lr_at, adam_lr_schedule, adam_lr, n=adam_steps_after),
             run,
+            first=first,
+            save=save_adam if ckpt is not None else None,
         )
     return x, run.history

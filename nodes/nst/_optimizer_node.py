@@ -15,7 +15,7 @@ from nodeflow.types import IMAGE, STRING
 from nodes._shared.ports import LOSS_HISTORY
 
 from ._ports import LOSS
-from ._run_record import Hooks, TimeLimit
+from ._run_record import Checkpointing, Hooks, TimeLimit
 from ._schedules import parse_schedule
 from ._tensors import image_tensor, resize_tensor
 
@@ -162,12 +162,16 @@ class OptimizerNode(Node, abstract=True):
             self.ctx.progress(i, n)
 
         limit = TimeLimit(time_limit)
+        interval = getattr(self.ctx, "checkpoint_interval", None)
+        # A checkpoint at most every `interval` seconds (the server's jobs; none in the CLI).
+        ckpt = None if interval is None else Checkpointing(self.ctx.load_checkpoint, self.ctx.save_checkpoint, interval)
         hooks = Hooks(
             step=step,
             preview=preview,
             cancelled=self.ctx.check_cancelled,
             preview_every=preview_every,
             stop=limit,
+            checkpoint=ckpt,
         )
         result, history = self.optimize(terms, start, stages, hooks, precision=precision, framework=framework, **rest)
         out = resize(result, w, h) if isinstance(result, np.ndarray) else from_torch(resize_tensor(result, (h, w)))
@@ -182,10 +186,14 @@ class OptimizerNode(Node, abstract=True):
             "terms": [t.describe() for t in terms],
             "steps": done,
             "time_limited": limit.reached,
+            "resumed_from_step": ckpt.resumed if ckpt is not None else None,
+            "checkpoints_saved": ckpt.saves if ckpt is not None else 0,
             "evaluations": len(history.total),
             "final_loss": history.result_total(),
             "seconds": history.seconds[-1] if history.seconds else 0.0,
         }
+        if ckpt is not None and ckpt.resumed is not None:
+            self.ctx.log(f"{self.route}: resumed from a checkpoint at step {ckpt.resumed}")
         self.ctx.log(
             f"{self.route}: {info['steps']} steps, loss {history.total[0]:.4g} -> "
             f"{info['final_loss']:.4g} in {info['seconds']:.1f}s; weights {info['weights']}"

@@ -27,6 +27,29 @@ class Hooks:
     stop: Callable[[float, tuple], bool] = lambda total, size: False
     # Every evaluation as it happens: objective, its terms, image size (the benchmark logs them).
     evaluated: Callable[[float, dict, tuple], None] = lambda total, parts, size: None
+    # Where the run saves its state now and then, and resumes from (the server's jobs); None: nowhere.
+    checkpoint: Checkpointing | None = None
+
+
+@dataclass
+class Checkpointing:
+    """A run's checkpoint: `load` the last one (None: start afresh), `save` a new one at most
+    every `interval` seconds of the run (0: after every step)."""
+
+    load: Callable[[], bytes | None]
+    save: Callable[[bytes], None]
+    interval: float
+    last: float = field(default_factory=lambda: clock())
+    saves: int = 0
+    resumed: int | None = None  # the steps a resumed run found done
+
+    def due(self) -> bool:
+        return clock() - self.last >= self.interval
+
+    def write(self, data: bytes) -> None:
+        self.save(data)
+        self.saves += 1
+        self.last = clock()
 
 
 @dataclass
@@ -105,6 +128,30 @@ class RunRecord:
 
     def new_stage(self) -> None:
         self.best, self.best_total = None, math.inf
+
+    def state(self) -> dict:
+        """What a checkpoint keeps of the run (plain values; the best image apart)."""
+        h = self.history
+        return {
+            "history": {"total": h.total, "terms": h.terms, "seconds": h.seconds, "size": h.size},
+            "done": self.done,
+            "best_total": self.best_total,
+        }
+
+    def restore(self, state: dict, best: Any) -> None:
+        """Carry on from a checkpoint's state(): the history's clock goes on from its last second."""
+        h = state["history"]
+        self.history = History(
+            list(h["total"]), {k: list(v) for k, v in h["terms"].items()}, list(h["seconds"]), list(h["size"])
+        )
+        self.history.started = clock() - (h["seconds"][-1] if h["seconds"] else 0.0)
+        self.done = int(state["done"])
+        self.best_total = float(state["best_total"])
+        self.best = best
+
+    def checkpoint_due(self) -> bool:
+        c = self.hooks.checkpoint
+        return c is not None and c.due()
 
     def stepped(self, image) -> None:
         self.done += 1

@@ -11,6 +11,7 @@ import numpy as np
 
 from nodes._shared.tf_device import tf_device
 
+from ._checkpoint import npz_dump, npz_load
 from ._losses import LossTerm, term_names
 from ._run_record import History, Hooks, RunRecord
 from ._schedules import lr_at
@@ -109,18 +110,49 @@ def run_adam_tf(
     run = RunRecord(
         dataclasses.replace(hooks, preview=lambda x, i: hooks.preview(x.numpy()[0], i)), sum(n for _, n in stages)
     )
+    ckpt = hooks.checkpoint
+    saved = npz_load("adam-tf", ckpt.load()) if ckpt is not None else None
     with tf.device(tf_device(device)):
         image = tf.Variable(resize_image(tf.constant(start[None]), stages[0][0]))
         opt = keras_adam(lr, beta1, beta2, eps)
-        for size, n in stages:
+        first_stage, first_step = 0, 0
+        if saved is not None:  # resume where the last checkpoint left off
+            meta, arrays = saved
+            first_stage, first_step = int(meta["stage"]), int(meta["step"])
+            image = tf.Variable(arrays["x"])
+            opt.build([image])
+            opt._momentums[0].assign(arrays["m"])
+            opt._velocities[0].assign(arrays["v"])
+            opt.iterations.assign(int(meta["iterations"]))
+            run.restore(meta["run"], arrays.get("best"))
+            assert ckpt is not None
+            ckpt.resumed = run.done
+
+        def save(stage: int, step: int) -> None:
+            assert ckpt is not None
+            arrays = {
+                "x": image.numpy(),
+                "m": opt._momentums[0].numpy(),
+                "v": opt._velocities[0].numpy(),
+            }
+            if run.best is not None:
+                arrays["best"] = np.asarray(run.best)
+            meta = {"stage": stage, "step": step, "iterations": int(opt.iterations.numpy()), "run": run.state()}
+            ckpt.write(npz_dump("adam-tf", meta, arrays))
+
+        for s, (size, n) in enumerate(stages):
+            if s < first_stage:
+                continue
+            resumed = saved is not None and s == first_stage
             if tuple(image.shape[1:3]) != tuple(size):
                 image = tf.Variable(resize_image(image, size))
                 old, opt = opt, keras_adam(lr, beta1, beta2, eps)
                 _carry_moments(old, opt, image, size)
             objective = TFObjective(terms, size, device)
             step = TrainStep(objective, image, opt, jit_compile)
-            run.new_stage()
-            for i in range(n):
+            if not resumed:
+                run.new_stage()
+            for i in range(first_step if resumed else 0, n):
                 run.hooks.cancelled()
                 if lr_schedule != "constant":
                     opt.learning_rate = lr_at(lr_schedule, lr, i, n)
@@ -133,5 +165,7 @@ def run_adam_tf(
                 if not go_on:
                     return run.best, run.history
                 run.stepped(image)
+                if ckpt is not None and i + 1 < n and ckpt.due():
+                    save(s, i + 1)
         parts = dict(zip(objective.names, map(float, objective(image)[1].numpy()), strict=False))
     return run.score_last(parts, size, image.numpy()[0], lambda a: a), run.history

@@ -274,3 +274,49 @@ def test_a_store_from_before_groups_opens_with_its_jobs_and_takes_groups(tmp_pat
     assert store.requeue("old") and store.get("old").status == "queued"
     assert store.finish_group("g1", {"contact_sheets": []}) and not store.finish_group("g1", {})
     store.close()
+
+
+def test_a_claimed_job_waits_with_its_reason_and_a_requeue_forgets_its_worker(tmp_path):
+    db = st.JobStore(tmp_path / "jobs.sqlite")
+    job = db.add({})
+    db.claim()
+    db.set_worker(job.id, {"host": "a", "pid": 1})
+    db.set_waiting(job.id, "waiting for a CPU on the cluster")
+    got = db.get(job.id)
+    assert got.status == st.WAITING and got.waiting == "waiting for a CPU on the cluster" and got.worker is None
+    assert db.unfinished() == 1 and db.list(st.WAITING)[0].id == job.id
+    db.set_worker(job.id, {"host": "b", "pid": 2})
+    got = db.get(job.id)
+    assert got.status == st.RUNNING and got.waiting is None and got.worker == {"host": "b", "pid": 2}
+    assert db.requeue(job.id, "re-queued: its worker was lost")
+    got = db.get(job.id)
+    assert got.status == st.QUEUED and got.worker is None and got.waiting == "re-queued: its worker was lost"
+    assert got.attempts == 1
+    db.claim()
+    assert db.requeue(job.id, "no worker in time", count=False)  # gives the attempt back
+    assert db.get(job.id).attempts == 1
+    db.claim()
+    db.set_waiting(job.id, "waiting")
+    db.finish(job.id, st.CANCELLED, {})  # a waiting job can end (cancelled while it waited)
+    assert db.get(job.id).status == st.CANCELLED and db.get(job.id).waiting is None
+
+
+def test_recovery_requeues_the_jobs_that_hold_a_checkpoint_by_default(tmp_path):
+    db = st.JobStore(tmp_path / "jobs.sqlite")
+    a, b, c = db.add({}), db.add({}), db.add({})
+    for _ in range(3):
+        db.claim()
+    db.set_waiting(c.id, "waiting for a CPU on the cluster")
+    interrupted, requeued = db.recover(requeue=False, resumable=lambda job_id: job_id in (a.id, c.id))
+    assert interrupted == [b.id] and sorted(requeued) == sorted([a.id, c.id])
+    assert db.get(a.id).status == st.QUEUED and db.get(c.id).status == st.QUEUED
+    assert db.get(b.id).status == st.INTERRUPTED
+
+
+def test_a_job_claimed_for_a_remote_worker_waits_until_it_starts(tmp_path):
+    db = st.JobStore(tmp_path / "jobs.sqlite")
+    job = db.add({})
+    claimed = db.claim("waiting for a worker")
+    assert claimed.id == job.id and claimed.status == st.WAITING and claimed.waiting == "waiting for a worker"
+    db.set_worker(job.id, {"pid": 3})
+    assert db.get(job.id).status == st.RUNNING

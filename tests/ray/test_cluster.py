@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(why_no_namespace() is not None, reason=why_no_na
 @pytest.fixture(scope="module")
 def seen(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("ray") / "result.json"
-    proc = run_in_namespace(SCENARIO, out, timeout=900)
+    proc = run_in_namespace(SCENARIO, out, timeout=1500)
     assert out.exists(), f"the scenario wrote nothing (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
     result = json.loads(out.read_text())
     result["exit"] = proc.returncode
@@ -140,3 +140,35 @@ def test_the_cli_fans_a_sweep_out_over_the_cluster(seen):
     assert len(nodes) == 2  # both nodes ran variations
     assert cli["layout"]["rows"] == ["normalize = max", "normalize = fixed"]
     assert cli["layout"]["columns"] == ["max_size = 32", "max_size = 48"]
+
+
+def test_a_long_job_killed_late_resumes_from_its_checkpoint(seen):
+    got = step(seen, "resume")
+    assert got["status"] == "succeeded" and got["attempts"] == 2, got
+    assert got["workers"][0] != got["workers"][1] and got["steps"] == 60
+    # killed at >= 42 of 60 steps, with a checkpoint after every step: a fresh run would redo
+    # every step done; this one redoes at most the two under way when its worker died
+    assert got["killed_at"] >= 42 and got["resumed_from"] >= got["killed_at"] - 2
+
+
+def test_when_a_busy_node_dies_its_job_waits_for_a_worker_and_finishes_on_the_other_node(seen):
+    got = step(seen, "node_lost")
+    assert got["status"] == "succeeded" and got["attempts"] == 2, got
+    assert got["node_again"] == got["other_node"] != got["dead_node"]
+    assert got["other_status"] == "succeeded" and got["server_alive"]
+    # while it waited, it showed as queued or waiting, with the reason and no stale worker
+    waiting = [s for s in got["seen"] if s["status"] == "waiting"]
+    assert waiting and all(not s["worker"] and "waiting for a CPU on the cluster" in s["waiting"] for s in waiting)
+    assert all(not s["worker"] for s in got["seen"] if s["status"] in ("queued", "waiting"))
+    assert all(s["worker"] for s in got["seen"] if s["status"] == "running")  # never running without one
+
+
+def test_the_server_whose_own_ray_node_dies_says_why_and_exits_or_stays_up(seen):
+    got = step(seen, "own_node")
+    assert "127.0.0.2" in got["attached"] and "the head" not in got["attached"]
+    if got["alive"]:
+        assert got["answers"]
+    else:
+        assert got["exit"] == 3, got
+        assert any("lost the Ray node this server is attached to" in line for line in got["log_tail"]), got
+        assert got["job_status"] == "queued"  # re-queued before it exited: it runs after a restart

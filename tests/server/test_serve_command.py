@@ -150,3 +150,10 @@ def test_input_dir_is_where_uploads_go_and_graphs_read(tmp_path):
             assert str(inputs) not in str(missing)  # the server's own paths stay its own
     finally:
         srv.stop()
+
+
+def test_a_bad_checkpoint_interval_is_refused_at_start(cli, serve_registered, tmp_path):
+    args = ["--port", "1", "--data-dir", str(tmp_path)]
+    r = cli("serve", *args, env={**serve_registered, "NODEFLOW_CHECKPOINT_SECONDS": "often"})
+    assert r.returncode == 2 and "$NODEFLOW_CHECKPOINT_SECONDS must be a number" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr

@@ -107,6 +107,20 @@ class LocalCluster:
                 )
         return self
 
+    def add_node(self, ip: str = "127.0.0.1", cpus: int = 1, resources: dict | None = None) -> None:
+        """One more node (ip: another loopback address, 127.0.0.2, makes it a machine of its own
+        for the drivers that attach to it)."""
+        extra = ["--resources", json.dumps(resources)] if resources else []
+        with open(self.log, "ab") as log:
+            subprocess.run(
+                [ray_exe(), "start", "--address", self.address, "--node-ip-address", ip, "--num-cpus", str(cpus)]
+                + ["--object-store-memory", str(150 << 20), "--disable-usage-stats", *extra],
+                check=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=300,
+            )
+
     def stop(self) -> None:
         """Inside the PID namespace `ray stop` sees only this cluster's processes."""
         try:
@@ -114,6 +128,41 @@ class LocalCluster:
                 subprocess.run([ray_exe(), "stop", "--force"], stdout=log, stderr=subprocess.STDOUT, timeout=60)
         except (subprocess.SubprocessError, OSError):
             pass
+
+
+def raylet_pid(node_id: str) -> int | None:
+    """The raylet of the node whose id starts with node_id (inside the namespace), or None."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmd and cmd[0].endswith(b"raylet") and any(a.startswith(f"--node_id={node_id}".encode()) for a in cmd):
+            return int(pid)
+    return None
+
+
+def kill_node(node_id: str) -> int:
+    """kill -9 a node's raylet and the workers it started (the machine "dies"); returns the raylet's pid."""
+    import signal
+
+    pid = raylet_pid(node_id)
+    if pid is None:
+        raise AssertionError(f"no raylet of node {node_id}")
+    children = []
+    for other in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{other}/stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:  # its parent is the raylet
+            children.append(int(other))
+    for p in [pid, *children]:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return pid
 
 
 def run_in_namespace(script: Path, result: Path, *args: str, timeout: float) -> subprocess.CompletedProcess:

@@ -24,8 +24,9 @@ from PIL import Image
 
 # Run as a script: the tests folder (for `support`) and the test plugins go on sys.path.
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent / "plugins")]
+from support.nst_graphs import tiny  # noqa: E402
 from support.paths import ASSETS, ROOT  # noqa: E402
-from support.ray_cluster import LocalCluster  # noqa: E402
+from support.ray_cluster import LocalCluster, kill_node, raylet_pid  # noqa: E402
 from support.server_harness import Server, events, slow_graph, submit, upload, wait_job  # noqa: E402
 
 
@@ -277,6 +278,132 @@ def step_cli_sweep(cluster: LocalCluster) -> dict:
     return {"runs": runs, "pixels_equal_local": same, "layout": layout}
 
 
+def nst_graph(content: str, style: str, steps: int) -> dict:
+    g = tiny(steps=steps, preview_every=0)
+    g["nodes"]["content"]["inputs"]["path"] = content
+    g["nodes"]["style"]["inputs"]["path"] = style
+    g["nodes"]["save"]["inputs"]["metadata"] = {"from": "opt.info"}
+    return g
+
+
+def png_info(c, job: dict) -> dict:
+    data = c.get(job["outputs"][0]["url"]).content
+    return json.loads(Image.open(io.BytesIO(data)).text["nodeflow:metadata"])
+
+
+def step_resume(c, content: str, style: str, steps: int = 60) -> dict:
+    """A style-transfer job whose worker is killed at about 70%: it resumes from its last
+    checkpoint (the server checkpoints every step here) on attempt 2."""
+    job = submit(c, nst_graph(content, style, steps))
+
+    def late():
+        j = c.get(f"/jobs/{job}").json()
+        done = ((j["nodes"].get("opt") or {}).get("progress") or [0])[0]
+        return j if j["status"] == "running" and j["worker"] and done >= 0.7 * steps else None
+
+    before = wait_until(late, 400, step=0.02)
+    killed_at = before["nodes"]["opt"]["progress"][0]
+    os.kill(before["worker"]["pid"], signal.SIGKILL)
+    after = wait_job(c, job, timeout=400)
+    info = png_info(c, after) if after["status"] == "succeeded" else {}
+    return {
+        "status": after["status"],
+        "attempts": after["attempts"],
+        "killed_at": killed_at,
+        "steps": info.get("steps"),
+        "resumed_from": info.get("resumed_from_step"),
+        "workers": [before["worker"]["pid"], (after["worker"] or {}).get("pid")],
+    }
+
+
+def is_head(node_id: str) -> bool:
+    pid = raylet_pid(node_id)
+    return pid is not None and b"node_0" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def step_node_lost(c, srv, name: str) -> dict:
+    """Both worker nodes busy, then the one that is not the head dies: its job goes back to the
+    queue, waits (shown as waiting, with its reason and no worker) and then runs on the other
+    node, attempt 2; the server stays up."""
+    ids = [submit(c, slow_graph(name, steps=150 + i, delay=0.1)) for i in range(2)]
+
+    def both_running():
+        jobs = [c.get(f"/jobs/{j}").json() for j in ids]
+        ok = all(
+            j["status"] == "running" and j["worker"] and (j["nodes"].get("slow") or {}).get("progress") for j in jobs
+        )
+        return jobs if ok and len({j["worker"]["ray_node_id"] for j in jobs}) == 2 else None
+
+    jobs = wait_until(both_running, 300)
+    victim = next(j for j in jobs if not is_head(j["worker"]["ray_node_id"]))
+    other = next(j for j in jobs if j is not victim)
+    dead_node = victim["worker"]["ray_node_id"]
+    kill_node(dead_node[:16])
+    killed = time.monotonic()
+    seen, again, requeued_after = [], None, None
+    deadline = killed + 300
+    while time.monotonic() < deadline:
+        j = c.get(f"/jobs/{victim['id']}").json()
+        state = {"status": j["status"], "waiting": j.get("waiting"), "worker": bool(j["worker"])}
+        if requeued_after is None and j["status"] != "running":
+            requeued_after = time.monotonic() - killed
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        if j["status"] == "running" and j["worker"] and j["worker"]["ray_node_id"] != dead_node:
+            again = j
+            break
+        if j["status"] in ("succeeded", "failed", "cancelled", "interrupted"):
+            break
+        time.sleep(0.05)
+    running_again = time.monotonic() - killed
+    final = wait_job(c, victim["id"], timeout=300)
+    other_final = wait_job(c, other["id"], timeout=300)
+    return {
+        "seen": seen,
+        "requeued_after": requeued_after,
+        "seconds_to_running_again": running_again,
+        "status": final["status"],
+        "attempts": final["attempts"],
+        "node_again": (again or {}).get("worker", {}).get("ray_node_id"),
+        "dead_node": dead_node,
+        "other_node": other["worker"]["ray_node_id"],
+        "other_status": other_final["status"],
+        "server_alive": srv.proc.poll() is None,
+    }
+
+
+def step_own_node(c, srv, name: str) -> dict:
+    """The node the server is attached to (not the head) dies while a job runs: the server
+    re-queues the job, says why and exits non-zero, or stays up."""
+    import sqlite3
+
+    line = next(x for x in srv.log.read_text().splitlines() if "attached to node" in x)
+    node = line.split("attached to node ")[1].split()[0]
+    job = submit(c, slow_graph(name, steps=300, delay=0.1))
+    wait_until(lambda: (c.get(f"/jobs/{job}").json()["nodes"].get("slow") or {}).get("progress"), 300)
+    kill_node(node)
+    deadline = time.monotonic() + 60
+    while srv.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = srv.proc.poll() is None
+    answers = False
+    if alive:
+        try:
+            answers = c.get("/health").status_code == 200
+        except Exception:
+            answers = False
+    with sqlite3.connect(srv.data_dir / "jobs.sqlite") as db:
+        (status,) = db.execute("SELECT status FROM jobs WHERE id = ?", (job,)).fetchone()
+    return {
+        "attached": line,
+        "job_status": status,
+        "alive": alive,
+        "answers": answers,
+        "exit": srv.proc.returncode,
+        "log_tail": srv.log.read_text(errors="replace").splitlines()[-3:],
+    }
+
+
 def main(result_path: str) -> int:
     result: dict = {"steps": {}, "errors": {}, "seconds": {}}
 
@@ -327,6 +454,31 @@ def main(result_path: str) -> int:
             )
         srv.stop()  # its actors hold the cluster's two CPUs: the CLI's turn
         run([("cli_sweep", lambda: step_cli_sweep(cluster))])
+        # Faults of whole nodes: a server on a machine of its own (127.0.0.2, a node with no
+        # CPU for workers, not the head), checkpoints after every step.
+        cluster.add_node("127.0.0.2", cpus=0)
+        srv = Server(
+            cluster.temp_dir / "server2",
+            "--workers",
+            "2",
+            "--ray",
+            cluster.address,
+            env={
+                "NODEFLOW_RAY_NODE_IP": "127.0.0.2",
+                "NODEFLOW_RAY_RESOURCES": json.dumps({"nodeflow_worker": 1}),
+                "NODEFLOW_CHECKPOINT_SECONDS": "0",
+            },
+        )
+        srv.start(timeout=240)
+        with srv.client() as c:
+            name, style = upload(c), upload(c, "starry_night.jpg")
+            run(
+                [
+                    ("resume", lambda: step_resume(c, name, style)),
+                    ("node_lost", lambda: step_node_lost(c, srv, name)),
+                    ("own_node", lambda: step_own_node(c, srv, name)),
+                ]
+            )
     except Exception:
         result["errors"]["setup"] = traceback.format_exc()
     finally:

@@ -147,7 +147,7 @@ def object_info_one(node_type: str, config: Config) -> Any:
 @both(router, "GET", "/queue")
 def get_queue(store: Store) -> Any:
     running = store.list(st.RUNNING, limit=MAX_LIST)
-    pending = list(reversed(store.list(st.QUEUED, limit=MAX_LIST)))
+    pending = list(reversed(store.list((st.QUEUED, st.WAITING), limit=MAX_LIST)))
     return {
         "queue_running": [history.queue_item(j) for j in running],
         "queue_pending": [history.queue_item(j) for j in pending],
@@ -165,7 +165,7 @@ async def post_queue(request: Request, store: Store, pool: Pool) -> Any:
         ids += [str(i) for i in body.get("delete") or []]
         for job_id in ids:
             job = store.get(job_id)
-            if job is not None and job.status == st.QUEUED:
+            if job is not None and job.status in (st.QUEUED, st.WAITING):
                 pool.cancel(job_id)
 
     await asyncio.to_thread(act)
@@ -178,7 +178,7 @@ async def interrupt(request: Request, store: Store, pool: Pool) -> Any:
     wanted = body.get("prompt_id") if isinstance(body, dict) else None
 
     def act() -> None:
-        for job in store.list(st.RUNNING, limit=MAX_LIST):
+        for job in store.list((st.RUNNING, st.WAITING), limit=MAX_LIST):
             if wanted in (None, job.id):
                 pool.cancel(job.id)
 

@@ -41,6 +41,7 @@ def summary(job: st.Job) -> m.JobSummary:
         started=job.started,
         finished=job.finished,
         attempts=job.attempts,
+        waiting=job.waiting if job.status in (st.QUEUED, st.WAITING) else None,
     )
 
 
