@@ -32,21 +32,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "tests")]  # the test helpers, and `support`
 sys.path.insert(0, str(ROOT))
 
+from browser import ARGS, CHROMIUM  # noqa: E402
 from server_harness import ASSETS, Server  # noqa: E402
 
 from nodeflow.comfy.translate import graph_to_prompt  # noqa: E402
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 ARGS_OFFLINE = ["--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 OUTSIDE: list[str] = []  # requests for other hosts than the server's
@@ -175,7 +164,7 @@ def editor_loads(p, server: Server, profile: Path, mbit: float = 0) -> tuple[Loa
     """A first visit (fresh profile: nothing cached) and then a reload of the same page."""
     context = p.chromium.launch_persistent_context(
         str(profile),
-        executable_path=CHROMIUM,
+        executable_path=str(CHROMIUM),
         headless=True,
         args=ARGS + ARGS_OFFLINE,
         viewport={"width": 1600, "height": 1000},

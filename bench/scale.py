@@ -48,6 +48,17 @@ from server_harness import ASSETS, Server, slow_graph, submit, wait_job  # noqa:
 INSIDE = "NODEFLOW_BENCH_SCALE_INSIDE"
 
 
+def wait_running_again(c, job: str, moved, limit: float = 300) -> dict:
+    """Poll until `job` runs on a worker that `moved(worker)` accepts (the kill's survivor)."""
+    deadline = time.monotonic() + limit
+    while True:
+        j = c.get(f"/jobs/{job}").json()
+        if j["status"] == "running" and j["worker"] and moved(j["worker"]):
+            return j
+        assert time.monotonic() < deadline, j
+        time.sleep(0.01)
+
+
 def nst_job(i: int) -> dict:
     return {
         "graph": json.loads((ROOT / "nodeflow" / "graphs" / "nst_quick.json").read_text()),
@@ -124,13 +135,8 @@ def node_losses(cluster: LocalCluster, losses: int) -> list[float]:
                 dead = j["worker"]["ray_node_id"]
                 kill_node(dead[:16])
                 killed = time.monotonic()
-                while True:
-                    j = c.get(f"/jobs/{job}").json()
-                    if j["status"] == "running" and j["worker"] and j["worker"]["ray_node_id"] != dead:
-                        out.append(time.monotonic() - killed)
-                        break
-                    assert time.monotonic() < killed + 300, j
-                    time.sleep(0.01)
+                wait_running_again(c, job, lambda w, dead=dead: w["ray_node_id"] != dead)
+                out.append(time.monotonic() - killed)
                 c.post(f"/jobs/{job}/cancel")
                 wait_job(c, job, timeout=120)
                 cluster.add_node("127.0.0.1", 1, {"nodeflow_worker": 1, "node_1": 1})
@@ -261,13 +267,8 @@ def recovery(cluster: LocalCluster, workers: int, deaths: int) -> list[float]:
                 pid = j["worker"]["pid"]
                 os.kill(pid, signal.SIGKILL)
                 killed = time.monotonic()
-                while True:
-                    j = c.get(f"/jobs/{job}").json()
-                    if j["status"] == "running" and j["worker"] and j["worker"]["pid"] != pid:
-                        out.append(time.monotonic() - killed)
-                        break
-                    assert time.monotonic() < killed + 300, j
-                    time.sleep(0.01)
+                wait_running_again(c, job, lambda w, pid=pid: w["pid"] != pid)
+                out.append(time.monotonic() - killed)
                 c.post(f"/jobs/{job}/cancel")
                 wait_job(c, job, timeout=120)
             return out

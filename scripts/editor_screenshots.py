@@ -20,19 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "tests"), str(ROOT)]
 
+from browser import ARGS, CHROMIUM  # noqa: E402
 from server_harness import ASSETS, Server  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The rectangles the editor draws, title bar included ([x, y, w, h] in canvas units).
 RECTS = """() => app.graph._nodes.map(n => {
     const th = LiteGraph.NODE_TITLE_HEIGHT;
@@ -84,7 +74,7 @@ def main() -> int:
         outside: list[str] = []
         try:
             with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+                browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
                 page = browser.new_page(viewport={"width": args.width, "height": args.height})
                 page.route(
                     "**/*",

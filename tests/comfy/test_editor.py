@@ -12,21 +12,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import struct
-from pathlib import Path
 
 import pytest
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from support.browser import ARGS, CHROMIUM
 
 pytestmark = [
     pytest.mark.slow,
