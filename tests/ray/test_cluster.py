@@ -158,7 +158,9 @@ def test_when_a_busy_node_dies_its_job_waits_for_a_worker_and_finishes_on_the_ot
     assert got["other_status"] == "succeeded" and got["server_alive"]
     # while it waited, it showed as queued or waiting, with the reason and no stale worker
     waiting = [s for s in got["seen"] if s["status"] == "waiting"]
-    assert waiting and all(not s["worker"] and "waiting for a CPU on the cluster" in s["waiting"] for s in waiting)
+    # claimed first ("waiting for a worker"), then, with no worker free, what the cluster lacks
+    assert waiting and all(not s["worker"] and s["waiting"].startswith("waiting for a ") for s in waiting)
+    assert any("waiting for a CPU on the cluster" in s["waiting"] for s in waiting), waiting
     assert all(not s["worker"] for s in got["seen"] if s["status"] in ("queued", "waiting"))
     assert all(s["worker"] for s in got["seen"] if s["status"] == "running")  # never running without one
 
