@@ -100,6 +100,7 @@ def test_logout_ends_the_session_on_the_server(app):
         assert session != other
         thief.cookies.set("nodeflow_session", session)
         assert thief.get("/jobs").status_code == 200  # a copied cookie works while the session lives
+        browser.cookies.clear()  # the jar holds the second login's cookie: send only the first
         browser.cookies.set("nodeflow_session", session)
         assert browser.post("/logout").status_code == 204
         thief.cookies.set("nodeflow_session", session)
