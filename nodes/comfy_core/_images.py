@@ -115,14 +115,3 @@ def png_bytes(img: np.ndarray, chunks: dict[str, str], compress_level: int) -> b
     buf = io.BytesIO()
     to_pil(img).save(buf, "PNG", pnginfo=info, compress_level=compress_level)
     return buf.getvalue()
-
-
-def comfy_chunks(ctx: Any) -> dict[str, str]:
-    """ComfyUI's `prompt` and `workflow` PNG chunks of the running graph (empty if it has none)."""
-    from nodeflow.comfy.pnginfo import png_chunks
-
-    try:
-        return png_chunks(ctx.graph_json)
-    except Exception as exc:  # the image matters more than its editor metadata
-        ctx.log(f"no ComfyUI metadata in the PNG: {exc}")
-        return {}

@@ -27,7 +27,8 @@ class PreviewImage(Node):
         pass
 
     def run(self, images: Any) -> dict:
-        from nodes.comfy_core._images import comfy_chunks, numbered_path, png_bytes
+        from nodes._shared.comfy_metadata import comfy_chunks
+        from nodes.comfy_core._images import numbered_path, png_bytes
 
         settings = self.ctx.settings
         prefix = "ComfyUI_temp_" + "".join(random.choices(string.ascii_lowercase, k=5))

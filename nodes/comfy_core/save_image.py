@@ -34,7 +34,8 @@ class SaveImage(Node):
             settings.output_path(f"{prefix}_00001_.png", "filename_prefix")
 
     def run(self, images: Any, filename_prefix: str) -> dict:
-        from nodes.comfy_core._images import comfy_chunks, numbered_path, png_bytes
+        from nodes._shared.comfy_metadata import comfy_chunks
+        from nodes.comfy_core._images import numbered_path, png_bytes
 
         settings = self.ctx.settings
         path = numbered_path(lambda n: settings.output_path(n, "filename_prefix"), filename_prefix, images)

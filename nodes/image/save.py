@@ -127,17 +127,8 @@ class Save(Node):
             f"{MAX_NUMBERED} numbered files named like {target.name} exist; pick another name or set overwrite",
         )
 
-    def _comfy_chunks(self) -> dict[str, str]:
-        """ComfyUI's `prompt` and `workflow` chunks, so the editor loads the graph from the PNG."""
-        from nodeflow.comfy.pnginfo import png_chunks
-
-        try:
-            return png_chunks(self.ctx.graph_json)
-        except Exception as exc:  # the image matters more than its editor metadata
-            self.ctx.log(f"no ComfyUI metadata in the PNG: {exc}")
-            return {}
-
     def _encode(self, image: Any, fmt: str, quality: int, metadata: str | None) -> bytes:
+        from nodes._shared.comfy_metadata import comfy_chunks
         from nodes._shared.pixels import to_pil
 
         im = to_pil(image)
@@ -148,7 +139,7 @@ class Save(Node):
             info = PngInfo()
             info.add_text(KEY_FIELD, self.ctx.key)
             _add_text(info, PNG_GRAPH_KEY, self.ctx.graph_json)
-            for key, text in self._comfy_chunks().items():
+            for key, text in comfy_chunks(self.ctx).items():
                 info.add_text(key, text)
             if metadata:
                 _add_text(info, META_FIELD, metadata)
