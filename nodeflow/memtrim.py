@@ -27,35 +27,28 @@ def trim() -> bool:
     return bool(fn(0)) if fn is not None else False
 
 
-def available_bytes() -> int | None:
-    """MemAvailable from /proc/meminfo (Linux), else psutil's figure, else None."""
+def _meminfo(field: str, psutil_name: str) -> int | None:
+    """One /proc/meminfo field in bytes (Linux), else psutil's figure, else None."""
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError):
         pass
     try:
         import psutil
 
-        return int(psutil.virtual_memory().available)
+        return int(getattr(psutil.virtual_memory(), psutil_name))
     except Exception:
         return None
+
+
+def available_bytes() -> int | None:
+    """Memory the system can still give (MemAvailable)."""
+    return _meminfo("MemAvailable", "available")
 
 
 def total_bytes() -> int | None:
-    """MemTotal from /proc/meminfo (Linux), else psutil's figure, else None."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().total)
-    except Exception:
-        return None
+    """The machine's memory (MemTotal)."""
+    return _meminfo("MemTotal", "total")
