@@ -18,6 +18,8 @@ def bind_frameworks(plan, check_installed: bool = True) -> list[Issue]:
     `check_installed`: a framework that is not installed is an issue (naming the node's extra)."""
     issues: list[Issue] = []
     missing: dict[str, list[str]] = {}
+    from .plan import _node_check  # the planner's own guard (plan.py imports this module)
+
     for nid, p in plan.nodes.items():
         cls = p.cls
         if cls.framework_input and p.literals.get(cls.framework_input):
@@ -60,8 +62,6 @@ def bind_frameworks(plan, check_installed: bool = True) -> list[Issue]:
                 )
                 continue
             p.framework = brought[first] if first else (cls.frameworks[0] if cls.frameworks else None)
-        from .plan import _node_check  # the planner's own guard: a node's check never crashes validation
-
         before = len(issues)
         _node_check(p, nid, issues, cls.check_framework, p.framework, dict(p.literals))
         if len(issues) > before:
