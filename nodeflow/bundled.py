@@ -6,8 +6,10 @@ an installed wheel finds them here, and `nodeflow run edges` runs one by name fr
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 GRAPHS_DIR = Path(__file__).resolve().parent / "graphs"
 SCHEMA_FILE = GRAPHS_DIR / "schema" / "graph.schema.json"
@@ -17,6 +19,20 @@ GRAPH_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")  # matched whole (fullmatch)
 def bundled_graph_names() -> list[str]:
     """The bundled graphs' names (file stems), sorted."""
     return sorted(p.stem for p in GRAPHS_DIR.glob("*.json"))
+
+
+def bundled_graphs() -> dict[str, dict[str, Any]]:
+    """{name: graph} of the bundled graphs, by name; a file that doesn't read as a graph (a
+    JSON object with a "nodes" object) is left out."""
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(GRAPHS_DIR.glob("*.json")):
+        try:
+            graph = json.loads(path.read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(graph, dict) and isinstance(graph.get("nodes"), dict):
+            found[path.stem] = graph
+    return found
 
 
 def bundled_graph_path(name: str) -> Path | None:

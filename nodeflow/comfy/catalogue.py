@@ -8,17 +8,15 @@ no bundled value (lr 0.02, content weight 1e4, ...) is rounded.
 from __future__ import annotations
 
 import inspect
-import json
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from nodeflow.bundled import GRAPHS_DIR
+from nodeflow.bundled import bundled_graphs
 from nodeflow.node import InputSpec, Node
 from nodeflow.registry import load_nodes
 
-BUNDLED_GRAPHS = GRAPHS_DIR  # nodeflow/graphs, package data
 # Inputs that name an image in the input folder: a list of its files and an upload button.
 IMAGE_UPLOAD_INPUTS = {("LoadImage", "path"), ("ComfyLoadImage", "image")}
 # ComfyUI's LoadImage (input `image`, outputs IMAGE then MASK) and nodeflow's (input `path`,
@@ -93,12 +91,8 @@ def is_seed(cls: type[Node], name: str) -> bool:
 def bundled_values() -> dict[tuple[str, str], list[Any]]:
     """{(node type, input): literal values the bundled graphs give it}."""
     seen: dict[tuple[str, str], list[Any]] = {}
-    for path in sorted(BUNDLED_GRAPHS.glob("*.json")):
-        try:
-            nodes = json.loads(path.read_text("utf-8")).get("nodes") or {}
-        except (OSError, ValueError, AttributeError):
-            continue
-        for spec in nodes.values():
+    for graph in bundled_graphs().values():
+        for spec in graph["nodes"].values():
             for name, value in (spec.get("inputs") or {}).items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     seen.setdefault((spec.get("type"), name), []).append(value)

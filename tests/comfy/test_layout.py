@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from nodeflow.comfy.catalogue import BUNDLED_GRAPHS
+from nodeflow.bundled import GRAPHS_DIR as BUNDLED_GRAPHS
 from nodeflow.comfy.convert import convert
 from nodeflow.comfy.workflow import TITLE_HEIGHT, VIEW_HEIGHT, VIEW_LEFT, VIEW_TOP, VIEW_WIDTH, graph_to_workflow
 

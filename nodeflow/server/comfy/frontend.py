@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
-from nodeflow.comfy.catalogue import BUNDLED_GRAPHS
+from nodeflow import bundled
 from nodeflow.comfy.thumbnail import graph_svg
 from nodeflow.comfy.workflow import graph_to_workflow
 from nodeflow.jobs.config import ServerConfig
@@ -57,17 +57,10 @@ def static_root() -> Path | None:
 
 
 def bundled_graphs() -> dict[str, dict]:
-    """{name: graph} of graphs/*.json, in TEMPLATE_ORDER first."""
-    found = {}
+    """{name: graph} of the bundled graphs, in TEMPLATE_ORDER first."""
     rank = {name: i for i, name in enumerate(TEMPLATE_ORDER)}
-    for path in sorted(BUNDLED_GRAPHS.glob("*.json"), key=lambda p: (rank.get(p.stem, len(rank)), p.stem)):
-        try:
-            graph = json.loads(path.read_text("utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(graph, dict) and isinstance(graph.get("nodes"), dict):
-            found[path.stem] = graph
-    return found
+    graphs = bundled.bundled_graphs()
+    return {name: graphs[name] for name in sorted(graphs, key=lambda n: (rank.get(n, len(rank)), n))}
 
 
 def template_index() -> list[dict[str, Any]]:

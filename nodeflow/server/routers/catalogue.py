@@ -9,7 +9,7 @@ from typing import Any, cast
 from fastapi import APIRouter
 from starlette.exceptions import HTTPException
 
-from nodeflow.bundled import GRAPH_NAME
+from nodeflow.bundled import GRAPH_NAME, bundled_graphs
 from nodeflow.bundled import GRAPHS_DIR as BUNDLED_GRAPHS
 from nodeflow.node import Node
 from nodeflow.registry import load_nodes
@@ -49,19 +49,13 @@ def schema() -> Any:
 def graphs() -> Any:
     """The graphs bundled with nodeflow."""
     out = []
-    for path in sorted(BUNDLED_GRAPHS.glob("*.json")):
-        try:
-            data = json.loads(path.read_text("utf-8"))
-        except (OSError, ValueError):
-            continue
-        if not isinstance(data, dict) or "nodes" not in data:
-            continue
+    for name, data in bundled_graphs().items():
         out.append(
             m.GraphInfo(
-                name=path.stem,
+                name=name,
                 title=data.get("title"),
                 description=data.get("description"),
-                url=f"/graphs/{path.stem}",
+                url=f"/graphs/{name}",
             )
         )
     return out
