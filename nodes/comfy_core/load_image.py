@@ -7,8 +7,8 @@ from typing import Any
 from nodeflow.hashing import file_sha256
 from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Output
 from nodeflow.types import IMAGE, MASK
+from nodes._shared.image_files import MAX_PIXELS, read_header
 
-MAX_PIXELS = 100_000_000  # as nodeflow's LoadImage: refuse decompression bombs before decoding
 INPUT_MARK = " [input]"  # ComfyUI's annotation of a name in the input folder
 
 
@@ -35,8 +35,10 @@ class ComfyLoadImage(Node):
 
     @classmethod
     def check(cls, inputs: dict[str, Any], settings: Any) -> None:
+        """The file must be an image: its header is read now (cheap), not at run time."""
         if isinstance(inputs.get("image"), str):
-            cls._file(inputs["image"], settings)
+            path = cls._file(inputs["image"], settings)
+            read_header(path, settings.shown_path(path), "image")
 
     @classmethod
     def _file(cls, image: str, settings: Any) -> Any:

@@ -9,10 +9,8 @@ from typing import Any
 from nodeflow.hashing import file_sha256
 from nodeflow.node import Input, InputError, Node, NodeInputs, NodeOutputs, Output
 from nodeflow.types import IMAGE
+from nodes._shared.image_files import MAX_PIXELS, read_header
 
-# Refuse decompression bombs before decoding: 100 megapixels is far beyond any
-# photo this tool is meant for, and caps decoded memory at about 1.2 GB (float32 RGB).
-MAX_PIXELS = 100_000_000
 # Example images that ship with the package (see examples/SOURCES.md), so the bundled graphs
 # run offline with no input directory.
 EXAMPLES = Path(__file__).resolve().parent / "examples"
@@ -28,21 +26,6 @@ def bundled_example(name: str, sha256: str | None) -> Path | None:
     if sha256 and file_sha256(path) != sha256.lower():
         return None  # the graph asks for another file of that name: download it
     return path
-
-
-def read_header(path: Path, shown: str) -> tuple[str, int, int]:
-    """(format, width, height) from the file's header, without decoding its pixels; an
-    InputError on `path` for a file that is not an image."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return str(im.format), im.size[0], im.size[1]
-    except Image.DecompressionBombError:
-        raise InputError("path", f"{shown} is too large an image (decompression bomb?)") from None
-    except Exception as exc:  # Pillow raises UnidentifiedImageError, OSError, SyntaxError, ValueError...
-        reason = "not an image Pillow can read" if "identify" in str(exc) else type(exc).__name__
-        raise InputError("path", f"{shown} is not a readable image ({reason})") from None
 
 
 class LoadImage(Node):

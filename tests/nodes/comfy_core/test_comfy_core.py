@@ -50,6 +50,14 @@ def test_a_missing_image_is_a_validation_error_on_the_image_input(tmp_path):
     assert (issue.node, issue.input) == ("load", "image") and "nope.png" in issue.message
 
 
+def test_a_file_that_is_no_image_is_a_validation_error_on_the_image_input(tmp_path):
+    (tmp_path / "notes.png").write_text("not a picture")
+    with pytest.raises(GraphInvalid) as info:
+        build_plan(parse_graph({"nodes": loaded("notes.png")}), Settings(input_dir=tmp_path), only=["load"])
+    (issue,) = info.value.issues
+    assert issue.node == "load" and issue.input == "image" and "not a readable image" in issue.message
+
+
 def test_save_image_counts_like_comfyui_and_preview_goes_to_temp(tmp_path, assets):
     (tmp_path / "out" / "sub").mkdir(parents=True)
     Image.new("RGB", (4, 4)).save(tmp_path / "out" / "sub" / "shot_00007_.png")  # an earlier run's
